@@ -1,0 +1,183 @@
+"""Business time in UTC (SPEC §2 and §4), vectorised over all stores.
+
+A store's weekly schedule lives in local wall-clock time; the report needs UTC instants. For
+every store and local calendar date, each schedule row of that weekday opens at `date + start`
+and closes at `date + end` (the next day's `end` when `end <= start`). Local times are turned
+into UTC per date, so daylight-saving changes are honoured: an ambiguous local time takes the
+earlier instant, a local time that does not exist takes the instant the clocks jump. The
+intervals of a store are half-open and merged, so no time counts twice.
+
+All instants here are integers: microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+DEFAULT_TIMEZONE = "America/Chicago"
+US_PER_MINUTE = 60_000_000
+US_PER_HOUR = 60 * US_PER_MINUTE
+US_PER_DAY = 24 * US_PER_HOUR
+
+SCHEDULE_SCHEMA = {
+    "store_id": pl.String,
+    "timezone": pl.String,
+    "day_of_week": pl.Int8,
+    "start_time_us": pl.Int64,
+    "end_time_us": pl.Int64,
+}
+INTERVAL_SCHEMA = {"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
+
+# The longest clock jump searched for when a local time does not exist. Real gaps are 30 min
+# to 2 h; whole skipped days (Pacific/Apia, 2011-12-30) are covered too.
+_MAX_GAP_MINUTES = 2 * 24 * 60
+
+
+def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.Series) -> pl.DataFrame:
+    """Each store's normalised weekly schedule with the SPEC §2 defaults applied.
+
+    `hours`: store_id, day_of_week, start_time_us, end_time_us (valid rows only).
+    `timezones`: store_id, timezone_str (one row per store).
+    A store without hours rows gets `start == end == 00:00` on all seven days, which SPEC §4
+    reads as 24 hours from each midnight: open around the clock. A store without a timezone
+    uses America/Chicago. Returns SCHEDULE_SCHEMA, one row per (store, weekday, interval).
+    """
+    stores = pl.DataFrame({"store_id": store_ids.cast(pl.String)}).unique()
+    own_hours = hours.select("store_id", "day_of_week", "start_time_us", "end_time_us").join(
+        stores, on="store_id", how="semi"
+    )
+    without_hours = stores.join(own_hours, on="store_id", how="anti")
+    around_the_clock = without_hours.join(
+        pl.DataFrame({"day_of_week": pl.Series(range(7), dtype=pl.Int8)}), how="cross"
+    ).with_columns(pl.lit(0, pl.Int64).alias("start_time_us"), pl.lit(0, pl.Int64).alias("end_time_us"))
+    rows = pl.concat([own_hours.cast({"day_of_week": pl.Int8}), around_the_clock], how="diagonal_relaxed")
+    zone = timezones.select("store_id", pl.col("timezone_str").alias("timezone"))
+    return (
+        rows.join(zone, on="store_id", how="left")
+        .with_columns(pl.col("timezone").fill_null(DEFAULT_TIMEZONE))
+        .select(list(SCHEDULE_SCHEMA))
+        .cast(SCHEDULE_SCHEMA)
+        .unique()
+        .sort("store_id", "day_of_week", "start_time_us", "end_time_us")
+    )
+
+
+def utc_to_local(instants_us: pl.DataFrame, timezone_col: str = "timezone") -> pl.DataFrame:
+    """Add `local` (naive local wall-clock datetime) for column `at_us` in each row's timezone."""
+    parts = []
+    for (zone,), frame in instants_us.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
+        local = pl.from_epoch(pl.col("at_us"), time_unit="us").dt.replace_time_zone("UTC")
+        parts.append(frame.with_columns(local.dt.convert_time_zone(zone).dt.replace_time_zone(None).alias("local")))
+    if not parts:
+        return instants_us.with_columns(pl.lit(None, pl.Datetime("us")).alias("local"))
+    return pl.concat(parts)
+
+
+def local_to_utc_us(frame: pl.DataFrame, local_col: str, timezone_col: str = "timezone") -> pl.Series:
+    """UTC microseconds for naive local datetimes, row by row in each row's timezone (SPEC §4).
+
+    Ambiguous times (clocks go back) take the earlier instant. Times that do not exist (clocks
+    go forward) take the instant of the jump: the UTC instant of the first local minute after
+    them that exists, since every tz transition falls on a whole minute.
+    """
+    indexed = frame.select(pl.col(local_col).alias("local"), pl.col(timezone_col).alias("zone")).with_row_index()
+    parts = []
+    for (zone,), part in indexed.partition_by("zone", as_dict=True).items():
+        part = part.with_columns(_localize(pl.col("local"), zone).alias("utc_us"))
+        missing = part.filter(pl.col("utc_us").is_null())
+        if missing.height:
+            part = part.update(_jump_instants(missing, zone), on="index")
+        parts.append(part.select("index", "utc_us"))
+    if not parts:
+        return pl.Series("utc_us", [], dtype=pl.Int64)
+    return pl.concat(parts).sort("index").get_column("utc_us")
+
+
+def _localize(local: pl.Expr, zone: str) -> pl.Expr:
+    return local.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null").dt.epoch("us")
+
+
+def _jump_instants(missing: pl.DataFrame, zone: str) -> pl.DataFrame:
+    """For local times inside a spring-forward gap, the UTC instant at which the gap ends."""
+    candidates = (
+        missing.select("index", "local")
+        .with_columns(pl.int_ranges(1, _MAX_GAP_MINUTES + 1).alias("step"))
+        .explode("step")
+        .with_columns((pl.col("local").dt.truncate("1m") + pl.duration(minutes=pl.col("step"))).alias("local"))
+        .with_columns(_localize(pl.col("local"), zone).alias("utc_us"))
+        .drop_nulls("utc_us")
+    )
+    return candidates.group_by("index").agg(pl.col("utc_us").sort_by("step").first())
+
+
+def store_local_dates(frame: pl.DataFrame, first_col: str, last_col: str) -> pl.DataFrame:
+    """Expand (store_id, first local date, last local date) into one row per date."""
+    return (
+        frame.select("store_id", pl.date_ranges(pl.col(first_col), pl.col(last_col)).alias("local_date"))
+        .explode("local_date")
+        .unique()
+    )
+
+
+def business_intervals_utc(schedule: pl.DataFrame, store_dates: pl.DataFrame) -> pl.DataFrame:
+    """Merged UTC business intervals generated from the given (store_id, local_date) pairs.
+
+    Each store's dates are expanded with that date's schedule rows, converted to UTC and
+    merged. Returns INTERVAL_SCHEMA sorted by store and time: disjoint, half-open
+    [open_us, close_us).
+    """
+    rows = store_dates.with_columns((pl.col("local_date").dt.weekday() - 1).cast(pl.Int8).alias("day_of_week")).join(
+        schedule, on=["store_id", "day_of_week"], how="inner"
+    )
+    midnight = pl.col("local_date").cast(pl.Datetime("us"))
+    overnight = pl.col("end_time_us") <= pl.col("start_time_us")
+    rows = rows.with_columns(
+        (midnight + pl.duration(microseconds=pl.col("start_time_us"))).alias("open_local"),
+        (
+            midnight
+            + pl.duration(microseconds=pl.col("end_time_us"))
+            + pl.duration(days=pl.when(overnight).then(1).otherwise(0))
+        ).alias("close_local"),
+    )
+    intervals = rows.select(
+        "store_id",
+        local_to_utc_us(rows, "open_local").alias("open_us"),
+        local_to_utc_us(rows, "close_local").alias("close_us"),
+    ).filter(pl.col("close_us") > pl.col("open_us"))
+    return merge_intervals(intervals)
+
+
+def merge_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
+    """Union of each store's half-open intervals as disjoint, sorted intervals."""
+    ordered = intervals.sort("store_id", "open_us", "close_us")
+    reach_so_far = pl.col("close_us").cum_max().shift(1).over("store_id")
+    starts_new_run = reach_so_far.is_null() | (pl.col("open_us") > reach_so_far)
+    return (
+        ordered.with_columns(starts_new_run.cum_sum().alias("_run"))
+        .group_by("store_id", "_run", maintain_order=True)
+        .agg(pl.col("open_us").min(), pl.col("close_us").max())
+        .drop("_run")
+        .cast(INTERVAL_SCHEMA)
+    )
+
+
+def local_dates_around(instants: pl.DataFrame, schedule_zones: pl.DataFrame, before_days: int, after_days: int) -> pl.DataFrame:
+    """For each (store_id, at_us), the store's local dates from `before_days` before to `after_days` after."""
+    located = utc_to_local(instants.join(schedule_zones, on="store_id", how="left").with_columns(
+        pl.col("timezone").fill_null(DEFAULT_TIMEZONE)
+    ))
+    local_dates = located.select("store_id", pl.col("local").dt.date().alias("_date")).unique()
+    return store_local_dates(
+        local_dates.with_columns(
+            (pl.col("_date") - dt.timedelta(days=before_days)).alias("_first"),
+            (pl.col("_date") + dt.timedelta(days=after_days)).alias("_last"),
+        ),
+        "_first",
+        "_last",
+    )
+
+
+def store_zones(schedule: pl.DataFrame) -> pl.DataFrame:
+    return schedule.select("store_id", "timezone").unique()

@@ -1,0 +1,126 @@
+"""The `storemon` command: report, generate, sample, api."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
+
+_KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
+
+
+def _fail(message: str) -> int:
+    print(f"storemon: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Fresh embedded database, same ingestion and computation as the assets, CSV out."""
+    from storemon_assets.database import create_db_engine, create_tables, load_feed, sqlite_url
+    from storemon_assets.reporting import build_report, parse_as_of, write_report_text
+
+    try:
+        as_of_us = parse_as_of(args.as_of)
+        feeds = []
+        for expected, path in ((POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones)):
+            feed = read_feed_file(path)
+            if feed.kind != expected:
+                raise FeedFileError(
+                    f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
+                    f"{_KIND_NAMES[feed.kind]} file"
+                )
+            feeds.append(feed)
+    except (FeedFileError, ValueError) as exc:
+        return _fail(str(exc))
+
+    with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
+        engine = create_db_engine(sqlite_url(Path(scratch) / "storemon.db"))
+        create_tables(engine)
+        outcomes = [load_feed(engine, feed) for feed in feeds]
+        result = build_report(engine, as_of_us)
+        engine.dispose()
+    try:
+        write_report_text(result.report, Path(args.out))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+    rejected = sum(o.rows_rejected for o in outcomes)
+    print(
+        f"wrote {args.out}: {result.store_count} stores as of {result.as_of_iso or '(no polls)'}, "
+        f"{result.stores_without_observations} without observations, {rejected} rejected rows",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from storemon_assets.generate import generate_feeds
+
+    try:
+        feeds = generate_feeds(args.stores, args.days, args.seed, hours_file=args.hours, timezones_file=args.timezones)
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    paths = feeds.write(args.out)
+    print(
+        f"wrote {feeds.polls.height} polls, {feeds.hours.height} hours rows, {feeds.timezones.height} timezone rows "
+        f"to {Path(args.out)}: " + ", ".join(p.name for p in paths.values()),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Copy the bundled sample data set into the landing folder."""
+    from storemon_assets import settings
+
+    target = Path(args.to) if args.to else settings.landing_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for source in sorted(settings.SAMPLE_DATA_DIR.glob("*.csv")):
+        destination = target / source.name
+        if not destination.exists():
+            shutil.copyfile(source, destination)
+            copied.append(source.name)
+    print(f"sample data in {target}: " + (", ".join(copied) if copied else "already there"), file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    report = sub.add_parser("report", help="compute the report from three CSV files, without Dagster")
+    report.add_argument("--status", required=True, help="status polls CSV (store_id,status,timestamp_utc)")
+    report.add_argument("--hours", required=True, help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)")
+    report.add_argument("--timezones", required=True, help="timezones CSV (store_id,timezone_str)")
+    report.add_argument("--as-of", default=None, help="report time T (ISO-8601, UTC unless an offset is given, or 'now'); default: the latest poll")
+    report.add_argument("--out", required=True, help="where to write the report CSV")
+    report.set_defaults(func=cmd_report)
+
+    generate = sub.add_parser("generate", help="write a realistic synthetic data set")
+    generate.add_argument("--stores", type=int, default=None, help="number of stores (with --hours: a random sample of its stores)")
+    generate.add_argument("--days", type=int, default=8, help="days of polls ending at 2023-01-25 18:13 UTC")
+    generate.add_argument("--out", required=True, help="output folder")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--hours", default=None, help="a real business-hours CSV whose stores to use")
+    generate.add_argument("--timezones", default=None, help="a real timezones CSV whose stores to use")
+    generate.set_defaults(func=cmd_generate)
+
+    sample = sub.add_parser("sample", help="copy the bundled sample data into the landing folder")
+    sample.add_argument("--to", default=None, help="target folder (default: STOREMON_DATA_DIR)")
+    sample.set_defaults(func=cmd_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "stores", None) is None and args.command == "generate" and not (args.hours or args.timezones):
+        args.stores = 100
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

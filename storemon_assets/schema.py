@@ -1,0 +1,136 @@
+"""Every table storemon keeps, declared once.
+
+The same declaration produces the SQLAlchemy DDL, the polars schema used when frames are read
+back, and (in the Dagster layer) the `TableSchema` the UI shows, so they cannot drift apart.
+Timestamps are stored as integer microseconds since the Unix epoch (UTC) and times of day as
+integer microseconds since local midnight: exact, compact and identical on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    sql_type: sa.types.TypeEngine
+    polars_type: pl.DataType
+    description: str
+    primary_key: bool = False
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    description: str
+    columns: tuple[ColumnSpec, ...]
+
+    @property
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.polars_type for c in self.columns}
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _text(name: str, description: str, **kw) -> ColumnSpec:
+    return ColumnSpec(name, sa.Text(), pl.String(), description, **kw)
+
+
+def _int(name: str, description: str, **kw) -> ColumnSpec:
+    return ColumnSpec(name, sa.BigInteger(), pl.Int64(), description, **kw)
+
+
+STORE_STATUS_POLLS = TableSpec(
+    "store_status_polls",
+    "Every distinct status poll ever loaded (exact duplicates count once).",
+    (
+        _text("store_id", "Opaque store identifier (never parsed as a number).", primary_key=True),
+        _int("polled_at_us", "Poll instant, microseconds since 1970-01-01 UTC.", primary_key=True),
+        _text("status", "'active' or 'inactive'.", primary_key=True),
+    ),
+)
+
+BUSINESS_HOURS = TableSpec(
+    "business_hours",
+    "Opening intervals in local wall-clock time. A hours file is authoritative for the stores "
+    "it names: their earlier rows are replaced.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
+        _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
+        _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
+        _text("source_file", "Name of the file these rows came from."),
+    ),
+)
+
+STORE_TIMEZONES = TableSpec(
+    "store_timezones",
+    "Each store's IANA timezone; the last row loaded for a store wins.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        _text("timezone_str", "IANA timezone name, e.g. America/Chicago."),
+        _text("source_file", "Name of the file this row came from."),
+    ),
+)
+
+REJECTED_ROWS = TableSpec(
+    "rejected_rows",
+    "Input rows that could not be parsed, kept with their origin and the reason.",
+    (
+        _text("file_sha256", "Content hash of the file the row came from.", primary_key=True),
+        _int("line_number", "1-based line number in that file (the header is line 1).", primary_key=True),
+        _text("file_name", "Name of the file the row came from."),
+        _text("kind", "Feed kind: polls, hours or timezones."),
+        _text("store_id", "The row's store_id where one could be read.", nullable=True),
+        _text("raw_text", "The line exactly as it appeared."),
+        _text("reason", "Why the row was rejected."),
+    ),
+)
+
+INGESTED_FILES = TableSpec(
+    "ingested_files",
+    "Ledger of every file loaded, keyed by content hash, so a file is never loaded twice.",
+    (
+        _text("file_sha256", "SHA-256 of the file's bytes.", primary_key=True),
+        _text("file_name", "Name of the file when it was loaded."),
+        _text("kind", "Feed kind: polls, hours or timezones."),
+        _int("ingested_at_us", "When it was loaded, microseconds since 1970-01-01 UTC."),
+        _int("rows_read", "Data rows in the file (blank lines excluded)."),
+        _int("rows_loaded", "Rows accepted (before de-duplication against earlier loads)."),
+        _int("rows_rejected", "Rows sent to rejected_rows."),
+    ),
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    STORE_STATUS_POLLS,
+    BUSINESS_HOURS,
+    STORE_TIMEZONES,
+    REJECTED_ROWS,
+    INGESTED_FILES,
+)
+
+metadata = sa.MetaData()
+
+
+def _to_sqlalchemy(spec: TableSpec) -> sa.Table:
+    return sa.Table(
+        spec.name,
+        metadata,
+        *(
+            sa.Column(c.name, c.sql_type, primary_key=c.primary_key, nullable=c.nullable or False,
+                      comment=c.description)
+            for c in spec.columns
+        ),
+        comment=spec.description,
+    )
+
+
+SQL_TABLES: dict[str, sa.Table] = {spec.name: _to_sqlalchemy(spec) for spec in ALL_TABLES}
