@@ -1,0 +1,67 @@
+"""Small builders so that tests read like the SPEC's examples."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from storemon_assets.business_time import weekly_schedule
+from storemon_assets.parsing import parse_time_of_day_us, parse_timestamp_utc
+from storemon_assets.uptime import UptimeReport, compute_uptime
+
+
+def at(text: str) -> int:
+    """'2023-01-16 16:14' (UTC) -> microseconds since the epoch."""
+    return pl.select(parse_timestamp_utc(pl.lit(text))).item()
+
+
+def uptime_report(
+    polls: list[tuple[str, str, str]],
+    hours: list[tuple[str, int, str, str]] = (),
+    timezones: dict[str, str] | None = None,
+    as_of: str | None = None,
+) -> UptimeReport:
+    """polls: (store, 'YYYY-MM-DD HH:MM[:SS]' UTC, status); hours: (store, day, start, end)."""
+    poll_frame = pl.DataFrame(
+        {
+            "store_id": [p[0] for p in polls],
+            "polled_at_us": [at(p[1]) for p in polls],
+            "status": [p[2] for p in polls],
+        },
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+    )
+    hours_frame = pl.DataFrame(
+        {
+            "store_id": [h[0] for h in hours],
+            "day_of_week": [h[1] for h in hours],
+            "start": [h[2] for h in hours],
+            "end": [h[3] for h in hours],
+        },
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start": pl.String, "end": pl.String},
+    ).select(
+        "store_id",
+        "day_of_week",
+        parse_time_of_day_us(pl.col("start")).alias("start_time_us"),
+        parse_time_of_day_us(pl.col("end")).alias("end_time_us"),
+    )
+    tz_frame = pl.DataFrame(
+        {"store_id": list((timezones or {}).keys()), "timezone_str": list((timezones or {}).values())},
+        schema={"store_id": pl.String, "timezone_str": pl.String},
+    )
+    schedule = weekly_schedule(hours_frame, tz_frame, poll_frame.get_column("store_id"))
+    return compute_uptime(poll_frame, schedule, at(as_of) if as_of else None)
+
+
+def row(report: UptimeReport, store_id: str) -> dict:
+    """The rounded report row of one store."""
+    rows = report.report.filter(pl.col("store_id") == store_id).to_dicts()
+    assert len(rows) == 1, f"expected one row for {store_id!r}, got {rows}"
+    return rows[0]
+
+
+def exact(report: UptimeReport, store_id: str) -> dict:
+    """Exact sums of one store, converted from half-microseconds to seconds."""
+    values = report.exact.filter(pl.col("store_id") == store_id).to_dicts()[0]
+    return {k.removesuffix("_half_us"): v / 2_000_000 for k, v in values.items() if k.endswith("_half_us")}
+
+
+MINUTE, HOUR = 60, 3600

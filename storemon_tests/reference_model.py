@@ -1,0 +1,111 @@
+"""A slow, literal reading of SPEC §2-§5, for cross-checking the vectorised code.
+
+Written independently of storemon_assets: plain Python loops, the standard library's
+zoneinfo for time zones (storemon uses polars' chrono-tz), and exact Fractions. Suitable for
+a handful of stores only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: dt.datetime) -> int:
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def local_to_utc(naive: dt.datetime, zone: str) -> dt.datetime:
+    """SPEC §4: ambiguous -> earlier instant; non-existent -> the instant the clocks jump."""
+    tz = ZoneInfo(zone)
+    valid = []
+    for fold in (0, 1):
+        aware = naive.replace(tzinfo=tz, fold=fold)
+        utc = aware.astimezone(UTC)
+        if utc.astimezone(tz).replace(tzinfo=None) == naive:
+            valid.append(utc)
+    if valid:
+        return min(valid)
+    probe = naive.replace(second=0, microsecond=0)
+    while True:  # walk forward a minute at a time to the first local time that exists
+        probe += dt.timedelta(minutes=1)
+        aware = probe.replace(tzinfo=tz)
+        utc = aware.astimezone(UTC)
+        if utc.astimezone(tz).replace(tzinfo=None) == probe:
+            return min(utc, probe.replace(tzinfo=tz, fold=1).astimezone(UTC))
+
+
+def business_intervals(rows, zone, first_date: dt.date, last_date: dt.date) -> list[tuple[int, int]]:
+    """Merged UTC [open, close) in µs for local dates first..last. rows: (day, start_us, end_us)."""
+    if not rows:
+        rows = [(day, 0, 0) for day in range(7)]
+    raw = []
+    date = first_date
+    while date <= last_date:
+        midnight = dt.datetime(date.year, date.month, date.day)
+        for day, start_us, end_us in rows:
+            if day != date.weekday():
+                continue
+            open_local = midnight + dt.timedelta(microseconds=start_us)
+            close_local = midnight + dt.timedelta(microseconds=end_us)
+            if end_us <= start_us:
+                close_local += dt.timedelta(days=1)
+            open_us, close_us = to_us(local_to_utc(open_local, zone)), to_us(local_to_utc(close_local, zone))
+            if close_us > open_us:
+                raw.append((open_us, close_us))
+        date += dt.timedelta(days=1)
+    merged: list[list[int]] = []
+    for open_us, close_us in sorted(raw):
+        if merged and open_us <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], close_us)
+        else:
+            merged.append([open_us, close_us])
+    return [(a, b) for a, b in merged]
+
+
+def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
+    """(business, up, down) as Fractions of µs for one store and window [T - w, T).
+
+    polls: list of (at_us, status). rows: list of (day, start_us, end_us) ([] = 24x7).
+    Returns None when the store has no observation at all.
+    """
+    tz = ZoneInfo(zone)
+
+    def local_date(at_us):
+        return (EPOCH + dt.timedelta(microseconds=at_us)).astimezone(tz).date()
+
+    observed: dict[int, bool] = {}
+    for at_us, status in polls:
+        if at_us > as_of_us:
+            continue
+        day = local_date(at_us)
+        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1))
+        if any(a <= at_us < b for a, b in intervals):
+            observed[at_us] = observed.get(at_us, True) and status == "active"
+    if not observed:
+        return None
+    instants = sorted(observed)
+
+    def status_at(point: Fraction) -> bool:
+        best = min(instants, key=lambda t: (abs(point - t), t))  # ties: the earlier poll
+        return observed[best]
+
+    start_us = as_of_us - window_us
+    intervals = business_intervals(rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1))
+    business = up = Fraction(0)
+    midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:])]
+    for a, b in intervals:
+        lo, hi = max(a, start_us), min(b, as_of_us)
+        if hi <= lo:
+            continue
+        cuts = [Fraction(lo)] + [m for m in midpoints if lo < m < hi] + [Fraction(hi)]
+        for x, y in zip(cuts, cuts[1:]):
+            business += y - x
+            if status_at((x + y) / 2):
+                up += y - x
+    return business, up, business - up

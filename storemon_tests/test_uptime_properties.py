@@ -1,0 +1,120 @@
+"""Properties of the uptime computation over generated inputs.
+
+1. The vectorised computation agrees exactly with a literal, loop-by-loop reading of the SPEC
+   (storemon_tests/reference_model.py) on random stores near daylight-saving changes, in zones
+   with unusual rules (30-minute DST, transitions at midnight, no DST).
+2. On a realistic generated data set, uptime + downtime = business time for every store with
+   observations, and nothing is negative.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storemon_assets.business_time import weekly_schedule
+from storemon_assets.generate import generate_feeds
+from storemon_assets.parsing import parse_feed_bytes
+from storemon_assets.uptime import WINDOWS, compute_uptime
+from storemon_tests.reference_model import store_sums, to_us
+
+ZONES = [
+    "America/Chicago",
+    "Australia/Lord_Howe",  # DST moves the clock by 30 minutes
+    "America/Santiago",  # transitions at local midnight
+    "Asia/Kolkata",  # no DST, +05:30
+    "Pacific/Chatham",  # +12:45 / +13:45
+    "Europe/London",
+    "UTC",
+]
+# Daylight-saving changes (zone, UTC instant); all fall on a Saturday night or Sunday local.
+PIVOTS = [
+    ("America/Chicago", dt.datetime(2024, 3, 10, 8, tzinfo=dt.timezone.utc)),  # 02:00 -> 03:00
+    ("America/Chicago", dt.datetime(2024, 11, 3, 7, tzinfo=dt.timezone.utc)),  # 02:00 -> 01:00
+    ("Australia/Lord_Howe", dt.datetime(2024, 4, 6, 15, tzinfo=dt.timezone.utc)),  # 02:00 -> 01:30
+    ("America/Santiago", dt.datetime(2024, 4, 7, 3, tzinfo=dt.timezone.utc)),  # 24:00 -> 23:00
+    ("America/Santiago", dt.datetime(2024, 9, 8, 4, tzinfo=dt.timezone.utc)),  # 24:00 -> 01:00
+    ("Pacific/Chatham", dt.datetime(2024, 4, 6, 14, tzinfo=dt.timezone.utc)),  # 03:45 -> 02:45
+    ("Europe/London", dt.datetime(2024, 3, 31, 1, tzinfo=dt.timezone.utc)),  # 01:00 -> 02:00
+]
+US = 1_000_000
+QUARTER_HOUR = 15 * 60 * US
+
+
+@st.composite
+def scenarios(draw):
+    pivot_zone, pivot = draw(st.sampled_from(PIVOTS))
+    pivot_us = to_us(pivot)
+    as_of_us = pivot_us + draw(st.integers(-3 * 24 * 4, 3 * 24 * 4)) * QUARTER_HOUR + draw(st.integers(0, 59)) * US
+    stores = {}
+    # Bias towards the local times that DST skips or repeats, on every weekday near the pivot.
+    near_transitions = st.sampled_from([0, 0.5, 1, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.25, 23, 23.5]).map(lambda h: int(h * 3600) * US)
+    weekend = st.sampled_from([5, 6])
+    time_of_day = near_transitions | st.integers(0, 95).map(lambda q: q * QUARTER_HOUR) | st.integers(0, 86_399).map(lambda s: s * US)
+    near_pivot = st.integers(pivot_us - 12 * 3600 * US, pivot_us + 12 * 3600 * US)
+    anywhere = st.integers(as_of_us - 9 * 24 * 3600 * US, as_of_us + 2 * 3600 * US)
+    for store_id in draw(st.lists(st.sampled_from(["a", "b", "007"]), min_size=1, max_size=3, unique=True)):
+        rows = draw(st.lists(st.tuples(weekend | st.integers(0, 6), time_of_day, time_of_day), max_size=6))
+        polls = draw(st.lists(st.tuples(near_pivot | anywhere, st.sampled_from(["active", "inactive"])), min_size=1, max_size=12))
+        if draw(st.booleans()) and polls:  # a same-instant conflict now and then
+            polls.append((polls[0][0], "inactive" if polls[0][1] == "active" else "active"))
+        zone = draw(st.just(pivot_zone) | st.sampled_from(ZONES))
+        stores[store_id] = {"zone": zone, "rows": rows, "polls": polls}
+    return as_of_us, stores
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario):
+    as_of_us, stores = scenario
+    polls = pl.DataFrame(
+        [(s, at, status) for s, d in stores.items() for at, status in d["polls"]],
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        orient="row",
+    )
+    hours = pl.DataFrame(
+        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+        orient="row",
+    )
+    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    result = compute_uptime(polls, weekly_schedule(hours, zones, polls.get_column("store_id")), as_of_us)
+    computed = {r["store_id"]: r for r in result.exact.to_dicts()}
+
+    for store_id, data in stores.items():
+        if all(at > as_of_us for at, _ in data["polls"]):
+            assert store_id not in computed
+            continue
+        for window in WINDOWS:
+            expected = store_sums(data["polls"], data["rows"], data["zone"], as_of_us, window.length_us)
+            got = computed[store_id]
+            if expected is None:
+                assert not got["has_observations"]
+                assert got[f"up_{window.name}_half_us"] == got[f"down_{window.name}_half_us"] == 0
+                continue
+            business, up, down = (2 * value for value in expected)
+            assert (got[f"business_{window.name}_half_us"], got[f"up_{window.name}_half_us"], got[f"down_{window.name}_half_us"]) == (
+                business, up, down,
+            ), f"store {store_id} window {window.name}"
+
+
+def test_uptime_plus_downtime_is_business_time_on_generated_data():
+    feeds = generate_feeds(stores=300, days=9, seed=11)
+    parsed = {
+        kind: parse_feed_bytes(frame.write_csv().encode(), __import__("pathlib").Path(f"{kind}.csv")).rows
+        for kind, frame in (("polls", feeds.polls), ("hours", feeds.hours), ("timezones", feeds.timezones))
+    }
+    schedule = weekly_schedule(parsed["hours"], parsed["timezones"], parsed["polls"].get_column("store_id"))
+    result = compute_uptime(parsed["polls"], schedule, None)
+    observed = result.exact.filter(pl.col("has_observations"))
+    assert observed.height > 250
+    for window in WINDOWS:
+        up, down, business = (pl.col(f"{k}_{window.name}_half_us") for k in ("up", "down", "business"))
+        assert observed.filter(up + down != business).height == 0, window.name
+        assert result.exact.filter((up < 0) | (down < 0)).height == 0
+    # A 24x7 week is at most 168 h and the rounded report never exceeds it.
+    assert result.report.get_column("uptime_last_week").max() <= 168.0
+    assert result.report.get_column("uptime_last_hour").max() <= 60.0
