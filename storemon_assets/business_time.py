@@ -181,3 +181,26 @@ def local_dates_around(instants: pl.DataFrame, schedule_zones: pl.DataFrame, bef
 
 def store_zones(schedule: pl.DataFrame) -> pl.DataFrame:
     return schedule.select("store_id", "timezone").unique()
+
+
+def weekly_open_hours(schedule: pl.DataFrame) -> pl.DataFrame:
+    """Hours open per week on the store's wall clock (store_id, timezone, weekly_open_hours).
+
+    Computed on a reference week read as if it were UTC (no DST), with the Sunday before it so
+    that overnight rows wrap around the week; overlaps count once.
+    """
+    monday = dt.date(2024, 1, 1)
+    week_start_us = int(dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+    week_end_us = week_start_us + 7 * US_PER_DAY
+    stores = schedule.select("store_id", "timezone").unique()
+    dates = stores.select(
+        "store_id", pl.date_range(monday - dt.timedelta(days=1), monday + dt.timedelta(days=6)).implode().alias("local_date")
+    ).explode("local_date")
+    wall_clock = schedule.with_columns(pl.lit("UTC").alias("timezone"))
+    intervals = business_intervals_utc(wall_clock, dates).with_columns(
+        pl.col("open_us").clip(week_start_us, week_end_us), pl.col("close_us").clip(week_start_us, week_end_us)
+    )
+    totals = intervals.group_by("store_id").agg(((pl.col("close_us") - pl.col("open_us")).sum() / US_PER_HOUR).alias("weekly_open_hours"))
+    # A Sunday-only overnight row also spills into the following Monday, which is the same
+    # wall-clock stretch as the Sunday-before spill counted above, so the total is exact.
+    return stores.join(totals, on="store_id", how="left").with_columns(pl.col("weekly_open_hours").fill_null(0.0))

@@ -109,12 +109,26 @@ INGESTED_FILES = TableSpec(
     ),
 )
 
+STORE_SCHEDULES = TableSpec(
+    "store_schedules",
+    "Each store's normalised weekly schedule, as last materialised for its store partition: "
+    "defaults applied (no rows = open around the clock) and timezone resolved.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
+        _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
+        _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
+        _text("timezone", "IANA timezone used (America/Chicago when the store has none)."),
+    ),
+)
+
 ALL_TABLES: tuple[TableSpec, ...] = (
     STORE_STATUS_POLLS,
     BUSINESS_HOURS,
     STORE_TIMEZONES,
     REJECTED_ROWS,
     INGESTED_FILES,
+    STORE_SCHEDULES,
 )
 
 metadata = sa.MetaData()

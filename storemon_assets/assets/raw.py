@@ -1,0 +1,104 @@
+"""The three raw feeds, loaded from the landing folder into the database."""
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from storemon_assets.database import LoadOutcome, load_feed, table_counts
+from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
+from storemon_assets.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.resources import LandingFolder, StoremonDatabase
+from storemon_assets.schema import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.ui_metadata import table_schema
+
+RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
+RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
+RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
+
+RAW_ASSETS = {
+    POLLS: (RAW_STORE_STATUS, STORE_STATUS_POLLS, "Status polls (UTC): is the store online? About hourly per store."),
+    HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS, "Business hours per weekday, in each store's local time."),
+    TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES, "Each store's IANA timezone."),
+}
+
+
+class IngestConfig(dg.Config):
+    files: list[str] = Field(
+        default_factory=list,
+        description="CSV files to load. Empty: every CSV in the landing folder (files already loaded are skipped).",
+    )
+
+
+def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> int:
+    """Add partitions for stores not seen before; returns how many were added."""
+    new = store_ids - set(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    if new:
+        instance.add_dynamic_partitions(STORE_PARTITIONS_NAME, sorted(new))
+    return len(new)
+
+
+@dg.multi_asset(
+    name="ingest_landing_files",
+    specs=[
+        dg.AssetSpec(
+            key,
+            description=f"{description} Table `{spec.name}`. Loaded from CSV files recognised by their header.",
+            group_name="raw",
+            kinds={"csv", "sql"},
+            skippable=True,
+            metadata={"dagster/column_schema": table_schema(spec), "table": spec.name},
+        )
+        for key, spec, description in RAW_ASSETS.values()
+    ],
+)
+def ingest_landing_files(
+    context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
+):
+    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`.
+
+    A file that cannot be read as a whole is moved to the landing folder's `failed/` with its
+    error beside it, and the run fails naming it after the other files are loaded.
+    """
+    engine = database.engine()
+    paths = [Path(p) for p in config.files] or landing.csv_files()
+    outcomes: list[LoadOutcome] = []
+    failures: list[str] = []
+    for path in paths:
+        try:
+            outcome = load_feed(engine, read_feed_file(path))
+        except FeedFileError as exc:
+            failures.append(str(exc))
+            if path.parent.resolve() == landing.folder.resolve():
+                landing.move_aside(path, str(exc))
+            context.log.error(str(exc))
+            continue
+        outcomes.append(outcome)
+        context.log.info(
+            f"{outcome.file_name}: already loaded"
+            if outcome.already_loaded
+            else f"{outcome.file_name}: {outcome.kind}, {outcome.rows_loaded} rows loaded, {outcome.rows_rejected} rejected"
+        )
+
+    added = register_store_partitions(context.instance, {s for o in outcomes for s in o.store_ids})
+    counts = table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
+    for kind, (key, spec, _) in RAW_ASSETS.items():
+        loaded = [o for o in outcomes if o.kind == kind and not o.already_loaded]
+        if not loaded:
+            continue
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "files": dg.MetadataValue.md("\n".join(f"- `{o.file_name}`" for o in loaded)),
+                "rows_loaded": sum(o.rows_loaded for o in loaded),
+                "rows_rejected": sum(o.rows_rejected for o in loaded),
+                "dagster/row_count": counts[spec.name],
+                "new_store_partitions": added,
+                "database": database.display_url,
+            },
+        )
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} file(s) could not be ingested and were moved aside: " + "; ".join(failures),
+            metadata={"errors": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+        )

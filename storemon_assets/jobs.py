@@ -1,0 +1,25 @@
+"""Jobs: what a run materialises."""
+
+import dagster as dg
+
+from storemon_assets.assets.raw import ingest_landing_files
+from storemon_assets.assets.report import uptime_report
+from storemon_assets.assets.stores import store_schedules
+
+# Load whatever waits in the landing folder, then refresh the report: the main job.
+ingest_and_report_job = dg.define_asset_job(
+    "ingest_and_report_job",
+    selection=dg.AssetSelection.assets(ingest_landing_files, uptime_report),
+    description="Load new files from the landing folder, then refresh the uptime report.",
+)
+ingest_job = dg.define_asset_job(
+    "ingest_job", selection=dg.AssetSelection.assets(ingest_landing_files), description="Load landing files."
+)
+report_job = dg.define_asset_job(
+    "report_job", selection=dg.AssetSelection.assets(uptime_report), description="Refresh the uptime report."
+)
+store_schedules_job = dg.define_asset_job(
+    "store_schedules_job",
+    selection=dg.AssetSelection.assets(store_schedules),
+    description="Materialise the store partitions named in the run (one run for any number of stores).",
+)

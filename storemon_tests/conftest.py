@@ -1,0 +1,55 @@
+"""Shared fixtures: a throw-away storemon home with real resources pointing into it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from storemon_assets.database import sqlite_url
+from storemon_assets.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.settings import SAMPLE_DATA_DIR
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class StoremonHome:
+    root: Path
+    database: StoremonDatabase
+    landing: LandingFolder
+    reports: ReportsFolder
+
+    @property
+    def resources(self) -> dict:
+        return {"database": self.database, "landing": self.landing, "reports": self.reports}
+
+    def drop(self, *sources: Path) -> list[Path]:
+        """Copy files into the landing folder, as a feed delivery would."""
+        self.landing.folder.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copy(source, self.landing.folder / source.name)) for source in sources]
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> StoremonHome:
+    return StoremonHome(
+        root=tmp_path,
+        database=StoremonDatabase(url=sqlite_url(tmp_path / "storemon.db")),
+        landing=LandingFolder(path=str(tmp_path / "landing")),
+        reports=ReportsFolder(path=str(tmp_path / "reports")),
+    )
+
+
+@pytest.fixture
+def sample_files() -> list[Path]:
+    return sorted(SAMPLE_DATA_DIR.glob("*.csv"))
+
+
+def shared_data(*parts: str) -> Path:
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not present (the shared data set lives beside the repository)")
+    return path

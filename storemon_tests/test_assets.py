@@ -1,0 +1,112 @@
+"""The asset graph, materialised with real resources on a temporary SQLite database."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from storemon_assets.assets.raw import ingest_landing_files
+from storemon_assets.assets.report import uptime_report
+from storemon_assets.assets.stores import store_schedules
+from storemon_assets.database import read_table, sqlite_url
+from storemon_assets.definitions import defs
+from storemon_assets.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.reporting import COMBINED_REPORT_NAME
+from storemon_assets.schema import REJECTED_ROWS, STORE_SCHEDULES
+from storemon_assets.uptime import REPORT_COLUMNS
+
+
+def test_definitions_load_with_every_asset_and_job():
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert keys == {"raw_store_status", "raw_business_hours", "raw_store_timezones", "store_schedules", "uptime_report"}
+    for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job"):
+        assert defs.resolve_job_def(job) is not None
+
+
+def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+        assert result.success
+        report_path = home.reports.folder / COMBINED_REPORT_NAME
+        run_copy = home.reports.report_path(result.run_id)
+        assert report_path.read_text() == run_copy.read_text()
+        report = pl.read_csv(report_path, schema_overrides={"store_id": pl.String})
+        assert tuple(report.columns) == REPORT_COLUMNS
+        assert report.height == 100  # the sample's 100 stores, all polled
+        assert report.get_column("store_id").is_sorted()
+
+        metadata = result.asset_materializations_for_node("uptime_report")[0].metadata
+        assert metadata["stores"].value == 100
+        assert metadata["as_of"].value.startswith("2023-01-25T18:")
+        assert metadata["rejected_polls_rows"].value == 2  # the two bad rows planted in the sample
+        # Every sample store became a store partition while its files were ingested.
+        assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
+
+
+def test_rerunning_ingestion_loads_nothing_twice(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        first = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+        second = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    assert len(first.asset_materializations_for_node("ingest_landing_files")) == 3
+    assert second.asset_materializations_for_node("ingest_landing_files") == []
+    rejected = read_table(home.database.engine(), REJECTED_ROWS)
+    assert rejected.height == 2
+
+
+def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest(home, sample_files):
+    home.drop(*sample_files)
+    bad = home.landing.folder / "orders.csv"
+    bad.write_text("order_id,amount\n1,2\n")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False
+        )
+    assert not result.success
+    assert len(result.asset_materializations_for_node("ingest_landing_files")) == 3  # the good files
+    moved = home.landing.failed_folder / "orders.csv"
+    assert moved.exists() and not bad.exists()
+    error = moved.with_name("orders.csv.error.txt").read_text()
+    assert "orders.csv: unrecognised header 'order_id,amount'" in error
+
+
+def test_store_partitions_hold_each_stores_weekly_schedule(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+        stores = sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))[:3]
+        result = dg.materialize(
+            [store_schedules],
+            resources=home.resources,
+            instance=instance,
+            partition_key=stores[0],
+        )
+        metadata = result.asset_materializations_for_node("store_schedules")[0].metadata
+    assert metadata["timezone"].value.startswith(("America/", "Pacific/", "Asia/"))
+    assert 0 < metadata["weekly_open_hours"].value <= 168
+    stored = read_table(home.database.engine(), STORE_SCHEDULES)
+    assert stored.get_column("store_id").unique().to_list() == [stores[0]]
+
+
+def test_report_as_of_config_is_validated(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [ingest_landing_files, uptime_report],
+            resources=home.resources,
+            instance=instance,
+            run_config={"ops": {"uptime_report": {"config": {"as_of": "yesterday-ish"}}}},
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    assert "is not a timestamp" in failure.event_specific_data.error.message
+
+
+def test_database_url_selects_the_engine(tmp_path):
+    from storemon_assets.resources import StoremonDatabase
+
+    database = StoremonDatabase(url=sqlite_url(tmp_path / "x.db"))
+    assert database.engine().dialect.name == "sqlite"
+    assert (tmp_path / "x.db").exists()
