@@ -112,7 +112,7 @@ def _synthetic_hours(store_ids: np.ndarray, rng: np.random.Generator) -> pl.Data
     regular = store_ids[profile == 2]
     opens = rng.choice(["10:00:00", "11:00:00", "11:30:00"], size=len(regular))
     closes = rng.choice(["21:00:00", "22:00:00", "23:00:00", "20:30:00"], size=len(regular))
-    for open_, close in {(o, c) for o, c in zip(opens, closes, strict=True)}:
+    for open_, close in sorted(set(zip(opens, closes, strict=True))):
         chosen = regular[(opens == open_) & (closes == close)]
         frames.append(rows(chosen, open_, close, np.arange(1, 7)))  # closed on Mondays
     late = store_ids[profile == 3]
@@ -121,7 +121,7 @@ def _synthetic_hours(store_ids: np.ndarray, rng: np.random.Generator) -> pl.Data
     split = store_ids[profile == 4]
     frames.append(rows(split, "11:00:00", "14:30:00"))
     frames.append(rows(split, "17:00:00", "22:00:00"))
-    return pl.concat(frames).sort("store_id", "day")
+    return pl.concat(frames).sort("store_id", "day", "start_time_local")
 
 
 def _synthetic_timezones(store_ids: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:

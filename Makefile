@@ -1,0 +1,44 @@
+# The two commands of the README's quick start, and their helpers.
+#   make run   install into .venv, load the bundled sample data, run the main job,
+#              then serve the Dagster UI on http://127.0.0.1:3000
+#   make test  install into .venv (with test tools) and run the whole test suite
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+HOST ?= 127.0.0.1
+PORT ?= 3000
+
+.PHONY: install run dev sample report test bench clean
+
+$(BIN)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+sample: install
+	$(BIN)/storemon sample
+
+# The main job on the embedded default (SQLite + bundled sample data), then the UI.
+run: sample
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster job execute -m storemon_assets.definitions -j ingest_and_report_job
+	@echo "report written to data/reports/combined_report.csv"
+	$(MAKE) dev
+
+dev: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python scripts/benchmark.py
+
+clean:
+	rm -rf data/reports data/storemon.db* data/dagster_home

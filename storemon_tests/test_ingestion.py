@@ -1,0 +1,251 @@
+"""Reading and loading the three feeds (SPEC §1): formats, quirks, rejections, idempotency."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from storemon_assets.database import create_db_engine, create_tables, load_feed, read_table, sqlite_url
+from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
+from storemon_assets.reporting import known_store_ids, store_schedules
+from storemon_assets.schema import (
+    BUSINESS_HOURS,
+    INGESTED_FILES,
+    REJECTED_ROWS,
+    STORE_STATUS_POLLS,
+    STORE_TIMEZONES,
+)
+from storemon_tests.conftest import shared_data
+from storemon_tests.helpers import at
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
+    create_tables(engine)
+    return engine
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- timestamps and polls ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_utc"),
+    [
+        ("2023-01-22 12:09:39.388884 UTC", "2023-01-22 12:09:39.388884"),  # the real feed
+        ("2023-01-22 12:09:39.3 UTC", "2023-01-22 12:09:39.300000"),  # 1-digit fraction
+        ("2023-01-22 12:09:39 UTC", "2023-01-22 12:09:39"),
+        ("2023-01-22T12:09:39Z", "2023-01-22 12:09:39"),
+        ("2023-01-22T12:09:39.123+00:00", "2023-01-22 12:09:39.123"),
+        ("2023-01-22T12:09:39", "2023-01-22 12:09:39"),  # no suffix: UTC
+        ("2023-01-22T07:09:39-05:00", "2023-01-22 12:09:39"),  # other offsets convert
+        ("2023-01-22T17:39:39+05:30", "2023-01-22 12:09:39"),
+    ],
+)
+def test_timestamp_formats_are_read_as_utc(tmp_path, text, expected_utc):
+    feed = read_feed_file(write(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n1,active,{text}\n"))
+    assert feed.rows.get_column("polled_at_us").to_list() == [at(expected_utc)]
+
+
+def test_poll_columns_may_come_in_any_order_and_status_is_trimmed_and_case_insensitive(tmp_path):
+    feed = read_feed_file(write(tmp_path, "p.csv", "timestamp_utc,status,store_id\n2023-01-22 12:00:00 UTC, Inactive ,007\n"))
+    assert feed.kind == POLLS
+    assert feed.rows.select("store_id", "status").row(0) == ("007", "inactive")
+
+
+def test_bad_poll_rows_are_rejected_with_line_raw_text_and_reason(tmp_path):
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "1,active,2023-01-22 12:09:39 UTC\n"
+        "2,sleeping,2023-01-22 12:09:39 UTC\n"
+        "3,active,2023-02-30 12:09:39 UTC\n"
+        ",active,2023-01-22 12:09:39 UTC\n"
+        "5,active\n"
+    )
+    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    assert feed.rows.height == 1
+    rejected = {r["line_number"]: r for r in feed.rejected.to_dicts()}
+    assert rejected[3]["reason"].startswith("unknown status")
+    assert rejected[3]["raw_text"] == "2,sleeping,2023-01-22 12:09:39 UTC"
+    assert rejected[4]["reason"].startswith("bad timestamp_utc")  # 30 February
+    assert rejected[5]["reason"] == "missing store_id"
+    assert rejected[6]["reason"] == "expected 3 fields, found 2"
+
+
+# --- business hours ---------------------------------------------------------------------------
+
+
+def test_hours_accept_day_or_dayofweek_and_times_with_or_without_seconds(tmp_path):
+    a = read_feed_file(write(tmp_path, "a.csv", "store_id,day,start_time_local,end_time_local\n1,0,09:00,17:30:15.5\n"))
+    b = read_feed_file(write(tmp_path, "b.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n1,6,00:00:00,23:59:59\n"))
+    assert a.kind == b.kind == HOURS
+    # 09:00 = 32,400 s; 17:30:15.5 = 63,015.5 s.
+    assert a.rows.select("day_of_week", "start_time_us", "end_time_us").row(0) == (0, 32_400_000_000, 63_015_500_000)
+    assert b.rows.get_column("end_time_us").to_list() == [86_399_000_000]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("1,7,09:00,17:00", "day of week must be an integer 0 (Monday) to 6 (Sunday)"),
+        ("1,x,09:00,17:00", "day of week must be an integer 0 (Monday) to 6 (Sunday)"),
+        ("1,0,25:00,17:00", "bad start_time_local"),
+        ("1,0,09:00,17:60", "bad end_time_local"),
+        ("1,0,9am,17:00", "bad start_time_local"),
+    ],
+)
+def test_bad_hours_rows_are_rejected(tmp_path, line, reason):
+    feed = read_feed_file(write(tmp_path, "h.csv", f"store_id,day,start_time_local,end_time_local\n{line}\n"))
+    assert feed.rows.height == 0
+    assert feed.rejected.get_column("reason")[0].startswith(reason)
+
+
+# --- timezones -------------------------------------------------------------------------------
+
+
+def test_unknown_timezone_is_rejected_and_the_store_falls_back_to_chicago(tmp_path, engine):
+    feed = read_feed_file(write(tmp_path, "t.csv", "store_id,timezone_str\n1,Mars/Olympus_Mons\n2,Asia/Beirut\n"))
+    assert feed.rejected.get_column("reason").to_list() == [
+        "unknown timezone name (expected an IANA name such as America/Chicago)"
+    ]
+    load_feed(engine, feed)
+    schedule = store_schedules(engine, pl.Series(["1", "2"]))
+    zones = dict(schedule.select("store_id", "timezone").unique().iter_rows())
+    assert zones == {"1": "America/Chicago", "2": "Asia/Beirut"}
+
+
+def test_last_timezone_row_loaded_wins(tmp_path, engine):
+    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", "store_id,timezone_str\n1,Asia/Beirut\n1,America/Denver\n")))
+    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", "store_id,timezone_str\n1,America/Boise\n")))
+    assert read_table(engine, STORE_TIMEZONES).select("store_id", "timezone_str").rows() == [("1", "America/Boise")]
+
+
+# --- whole files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file; expected a header line"),
+        (b"order_id,amount\n1,2\n", "unrecognised header 'order_id,amount'"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a"),
+        (b"store_id,status\n1,active\n", "unrecognised header 'store_id,status'"),
+    ],
+)
+def test_unreadable_files_fail_with_one_line_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "feed.csv"
+    path.write_bytes(content)
+    with pytest.raises(FeedFileError) as error:
+        read_feed_file(path)
+    assert str(error.value).startswith("feed.csv: ")
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_loading_the_same_file_twice_changes_nothing(tmp_path, engine):
+    path = write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n1,bogus,x\n")
+    first = load_feed(engine, read_feed_file(path))
+    second = load_feed(engine, read_feed_file(path))
+    assert not first.already_loaded and second.already_loaded
+    assert read_table(engine, STORE_STATUS_POLLS).height == 1
+    assert read_table(engine, REJECTED_ROWS).height == 1
+    assert read_table(engine, INGESTED_FILES).get_column("file_sha256").to_list() == [
+        hashlib.sha256(path.read_bytes()).hexdigest()
+    ]
+
+
+def test_exact_duplicate_polls_count_once_even_across_files(tmp_path, engine):
+    row = "1,active,2023-01-22 12:00:00 UTC\n"
+    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", "store_id,status,timestamp_utc\n" + row + row)))
+    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", "store_id,status,timestamp_utc\n" + row + "1,active,2023-01-22 13:00:00 UTC\n")))
+    assert read_table(engine, STORE_STATUS_POLLS).height == 2
+
+
+def test_new_hours_file_replaces_the_hours_of_the_stores_it_names(tmp_path, engine):
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,10:00,11:00\n")))
+    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", header + "1,4,12:00,13:00\n3,x,10:00,11:00\n")))
+    hours = read_table(engine, BUSINESS_HOURS).sort("store_id")
+    # Store 1 now has only Friday; store 2 is untouched; store 3's only row was rejected.
+    assert hours.select("store_id", "day_of_week").rows() == [("1", 4), ("2", 0)]
+    # Store 3 counts as having no hours: open around the clock (7 days x 00:00-00:00).
+    schedule = store_schedules(engine, pl.Series(["3"]))
+    assert schedule.height == 7 and schedule.get_column("start_time_us").unique().to_list() == [0]
+
+
+def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypatch):
+    import storemon_assets.database as database
+
+    path = write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
+    feed = read_feed_file(path)
+
+    def broken_ledger_insert(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk full"))
+
+    original = database._bulk_insert
+    calls = []
+
+    def failing_after_polls(conn, table, frame, on_conflict="DO NOTHING"):
+        calls.append(table.name)
+        original(conn, table, frame, on_conflict)
+        if table.name == "rejected_rows":
+            broken_ledger_insert()
+
+    monkeypatch.setattr(database, "_bulk_insert", failing_after_polls)
+    with pytest.raises(sa.exc.OperationalError):
+        load_feed(engine, feed)
+    assert calls[0] == "store_status_polls"  # the polls were inserted, then rolled back
+    assert read_table(engine, STORE_STATUS_POLLS).height == 0
+    assert read_table(engine, INGESTED_FILES).height == 0
+
+
+def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path, engine):
+    # Regression: reading SQLite through a second copy of the library (connectorx) broke the
+    # file locks of the process's own connections ("disk I/O error").
+    import sqlite3
+
+    header = "store_id,timezone_str\n"
+    for n in range(3):
+        load_feed(engine, read_feed_file(write(tmp_path, f"t{n}.csv", header + f"{n},UTC\n")))
+        assert read_table(engine, STORE_TIMEZONES).height == n + 1
+    with sqlite3.connect(tmp_path / "storemon.db") as conn:
+        assert conn.execute("select count(*) from store_timezones").fetchone() == (3,)
+
+
+# --- the real data set -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("edition", ["loop-2023", "loop-2024"])
+def test_both_real_editions_load_without_rejections(edition, engine):
+    hours = read_feed_file(shared_data(edition, "menu_hours.csv"))
+    timezones = read_feed_file(shared_data(edition, "timezones.csv"))
+    assert hours.kind == HOURS and timezones.kind == TIMEZONES
+    assert hours.rejected.height == 0 and timezones.rejected.height == 0
+    assert hours.rows_read == {"loop-2023": 86_198, "loop-2024": 35_457}[edition]
+    load_feed(engine, hours)
+    load_feed(engine, timezones)
+    assert read_table(engine, STORE_TIMEZONES).height == timezones.rows.get_column("store_id").n_unique()
+    ids = known_store_ids(engine)
+    # 19-digit numbers or UUIDs, kept verbatim as text.
+    sample = ids[0]
+    assert (len(sample) == 36 and sample.count("-") == 4) or (sample.isdigit() and len(sample) >= 15)
+
+
+def test_real_poll_sample_loads_with_exact_microseconds(engine):
+    feed = read_feed_file(shared_data("loop-2023", "store_status_sample.csv"))
+    # 5,032 data rows by both our reader and the csv module (the data README says 5,031).
+    assert feed.rejected.height == 0 and feed.rows_read == 5_032
+    first = feed.rows.filter(pl.col("store_id") == "8419537941919820732").get_column("polled_at_us").min()
+    assert first is not None
+    load_feed(engine, feed)
+    assert read_table(engine, STORE_STATUS_POLLS).get_column("polled_at_us").is_in([at("2023-01-22 12:09:39.388884")]).any()
