@@ -80,6 +80,6 @@ def uptime_report(
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     result = build_report(database.engine(), as_of_us)
-    paths = write_report_files(result.report, reports.folder, context.run_id)
+    paths = write_report_files(result.report, reports.folder, context.run.run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     return dg.MaterializeResult(metadata=report_metadata(result, paths))
