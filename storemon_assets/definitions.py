@@ -2,14 +2,20 @@
 
 import dagster as dg
 
-from storemon_assets.assets.raw import ingest_landing_files
+from storemon_assets.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.assets.report import uptime_report
 from storemon_assets.assets.stores import store_schedules
+from storemon_assets.checks import raw_checks
 from storemon_assets.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
 from storemon_assets.resources import default_resources
+from storemon_assets.schedules import hourly_report_schedule
+from storemon_assets.sensors import landing_files_sensor, store_schedules_sensor
 
 defs = dg.Definitions(
-    assets=[ingest_landing_files, store_schedules, uptime_report],
+    assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report],
+    asset_checks=raw_checks,
     jobs=[ingest_and_report_job, ingest_job, report_job, store_schedules_job],
+    schedules=[hourly_report_schedule],
+    sensors=[landing_files_sensor, store_schedules_sensor],
     resources=default_resources(),
 )

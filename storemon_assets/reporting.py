@@ -116,3 +116,19 @@ def write_report_text(report: pl.DataFrame, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     temporary.write_text(report_csv(report))
     temporary.replace(target)
+
+
+def polled_store_ids(engine: sa.Engine, as_of_us: int | None) -> pl.Series:
+    """Stores with a poll at or before T, straight from SQL (an independent count for checks)."""
+    table = sa.table(STORE_STATUS_POLLS.name, sa.column("store_id"), sa.column("polled_at_us"))
+    query = sa.select(table.c.store_id).distinct()
+    if as_of_us is not None:
+        query = query.where(table.c.polled_at_us <= as_of_us)
+    with engine.connect() as conn:
+        return pl.Series("store_id", [row[0] for row in conn.execute(query)], dtype=pl.String)
+
+
+def newest_poll_us(engine: sa.Engine) -> int | None:
+    table = sa.table(STORE_STATUS_POLLS.name, sa.column("polled_at_us"))
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.max(table.c.polled_at_us))).scalar()

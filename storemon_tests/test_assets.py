@@ -16,11 +16,23 @@ from storemon_assets.schema import REJECTED_ROWS, STORE_SCHEDULES
 from storemon_assets.uptime import REPORT_COLUMNS
 
 
-def test_definitions_load_with_every_asset_and_job():
+def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    assert keys == {"raw_store_status", "raw_business_hours", "raw_store_timezones", "store_schedules", "uptime_report"}
+    assert keys == {
+        "landing_folder", "raw_store_status", "raw_business_hours", "raw_store_timezones", "store_schedules", "uptime_report",
+    }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job"):
         assert defs.resolve_job_def(job) is not None
+    # Sensors and the schedule run without a click.
+    assert defs.resolve_sensor_def("landing_files_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("store_schedules_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_schedule_def("hourly_report_schedule").default_status == dg.DefaultScheduleStatus.RUNNING
+    graph = defs.resolve_asset_graph()
+    checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
+    assert {"uptime_report:every_polled_store_reported", "landing_folder:no_unreadable_files",
+            "raw_store_status:rejected_rows_share"} <= checks
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"raw", "stores", "report"}
 
 
 def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files):

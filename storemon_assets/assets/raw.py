@@ -12,6 +12,7 @@ from storemon_assets.resources import LandingFolder, StoremonDatabase
 from storemon_assets.schema import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.ui_metadata import table_schema
 
+LANDING_FOLDER = dg.AssetKey("landing_folder")
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
 RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
@@ -21,6 +22,16 @@ RAW_ASSETS = {
     HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS, "Business hours per weekday, in each store's local time."),
     TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES, "Each store's IANA timezone."),
 }
+
+
+landing_folder = dg.AssetSpec(
+    LANDING_FOLDER,
+    description="The folder (STOREMON_DATA_DIR) where CSV files of any of the three feeds arrive, "
+    "recognised by their header. Watched by the landing_files_sensor; files that cannot be read "
+    "are moved to its failed/ subfolder with the error beside them.",
+    group_name="raw",
+    kinds={"csv"},
+)
 
 
 class IngestConfig(dg.Config):
@@ -47,6 +58,7 @@ def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str])
             group_name="raw",
             kinds={"csv", "sql"},
             skippable=True,
+            deps=[LANDING_FOLDER],
             metadata={"dagster/column_schema": table_schema(spec), "table": spec.name},
         )
         for key, spec, description in RAW_ASSETS.values()

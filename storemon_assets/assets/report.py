@@ -6,7 +6,15 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
-from storemon_assets.reporting import ReportResult, build_report, parse_as_of, write_report_files
+from storemon_assets import quality
+from storemon_assets.reporting import (
+    ReportResult,
+    build_report,
+    newest_poll_us,
+    parse_as_of,
+    polled_store_ids,
+    write_report_files,
+)
 from storemon_assets.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.ui_metadata import markdown_table
 from storemon_assets.uptime import REPORT_COLUMNS
@@ -64,22 +72,71 @@ def report_metadata(result: ReportResult, paths: list) -> dict:
     }
 
 
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+REPORT_CHECKS = {
+    # name: (blocking, description)
+    "every_polled_store_reported": (True, "Every store with a poll at or before T has exactly one row."),
+    "no_negative_values": (True, "No value is negative or missing."),
+    "uptime_plus_downtime_is_business_time": (
+        True,
+        "For every store with observations, uptime + downtime equals its business time in each window, exactly.",
+    ),
+    "as_of_not_older_than_newest_poll": (False, "T is not older than the newest poll loaded."),
+}
+
+
+def report_findings(result: ReportResult, polled: pl.Series, newest_us: int | None) -> dict[str, quality.Finding]:
+    return {
+        "every_polled_store_reported": quality.every_polled_store_reported(result.report, polled),
+        "no_negative_values": quality.no_negative_values(result.report),
+        "uptime_plus_downtime_is_business_time": quality.uptime_plus_downtime_is_business_time(result.uptime),
+        "as_of_not_older_than_newest_poll": quality.as_of_not_older_than_newest_poll(result.uptime.as_of_us, newest_us),
+    }
+
+
+def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckResult]:
+    return [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=finding.passed,
+            severity=ERROR if REPORT_CHECKS[name][0] else WARN,
+            description=finding.summary,
+            metadata={"summary": finding.summary}
+            | {k: str(v) for k, v in finding.details.items() if isinstance(v, list) and v},
+        )
+        for name, finding in findings.items()
+    ]
+
+
 @dg.asset(
     deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
     group_name="report",
     kinds={"polars", "csv"},
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="uptime_report", blocking=blocking, description=description)
+        for name, (blocking, description) in REPORT_CHECKS.items()
+    ],
+    output_required=False,
     description="Uptime and downtime of every polled store during its business hours over the last hour, "
     "day and week before T (docs/uptime-logic.md). Derives each store's schedule with the same code as "
-    "the store partitions, so it never reads a partition that lags behind the raw feeds.",
+    "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
+    "published when a blocking check fails.",
 )
-def uptime_report(
-    context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder
-) -> dg.MaterializeResult:
+def uptime_report(context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder):
     try:
         as_of_us = parse_as_of(config.as_of or settings.as_of_setting())
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
-    result = build_report(database.engine(), as_of_us)
+    engine = database.engine()
+    result = build_report(engine, as_of_us)
+    results = check_results(report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine)))
+    failed = [r for r in results if not r.passed and REPORT_CHECKS[r.check_name][0]]
+    if failed:
+        yield from results
+        raise dg.Failure(
+            description="report not published, blocking checks failed: "
+            + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
+        )
     paths = write_report_files(result.report, reports.folder, context.run.run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
-    return dg.MaterializeResult(metadata=report_metadata(result, paths))
+    yield dg.MaterializeResult(metadata=report_metadata(result, paths), check_results=results)

@@ -2,9 +2,10 @@
 
 A partition holds what never goes stale with time: the store's weekly hours with the defaults
 applied and its timezone resolved. UTC business time for any dates is derived from it when a
-report needs it, so the hourly path never re-materialises thousands of partitions.
+report needs it, so the hourly path never re-materialises thousands of partitions. One run
+refreshes any number of stores (single-run backfill policy) and records exactly one event per
+store, carrying that store's own metadata.
 """
-
 
 import dagster as dg
 import polars as pl
@@ -16,12 +17,33 @@ from storemon_assets.partitions import store_partitions
 from storemon_assets.reporting import store_schedules as derive_store_schedules
 from storemon_assets.resources import StoremonDatabase
 from storemon_assets.schema import STORE_SCHEDULES
-from storemon_assets.ui_metadata import markdown_table, table_schema
+from storemon_assets.ui_metadata import table_schema
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _time(us: int) -> str:
+def _clock(us: pl.Expr) -> pl.Expr:
+    """Microseconds after midnight as HH:MM, or HH:MM:SS when there are seconds."""
     seconds = us // 1_000_000
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}" + (f":{seconds % 60:02d}" if seconds % 60 else "")
+    hh = (seconds // 3600).cast(pl.String).str.zfill(2)
+    mm = (seconds // 60 % 60).cast(pl.String).str.zfill(2)
+    ss = (seconds % 60).cast(pl.String).str.zfill(2)
+    return pl.when(seconds % 60 == 0).then(pl.format("{}:{}", hh, mm)).otherwise(pl.format("{}:{}:{}", hh, mm, ss))
+
+
+def schedule_tables(schedule: pl.DataFrame) -> dict[str, str]:
+    """A markdown table of each store's weekly intervals, keyed by store id."""
+    lines = schedule.sort("store_id", "day_of_week", "start_time_us").select(
+        "store_id",
+        pl.format(
+            "| {} | {} | {} |",
+            pl.col("day_of_week").replace_strict(list(range(7)), WEEKDAYS, return_dtype=pl.String),
+            _clock(pl.col("start_time_us")),
+            _clock(pl.col("end_time_us")),
+        ).alias("line"),
+    )
+    tables = lines.group_by("store_id").agg(pl.col("line").str.join("\n"))
+    return {store: "| day | opens | closes |\n| --- | --- | --- |\n" + body for store, body in tables.iter_rows()}
 
 
 @dg.asset(
@@ -30,33 +52,28 @@ def _time(us: int) -> str:
     deps=[RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
     group_name="stores",
     kinds={"polars", "sql"},
+    output_required=False,
     metadata={"dagster/column_schema": table_schema(STORE_SCHEDULES), "table": STORE_SCHEDULES.name},
 )
-def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabase) -> dg.MaterializeResult:
-    """Each store's weekly schedule in local time, defaults applied, timezone resolved."""
+def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabase):
+    """Each store's weekly schedule in local time: hours rows merged with the defaults
+    (no rows = open around the clock) and its timezone (America/Chicago when missing).
+    Materialised only for stores that are new or whose hours or timezone changed."""
     engine = database.engine()
     keys = pl.Series("store_id", context.partition_keys, dtype=pl.String)
     schedule = derive_store_schedules(engine, keys)
     replace_store_schedules(engine, schedule, keys.to_list())
-    open_hours = weekly_open_hours(schedule)
-    metadata: dict = {"stores": len(keys), "dagster/row_count": schedule.height}
-    if len(keys) == 1:
-        store = open_hours.row(0, named=True)
-        rows = schedule.select(
-            "day_of_week",
-            pl.col("start_time_us").map_elements(_time, return_dtype=pl.String).alias("opens"),
-            pl.col("end_time_us").map_elements(_time, return_dtype=pl.String).alias("closes"),
+    tables = schedule_tables(schedule)
+    for store in weekly_open_hours(schedule).sort("store_id").iter_rows(named=True):
+        hours = store["weekly_open_hours"]
+        yield dg.AssetMaterialization(
+            asset_key=context.asset_key,
+            partition=store["store_id"],
+            metadata={
+                "timezone": store["timezone"],
+                "weekly_open_hours": round(hours, 2),
+                "open_around_the_clock": hours >= 168,
+                "intervals": dg.MetadataValue.md(tables[store["store_id"]]),
+            },
         )
-        metadata |= {
-            "timezone": store["timezone"],
-            "weekly_open_hours": round(store["weekly_open_hours"], 2),
-            "open_around_the_clock": store["weekly_open_hours"] >= 168,
-            "intervals": markdown_table(rows, max_rows=30),
-        }
-    else:
-        metadata |= {
-            "stores_open_around_the_clock": open_hours.filter(pl.col("weekly_open_hours") >= 168).height,
-            "median_weekly_open_hours": round(open_hours.get_column("weekly_open_hours").median() or 0.0, 2),
-            "sample": markdown_table(open_hours.sort("store_id")),
-        }
-    return dg.MaterializeResult(metadata=metadata)
+    context.log.info(f"refreshed the schedules of {len(keys)} stores")

@@ -1,0 +1,109 @@
+"""Asset checks on the raw feeds and the landing folder (warnings: the report stays right,
+thanks to the SPEC's defaults, but a user should fix the input). The report's own checks run
+inside the report asset, which publishes nothing when a blocking one fails."""
+
+import dagster as dg
+import polars as pl
+import sqlalchemy as sa
+
+from storemon_assets import quality
+from storemon_assets.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
+from storemon_assets.database import read_table
+from storemon_assets.parsing import HOURS, POLLS, TIMEZONES
+from storemon_assets.resources import LandingFolder, StoremonDatabase
+from storemon_assets.schema import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.ui_metadata import markdown_table
+
+WARN = dg.AssetCheckSeverity.WARN
+
+
+def _result(finding: quality.Finding, **metadata) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=finding.passed, severity=WARN, description=finding.summary, metadata={"summary": finding.summary, **metadata}
+    )
+
+
+def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
+    asset_key = RAW_ASSETS[kind][0]
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="rejected_rows_share",
+        description=f"At most {quality.MAX_REJECTED_SHARE:.0%} of the {kind} rows loaded were rejected.",
+    )
+    def check(database: StoremonDatabase) -> dg.AssetCheckResult:
+        engine = database.engine()
+        finding = quality.rejected_share(read_table(engine, INGESTED_FILES), read_table(engine, REJECTED_ROWS), kind)
+        return _result(
+            finding,
+            rows_read=finding.details["rows_read"],
+            rows_rejected=finding.details["rows_rejected"],
+            share=float(finding.details["share"]),
+            reasons=markdown_table(finding.details["reasons"]),
+        )
+
+    return check
+
+
+rejected_polls_share = _rejected_share_check(POLLS)
+rejected_hours_share = _rejected_share_check(HOURS)
+rejected_timezones_share = _rejected_share_check(TIMEZONES)
+
+
+def _polled_store_ids(engine: sa.Engine) -> pl.Series:
+    return read_table(engine, STORE_STATUS_POLLS).get_column("store_id").unique()
+
+
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
+def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
+    finding = quality.unknown_timezones(read_table(database.engine(), REJECTED_ROWS))
+    return _result(finding, rows=markdown_table(finding.details["rows"]))
+
+
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every polled store has a timezone (else America/Chicago).")
+def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
+    engine = database.engine()
+    finding = quality.polled_stores_missing(
+        _polled_store_ids(engine), read_table(engine, STORE_TIMEZONES).get_column("store_id"), "timezone", "America/Chicago"
+    )
+    stores = finding.details["stores"]
+    return _result(finding, stores_without_timezone=stores.len(), examples=", ".join(stores.head(10).to_list()))
+
+
+@dg.asset_check(asset=RAW_BUSINESS_HOURS, description="Every polled store has business hours (else open 24x7).")
+def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetCheckResult:
+    engine = database.engine()
+    finding = quality.polled_stores_missing(
+        _polled_store_ids(engine), read_table(engine, BUSINESS_HOURS).get_column("store_id"), "business hours", "open 24x7"
+    )
+    stores = finding.details["stores"]
+    return _result(finding, stores_without_hours=stores.len(), examples=", ".join(stores.head(10).to_list()))
+
+
+def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
+    errors = {p.name.removesuffix(".error.txt"): p.read_text().strip() for p in sorted(landing.failed_folder.glob("*.error.txt"))}
+    finding = quality.Finding(
+        not errors,
+        "no unreadable files"
+        if not errors
+        else f"{len(errors)} file(s) could not be ingested and wait in {landing.failed_folder}: fix and drop them "
+        "into the landing folder again, then delete them from failed/",
+    )
+    return finding, {"files": dg.MetadataValue.md("\n".join(f"- `{n}`: {e}" for n, e in errors.items()) or "none")}
+
+
+@dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
+def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
+    finding, metadata = failed_files_finding(landing)
+    return _result(finding, **metadata)
+
+
+raw_checks = [
+    rejected_polls_share,
+    rejected_hours_share,
+    rejected_timezones_share,
+    timezones_are_known,
+    polled_stores_have_timezones,
+    polled_stores_have_business_hours,
+    no_unreadable_files,
+]

@@ -1,0 +1,126 @@
+"""Data-quality rules for the raw feeds and the report, as plain functions.
+
+Each rule returns a `Finding`: whether it passed, and what a user needs to fix it. The Dagster
+checks in checks.py and the report asset only wrap these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from storemon_assets.uptime import WINDOWS, UptimeReport
+
+MAX_REJECTED_SHARE = 0.01  # more than 1% of a feed's rows rejected deserves a look
+
+
+@dataclass(frozen=True)
+class Finding:
+    passed: bool
+    summary: str
+    details: dict = field(default_factory=dict)
+
+
+def rejected_share(ledger: pl.DataFrame, rejected: pl.DataFrame, kind: str) -> Finding:
+    """Share of a feed's rows that were rejected, with the commonest reasons."""
+    files = ledger.filter(pl.col("kind") == kind)
+    read = int(files.get_column("rows_read").sum() or 0)
+    bad = int(files.get_column("rows_rejected").sum() or 0)
+    share = bad / read if read else 0.0
+    reasons = (
+        rejected.filter(pl.col("kind") == kind)
+        .group_by("reason")
+        .agg(pl.len().alias("rows"), pl.col("file_name").first().alias("example_file"), pl.col("line_number").min().alias("example_line"))
+        .sort("rows", descending=True)
+    )
+    passed = share <= MAX_REJECTED_SHARE
+    summary = f"{bad} of {read} {kind} rows rejected ({share:.2%})" + (
+        "" if passed else f"; above {MAX_REJECTED_SHARE:.0%}: fix the rows listed in table rejected_rows"
+    )
+    return Finding(passed, summary, {"rows_read": read, "rows_rejected": bad, "share": share, "reasons": reasons})
+
+
+def unknown_timezones(rejected: pl.DataFrame) -> Finding:
+    """Timezone rows with names that are not IANA zones; their stores fall back to Chicago."""
+    unknown = rejected.filter((pl.col("kind") == "timezones") & pl.col("reason").str.starts_with("unknown timezone"))
+    stores = unknown.get_column("store_id").drop_nulls().unique().sort()
+    summary = (
+        "every timezone name is a known IANA zone"
+        if unknown.is_empty()
+        else f"{unknown.height} timezone rows name unknown zones; {stores.len()} stores use America/Chicago instead. "
+        "Correct the names (e.g. America/New_York) and deliver the timezones file again"
+    )
+    return Finding(unknown.is_empty(), summary, {"rows": unknown.select("file_name", "line_number", "raw_text")})
+
+
+def polled_stores_missing(polled: pl.Series, present: pl.Series, what: str, default: str) -> Finding:
+    """Polled stores absent from a feed, which therefore get that feed's default."""
+    stores = polled.unique()
+    missing = stores.filter(~stores.is_in(present.implode())).sort()
+    summary = (
+        f"every polled store has {what}"
+        if missing.is_empty()
+        else f"{missing.len()} of {stores.len()} polled stores have no {what} and use the default ({default})"
+    )
+    return Finding(missing.is_empty(), summary, {"stores": missing})
+
+
+# --- the report -------------------------------------------------------------------------------
+
+
+def every_polled_store_reported(report: pl.DataFrame, polled_store_ids: pl.Series) -> Finding:
+    expected = set(polled_store_ids.to_list())
+    got = report.get_column("store_id").to_list()
+    missing, extra = sorted(expected - set(got)), sorted(set(got) - expected)
+    duplicated = len(got) - len(set(got))
+    passed = not missing and not extra and not duplicated
+    summary = (
+        f"all {len(expected)} polled stores reported once"
+        if passed
+        else f"{len(missing)} polled stores missing, {len(extra)} unexpected, {duplicated} duplicated"
+    )
+    return Finding(passed, summary, {"missing": missing[:20], "unexpected": extra[:20]})
+
+
+def no_negative_values(report: pl.DataFrame) -> Finding:
+    values = pl.exclude("store_id")
+    negative = report.filter(pl.any_horizontal(values < 0) | pl.any_horizontal(values.is_null()))
+    passed = negative.is_empty()
+    return Finding(
+        passed,
+        "no negative or missing values" if passed else f"{negative.height} stores with negative or missing values",
+        {"stores": negative.head(20)},
+    )
+
+
+def uptime_plus_downtime_is_business_time(uptime: UptimeReport) -> Finding:
+    """Exact invariant of SPEC §5.3 for stores with observations (sums in half-microseconds)."""
+    exact = uptime.exact
+    if exact.is_empty():
+        return Finding(True, "no stores to check")
+    observed = exact.filter(pl.col("has_observations"))
+    broken = observed.filter(
+        pl.any_horizontal(
+            pl.col(f"up_{w.name}_half_us") + pl.col(f"down_{w.name}_half_us") != pl.col(f"business_{w.name}_half_us")
+            for w in WINDOWS
+        )
+    )
+    passed = broken.is_empty()
+    summary = (
+        f"holds exactly for all {observed.height} stores with observations"
+        if passed
+        else f"violated for {broken.height} stores: this is a defect in storemon, please report it"
+    )
+    return Finding(passed, summary, {"stores": broken.get_column("store_id").head(20).to_list()})
+
+
+def as_of_not_older_than_newest_poll(as_of_us: int | None, newest_poll_us: int | None) -> Finding:
+    if as_of_us is None or newest_poll_us is None or as_of_us >= newest_poll_us:
+        return Finding(True, "the report includes the newest poll")
+    behind_h = (newest_poll_us - as_of_us) / 3_600_000_000
+    return Finding(
+        False,
+        f"T is {behind_h:.2f} h older than the newest poll; polls after T are ignored. "
+        "Clear STOREMON_AS_OF (or the as_of config) to report as of the newest poll",
+    )
