@@ -18,4 +18,6 @@ defs = dg.Definitions(
     schedules=[hourly_report_schedule],
     sensors=[landing_files_sensor, store_schedules_sensor],
     resources=default_resources(),
+    # Steps are short; a subprocess per step would cost more than the work.
+    executor=dg.in_process_executor,
 )

@@ -61,8 +61,12 @@ def test_rerunning_ingestion_loads_nothing_twice(home, sample_files):
     with dg.instance_for_test() as instance:
         first = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
         second = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
-    assert len(first.asset_materializations_for_node("ingest_landing_files")) == 3
-    assert second.asset_materializations_for_node("ingest_landing_files") == []
+    first_events = first.asset_materializations_for_node("ingest_landing_files")
+    second_events = second.asset_materializations_for_node("ingest_landing_files")
+    assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0]
+    assert [e.metadata["files_loaded"].value for e in second_events] == ["none (unchanged)"] * 3
+    # Unchanged tables keep their data version, so nothing downstream looks stale.
+    assert [e.tags["dagster/data_version"] for e in first_events] == [e.tags["dagster/data_version"] for e in second_events]
     rejected = read_table(home.database.engine(), REJECTED_ROWS)
     assert rejected.height == 2
 
@@ -122,3 +126,23 @@ def test_database_url_selects_the_engine(tmp_path):
     database = StoremonDatabase(url=sqlite_url(tmp_path / "x.db"))
     assert database.engine().dialect.name == "sqlite"
     assert (tmp_path / "x.db").exists()
+
+
+def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files):
+    # Regression: with skippable raw outputs, Dagster skipped the report when only one feed
+    # had new files. Every ingest run now records all three raw tables.
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance).success
+        new = home.landing.folder / "late_polls.csv"
+        new.write_text("store_id,status,timestamp_utc\nbrand-new-store,inactive,2023-01-25 18:30:00 UTC\n")
+        result = dg.materialize(
+            [ingest_landing_files, uptime_report],
+            resources=home.resources,
+            instance=instance,
+            run_config={"ops": {"ingest_landing_files": {"config": {"files": [str(new)]}}}},
+        )
+    assert result.success
+    report = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
+    # The new poll moved T to 18:30; the new store (24x7, Chicago) was down for its last hour.
+    assert report.filter(pl.col("store_id") == "brand-new-store").get_column("downtime_last_hour").to_list() == [60.0]

@@ -1,0 +1,83 @@
+"""Start the real thing: `dagster dev` (webserver + daemon) on 127.0.0.1 for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value is not None and value is not False:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
+    """Run `dagster dev -w workspace.yaml` with storemon and Dagster homes under `home`.
+
+    Yields the webserver URL. The server runs in its own process group, which is stopped as
+    a whole (SIGTERM, then SIGKILL): signalling only the parent leaves children running.
+    """
+    port = free_port()
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
+    log = (home / "dagster_dev.log").open("wb")
+    process = subprocess.Popen(
+        [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: process.poll() is not None or _answers(f"{url}/server_info"), 120, "the Dagster webserver")
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited: {(home / 'dagster_dev.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        stop_process_group(process)
+        log.close()
+
+
+def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # whatever is left of the group
+    except ProcessLookupError:
+        pass
+    process.wait(10)
