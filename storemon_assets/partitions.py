@@ -1,6 +1,34 @@
-"""The store partitions: one dynamic partition per store id any feed has named."""
+"""The store partitions: one dynamic partition per store id any feed has named.
+
+Dagster recommends at most 100,000 partitions per asset. Past STOREMON_MAX_STORE_PARTITIONS
+(default 100,000) new stores get no partition: they are still reported correctly, because the
+report derives every schedule from the raw feeds itself; only their per-store page is missing.
+"""
+
+import logging
+import os
 
 import dagster as dg
 
 STORE_PARTITIONS_NAME = "stores"
+DEFAULT_MAX_STORE_PARTITIONS = 100_000
 store_partitions = dg.DynamicPartitionsDefinition(name=STORE_PARTITIONS_NAME)
+
+log = logging.getLogger(__name__)
+
+
+def max_store_partitions() -> int:
+    return int(os.environ.get("STOREMON_MAX_STORE_PARTITIONS") or DEFAULT_MAX_STORE_PARTITIONS)
+
+
+def new_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> list[str]:
+    """Store ids without a partition yet, sorted, within the partition limit."""
+    existing = set(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    new = sorted(store_ids - existing)
+    room = max(0, max_store_partitions() - len(existing))
+    if len(new) > room:
+        log.warning(
+            "store partition limit %d reached: %d stores get no partition (they are still reported)",
+            max_store_partitions(), len(new) - room,
+        )
+    return new[:room]

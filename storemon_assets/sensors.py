@@ -29,7 +29,7 @@ from storemon_assets.checks import failed_files_finding
 from storemon_assets.database import is_loaded, read_table
 from storemon_assets.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.parsing import FeedFileError, parse_feed_bytes
-from storemon_assets.partitions import STORE_PARTITIONS_NAME, store_partitions
+from storemon_assets.partitions import STORE_PARTITIONS_NAME, new_store_partitions, store_partitions
 from storemon_assets.reporting import store_schedules as derive_store_schedules
 from storemon_assets.resources import LandingFolder, StoremonDatabase
 from storemon_assets.schema import INGESTED_FILES, STORE_SCHEDULES
@@ -105,9 +105,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
                 tags={"storemon/files": ", ".join(p.name for p, _ in batch)[:200]},
             )
         )
-        new_stores = store_ids - set(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+        new_stores = new_store_partitions(context.instance, store_ids)
         if new_stores:
-            partitions_requests.append(store_partitions.build_add_request(sorted(new_stores)))
+            partitions_requests.append(store_partitions.build_add_request(new_stores))
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=partitions_requests,

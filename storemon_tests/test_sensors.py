@@ -174,3 +174,18 @@ def test_per_store_partition_metadata_names_timezone_hours_and_intervals(home, i
     assert set(metadata) == {"timezone", "weekly_open_hours", "open_around_the_clock", "intervals"}
     assert metadata["intervals"].value.startswith("| day | opens | closes |")
     assert pl.Series([e.metadata["weekly_open_hours"].value for e in events]).is_between(0, 168).all()
+
+
+def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
+    monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
+    path = polls_file(home, "p.csv", [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"),
+                                      ("c", "2023-01-22 12:00:00 UTC")])
+    [add] = tick(landing_files_sensor, instance, home).dynamic_partitions_requests
+    assert add.partition_keys == ["a", "b"]
+    from storemon_assets.assets.report import uptime_report
+
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [str(path)]}}}}
+    dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config)
+    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
+    report = pl.read_csv(home.reports.folder / "combined_report.csv")
+    assert report.get_column("store_id").to_list() == ["a", "b", "c"]

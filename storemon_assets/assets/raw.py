@@ -7,7 +7,7 @@ from pydantic import Field
 
 from storemon_assets.database import LoadOutcome, feed_versions, load_feed, table_counts
 from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
-from storemon_assets.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.resources import LandingFolder, StoremonDatabase
 from storemon_assets.schema import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.ui_metadata import table_schema
@@ -42,10 +42,10 @@ class IngestConfig(dg.Config):
 
 
 def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> int:
-    """Add partitions for stores not seen before; returns how many were added."""
-    new = store_ids - set(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    """Add partitions for stores not seen before (the sensor usually has); returns how many."""
+    new = new_store_partitions(instance, store_ids)
     if new:
-        instance.add_dynamic_partitions(STORE_PARTITIONS_NAME, sorted(new))
+        instance.add_dynamic_partitions(STORE_PARTITIONS_NAME, new)
     return len(new)
 
 
