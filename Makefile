@@ -1,6 +1,6 @@
 # The two commands of the README's quick start, and their helpers.
 #   make run   install into .venv, load the bundled sample data, run the main job,
-#              then serve the Dagster UI on http://127.0.0.1:3000
+#              then serve the Dagster UI on http://127.0.0.1:3000 and the API on :8000
 #   make test  install into .venv (with test tools) and run the whole test suite
 
 PYTHON ?= python3
@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 HOST ?= 127.0.0.1
 PORT ?= 3000
+API_PORT ?= 8000
 
 .PHONY: install run dev sample report test bench clean
 
@@ -30,8 +31,11 @@ run: sample
 	@echo "report written to data/reports/combined_report.csv"
 	$(MAKE) dev
 
+# Dagster (webserver + daemon: sensors and schedule on) and the HTTP API beside it.
 dev: install
 	mkdir -p $(DAGSTER_HOME)
+	STOREMON_DAGSTER_URL=http://$(HOST):$(PORT) $(BIN)/storemon api --host $(HOST) --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
 test: install

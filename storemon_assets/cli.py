@@ -88,6 +88,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    """Serve the trigger/poll HTTP API in front of the Dagster webserver."""
+    import uvicorn
+
+    from storemon_assets.api import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="copy the bundled sample data into the landing folder")
     sample.add_argument("--to", default=None, help="target folder (default: STOREMON_DATA_DIR)")
     sample.set_defaults(func=cmd_sample)
+    api = sub.add_parser("api", help="serve the HTTP API (/trigger_report, /get_report) beside Dagster")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.set_defaults(func=cmd_api)
     return parser
 
 

@@ -87,3 +87,24 @@ def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
         pass
     if process.poll() is None:
         process.wait(10)
+
+
+@contextmanager
+def storemon_api(home: Path, dagster_url: str):
+    """Run `storemon api` on a free port in front of `dagster_url`; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "STOREMON_HOME": str(home), "STOREMON_DAGSTER_URL": dagster_url}
+    log = (home / f"api_{port}.log").open("wb")
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "storemon"), "api", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: process.poll() is not None or _answers(f"{url}/openapi.json"), 60, "the storemon API")
+        if process.poll() is not None:
+            raise RuntimeError(f"storemon api exited: {(home / f'api_{port}.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        stop_process_group(process)
+        log.close()

@@ -1,0 +1,252 @@
+"""The trigger + poll HTTP API over Dagster runs (SPEC §7), served by `storemon api`.
+
+Every report is a real Dagster run of `report_job`, launched through the webserver's GraphQL
+API, and its id is the run id. FastAPI is used because the contract is small and typed: the
+request and response models give validation and the OpenAPI page at /docs for free. The
+endpoints are plain (sync) functions: the Dagster GraphQL client is synchronous, and FastAPI
+runs them in its thread pool. Every call to Dagster has a timeout; an unreachable Dagster is a
+503 that says so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import httpx
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from fastapi import FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from storemon_assets import settings
+from storemon_assets.reporting import parse_as_of
+
+REPORT_JOB = "report_job"
+REPORT_JOBS = {"report_job", "ingest_and_report_job"}  # runs that produce a report
+RUNNING_STATES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"}
+FAILED_STATES = {"FAILURE", "CANCELED"}
+DAGSTER_TIMEOUT_SECONDS = 10
+RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+RUN_QUERY = """
+query StoremonRun($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      jobName
+      status
+      eventConnection {
+        events {
+          __typename
+          ... on ExecutionStepFailureEvent { error { message cause { message cause { message } } } }
+          ... on RunFailureEvent { message }
+          ... on RunCanceledEvent { message }
+        }
+      }
+    }
+    ... on RunNotFoundError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class DagsterUnavailable(RuntimeError):
+    """Dagster could not be reached, or did not answer in time."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    job_name: str
+    status: str
+    error: str | None
+
+
+def _user_message(message: str) -> str:
+    """'dagster._core...Failure: as-of time ...' -> 'as-of time ...'."""
+    first = message.strip().splitlines()[0] if message.strip() else message
+    return re.sub(r"^[\w.]*(?:Error|Exception|Failure): ", "", first).strip()
+
+
+class DagsterRuns:
+    """The Dagster webserver, as far as reports are concerned."""
+
+    def __init__(self, url: str, timeout: float = DAGSTER_TIMEOUT_SECONDS):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def _client(self) -> DagsterGraphQLClient:
+        parsed = urlparse(self.url)
+        return DagsterGraphQLClient(
+            parsed.hostname or "127.0.0.1",
+            port_number=parsed.port,
+            use_https=parsed.scheme == "https",
+            timeout=int(self.timeout),
+            path_prefix=parsed.path.rstrip("/"),
+        )
+
+    def launch_report(self, as_of: str | None) -> str:
+        run_config = {"ops": {"uptime_report": {"config": {"as_of": as_of}}}} if as_of else None
+        try:
+            return self._client().submit_job_execution(REPORT_JOB, run_config=run_config, tags={"storemon/api": "trigger_report"})
+        except DagsterGraphQLClientError as exc:
+            if _is_connection_problem(exc):
+                raise DagsterUnavailable(self._unreachable(exc)) from exc
+            raise
+        except Exception as exc:  # requests/gql transport errors and timeouts
+            raise DagsterUnavailable(self._unreachable(exc)) from exc
+
+    def run_info(self, run_id: str) -> RunInfo | None:
+        try:
+            response = httpx.post(
+                f"{self.url}/graphql", json={"query": RUN_QUERY, "variables": {"runId": run_id}}, timeout=self.timeout
+            )
+            response.raise_for_status()
+            run = response.json()["data"]["runOrError"]
+        except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
+            raise DagsterUnavailable(self._unreachable(exc)) from exc
+        if run["__typename"] == "RunNotFoundError":
+            return None
+        if run["__typename"] != "Run":
+            raise DagsterUnavailable(f"Dagster could not look up run {run_id}: {run.get('message', run['__typename'])}")
+        return RunInfo(run["jobName"], run["status"], _failure_reason(run["eventConnection"]["events"]))
+
+    def _unreachable(self, exc: Exception) -> str:
+        return f"Dagster webserver at {self.url} is unreachable or did not answer within {self.timeout:g} s ({type(exc).__name__})"
+
+
+def _is_connection_problem(exc: DagsterGraphQLClientError) -> bool:
+    text = " ".join(str(a) for a in exc.args)
+    return any(word in text for word in ("Connection", "connect", "Timeout", "timed out", "Max retries"))
+
+
+def _root_cause(error: dict) -> str:
+    """The innermost message of a Python error chain ("Error occurred while executing op" wraps it)."""
+    while error.get("cause"):
+        error = error["cause"]
+    return _user_message(error.get("message") or "")
+
+
+def _failure_reason(events: list[dict]) -> str | None:
+    step_errors = [_root_cause(e["error"]) for e in events if e["__typename"] == "ExecutionStepFailureEvent" and e.get("error")]
+    if step_errors:
+        return "; ".join(dict.fromkeys(step_errors))
+    run_messages = [e["message"] for e in events if e["__typename"] in ("RunFailureEvent", "RunCanceledEvent") and e.get("message")]
+    return run_messages[-1] if run_messages else None
+
+
+# --- the HTTP layer -------------------------------------------------------------------------
+
+
+class TriggerRequest(BaseModel):
+    as_of: str | None = Field(
+        default=None,
+        description="Report time T: ISO-8601 (UTC unless an offset is given) or 'now'. Default: the latest poll.",
+        examples=["2023-01-25T18:00:00Z"],
+    )
+
+
+class TriggerResponse(BaseModel):
+    report_id: str = Field(description="Id of the report: the Dagster run id.")
+
+
+class ReportStatus(BaseModel):
+    status: Literal["Running", "Failed"]
+    error: str | None = Field(default=None, description="Why the run failed (only when status is Failed).")
+
+
+class ErrorDetail(BaseModel):
+    detail: str
+
+
+CSV_EXAMPLE = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
+
+
+def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) -> FastAPI:
+    runs = DagsterRuns(dagster_url or settings.dagster_url())
+    reports = reports_dir or settings.reports_dir()
+    app = FastAPI(
+        title="storemon",
+        version="0.1.0",
+        description="Trigger an uptime report (a Dagster run) and poll for its CSV. "
+        "Report semantics: docs/uptime-logic.md.",
+    )
+
+    def unavailable(exc: DagsterUnavailable) -> HTTPException:
+        return HTTPException(status_code=503, detail=str(exc))
+
+    @app.post(
+        "/trigger_report",
+        response_model=TriggerResponse,
+        responses={422: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
+        summary="Start a report run",
+    )
+    def trigger_report(request: TriggerRequest | None = None) -> TriggerResponse:
+        """Launches a run of `report_job` in Dagster and answers at once with its id."""
+        as_of = request.as_of.strip() if request and request.as_of else None
+        if as_of:
+            try:
+                parse_as_of(as_of)
+            except ValueError as exc:
+                raise HTTPException(status_code=422, detail=str(exc)) from exc
+        try:
+            return TriggerResponse(report_id=runs.launch_report(as_of))
+        except DagsterUnavailable as exc:
+            raise unavailable(exc) from exc
+
+    @app.get(
+        "/get_report",
+        response_model=ReportStatus,
+        response_model_exclude_none=True,
+        responses={
+            200: {
+                "description": "`{\"status\": \"Running\"}` while queued or running; the CSV (header "
+                "`X-Report-Status: Complete`) when done; `{\"status\": \"Failed\", \"error\": ...}` if it failed.",
+                "content": {"text/csv": {"example": CSV_EXAMPLE}},
+            },
+            404: {"model": ErrorDetail},
+            503: {"model": ErrorDetail},
+        },
+        summary="Poll a report",
+    )
+    def get_report(report_id: str = Query(description="The id /trigger_report returned.")):
+        report_id = report_id.strip()
+        if not RUN_ID.match(report_id):
+            raise HTTPException(status_code=404, detail=f"unknown report id {report_id[:80]!r}: report ids are the UUIDs /trigger_report returns")
+        try:
+            run = runs.run_info(report_id)
+        except DagsterUnavailable as exc:
+            raise unavailable(exc) from exc
+        if run is None:
+            raise HTTPException(status_code=404, detail=f"no report with id {report_id}")
+        if run.job_name not in REPORT_JOBS:
+            raise HTTPException(status_code=404, detail=f"{report_id} is a Dagster run of {run.job_name}, not a report")
+        if run.status in RUNNING_STATES:
+            return ReportStatus(status="Running")
+        if run.status in FAILED_STATES:
+            return ReportStatus(status="Failed", error=run.error or f"the run ended as {run.status}")
+        path = reports / f"{report_id}.csv"
+        if not path.exists():
+            return ReportStatus(status="Failed", error=f"the run succeeded but its report file {path} is missing")
+        return Response(
+            content=path.read_bytes(),
+            media_type="text/csv",
+            headers={"X-Report-Status": "Complete", "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"'},
+        )
+
+    # Trailing slashes work too (no redirect: clients like curl do not follow one by default).
+    app.add_api_route("/trigger_report/", trigger_report, methods=["POST"], include_in_schema=False, response_model=TriggerResponse)
+    app.add_api_route(
+        "/get_report/", get_report, methods=["GET"], include_in_schema=False, response_model=ReportStatus,
+        response_model_exclude_none=True,
+    )
+
+    @app.exception_handler(DagsterGraphQLClientError)
+    def dagster_refused(_request, exc: DagsterGraphQLClientError):  # e.g. job not found in the location
+        return JSONResponse(status_code=502, content={"detail": f"Dagster refused the request: {' '.join(map(str, exc.args))}"})
+
+    return app

@@ -1,0 +1,167 @@
+"""The trigger + poll HTTP API against the real thing: `dagster dev` (webserver and daemon)
+and `storemon api`, both started as subprocesses on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storemon_assets.api import create_app
+from storemon_assets.database import create_db_engine, create_tables, sqlite_url
+from storemon_assets.reporting import ingest_files
+from storemon_assets.settings import SAMPLE_DATA_DIR
+from storemon_tests.dagster_server import dagster_dev, free_port, storemon_api
+
+pytestmark = pytest.mark.e2e
+
+
+def prepared_home(root: Path) -> Path:
+    """A storemon home whose database already holds the bundled sample."""
+    engine = create_db_engine(sqlite_url(root / "data" / "storemon.db"))
+    create_tables(engine)
+    ingest_files(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    engine.dispose()
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected_csv(tmp_path_factory) -> str:
+    """What `storemon report` writes for the same sample and the same (default) T."""
+    out = tmp_path_factory.mktemp("cli") / "report.csv"
+    sample = SAMPLE_DATA_DIR
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "storemon"), "report", "--status", str(sample / "store_status.csv"),
+         "--hours", str(sample / "menu_hours.csv"), "--timezones", str(sample / "timezones.csv"), "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return out.read_text()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    home = prepared_home(tmp_path_factory.mktemp("home"))
+    with dagster_dev(home) as dagster_url, storemon_api(home, dagster_url) as api_url:
+        yield api_url
+
+
+def poll(api: str, report_id: str, timeout: float = 120) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
+        if response.headers["content-type"].startswith("text/csv") or response.json().get("status") != "Running":
+            return response
+        time.sleep(1)
+    raise TimeoutError(f"report {report_id} still running after {timeout} s")
+
+
+def test_trigger_then_poll_gives_running_then_the_csv_the_cli_writes(api, expected_csv):
+    triggered = httpx.post(f"{api}/trigger_report", timeout=30)
+    assert triggered.status_code == 200
+    report_id = triggered.json()["report_id"]
+    first = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
+    assert first.json() == {"status": "Running"}  # queued: the answer comes back at once
+    done = poll(api, report_id)
+    assert done.status_code == 200
+    assert done.headers["x-report-status"] == "Complete"
+    assert done.headers["content-type"].startswith("text/csv")
+    assert f'filename="storemon-report-{report_id}.csv"' in done.headers["content-disposition"]
+    assert done.text == expected_csv
+
+
+def test_two_triggers_at_once_give_two_ids_and_two_correct_reports(api, expected_csv):
+    with ThreadPoolExecutor(2) as pool:
+        responses = list(pool.map(lambda _: httpx.post(f"{api}/trigger_report/", timeout=30), range(2)))
+    ids = [r.json()["report_id"] for r in responses]
+    assert len(set(ids)) == 2
+    for report_id in ids:
+        assert poll(api, report_id).text == expected_csv
+
+
+def test_an_older_report_stays_retrievable_with_its_own_data(api, expected_csv):
+    old = httpx.post(f"{api}/trigger_report", json={"as_of": "2023-01-24T00:00:00Z"}, timeout=30).json()["report_id"]
+    new = httpx.post(f"{api}/trigger_report", timeout=30).json()["report_id"]
+    assert poll(api, new).text == expected_csv
+    older = poll(api, old).text
+    assert older != expected_csv and older.splitlines()[0] == expected_csv.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("report_id", "message"),
+    [
+        ("00000000-0000-0000-0000-000000000000", "no report with id"),
+        ("not-a-report-id", "report ids are the UUIDs /trigger_report returns"),
+        ("", "report ids are the UUIDs"),
+    ],
+)
+def test_unknown_and_malformed_ids_are_404_with_a_clear_message(api, report_id, message):
+    response = httpx.get(f"{api}/get_report/", params={"report_id": report_id}, timeout=30)
+    assert response.status_code == 404
+    assert message in response.json()["detail"]
+
+
+def test_bad_as_of_is_refused_before_any_run_starts(api):
+    response = httpx.post(f"{api}/trigger_report", json={"as_of": "next thursday"}, timeout=30)
+    assert response.status_code == 422
+    assert "is not a timestamp" in response.json()["detail"]
+
+
+def test_openapi_documents_both_endpoints(api):
+    spec = httpx.get(f"{api}/openapi.json", timeout=30).json()
+    assert {"/trigger_report", "/get_report"} <= set(spec["paths"])
+    assert httpx.get(f"{api}/docs", timeout=30).status_code == 200
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(report_id=st.text(max_size=60) | st.uuids().map(str))
+def test_get_report_never_answers_500(api, report_id):
+    response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
+    assert response.status_code in (200, 404), response.text
+
+
+def test_failed_run_surfaces_its_reason_and_a_stopped_dagster_gives_503(tmp_path):
+    home = tmp_path
+    broken = home / "broken.db"
+    broken.write_bytes(b"this is not an SQLite database" * 100)
+    with dagster_dev(home, extra_env={"STOREMON_DATABASE_URL": sqlite_url(broken)}) as dagster_url:
+        with storemon_api(home, dagster_url) as api_url:
+            report_id = httpx.post(f"{api_url}/trigger_report", timeout=30).json()["report_id"]
+            failed = poll(api_url, report_id)
+            assert failed.json()["status"] == "Failed"
+            assert "file is not a database" in failed.json()["error"]
+    # Dagster is gone (the whole process group was stopped); a new API in front of its old address:
+    with storemon_api(home, dagster_url) as api_url:
+        for response in (
+            httpx.post(f"{api_url}/trigger_report", timeout=30),
+            httpx.get(f"{api_url}/get_report", params={"report_id": report_id}, timeout=30),
+        ):
+            assert response.status_code == 503
+            assert "is unreachable" in response.json()["detail"]
+
+
+# --- inputs fuzzed against the real app with no Dagster behind it (no runs are launched) ----
+
+offline = TestClient(create_app(dagster_url=f"http://127.0.0.1:{free_port()}", reports_dir=Path("/nonexistent")))
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=st.none() | st.dictionaries(st.sampled_from(["as_of", "x", ""]), st.none() | st.text(max_size=40) | st.integers()))
+def test_trigger_report_never_answers_500(body):
+    response = offline.post("/trigger_report", json=body)
+    assert response.status_code in (422, 503), response.text
+
+
+@settings(max_examples=150, deadline=None)
+@given(report_id=st.text(max_size=80))
+def test_get_report_offline_never_answers_500(report_id):
+    response = offline.get("/get_report", params={"report_id": report_id})
+    assert response.status_code in (404, 503), response.text
