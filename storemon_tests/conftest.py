@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,3 +54,24 @@ def shared_data(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is not present (the shared data set lives beside the repository)")
     return path
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL server (scripts/start_postgres.sh); CI must have one."""
+    url = os.environ.get("STOREMON_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("STOREMON_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and must export it")
+        pytest.skip("no PostgreSQL: run `export STOREMON_TEST_POSTGRES_URL=$(scripts/start_postgres.sh)`")
+    return url
+
+
+def fresh_postgres_engine():
+    """An engine on the test database with storemon's tables dropped and created anew."""
+    from storemon_assets.database import create_db_engine, create_tables
+    from storemon_assets.schema import metadata
+
+    engine = create_db_engine(postgres_url())
+    metadata.drop_all(engine)
+    create_tables(engine)
+    return engine

@@ -19,15 +19,20 @@ from storemon_assets.schema import (
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
 )
-from storemon_tests.conftest import shared_data
+from storemon_tests.conftest import fresh_postgres_engine, shared_data
 from storemon_tests.helpers import at
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-    create_tables(engine)
-    return engine
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path):
+    """Every loading rule holds on both databases."""
+    if request.param == "postgresql":
+        engine = fresh_postgres_engine()
+    else:
+        engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
+        create_tables(engine)
+    yield engine
+    engine.dispose()
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -209,11 +214,13 @@ def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypat
     assert read_table(engine, INGESTED_FILES).height == 0
 
 
-def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path, engine):
+def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path):
     # Regression: reading SQLite through a second copy of the library (connectorx) broke the
     # file locks of the process's own connections ("disk I/O error").
     import sqlite3
 
+    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
+    create_tables(engine)
     header = "store_id,timezone_str\n"
     for n in range(3):
         load_feed(engine, read_feed_file(write(tmp_path, f"t{n}.csv", header + f"{n},UTC\n")))

@@ -1,0 +1,46 @@
+"""PostgreSQL, against a real server (.ci/run starts one): the same report as SQLite."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from storemon_assets.assets.raw import ingest_landing_files
+from storemon_assets.assets.report import uptime_report
+from storemon_assets.database import create_db_engine, create_tables, sqlite_url
+from storemon_assets.generate import generate_feeds
+from storemon_assets.reporting import COMBINED_REPORT_NAME, build_report, ingest_files
+from storemon_assets.resources import StoremonDatabase
+from storemon_assets.uptime import report_csv
+from storemon_tests.conftest import fresh_postgres_engine, postgres_url
+
+
+def report_text(engine, paths) -> str:
+    ingest_files(engine, paths)
+    ingest_files(engine, paths)  # re-delivery changes nothing
+    return report_csv(build_report(engine).report)
+
+
+@pytest.mark.parametrize("stores", [40, 800])
+def test_postgres_and_sqlite_give_the_same_report(tmp_path, stores):
+    paths = list(generate_feeds(stores=stores, days=8, seed=stores).write(tmp_path / "feeds").values())
+    sqlite_engine = create_db_engine(sqlite_url(tmp_path / "s.db"))
+    create_tables(sqlite_engine)
+    postgres_engine = fresh_postgres_engine()
+    try:
+        expected = report_text(sqlite_engine, paths)
+        assert expected.count("\n") == stores + 1
+        assert report_text(postgres_engine, paths) == expected
+    finally:
+        postgres_engine.dispose()
+
+
+def test_assets_materialise_on_postgres(home, sample_files):
+    fresh_postgres_engine().dispose()
+    resources = {**home.resources, "database": StoremonDatabase(url=postgres_url())}
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([ingest_landing_files, uptime_report], resources=resources, instance=instance)
+    assert result.success
+    assert (home.reports.folder / COMBINED_REPORT_NAME).read_text().count("\n") == 101
+    assert "postgresql" in result.asset_materializations_for_node("ingest_landing_files")[0].metadata["database"].value
