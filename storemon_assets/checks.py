@@ -60,24 +60,23 @@ def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
     return _result(finding, rows=markdown_table(finding.details["rows"]))
 
 
-@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every polled store has a timezone (else America/Chicago).")
-def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
+def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
     engine = database.engine()
     finding = quality.polled_stores_missing(
-        _polled_store_ids(engine), read_table(engine, STORE_TIMEZONES).get_column("store_id"), "timezone", "America/Chicago"
+        _polled_store_ids(engine), read_table(engine, spec).get_column("store_id"), what, default
     )
     stores = finding.details["stores"]
-    return _result(finding, stores_without_timezone=stores.len(), examples=", ".join(stores.head(10).to_list()))
+    return _result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
+
+
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every polled store has a timezone (else America/Chicago).")
+def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
+    return _polled_stores_missing(database, STORE_TIMEZONES, "timezone", "America/Chicago", "stores_without_timezone")
 
 
 @dg.asset_check(asset=RAW_BUSINESS_HOURS, description="Every polled store has business hours (else open 24x7).")
 def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetCheckResult:
-    engine = database.engine()
-    finding = quality.polled_stores_missing(
-        _polled_store_ids(engine), read_table(engine, BUSINESS_HOURS).get_column("store_id"), "business hours", "open 24x7"
-    )
-    stores = finding.details["stores"]
-    return _result(finding, stores_without_hours=stores.len(), examples=", ".join(stores.head(10).to_list()))
+    return _polled_stores_missing(database, BUSINESS_HOURS, "business hours", "open 24x7", "stores_without_hours")
 
 
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:

@@ -58,17 +58,19 @@ STORE_STATUS_POLLS = TableSpec(
     ),
 )
 
+# A weekly opening interval of a store; the key of both hours tables.
+WEEKLY_INTERVAL_COLUMNS = (
+    _text("store_id", "Opaque store identifier.", primary_key=True),
+    ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
+    _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
+    _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
+)
+
 BUSINESS_HOURS = TableSpec(
     "business_hours",
     "Opening intervals in local wall-clock time. A hours file is authoritative for the stores "
     "it names: their earlier rows are replaced.",
-    (
-        _text("store_id", "Opaque store identifier.", primary_key=True),
-        ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
-        _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
-        _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
-        _text("source_file", "Name of the file these rows came from."),
-    ),
+    (*WEEKLY_INTERVAL_COLUMNS, _text("source_file", "Name of the file these rows came from.")),
 )
 
 STORE_TIMEZONES = TableSpec(
@@ -113,13 +115,7 @@ STORE_SCHEDULES = TableSpec(
     "store_schedules",
     "Each store's normalised weekly schedule, as last materialised for its store partition: "
     "defaults applied (no rows = open around the clock) and timezone resolved.",
-    (
-        _text("store_id", "Opaque store identifier.", primary_key=True),
-        ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
-        _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
-        _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
-        _text("timezone", "IANA timezone used (America/Chicago when the store has none)."),
-    ),
+    (*WEEKLY_INTERVAL_COLUMNS, _text("timezone", "IANA timezone used (America/Chicago when the store has none).")),
 )
 
 ALL_TABLES: tuple[TableSpec, ...] = (

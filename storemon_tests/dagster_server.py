@@ -41,6 +41,21 @@ def _answers(url: str) -> bool:
 
 
 @contextmanager
+def _service(args: list[str], env: dict[str, str], log_path: Path, ready_url: str, what: str, timeout: float):
+    """Run a command in its own process group until `ready_url` answers; stop the whole group after."""
+    log = log_path.open("wb")
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: process.poll() is not None or _answers(ready_url) or None, timeout, what)
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_path.read_text()[-2000:]}")
+        yield
+    finally:
+        stop_process_group(process)
+        log.close()
+
+
+@contextmanager
 def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
     """Run `dagster dev -w workspace.yaml` with storemon and Dagster homes under `home`.
 
@@ -51,20 +66,21 @@ def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
-    log = (home / "dagster_dev.log").open("wb")
-    process = subprocess.Popen(
-        [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: process.poll() is not None or _answers(f"{url}/server_info"), 120, "the Dagster webserver")
-        if process.poll() is not None:
-            raise RuntimeError(f"dagster dev exited: {(home / 'dagster_dev.log').read_text()[-2000:]}")
+    args = [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    with _service(args, env, home / "dagster_dev.log", f"{url}/server_info", "the Dagster webserver", 120):
         yield url
-    finally:
-        stop_process_group(process)
-        log.close()
+
+
+@contextmanager
+def storemon_api(home: Path, dagster_url: str):
+    """Run `storemon api` on a free port in front of `dagster_url`; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "STOREMON_HOME": str(home), "STOREMON_DAGSTER_URL": dagster_url}
+    url = f"http://127.0.0.1:{port}"
+    args = [str(Path(sys.executable).parent / "storemon"), "api", "--host", "127.0.0.1", "--port", str(port)]
+    with _service(args, env, home / f"api_{port}.log", f"{url}/openapi.json", "the storemon API", 60):
+        yield url
 
 
 def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
@@ -87,24 +103,3 @@ def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
         pass
     if process.poll() is None:
         process.wait(10)
-
-
-@contextmanager
-def storemon_api(home: Path, dagster_url: str):
-    """Run `storemon api` on a free port in front of `dagster_url`; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "STOREMON_HOME": str(home), "STOREMON_DAGSTER_URL": dagster_url}
-    log = (home / f"api_{port}.log").open("wb")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "storemon"), "api", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: process.poll() is not None or _answers(f"{url}/openapi.json"), 60, "the storemon API")
-        if process.poll() is not None:
-            raise RuntimeError(f"storemon api exited: {(home / f'api_{port}.log').read_text()[-2000:]}")
-        yield url
-    finally:
-        stop_process_group(process)
-        log.close()
