@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import polars as pl
 from hypothesis import HealthCheck, given, settings
@@ -104,7 +105,7 @@ def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario
 def test_uptime_plus_downtime_is_business_time_on_generated_data():
     feeds = generate_feeds(stores=300, days=9, seed=11)
     parsed = {
-        kind: parse_feed_bytes(frame.write_csv().encode(), __import__("pathlib").Path(f"{kind}.csv")).rows
+        kind: parse_feed_bytes(frame.write_csv().encode(), Path(f"{kind}.csv")).rows
         for kind, frame in (("polls", feeds.polls), ("hours", feeds.hours), ("timezones", feeds.timezones))
     }
     schedule = weekly_schedule(parsed["hours"], parsed["timezones"], parsed["polls"].get_column("store_id"))
