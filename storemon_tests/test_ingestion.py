@@ -256,3 +256,27 @@ def test_real_poll_sample_loads_with_exact_microseconds(engine):
     assert first is not None
     load_feed(engine, feed)
     assert read_table(engine, STORE_STATUS_POLLS).get_column("polled_at_us").is_in([at("2023-01-22 12:09:39.388884")]).any()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from storemon_assets.parsing import parse_timestamp_utc, parse_timestamps_utc  # noqa: E402
+
+_digits = st.text("0123456789", min_size=1, max_size=3)
+_timestamp_like = st.builds(
+    lambda y, mo, d, sep, h, mi, sec, frac, suffix, pad: f"{pad}{y}-{mo}-{d}{sep}{h}:{mi}{sec}{frac}{suffix}",
+    st.sampled_from(["2023", "1999", "202", "20231"]), st.sampled_from(["01", "1", "12", "13", "02"]),
+    st.sampled_from(["22", "2", "30", "31", "29"]), st.sampled_from([" ", "T", "  "]),
+    st.sampled_from(["00", "12", "23", "24", "7"]), st.sampled_from(["09", "59", "60", "5"]),
+    st.sampled_from(["", ":39", ":60", ":5"]), st.just("") | _digits.map(lambda d: "." + d) | st.just(".1234567"),
+    st.sampled_from([" UTC", " utc", "Z", "+00:00", "-05:00", "+0530", "", " UTC ", "UTC"]), st.sampled_from(["", " "]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_timestamp_like | st.text(max_size=30), min_size=1, max_size=20))
+def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
+    frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
+    both = parse_timestamps_utc(frame, "text", "fast").with_columns(parse_timestamp_utc(pl.col("text")).alias("general"))
+    assert both.get_column("fast").to_list() == both.get_column("general").to_list()
