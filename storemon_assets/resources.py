@@ -6,6 +6,7 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 
 from __future__ import annotations
 
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,9 +38,14 @@ class StoremonDatabase(dg.ConfigurableResource):
 
 
 class LandingFolder(dg.ConfigurableResource):
-    """Where new CSV files of any of the three kinds arrive; unreadable ones are moved aside."""
+    """Where new CSV files of any of the three kinds arrive; unreadable ones are moved aside.
+
+    Files are taken once they have not changed for `settle_seconds`, so a file still being
+    written is not read half-way (writers may also write `name.csv.part` and rename it).
+    """
 
     path: str
+    settle_seconds: float = 2.0
 
     @property
     def folder(self) -> Path:
@@ -53,6 +59,11 @@ class LandingFolder(dg.ConfigurableResource):
         if not self.folder.is_dir():
             return []
         return sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+    def settled_csv_files(self, now: float | None = None) -> list[Path]:
+        """CSV files not modified within the last `settle_seconds`."""
+        now = time.time() if now is None else now
+        return [p for p in self.csv_files() if now - p.stat().st_mtime >= self.settle_seconds]
 
     def move_aside(self, path: Path, error: str) -> Path:
         """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`."""

@@ -57,7 +57,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     batch: list[tuple[Path, str]] = []
     store_ids: set[str] = set()
     failed: list[str] = []
-    for path in landing.csv_files():
+    for path in landing.settled_csv_files():
         identity = _identity(path)
         if seen.get(path.name) == identity:
             continue

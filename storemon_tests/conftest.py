@@ -39,7 +39,7 @@ def home(tmp_path: Path) -> StoremonHome:
     return StoremonHome(
         root=tmp_path,
         database=StoremonDatabase(url=sqlite_url(tmp_path / "storemon.db")),
-        landing=LandingFolder(path=str(tmp_path / "landing")),
+        landing=LandingFolder(path=str(tmp_path / "landing"), settle_seconds=0),
         reports=ReportsFolder(path=str(tmp_path / "reports")),
     )
 

@@ -189,3 +189,14 @@ def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(h
     assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
     report = pl.read_csv(home.reports.folder / "combined_report.csv")
     assert report.get_column("store_id").to_list() == ["a", "b", "c"]
+
+
+def test_a_file_still_being_written_waits_until_it_settles(home, instance):
+    from storemon_assets.resources import LandingFolder
+
+    patient = {**home.resources, "landing": LandingFolder(path=home.landing.path, settle_seconds=30)}
+    path = polls_file(home, "p.csv", [("1", "2023-01-22 12:00:00 UTC")])
+    context = dg.build_sensor_context(instance=instance, resources=patient)
+    assert landing_files_sensor(context).run_requests == []  # modified just now
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    assert len(landing_files_sensor(dg.build_sensor_context(instance=instance, resources=patient)).run_requests) == 1
