@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import polars as pl
+
 from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
@@ -61,9 +63,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     try:
         feeds = generate_feeds(args.stores, args.days, args.seed, hours_file=args.hours, timezones_file=args.timezones)
-    except (OSError, ValueError) as exc:
-        return _fail(str(exc))
-    paths = feeds.write(args.out)
+        paths = feeds.write(args.out)
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     print(
         f"wrote {feeds.polls.height} polls, {feeds.hours.height} hours rows, {feeds.timezones.height} timezone rows "
         f"to {Path(args.out)}: " + ", ".join(p.name for p in paths.values()),

@@ -58,6 +58,8 @@ def generate_feeds(
     hours_file: str | Path | None = None,
     timezones_file: str | Path | None = None,
 ) -> GeneratedFeeds:
+    if days < 1:
+        raise ValueError("--days must be at least 1")
     rng = np.random.default_rng(seed)
     if hours_file or timezones_file:
         hours, timezones = _real_stores(hours_file, timezones_file, stores, rng)
@@ -78,7 +80,10 @@ def _store_ids(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _read_text_csv(path: str | Path) -> pl.DataFrame:
-    return pl.read_csv(path, infer_schema=False)
+    frame = pl.read_csv(path, infer_schema=False)
+    if "store_id" not in frame.columns:
+        raise ValueError(f"{Path(path).name}: no store_id column (header: {','.join(frame.columns)})")
+    return frame
 
 
 def _real_stores(hours_file, timezones_file, stores, rng) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -106,7 +111,10 @@ def _synthetic_hours(store_ids: np.ndarray, rng: np.random.Generator) -> pl.Data
         ids = np.asarray(ids)
         grid_ids = np.repeat(ids, len(weekdays))
         grid_days = np.tile(weekdays, len(ids))
-        return pl.DataFrame({"store_id": grid_ids, "day": grid_days.astype(str), "start_time_local": start, "end_time_local": end})
+        return pl.DataFrame(
+            {"store_id": grid_ids.astype(str), "day": grid_days.astype(str), "start_time_local": start, "end_time_local": end},
+            schema=dict.fromkeys(("store_id", "day", "start_time_local", "end_time_local"), pl.String),
+        )
 
     frames.append(rows(store_ids[profile == 1], "00:00:00", "23:59:00"))
     regular = store_ids[profile == 2]

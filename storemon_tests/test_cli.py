@@ -103,3 +103,26 @@ def test_generate_is_reproducible_from_its_seed_and_uses_the_real_feed_quirks(tm
     assert polls[0] == "store_id,status,timestamp_utc"
     assert all(line.endswith(" UTC") for line in polls[1:])
     assert (tmp_path / "a" / "menu_hours.csv").read_text().startswith("store_id,day,start_time_local,end_time_local")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--stores", "5", "--days", "0"], "--days must be at least 1"),
+        (["--hours", "{bad}"], "bad.csv: no store_id column (header: a,b)"),
+        (["--hours", "/nonexistent/hours.csv"], "No such file or directory"),
+    ],
+)
+def test_generate_refuses_bad_arguments_with_one_line(tmp_path, args, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    done = storemon("generate", *[a.format(bad=bad) for a in args], "--out", str(tmp_path / "out"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert message in done.stderr and done.stderr.strip().count("\n") == 0
+
+
+def test_generate_works_for_a_handful_of_stores(tmp_path):
+    # Regression: with few stores some hours profile got no store and its empty frame broke.
+    done = storemon("generate", "--stores", "3", "--days", "1", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "store_status.csv").read_text().count("\n") > 3
