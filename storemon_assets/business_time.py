@@ -190,7 +190,7 @@ def weekly_open_hours(schedule: pl.DataFrame) -> pl.DataFrame:
     that overnight rows wrap around the week; overlaps count once.
     """
     monday = dt.date(2024, 1, 1)
-    week_start_us = int(dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()) * 1_000_000
+    week_start_us = int(dt.datetime(2024, 1, 1, tzinfo=dt.UTC).timestamp()) * 1_000_000
     week_end_us = week_start_us + 7 * US_PER_DAY
     stores = schedule.select("store_id", "timezone").unique()
     dates = stores.select(

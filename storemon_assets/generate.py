@@ -143,7 +143,7 @@ def _synthetic_timezones(store_ids: np.ndarray, rng: np.random.Generator) -> pl.
 
 def _synthetic_polls(store_ids: np.ndarray, days: int, end: dt.datetime, rng: np.random.Generator) -> pl.DataFrame:
     n = len(store_ids)
-    end_us = int(end.replace(tzinfo=dt.timezone.utc).timestamp()) * 1_000_000 + end.microsecond
+    end_us = int(end.replace(tzinfo=dt.UTC).timestamp()) * 1_000_000 + end.microsecond
     start_us = end_us - days * 24 * _H
     # Most stores are polled hourly; one in ten only every 2-6 hours.
     period = np.where(rng.random(n) < 0.9, _H, rng.integers(2, 7, size=n) * _H)

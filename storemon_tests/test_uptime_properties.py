@@ -33,13 +33,13 @@ ZONES = [
 ]
 # Daylight-saving changes (zone, UTC instant); all fall on a Saturday night or Sunday local.
 PIVOTS = [
-    ("America/Chicago", dt.datetime(2024, 3, 10, 8, tzinfo=dt.timezone.utc)),  # 02:00 -> 03:00
-    ("America/Chicago", dt.datetime(2024, 11, 3, 7, tzinfo=dt.timezone.utc)),  # 02:00 -> 01:00
-    ("Australia/Lord_Howe", dt.datetime(2024, 4, 6, 15, tzinfo=dt.timezone.utc)),  # 02:00 -> 01:30
-    ("America/Santiago", dt.datetime(2024, 4, 7, 3, tzinfo=dt.timezone.utc)),  # 24:00 -> 23:00
-    ("America/Santiago", dt.datetime(2024, 9, 8, 4, tzinfo=dt.timezone.utc)),  # 24:00 -> 01:00
-    ("Pacific/Chatham", dt.datetime(2024, 4, 6, 14, tzinfo=dt.timezone.utc)),  # 03:45 -> 02:45
-    ("Europe/London", dt.datetime(2024, 3, 31, 1, tzinfo=dt.timezone.utc)),  # 01:00 -> 02:00
+    ("America/Chicago", dt.datetime(2024, 3, 10, 8, tzinfo=dt.UTC)),  # 02:00 -> 03:00
+    ("America/Chicago", dt.datetime(2024, 11, 3, 7, tzinfo=dt.UTC)),  # 02:00 -> 01:00
+    ("Australia/Lord_Howe", dt.datetime(2024, 4, 6, 15, tzinfo=dt.UTC)),  # 02:00 -> 01:30
+    ("America/Santiago", dt.datetime(2024, 4, 7, 3, tzinfo=dt.UTC)),  # 24:00 -> 23:00
+    ("America/Santiago", dt.datetime(2024, 9, 8, 4, tzinfo=dt.UTC)),  # 24:00 -> 01:00
+    ("Pacific/Chatham", dt.datetime(2024, 4, 6, 14, tzinfo=dt.UTC)),  # 03:45 -> 02:45
+    ("Europe/London", dt.datetime(2024, 3, 31, 1, tzinfo=dt.UTC)),  # 01:00 -> 02:00
 ]
 US = 1_000_000
 QUARTER_HOUR = 15 * 60 * US

@@ -4,9 +4,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from storemon_assets import settings
+from storemon_assets import quality, settings
 from storemon_assets.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
-from storemon_assets import quality
 from storemon_assets.reporting import (
     ReportResult,
     build_report,
