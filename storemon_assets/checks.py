@@ -3,15 +3,14 @@ thanks to the SPEC's defaults, but a user should fix the input). The report's ow
 inside the report asset, which publishes nothing when a blocking one fails."""
 
 import dagster as dg
-import polars as pl
-import sqlalchemy as sa
 
 from storemon_assets import quality
 from storemon_assets.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.database import read_table
 from storemon_assets.parsing import HOURS, POLLS, TIMEZONES
+from storemon_assets.reporting import polled_store_ids
 from storemon_assets.resources import LandingFolder, StoremonDatabase
-from storemon_assets.schema import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.schema import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_TIMEZONES
 from storemon_assets.ui_metadata import markdown_table
 
 WARN = dg.AssetCheckSeverity.WARN
@@ -50,10 +49,6 @@ rejected_hours_share = _rejected_share_check(HOURS)
 rejected_timezones_share = _rejected_share_check(TIMEZONES)
 
 
-def _polled_store_ids(engine: sa.Engine) -> pl.Series:
-    return read_table(engine, STORE_STATUS_POLLS).get_column("store_id").unique()
-
-
 @dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
 def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
     finding = quality.unknown_timezones(read_table(database.engine(), REJECTED_ROWS))
@@ -63,7 +58,7 @@ def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
 def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
     engine = database.engine()
     finding = quality.polled_stores_missing(
-        _polled_store_ids(engine), read_table(engine, spec).get_column("store_id"), what, default
+        polled_store_ids(engine, None), read_table(engine, spec).get_column("store_id"), what, default
     )
     stores = finding.details["stores"]
     return _result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))

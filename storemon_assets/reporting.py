@@ -86,10 +86,10 @@ def known_store_ids(engine: sa.Engine) -> pl.Series:
 
 
 def rejected_counts(engine: sa.Engine) -> dict[str, int]:
-    table = read_table(engine, REJECTED_ROWS)
+    table = sa.table(REJECTED_ROWS.name, sa.column("kind"))
     counts = {kind: 0 for kind in ("polls", "hours", "timezones")}
-    for kind, n in table.group_by("kind").len().iter_rows():
-        counts[kind] = n
+    with engine.connect() as conn:
+        counts.update(dict(conn.execute(sa.select(table.c.kind, sa.func.count()).group_by(table.c.kind)).all()))
     return counts
 
 
