@@ -190,15 +190,15 @@ def replace_store_schedules(engine: sa.Engine, schedule: pl.DataFrame, store_ids
         _bulk_insert(conn, table, schedule.select(STORE_SCHEDULES.column_names))
 
 
-def read_table(engine: sa.Engine, spec: TableSpec, where: str | None = None) -> pl.DataFrame:
-    """A whole table (optionally filtered by an SQL condition) as a typed polars frame.
+def read_table(engine: sa.Engine, spec: TableSpec) -> pl.DataFrame:
+    """A whole table as a typed polars frame.
 
     PostgreSQL is read through connectorx, which fills Arrow columns natively. SQLite is read
     through Python's own sqlite3 driver: connectorx (like ADBC) links a second copy of SQLite,
     and two copies in one process break each other's file locks ("disk I/O error", and worse).
     The driver's fetchall of plain tuples is still twice as fast as SQLAlchemy rows.
     """
-    query = f"SELECT {', '.join(spec.column_names)} FROM {spec.name}" + (f" WHERE {where}" if where else "")
+    query = f"SELECT {', '.join(spec.column_names)} FROM {spec.name}"
     if engine.dialect.name == "postgresql":
         frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
         return frame.cast(spec.polars_schema) if frame.height else pl.DataFrame(schema=spec.polars_schema)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from storemon_assets.business_time import weekly_schedule
 from storemon_assets.database import LoadOutcome, load_feed, read_table
 from storemon_assets.parsing import parse_timestamp_utc, read_feed_file
-from storemon_assets.schema import BUSINESS_HOURS, REJECTED_ROWS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.schema import BUSINESS_HOURS, REJECTED_ROWS, SQL_TABLES, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.uptime import UptimeReport, compute_uptime, report_csv
 
 COMBINED_REPORT_NAME = "combined_report.csv"
@@ -79,14 +79,14 @@ def known_store_ids(engine: sa.Engine) -> pl.Series:
     """Every store named by an accepted row of any feed."""
     with engine.connect() as conn:
         query = sa.union(
-            *(sa.select(sa.column("store_id")).select_from(sa.table(spec.name)) for spec in (STORE_STATUS_POLLS, BUSINESS_HOURS, STORE_TIMEZONES))
+            *(sa.select(SQL_TABLES[spec.name].c.store_id) for spec in (STORE_STATUS_POLLS, BUSINESS_HOURS, STORE_TIMEZONES))
         )
         ids = [row[0] for row in conn.execute(query)]
     return pl.Series("store_id", ids, dtype=pl.String).sort()
 
 
 def rejected_counts(engine: sa.Engine) -> dict[str, int]:
-    table = sa.table(REJECTED_ROWS.name, sa.column("kind"))
+    table = SQL_TABLES[REJECTED_ROWS.name]
     counts = {kind: 0 for kind in ("polls", "hours", "timezones")}
     with engine.connect() as conn:
         counts.update(dict(conn.execute(sa.select(table.c.kind, sa.func.count()).group_by(table.c.kind)).all()))
@@ -120,7 +120,7 @@ def write_report_text(report: pl.DataFrame, target: Path) -> None:
 
 def polled_store_ids(engine: sa.Engine, as_of_us: int | None) -> pl.Series:
     """Stores with a poll at or before T, straight from SQL (an independent count for checks)."""
-    table = sa.table(STORE_STATUS_POLLS.name, sa.column("store_id"), sa.column("polled_at_us"))
+    table = SQL_TABLES[STORE_STATUS_POLLS.name]
     query = sa.select(table.c.store_id).distinct()
     if as_of_us is not None:
         query = query.where(table.c.polled_at_us <= as_of_us)
@@ -129,6 +129,6 @@ def polled_store_ids(engine: sa.Engine, as_of_us: int | None) -> pl.Series:
 
 
 def newest_poll_us(engine: sa.Engine) -> int | None:
-    table = sa.table(STORE_STATUS_POLLS.name, sa.column("polled_at_us"))
+    table = SQL_TABLES[STORE_STATUS_POLLS.name]
     with engine.connect() as conn:
         return conn.execute(sa.select(sa.func.max(table.c.polled_at_us))).scalar()

@@ -26,13 +26,13 @@ import sqlalchemy as sa
 
 from storemon_assets.assets.raw import LANDING_FOLDER
 from storemon_assets.checks import failed_files_finding
-from storemon_assets.database import is_loaded, read_table
+from storemon_assets.database import feed_versions, is_loaded, read_table
 from storemon_assets.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.parsing import FeedFileError, parse_feed_bytes
 from storemon_assets.partitions import STORE_PARTITIONS_NAME, new_store_partitions, store_partitions
 from storemon_assets.reporting import store_schedules as derive_store_schedules
 from storemon_assets.resources import LandingFolder, StoremonDatabase
-from storemon_assets.schema import INGESTED_FILES, STORE_SCHEDULES
+from storemon_assets.schema import STORE_SCHEDULES
 from storemon_assets.staleness import fingerprint, partition_ranges, stale_store_ids
 
 MAX_FILES_PER_RUN = 100
@@ -117,13 +117,6 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     )
 
 
-def _ledger_fingerprint(engine: sa.Engine) -> str:
-    table = sa.table(INGESTED_FILES.name, sa.column("file_sha256"), sa.column("ingested_at_us"))
-    with engine.connect() as conn:
-        count, latest = conn.execute(sa.select(sa.func.count(), sa.func.max(table.c.ingested_at_us))).one()
-    return f"{count}-{latest}"
-
-
 def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.Series, pl.DataFrame]:
     """Stale store ids among the partitions, and the schedule the raw feeds give them now."""
     derived = derive_store_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
@@ -139,7 +132,7 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     engine = database.engine()
     keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    state = f"{_ledger_fingerprint(engine)}-{len(keys)}"
+    state = f"{json.dumps(feed_versions(engine), sort_keys=True)}-{len(keys)}"
     cursor = json.loads(context.cursor) if context.cursor else {}
     if cursor.get("state") == state and not cursor.get("pending"):
         return dg.SkipReason("no feed changed since the last check")
