@@ -27,7 +27,7 @@ sample: install
 # The main job on the embedded default (SQLite + bundled sample data), then the UI.
 run: sample
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster job execute -m storemon_assets.definitions -j ingest_and_report_job
+	$(BIN)/dagster job execute -m storemon_assets.defs.definitions -j ingest_and_report_job
 	@echo "report written to data/reports/combined_report.csv"
 	$(MAKE) dev
 

@@ -14,12 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from storemon_assets.database import create_db_engine, create_tables, load_feed, read_table, sqlite_url
-from storemon_assets.generate import generate_feeds
-from storemon_assets.parsing import read_feed_file
-from storemon_assets.reporting import store_schedules
-from storemon_assets.schema import STORE_STATUS_POLLS
-from storemon_assets.uptime import compute_uptime
+from storemon_assets.core.generate import generate_feeds
+from storemon_assets.core.parsing import read_feed_file
+from storemon_assets.core.tables import STORE_STATUS_POLLS
+from storemon_assets.core.uptime import compute_uptime
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.loading import load_feed
+from storemon_assets.db.queries import read_table, read_weekly_schedules
+from storemon_assets.settings import sqlite_url
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "loop-2023"
 
@@ -54,7 +56,7 @@ def main() -> None:
         create_tables(engine)
         timed("load (SQLite)", lambda: [load_feed(engine, feed) for feed in parsed])
         polls = timed("read polls", lambda: read_table(engine, STORE_STATUS_POLLS))
-        schedule = timed("schedules", lambda: store_schedules(engine, polls.get_column("store_id").unique()))
+        schedule = timed("schedules", lambda: read_weekly_schedules(engine, polls.get_column("store_id").unique()))
         result = timed("compute", lambda: compute_uptime(polls, schedule, None))
 
     print(f"{'real' if real else 'synthetic'} stores: {result.report.height:,}; polls: {polls.height:,}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
+import dagster as dg
 import httpx
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from fastapi import FastAPI, HTTPException, Query
@@ -23,10 +24,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from storemon_assets import settings
-from storemon_assets.reporting import parse_as_of
+from storemon_assets.core.instants import parse_as_of
+from storemon_assets.defs.assets.report import ReportConfig, uptime_report
+from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, report_job
 
-REPORT_JOB = "report_job"
-REPORT_JOBS = {"report_job", "ingest_and_report_job"}  # runs that produce a report
 RUNNING_STATES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"}
 FAILED_STATES = {"FAILURE", "CANCELED"}
 DAGSTER_TIMEOUT_SECONDS = 10
@@ -90,9 +91,13 @@ class DagsterRuns:
         )
 
     def launch_report(self, as_of: str | None) -> str:
-        run_config = {"ops": {"uptime_report": {"config": {"as_of": as_of}}}} if as_of else None
+        run_config = (
+            dg.RunConfig(ops={uptime_report.op.name: ReportConfig(as_of=as_of)}).to_config_dict() if as_of else None
+        )
         try:
-            return self._client().submit_job_execution(REPORT_JOB, run_config=run_config, tags={"storemon/api": "trigger_report"})
+            return self._client().submit_job_execution(
+                report_job.name, run_config=run_config, tags={"storemon/api": "trigger_report"}
+            )
         except DagsterGraphQLClientError as exc:
             if _is_connection_problem(exc):
                 raise DagsterUnavailable(self._unreachable(exc)) from exc
@@ -132,10 +137,14 @@ def _root_cause(error: dict) -> str:
 
 
 def _failure_reason(events: list[dict]) -> str | None:
-    step_errors = [_root_cause(e["error"]) for e in events if e["__typename"] == "ExecutionStepFailureEvent" and e.get("error")]
+    step_errors = [
+        _root_cause(e["error"]) for e in events if e["__typename"] == "ExecutionStepFailureEvent" and e.get("error")
+    ]
     if step_errors:
         return "; ".join(dict.fromkeys(step_errors))
-    run_messages = [e["message"] for e in events if e["__typename"] in ("RunFailureEvent", "RunCanceledEvent") and e.get("message")]
+    run_messages = [
+        e["message"] for e in events if e["__typename"] in ("RunFailureEvent", "RunCanceledEvent") and e.get("message")
+    ]
     return run_messages[-1] if run_messages else None
 
 
@@ -186,7 +195,7 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
         summary="Start a report run",
     )
     def trigger_report(request: TriggerRequest | None = None) -> TriggerResponse:
-        """Launches a run of `report_job` in Dagster and answers at once with its id."""
+        """Launches a run of the report job in Dagster and answers at once with its id."""
         as_of = request.as_of.strip() if request and request.as_of else None
         if as_of:
             try:
@@ -204,8 +213,8 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
         response_model_exclude_none=True,
         responses={
             200: {
-                "description": "`{\"status\": \"Running\"}` while queued or running; the CSV (header "
-                "`X-Report-Status: Complete`) when done; `{\"status\": \"Failed\", \"error\": ...}` if it failed.",
+                "description": '`{"status": "Running"}` while queued or running; the CSV (header '
+                '`X-Report-Status: Complete`) when done; `{"status": "Failed", "error": ...}` if it failed.',
                 "content": {"text/csv": {"example": CSV_EXAMPLE}},
             },
             404: {"model": ErrorDetail},
@@ -216,14 +225,17 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
     def get_report(report_id: str = Query(description="The id /trigger_report returned.")):
         report_id = report_id.strip()
         if not RUN_ID.match(report_id):
-            raise HTTPException(status_code=404, detail=f"unknown report id {report_id[:80]!r}: report ids are the UUIDs /trigger_report returns")
+            raise HTTPException(
+                status_code=404,
+                detail=f"unknown report id {report_id[:80]!r}: report ids are the UUIDs /trigger_report returns",
+            )
         try:
             run = runs.run_info(report_id)
         except DagsterUnavailable as exc:
             raise unavailable(exc) from exc
         if run is None:
             raise HTTPException(status_code=404, detail=f"no report with id {report_id}")
-        if run.job_name not in REPORT_JOBS:
+        if run.job_name not in REPORT_PRODUCING_JOBS:
             raise HTTPException(status_code=404, detail=f"{report_id} is a Dagster run of {run.job_name}, not a report")
         if run.status in RUNNING_STATES:
             return ReportStatus(status="Running")
@@ -235,18 +247,29 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
         return Response(
             content=path.read_bytes(),
             media_type="text/csv",
-            headers={"X-Report-Status": "Complete", "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"'},
+            headers={
+                "X-Report-Status": "Complete",
+                "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"',
+            },
         )
 
     # Trailing slashes work too (no redirect: clients like curl do not follow one by default).
-    app.add_api_route("/trigger_report/", trigger_report, methods=["POST"], include_in_schema=False, response_model=TriggerResponse)
     app.add_api_route(
-        "/get_report/", get_report, methods=["GET"], include_in_schema=False, response_model=ReportStatus,
+        "/trigger_report/", trigger_report, methods=["POST"], include_in_schema=False, response_model=TriggerResponse
+    )
+    app.add_api_route(
+        "/get_report/",
+        get_report,
+        methods=["GET"],
+        include_in_schema=False,
+        response_model=ReportStatus,
         response_model_exclude_none=True,
     )
 
     @app.exception_handler(DagsterGraphQLClientError)
     def dagster_refused(_request, exc: DagsterGraphQLClientError):  # e.g. job not found in the location
-        return JSONResponse(status_code=502, content={"detail": f"Dagster refused the request: {' '.join(map(str, exc.args))}"})
+        return JSONResponse(
+            status_code=502, content={"detail": f"Dagster refused the request: {' '.join(map(str, exc.args))}"}
+        )
 
     return app

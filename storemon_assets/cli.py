@@ -10,7 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
+from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.parsing import FeedFileError, read_feed_file
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
 
@@ -22,8 +23,11 @@ def _fail(message: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Fresh embedded database, same ingestion and computation as the assets, CSV out."""
-    from storemon_assets.database import create_db_engine, create_tables, load_feed, sqlite_url
-    from storemon_assets.reporting import build_report, parse_as_of, write_report_text
+    from storemon_assets.core.instants import parse_as_of
+    from storemon_assets.db.engine import create_db_engine, create_tables
+    from storemon_assets.db.loading import load_feed
+    from storemon_assets.service import build_report, write_report_text
+    from storemon_assets.settings import sqlite_url
 
     try:
         as_of_us = parse_as_of(args.as_of)
@@ -59,7 +63,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from storemon_assets.generate import generate_feeds
+    from storemon_assets.core.generate import generate_feeds
 
     try:
         feeds = generate_feeds(args.stores, args.days, args.seed, hours_file=args.hours, timezones_file=args.timezones)
@@ -106,14 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="compute the report from three CSV files, without Dagster")
     report.add_argument("--status", required=True, help="status polls CSV (store_id,status,timestamp_utc)")
-    report.add_argument("--hours", required=True, help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)")
+    report.add_argument(
+        "--hours", required=True, help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)"
+    )
     report.add_argument("--timezones", required=True, help="timezones CSV (store_id,timezone_str)")
-    report.add_argument("--as-of", default=None, help="report time T (ISO-8601, UTC unless an offset is given, or 'now'); default: the latest poll")
+    report.add_argument(
+        "--as-of",
+        default=None,
+        help="report time T (ISO-8601, UTC unless an offset is given, or 'now'); default: the latest poll",
+    )
     report.add_argument("--out", required=True, help="where to write the report CSV")
     report.set_defaults(func=cmd_report)
 
     generate = sub.add_parser("generate", help="write a realistic synthetic data set")
-    generate.add_argument("--stores", type=int, default=None, help="number of stores (with --hours: a random sample of its stores)")
+    generate.add_argument(
+        "--stores", type=int, default=None, help="number of stores (with --hours: a random sample of its stores)"
+    )
     generate.add_argument("--days", type=int, default=8, help="days of polls ending at 2023-01-25 18:13 UTC")
     generate.add_argument("--out", required=True, help="output folder")
     generate.add_argument("--seed", type=int, default=0)

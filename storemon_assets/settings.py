@@ -1,29 +1,57 @@
-"""Where storemon keeps things, from environment variables with embedded defaults (SPEC §7).
+"""Every setting storemon reads from the environment, declared and read here only (SPEC §7).
 
-| variable | default |
-| --- | --- |
-| STOREMON_HOME | the repository root in a checkout, else the current directory |
-| STOREMON_DATABASE_URL | SQLite file `<home>/data/storemon.db` |
-| STOREMON_DATA_DIR | `<home>/data/landing` (new CSV files arrive here) |
-| STOREMON_REPORTS_DIR | `<home>/data/reports` |
-| STOREMON_AS_OF | unset: T is the latest poll; `now`; or a timestamp |
-| STOREMON_DAGSTER_URL | `http://127.0.0.1:3000` |
+`SETTINGS` is the one list of variables: the README's configuration table is checked against
+it by a test, and no other module reads a `STOREMON_*` variable.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-
-from storemon_assets.database import sqlite_url
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DATA_DIR = _PACKAGE_DIR / "sample_data"
 
 
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    meaning: str
+    default: str  # as the README shows it
+
+
+HOME = Setting(
+    "STOREMON_HOME", "base of the default paths below", "the repository root in a checkout, else the current directory"
+)
+DATABASE_URL = Setting(
+    "STOREMON_DATABASE_URL",
+    "SQLAlchemy URL of the storemon database (SQLite or PostgreSQL)",
+    "`sqlite:///<home>/data/storemon.db`",
+)
+DATA_DIR = Setting("STOREMON_DATA_DIR", "landing folder where new CSV files arrive", "`<home>/data/landing`")
+REPORTS_DIR = Setting(
+    "STOREMON_REPORTS_DIR", "where `combined_report.csv` and `<report_id>.csv` go", "`<home>/data/reports`"
+)
+AS_OF = Setting("STOREMON_AS_OF", "fixed report time `T` (ISO-8601, or `now`)", "unset: the latest poll")
+DAGSTER_URL = Setting("STOREMON_DAGSTER_URL", "the Dagster webserver, for the HTTP API", "`http://127.0.0.1:3000`")
+MAX_STORE_PARTITIONS = Setting("STOREMON_MAX_STORE_PARTITIONS", "most store partitions to create", "`100000`")
+
+SETTINGS: tuple[Setting, ...] = (DATABASE_URL, DATA_DIR, REPORTS_DIR, AS_OF, DAGSTER_URL, HOME, MAX_STORE_PARTITIONS)
+
+
+def _read(setting: Setting) -> str:
+    return os.environ.get(setting.name, "").strip()
+
+
+def is_set(setting: Setting) -> bool:
+    """Whether the environment gives this setting a value (else its default applies)."""
+    return bool(_read(setting))
+
+
 def storemon_home() -> Path:
-    if os.environ.get("STOREMON_HOME"):
-        return Path(os.environ["STOREMON_HOME"]).resolve()
+    if is_set(HOME):
+        return Path(_read(HOME)).resolve()
     checkout = _PACKAGE_DIR.parent
     if (checkout / "workspace.yaml").exists():
         return checkout
@@ -34,21 +62,33 @@ def data_home() -> Path:
     return storemon_home() / "data"
 
 
+def sqlite_url(path: str | Path) -> str:
+    return f"sqlite:///{Path(path).resolve()}"
+
+
 def database_url() -> str:
-    return os.environ.get("STOREMON_DATABASE_URL") or sqlite_url(data_home() / "storemon.db")
+    return _read(DATABASE_URL) or sqlite_url(data_home() / "storemon.db")
 
 
 def landing_dir() -> Path:
-    return Path(os.environ.get("STOREMON_DATA_DIR") or data_home() / "landing").resolve()
+    return Path(_read(DATA_DIR) or data_home() / "landing").resolve()
 
 
 def reports_dir() -> Path:
-    return Path(os.environ.get("STOREMON_REPORTS_DIR") or data_home() / "reports").resolve()
+    return Path(_read(REPORTS_DIR) or data_home() / "reports").resolve()
 
 
 def as_of_setting() -> str:
-    return os.environ.get("STOREMON_AS_OF", "")
+    return _read(AS_OF)
 
 
 def dagster_url() -> str:
-    return os.environ.get("STOREMON_DAGSTER_URL", "http://127.0.0.1:3000").rstrip("/")
+    return (_read(DAGSTER_URL) or "http://127.0.0.1:3000").rstrip("/")
+
+
+def max_store_partitions() -> int:
+    value = _read(MAX_STORE_PARTITIONS) or "100000"
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{MAX_STORE_PARTITIONS.name}={value!r} is not a whole number") from None

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storemon_assets.database import sqlite_url
-from storemon_assets.resources import LandingFolder, ReportsFolder, StoremonDatabase
-from storemon_assets.settings import SAMPLE_DATA_DIR
+from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -68,8 +67,8 @@ def postgres_url() -> str:
 
 def fresh_postgres_engine():
     """An engine on the test database with storemon's tables dropped and created anew."""
-    from storemon_assets.database import create_db_engine, create_tables
-    from storemon_assets.schema import metadata
+    from storemon_assets.db.engine import create_db_engine, create_tables
+    from storemon_assets.db.schema import metadata
 
     engine = create_db_engine(postgres_url())
     metadata.drop_all(engine)

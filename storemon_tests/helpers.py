@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from storemon_assets.business_time import weekly_schedule
-from storemon_assets.parsing import parse_time_of_day_us, parse_timestamp_utc
-from storemon_assets.uptime import UptimeReport, compute_uptime
+from storemon_assets.core.business_time import weekly_schedule
+from storemon_assets.core.parsing import parse_time_of_day_us, parse_timestamp_utc
+from storemon_assets.core.uptime import UptimeReport, compute_uptime
 
 
 def at(text: str) -> int:
@@ -14,7 +14,7 @@ def at(text: str) -> int:
     return pl.select(parse_timestamp_utc(pl.lit(text))).item()
 
 
-def uptime_report(
+def example_report(
     polls: list[tuple[str, str, str]],
     hours: list[tuple[str, int, str, str]] = (),
     timezones: dict[str, str] | None = None,

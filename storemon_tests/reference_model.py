@@ -96,15 +96,17 @@ def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
         return observed[best]
 
     start_us = as_of_us - window_us
-    intervals = business_intervals(rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1))
+    intervals = business_intervals(
+        rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1)
+    )
     business = up = Fraction(0)
-    midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:])]
+    midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:], strict=False)]
     for a, b in intervals:
         lo, hi = max(a, start_us), min(b, as_of_us)
         if hi <= lo:
             continue
         cuts = [Fraction(lo)] + [m for m in midpoints if lo < m < hi] + [Fraction(hi)]
-        for x, y in zip(cuts, cuts[1:]):
+        for x, y in zip(cuts, cuts[1:], strict=False):
             business += y - x
             if status_at((x + y) / 2):
                 up += y - x

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storemon_assets.api import create_app
-from storemon_assets.database import create_db_engine, create_tables, sqlite_url
-from storemon_assets.reporting import ingest_files
-from storemon_assets.settings import SAMPLE_DATA_DIR
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.service import ingest_files
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.dagster_server import dagster_dev, free_port, storemon_api
 
 pytestmark = pytest.mark.e2e
@@ -39,9 +39,21 @@ def expected_csv(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("cli") / "report.csv"
     sample = SAMPLE_DATA_DIR
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "storemon"), "report", "--status", str(sample / "store_status.csv"),
-         "--hours", str(sample / "menu_hours.csv"), "--timezones", str(sample / "timezones.csv"), "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
+        [
+            str(Path(sys.executable).parent / "storemon"),
+            "report",
+            "--status",
+            str(sample / "store_status.csv"),
+            "--hours",
+            str(sample / "menu_hours.csv"),
+            "--timezones",
+            str(sample / "timezones.csv"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return out.read_text()
@@ -154,7 +166,10 @@ offline = TestClient(create_app(dagster_url=f"http://127.0.0.1:{free_port()}", r
 
 
 @settings(max_examples=150, deadline=None)
-@given(body=st.none() | st.dictionaries(st.sampled_from(["as_of", "x", ""]), st.none() | st.text(max_size=40) | st.integers()))
+@given(
+    body=st.none()
+    | st.dictionaries(st.sampled_from(["as_of", "x", ""]), st.none() | st.text(max_size=40) | st.integers())
+)
 def test_trigger_report_never_answers_500(body):
     response = offline.post("/trigger_report", json=body)
     assert response.status_code in (422, 503), response.text

@@ -5,21 +5,27 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from storemon_assets.assets.raw import ingest_landing_files
-from storemon_assets.assets.report import uptime_report
-from storemon_assets.assets.stores import store_schedules
-from storemon_assets.database import read_table, sqlite_url
-from storemon_assets.definitions import defs
-from storemon_assets.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.reporting import COMBINED_REPORT_NAME
-from storemon_assets.schema import REJECTED_ROWS, STORE_SCHEDULES
-from storemon_assets.uptime import REPORT_COLUMNS
+from storemon_assets.core.tables import REJECTED_ROWS, STORE_SCHEDULES
+from storemon_assets.core.uptime import REPORT_COLUMNS
+from storemon_assets.db.queries import read_table
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.assets.stores import store_schedules
+from storemon_assets.defs.definitions import defs
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.service import COMBINED_REPORT_NAME
+from storemon_assets.settings import sqlite_url
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
     assert keys == {
-        "landing_folder", "raw_store_status", "raw_business_hours", "raw_store_timezones", "store_schedules", "uptime_report",
+        "landing_folder",
+        "raw_store_status",
+        "raw_business_hours",
+        "raw_store_timezones",
+        "store_schedules",
+        "uptime_report",
     }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job"):
         assert defs.resolve_job_def(job) is not None
@@ -29,8 +35,11 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     assert defs.resolve_schedule_def("hourly_report_schedule").default_status == dg.DefaultScheduleStatus.RUNNING
     graph = defs.resolve_asset_graph()
     checks = {f"{k.asset_key.to_user_string()}:{k.name}" for k in graph.asset_check_keys}
-    assert {"uptime_report:every_polled_store_reported", "landing_folder:no_unreadable_files",
-            "raw_store_status:rejected_rows_share"} <= checks
+    assert {
+        "uptime_report:every_polled_store_reported",
+        "landing_folder:no_unreadable_files",
+        "raw_store_status:rejected_rows_share",
+    } <= checks
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"raw", "stores", "report"}
 
@@ -66,7 +75,9 @@ def test_rerunning_ingestion_loads_nothing_twice(home, sample_files):
     assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0]
     assert [e.metadata["files_loaded"].value for e in second_events] == ["none (unchanged)"] * 3
     # Unchanged tables keep their data version, so nothing downstream looks stale.
-    assert [e.tags["dagster/data_version"] for e in first_events] == [e.tags["dagster/data_version"] for e in second_events]
+    assert [e.tags["dagster/data_version"] for e in first_events] == [
+        e.tags["dagster/data_version"] for e in second_events
+    ]
     rejected = read_table(home.database.engine(), REJECTED_ROWS)
     assert rejected.height == 2
 
@@ -121,7 +132,7 @@ def test_report_as_of_config_is_validated(home, sample_files):
 
 
 def test_database_url_selects_the_engine(tmp_path):
-    from storemon_assets.resources import StoremonDatabase
+    from storemon_assets.defs.resources import StoremonDatabase
 
     database = StoremonDatabase(url=sqlite_url(tmp_path / "x.db"))
     assert database.engine().dialect.name == "sqlite"
@@ -133,7 +144,9 @@ def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files):
     # had new files. Every ingest run now records all three raw tables.
     home.drop(*sample_files)
     with dg.instance_for_test() as instance:
-        assert dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance).success
+        assert dg.materialize(
+            [ingest_landing_files, uptime_report], resources=home.resources, instance=instance
+        ).success
         new = home.landing.folder / "late_polls.csv"
         new.write_text("store_id,status,timestamp_utc\nbrand-new-store,inactive,2023-01-25 18:30:00 UTC\n")
         result = dg.materialize(

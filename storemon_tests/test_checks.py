@@ -6,11 +6,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from storemon_assets import quality
-from storemon_assets.assets import report as report_module
-from storemon_assets.assets.raw import ingest_landing_files
-from storemon_assets.assets.report import uptime_report
-from storemon_assets.checks import (
+from storemon_assets.core import quality
+from storemon_assets.defs.assets import report as report_module
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.checks import (
     no_unreadable_files,
     polled_stores_have_business_hours,
     polled_stores_have_timezones,
@@ -18,8 +18,8 @@ from storemon_assets.checks import (
     rejected_timezones_share,
     timezones_are_known,
 )
-from storemon_assets.reporting import COMBINED_REPORT_NAME
-from storemon_tests.helpers import uptime_report as compute
+from storemon_assets.service import COMBINED_REPORT_NAME
+from storemon_tests.helpers import example_report
 
 
 def load(home, instance, files: dict[str, str]):
@@ -30,8 +30,13 @@ def load(home, instance, files: dict[str, str]):
 
 
 def run_checks(home, instance, *checks):
-    result = dg.materialize([ingest_landing_files, *checks], resources=home.resources, instance=instance,
-                            selection=dg.AssetSelection.checks(*checks), raise_on_error=False)
+    result = dg.materialize(
+        [ingest_landing_files, *checks],
+        resources=home.resources,
+        instance=instance,
+        selection=dg.AssetSelection.checks(*checks),
+        raise_on_error=False,
+    )
     return {e.check_name + "@" + e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
 
 
@@ -48,8 +53,14 @@ def instance():
 
 def test_raw_checks_pass_on_clean_feeds(home, instance):
     load(home, instance, {"p.csv": POLLS, "h.csv": HOURS, "t.csv": ZONES})
-    checks = [rejected_polls_share, rejected_timezones_share, timezones_are_known, polled_stores_have_timezones,
-              polled_stores_have_business_hours, no_unreadable_files]
+    checks = [
+        rejected_polls_share,
+        rejected_timezones_share,
+        timezones_are_known,
+        polled_stores_have_timezones,
+        polled_stores_have_business_hours,
+        no_unreadable_files,
+    ]
     evaluations = run_checks(home, instance, *checks)
     assert len(evaluations) == 6
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}
@@ -62,8 +73,13 @@ def test_raw_checks_warn_with_what_to_fix(home, instance):
     hours = "store_id,day,start_time_local,end_time_local\n" + "".join(f"{n},0,09:00,17:00\n" for n in range(1, 10))
     load(home, instance, {"p.csv": bad_polls, "h.csv": hours, "t.csv": zones, "junk.csv": "x,y\n"})
     evaluations = run_checks(
-        home, instance, rejected_polls_share, timezones_are_known, polled_stores_have_timezones,
-        polled_stores_have_business_hours, no_unreadable_files,
+        home,
+        instance,
+        rejected_polls_share,
+        timezones_are_known,
+        polled_stores_have_timezones,
+        polled_stores_have_business_hours,
+        no_unreadable_files,
     )
     share = evaluations["rejected_rows_share@raw_store_status"]
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
@@ -83,7 +99,9 @@ def test_raw_checks_warn_with_what_to_fix(home, instance):
 
 
 def good_report():
-    return compute([("a", "2023-01-16 12:00", "active"), ("b", "2023-01-16 12:30", "inactive")], [], {}, as_of="2023-01-16 13:00")
+    return example_report(
+        [("a", "2023-01-16 12:00", "active"), ("b", "2023-01-16 12:30", "inactive")], [], {}, as_of="2023-01-16 13:00"
+    )
 
 
 def test_every_polled_store_reported():
@@ -98,7 +116,9 @@ def test_every_polled_store_reported():
 def test_no_negative_values():
     report = good_report().report
     assert quality.no_negative_values(report).passed
-    broken = report.with_columns(pl.when(pl.col("store_id") == "b").then(-1.0).otherwise(pl.col("uptime_last_day")).alias("uptime_last_day"))
+    broken = report.with_columns(
+        pl.when(pl.col("store_id") == "b").then(-1.0).otherwise(pl.col("uptime_last_day")).alias("uptime_last_day")
+    )
     assert not quality.no_negative_values(broken).passed
 
 
@@ -122,13 +142,17 @@ def test_as_of_not_older_than_newest_poll():
 def test_report_checks_pass_and_an_old_as_of_only_warns(home, instance, sample_files):
     home.drop(*sample_files)
     result = dg.materialize(
-        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance,
+        [ingest_landing_files, uptime_report],
+        resources=home.resources,
+        instance=instance,
         run_config={"ops": {"uptime_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
     )
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert len(evaluations) == 4
-    assert all(evaluations[name].passed for name in ("every_polled_store_reported", "no_negative_values",
-                                                      "uptime_plus_downtime_is_business_time"))
+    assert all(
+        evaluations[name].passed
+        for name in ("every_polled_store_reported", "no_negative_values", "uptime_plus_downtime_is_business_time")
+    )
     warning = evaluations["as_of_not_older_than_newest_poll"]
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
     assert (home.reports.folder / COMBINED_REPORT_NAME).exists()  # a warning still publishes
@@ -145,8 +169,9 @@ def test_failed_blocking_check_publishes_nothing(home, instance, sample_files, m
 
     monkeypatch.setattr(report_module, "report_findings", with_a_failure)
     home.drop(*sample_files)
-    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance,
-                            raise_on_error=False)
+    result = dg.materialize(
+        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, raise_on_error=False
+    )
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [e.check_name for e in failed] == ["no_negative_values"]

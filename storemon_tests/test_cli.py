@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from storemon_assets.uptime import REPORT_COLUMNS
+from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_tests.conftest import shared_data
 
 STOREMON = shutil.which("storemon") or str(Path(sys.executable).parent / "storemon")
@@ -25,9 +25,19 @@ def real_stores_feeds(tmp_path_factory) -> Path:
     """Generated polls for 2,000 of the real 2023 stores, with their real hours and timezones."""
     out = tmp_path_factory.mktemp("feeds")
     done = storemon(
-        "generate", "--hours", str(shared_data("loop-2023", "menu_hours.csv")),
-        "--timezones", str(shared_data("loop-2023", "timezones.csv")),
-        "--stores", "2000", "--days", "8", "--seed", "7", "--out", str(out),
+        "generate",
+        "--hours",
+        str(shared_data("loop-2023", "menu_hours.csv")),
+        "--timezones",
+        str(shared_data("loop-2023", "timezones.csv")),
+        "--stores",
+        "2000",
+        "--days",
+        "8",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
     )
     assert done.returncode == 0, done.stderr
     return out
@@ -36,15 +46,24 @@ def real_stores_feeds(tmp_path_factory) -> Path:
 def test_report_on_real_hours_and_timezones_with_generated_polls(real_stores_feeds, tmp_path):
     out = tmp_path / "report.csv"
     done = storemon(
-        "report", "--status", str(real_stores_feeds / "store_status.csv"),
-        "--hours", str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones", str(real_stores_feeds / "timezones.csv"), "--out", str(out),
+        "report",
+        "--status",
+        str(real_stores_feeds / "store_status.csv"),
+        "--hours",
+        str(real_stores_feeds / "menu_hours.csv"),
+        "--timezones",
+        str(real_stores_feeds / "timezones.csv"),
+        "--out",
+        str(out),
     )
     assert done.returncode == 0, done.stderr
     assert "as of 2023-01-25T18:" in done.stderr
     report = pl.read_csv(out, schema_overrides={"store_id": pl.String})
     assert tuple(report.columns) == REPORT_COLUMNS
-    assert report.height == pl.read_csv(real_stores_feeds / "store_status.csv", infer_schema=False).get_column("store_id").n_unique()
+    assert (
+        report.height
+        == pl.read_csv(real_stores_feeds / "store_status.csv", infer_schema=False).get_column("store_id").n_unique()
+    )
     assert report.get_column("store_id").to_list() == sorted(report.get_column("store_id").to_list())
     assert report.select(pl.exclude("store_id").min()).min_horizontal().item() >= 0
     assert report.get_column("uptime_last_hour").max() <= 60
@@ -57,18 +76,35 @@ def test_report_as_of_is_reproducible_whatever_arrives_later(real_stores_feeds, 
     polls = pl.read_csv(real_stores_feeds / "store_status.csv", infer_schema=False)
     early = tmp_path / "early.csv"
     polls.filter(pl.col("timestamp_utc") < "2023-01-24").write_csv(early)
-    args = ["--hours", str(real_stores_feeds / "menu_hours.csv"), "--timezones", str(real_stores_feeds / "timezones.csv"),
-            "--as-of", "2023-01-23T12:00:00Z"]
+    args = [
+        "--hours",
+        str(real_stores_feeds / "menu_hours.csv"),
+        "--timezones",
+        str(real_stores_feeds / "timezones.csv"),
+        "--as-of",
+        "2023-01-23T12:00:00Z",
+    ]
     assert storemon("report", "--status", str(early), *args, "--out", str(tmp_path / "a.csv")).returncode == 0
-    assert storemon("report", "--status", str(real_stores_feeds / "store_status.csv"), *args, "--out", str(tmp_path / "b.csv")).returncode == 0
+    assert (
+        storemon(
+            "report", "--status", str(real_stores_feeds / "store_status.csv"), *args, "--out", str(tmp_path / "b.csv")
+        ).returncode
+        == 0
+    )
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
 
 
 def test_report_rejects_a_file_of_the_wrong_kind_with_one_line(real_stores_feeds, tmp_path):
     done = storemon(
-        "report", "--status", str(real_stores_feeds / "menu_hours.csv"),
-        "--hours", str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones", str(real_stores_feeds / "timezones.csv"), "--out", str(tmp_path / "r.csv"),
+        "report",
+        "--status",
+        str(real_stores_feeds / "menu_hours.csv"),
+        "--hours",
+        str(real_stores_feeds / "menu_hours.csv"),
+        "--timezones",
+        str(real_stores_feeds / "timezones.csv"),
+        "--out",
+        str(tmp_path / "r.csv"),
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
@@ -80,7 +116,9 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(b"\xff\xfe\x00binary")
     for status in (str(tmp_path / "missing.csv"), str(garbage)):
-        done = storemon("report", "--status", status, "--hours", status, "--timezones", status, "--out", str(tmp_path / "r.csv"))
+        done = storemon(
+            "report", "--status", status, "--hours", status, "--timezones", status, "--out", str(tmp_path / "r.csv")
+        )
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         assert done.stderr.startswith("storemon: error: ")
@@ -88,15 +126,29 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
 
 def test_bad_as_of_is_a_clear_error(real_stores_feeds, tmp_path):
     done = storemon(
-        "report", "--status", str(real_stores_feeds / "store_status.csv"), "--hours", str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones", str(real_stores_feeds / "timezones.csv"), "--as-of", "last tuesday", "--out", str(tmp_path / "r.csv"),
+        "report",
+        "--status",
+        str(real_stores_feeds / "store_status.csv"),
+        "--hours",
+        str(real_stores_feeds / "menu_hours.csv"),
+        "--timezones",
+        str(real_stores_feeds / "timezones.csv"),
+        "--as-of",
+        "last tuesday",
+        "--out",
+        str(tmp_path / "r.csv"),
     )
     assert done.returncode == 2 and "as-of time 'last tuesday' is not a timestamp" in done.stderr
 
 
 def test_generate_is_reproducible_from_its_seed_and_uses_the_real_feed_quirks(tmp_path):
     for name in ("a", "b"):
-        assert storemon("generate", "--stores", "50", "--days", "2", "--seed", "5", "--out", str(tmp_path / name)).returncode == 0
+        assert (
+            storemon(
+                "generate", "--stores", "50", "--days", "2", "--seed", "5", "--out", str(tmp_path / name)
+            ).returncode
+            == 0
+        )
     for file in ("store_status.csv", "menu_hours.csv", "timezones.csv"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
     polls = (tmp_path / "a" / "store_status.csv").read_text().splitlines()

@@ -9,16 +9,19 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from storemon_assets.database import create_db_engine, create_tables, load_feed, read_table, sqlite_url
-from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
-from storemon_assets.reporting import known_store_ids, store_schedules
-from storemon_assets.schema import (
+from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     INGESTED_FILES,
     REJECTED_ROWS,
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
 )
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.loading import load_feed
+from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules
+from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import fresh_postgres_engine, shared_data
 from storemon_tests.helpers import at
 
@@ -63,7 +66,9 @@ def test_timestamp_formats_are_read_as_utc(tmp_path, text, expected_utc):
 
 
 def test_poll_columns_may_come_in_any_order_and_status_is_trimmed_and_case_insensitive(tmp_path):
-    feed = read_feed_file(write(tmp_path, "p.csv", "timestamp_utc,status,store_id\n2023-01-22 12:00:00 UTC, Inactive ,007\n"))
+    feed = read_feed_file(
+        write(tmp_path, "p.csv", "timestamp_utc,status,store_id\n2023-01-22 12:00:00 UTC, Inactive ,007\n")
+    )
     assert feed.kind == POLLS
     assert feed.rows.select("store_id", "status").row(0) == ("007", "inactive")
 
@@ -92,7 +97,9 @@ def test_bad_poll_rows_are_rejected_with_line_raw_text_and_reason(tmp_path):
 
 def test_hours_accept_day_or_dayofweek_and_times_with_or_without_seconds(tmp_path):
     a = read_feed_file(write(tmp_path, "a.csv", "store_id,day,start_time_local,end_time_local\n1,0,09:00,17:30:15.5\n"))
-    b = read_feed_file(write(tmp_path, "b.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n1,6,00:00:00,23:59:59\n"))
+    b = read_feed_file(
+        write(tmp_path, "b.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n1,6,00:00:00,23:59:59\n")
+    )
     assert a.kind == b.kind == HOURS
     # 09:00 = 32,400 s; 17:30:15.5 = 63,015.5 s.
     assert a.rows.select("day_of_week", "start_time_us", "end_time_us").row(0) == (0, 32_400_000_000, 63_015_500_000)
@@ -124,13 +131,15 @@ def test_unknown_timezone_is_rejected_and_the_store_falls_back_to_chicago(tmp_pa
         "unknown timezone name (expected an IANA name such as America/Chicago)"
     ]
     load_feed(engine, feed)
-    schedule = store_schedules(engine, pl.Series(["1", "2"]))
+    schedule = read_weekly_schedules(engine, pl.Series(["1", "2"]))
     zones = dict(schedule.select("store_id", "timezone").unique().iter_rows())
     assert zones == {"1": "America/Chicago", "2": "Asia/Beirut"}
 
 
 def test_last_timezone_row_loaded_wins(tmp_path, engine):
-    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", "store_id,timezone_str\n1,Asia/Beirut\n1,America/Denver\n")))
+    load_feed(
+        engine, read_feed_file(write(tmp_path, "a.csv", "store_id,timezone_str\n1,Asia/Beirut\n1,America/Denver\n"))
+    )
     load_feed(engine, read_feed_file(write(tmp_path, "b.csv", "store_id,timezone_str\n1,America/Boise\n")))
     assert read_table(engine, STORE_TIMEZONES).select("store_id", "timezone_str").rows() == [("1", "America/Boise")]
 
@@ -172,24 +181,31 @@ def test_loading_the_same_file_twice_changes_nothing(tmp_path, engine):
 def test_exact_duplicate_polls_count_once_even_across_files(tmp_path, engine):
     row = "1,active,2023-01-22 12:00:00 UTC\n"
     load_feed(engine, read_feed_file(write(tmp_path, "a.csv", "store_id,status,timestamp_utc\n" + row + row)))
-    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", "store_id,status,timestamp_utc\n" + row + "1,active,2023-01-22 13:00:00 UTC\n")))
+    load_feed(
+        engine,
+        read_feed_file(
+            write(tmp_path, "b.csv", "store_id,status,timestamp_utc\n" + row + "1,active,2023-01-22 13:00:00 UTC\n")
+        ),
+    )
     assert read_table(engine, STORE_STATUS_POLLS).height == 2
 
 
 def test_new_hours_file_replaces_the_hours_of_the_stores_it_names(tmp_path, engine):
     header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
-    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,10:00,11:00\n")))
+    load_feed(
+        engine, read_feed_file(write(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,10:00,11:00\n"))
+    )
     load_feed(engine, read_feed_file(write(tmp_path, "b.csv", header + "1,4,12:00,13:00\n3,x,10:00,11:00\n")))
     hours = read_table(engine, BUSINESS_HOURS).sort("store_id")
     # Store 1 now has only Friday; store 2 is untouched; store 3's only row was rejected.
     assert hours.select("store_id", "day_of_week").rows() == [("1", 4), ("2", 0)]
     # Store 3 counts as having no hours: open around the clock (7 days x 00:00-00:00).
-    schedule = store_schedules(engine, pl.Series(["3"]))
+    schedule = read_weekly_schedules(engine, pl.Series(["3"]))
     assert schedule.height == 7 and schedule.get_column("start_time_us").unique().to_list() == [0]
 
 
 def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypatch):
-    import storemon_assets.database as database
+    import storemon_assets.db.loading as database
 
     path = write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
     feed = read_feed_file(path)
@@ -255,22 +271,32 @@ def test_real_poll_sample_loads_with_exact_microseconds(engine):
     first = feed.rows.filter(pl.col("store_id") == "8419537941919820732").get_column("polled_at_us").min()
     assert first is not None
     load_feed(engine, feed)
-    assert read_table(engine, STORE_STATUS_POLLS).get_column("polled_at_us").is_in([at("2023-01-22 12:09:39.388884")]).any()
+    assert (
+        read_table(engine, STORE_STATUS_POLLS)
+        .get_column("polled_at_us")
+        .is_in([at("2023-01-22 12:09:39.388884")])
+        .any()
+    )
 
 
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from storemon_assets.parsing import parse_timestamp_utc, parse_timestamps_utc  # noqa: E402
+from storemon_assets.core.parsing import parse_timestamp_utc, parse_timestamps_utc  # noqa: E402
 
 _digits = st.text("0123456789", min_size=1, max_size=3)
 _timestamp_like = st.builds(
     lambda y, mo, d, sep, h, mi, sec, frac, suffix, pad: f"{pad}{y}-{mo}-{d}{sep}{h}:{mi}{sec}{frac}{suffix}",
-    st.sampled_from(["2023", "1999", "202", "20231"]), st.sampled_from(["01", "1", "12", "13", "02"]),
-    st.sampled_from(["22", "2", "30", "31", "29"]), st.sampled_from([" ", "T", "  "]),
-    st.sampled_from(["00", "12", "23", "24", "7"]), st.sampled_from(["09", "59", "60", "5"]),
-    st.sampled_from(["", ":39", ":60", ":5"]), st.just("") | _digits.map(lambda d: "." + d) | st.just(".1234567"),
-    st.sampled_from([" UTC", " utc", "Z", "+00:00", "-05:00", "+0530", "", " UTC ", "UTC"]), st.sampled_from(["", " "]),
+    st.sampled_from(["2023", "1999", "202", "20231"]),
+    st.sampled_from(["01", "1", "12", "13", "02"]),
+    st.sampled_from(["22", "2", "30", "31", "29"]),
+    st.sampled_from([" ", "T", "  "]),
+    st.sampled_from(["00", "12", "23", "24", "7"]),
+    st.sampled_from(["09", "59", "60", "5"]),
+    st.sampled_from(["", ":39", ":60", ":5"]),
+    st.just("") | _digits.map(lambda d: "." + d) | st.just(".1234567"),
+    st.sampled_from([" UTC", " utc", "Z", "+00:00", "-05:00", "+0530", "", " UTC ", "UTC"]),
+    st.sampled_from(["", " "]),
 )
 
 
@@ -278,5 +304,7 @@ _timestamp_like = st.builds(
 @given(st.lists(_timestamp_like | st.text(max_size=30), min_size=1, max_size=20))
 def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
     frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
-    both = parse_timestamps_utc(frame, "text", "fast").with_columns(parse_timestamp_utc(pl.col("text")).alias("general"))
+    both = parse_timestamps_utc(frame, "text", "fast").with_columns(
+        parse_timestamp_utc(pl.col("text")).alias("general")
+    )
     assert both.get_column("fast").to_list() == both.get_column("general").to_list()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from storemon_assets.assets.raw import ingest_landing_files
-from storemon_assets.assets.report import uptime_report
-from storemon_assets.database import create_db_engine, create_tables, sqlite_url
-from storemon_assets.generate import generate_feeds
-from storemon_assets.reporting import COMBINED_REPORT_NAME, build_report, ingest_files
-from storemon_assets.resources import StoremonDatabase
-from storemon_assets.uptime import report_csv
+from storemon_assets.core.generate import generate_feeds
+from storemon_assets.core.uptime import report_csv
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.resources import StoremonDatabase
+from storemon_assets.service import COMBINED_REPORT_NAME, build_report, ingest_files
+from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import fresh_postgres_engine, postgres_url
 
 

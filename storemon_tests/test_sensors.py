@@ -10,11 +10,11 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from storemon_assets.assets.raw import ingest_landing_files
-from storemon_assets.assets.stores import store_schedules
-from storemon_assets.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.schedules import hourly_report_schedule
-from storemon_assets.sensors import MAX_FILES_PER_RUN, landing_files_sensor, store_schedules_sensor
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.stores import store_schedules
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.schedules import hourly_report_schedule
+from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor, store_schedules_sensor
 
 
 @pytest.fixture
@@ -30,7 +30,9 @@ def tick(sensor, instance, home, cursor=None):
 
 def ingest(home, instance, *paths):
     config = {"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p in paths]}}}}
-    assert dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, run_config=config).success
+    assert dg.materialize(
+        [ingest_landing_files], resources=home.resources, instance=instance, run_config=config
+    ).success
 
 
 def polls_file(home, name, rows):
@@ -129,7 +131,9 @@ def test_changed_hours_request_only_the_changed_stores(home, instance, sample_fi
 
     changed = [stores[3], stores[60]]
     hours = home.root / "new_hours.csv"
-    hours.write_text("store_id,dayOfWeek,start_time_local,end_time_local\n" + "".join(f"{s},0,10:00,11:00\n" for s in changed))
+    hours.write_text(
+        "store_id,dayOfWeek,start_time_local,end_time_local\n" + "".join(f"{s},0,10:00,11:00\n" for s in changed)
+    )
     ingest(home, instance, hours)
     after = tick(store_schedules_sensor, instance, home, cursor=settled.cursor)
     assert covered(instance, after) == set(changed)
@@ -178,21 +182,26 @@ def test_per_store_partition_metadata_names_timezone_hours_and_intervals(home, i
 
 def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
     monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
-    path = polls_file(home, "p.csv", [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"),
-                                      ("c", "2023-01-22 12:00:00 UTC")])
+    path = polls_file(
+        home,
+        "p.csv",
+        [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"), ("c", "2023-01-22 12:00:00 UTC")],
+    )
     [add] = tick(landing_files_sensor, instance, home).dynamic_partitions_requests
     assert add.partition_keys == ["a", "b"]
-    from storemon_assets.assets.report import uptime_report
+    from storemon_assets.defs.assets.report import uptime_report
 
     config = {"ops": {"ingest_landing_files": {"config": {"files": [str(path)]}}}}
-    dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config)
+    dg.materialize(
+        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
+    )
     assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
     report = pl.read_csv(home.reports.folder / "combined_report.csv")
     assert report.get_column("store_id").to_list() == ["a", "b", "c"]
 
 
 def test_a_file_still_being_written_waits_until_it_settles(home, instance):
-    from storemon_assets.resources import LandingFolder
+    from storemon_assets.defs.resources import LandingFolder
 
     patient = {**home.resources, "landing": LandingFolder(path=home.landing.path, settle_seconds=30)}
     path = polls_file(home, "p.csv", [("1", "2023-01-22 12:00:00 UTC")])

@@ -16,10 +16,10 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storemon_assets.business_time import weekly_schedule
-from storemon_assets.generate import generate_feeds
-from storemon_assets.parsing import parse_feed_bytes
-from storemon_assets.uptime import WINDOWS, compute_uptime
+from storemon_assets.core.business_time import weekly_schedule
+from storemon_assets.core.generate import generate_feeds
+from storemon_assets.core.parsing import parse_feed_bytes
+from storemon_assets.core.uptime import WINDOWS, compute_uptime
 from storemon_tests.reference_model import store_sums, to_us
 
 ZONES = [
@@ -52,14 +52,22 @@ def scenarios(draw):
     as_of_us = pivot_us + draw(st.integers(-3 * 24 * 4, 3 * 24 * 4)) * QUARTER_HOUR + draw(st.integers(0, 59)) * US
     stores = {}
     # Bias towards the local times that DST skips or repeats, on every weekday near the pivot.
-    near_transitions = st.sampled_from([0, 0.5, 1, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.25, 23, 23.5]).map(lambda h: int(h * 3600) * US)
+    near_transitions = st.sampled_from([0, 0.5, 1, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.25, 23, 23.5]).map(
+        lambda h: int(h * 3600) * US
+    )
     weekend = st.sampled_from([5, 6])
-    time_of_day = near_transitions | st.integers(0, 95).map(lambda q: q * QUARTER_HOUR) | st.integers(0, 86_399).map(lambda s: s * US)
+    time_of_day = (
+        near_transitions
+        | st.integers(0, 95).map(lambda q: q * QUARTER_HOUR)
+        | st.integers(0, 86_399).map(lambda s: s * US)
+    )
     near_pivot = st.integers(pivot_us - 12 * 3600 * US, pivot_us + 12 * 3600 * US)
     anywhere = st.integers(as_of_us - 9 * 24 * 3600 * US, as_of_us + 2 * 3600 * US)
     for store_id in draw(st.lists(st.sampled_from(["a", "b", "007"]), min_size=1, max_size=3, unique=True)):
         rows = draw(st.lists(st.tuples(weekend | st.integers(0, 6), time_of_day, time_of_day), max_size=6))
-        polls = draw(st.lists(st.tuples(near_pivot | anywhere, st.sampled_from(["active", "inactive"])), min_size=1, max_size=12))
+        polls = draw(
+            st.lists(st.tuples(near_pivot | anywhere, st.sampled_from(["active", "inactive"])), min_size=1, max_size=12)
+        )
         if draw(st.booleans()) and polls:  # a same-instant conflict now and then
             polls.append((polls[0][0], "inactive" if polls[0][1] == "active" else "active"))
         zone = draw(st.just(pivot_zone) | st.sampled_from(ZONES))
@@ -97,8 +105,14 @@ def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario
                 assert got[f"up_{window.name}_half_us"] == got[f"down_{window.name}_half_us"] == 0
                 continue
             business, up, down = (2 * value for value in expected)
-            assert (got[f"business_{window.name}_half_us"], got[f"up_{window.name}_half_us"], got[f"down_{window.name}_half_us"]) == (
-                business, up, down,
+            assert (
+                got[f"business_{window.name}_half_us"],
+                got[f"up_{window.name}_half_us"],
+                got[f"down_{window.name}_half_us"],
+            ) == (
+                business,
+                up,
+                down,
             ), f"store {store_id} window {window.name}"
 
 

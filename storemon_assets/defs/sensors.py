@@ -24,16 +24,15 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.assets.raw import LANDING_FOLDER
-from storemon_assets.checks import failed_files_finding
-from storemon_assets.database import feed_versions, is_loaded, read_table
-from storemon_assets.jobs import ingest_and_report_job, store_schedules_job
-from storemon_assets.parsing import FeedFileError, parse_feed_bytes
-from storemon_assets.partitions import STORE_PARTITIONS_NAME, new_store_partitions, store_partitions
-from storemon_assets.reporting import store_schedules as derive_store_schedules
-from storemon_assets.resources import LandingFolder, StoremonDatabase
-from storemon_assets.schema import STORE_SCHEDULES
-from storemon_assets.staleness import fingerprint, partition_ranges, stale_store_ids
+from storemon_assets.core.parsing import FeedFileError, parse_feed_bytes
+from storemon_assets.core.staleness import fingerprint, partition_ranges, stale_store_ids
+from storemon_assets.core.tables import STORE_SCHEDULES
+from storemon_assets.db.queries import feed_versions, is_loaded, read_table, read_weekly_schedules
+from storemon_assets.defs.assets.raw import LANDING_FOLDER, IngestConfig, ingest_landing_files
+from storemon_assets.defs.checks import failed_files_finding
+from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions, store_partitions
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
 
 MAX_FILES_PER_RUN = 100
 MAX_SCHEDULE_RUNS = 4
@@ -97,11 +96,15 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     partitions_requests = []
     if batch:
         digests = sorted(d for _, d in batch)
-        run_key = "ingest-" + (digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest())
+        run_key = "ingest-" + (
+            digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()
+        )
         run_requests.append(
             dg.RunRequest(
                 run_key=run_key,
-                run_config={"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p, _ in batch]}}}},
+                run_config=dg.RunConfig(
+                    ops={ingest_landing_files.op.name: IngestConfig(files=[str(p) for p, _ in batch])}
+                ),
                 tags={"storemon/files": ", ".join(p.name for p, _ in batch)[:200]},
             )
         )
@@ -119,7 +122,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
 
 def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.Series, pl.DataFrame]:
     """Stale store ids among the partitions, and the schedule the raw feeds give them now."""
-    derived = derive_store_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
+    derived = read_weekly_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
     return stale_store_ids(derived, read_table(engine, STORE_SCHEDULES)), derived
 
 
@@ -138,7 +141,9 @@ def store_schedules_sensor(context: dg.SensorEvaluationContext, database: Storem
         return dg.SkipReason("no feed changed since the last check")
     stale, derived = stale_partitions(engine, keys)
     if stale.is_empty():
-        return dg.SensorResult(cursor=json.dumps({"state": state, "pending": False}), skip_reason="every store partition is current")
+        return dg.SensorResult(
+            cursor=json.dumps({"state": state, "pending": False}), skip_reason="every store partition is current"
+        )
     version = fingerprint(derived, stale)  # same stale content -> same run keys -> no duplicate runs
     run_requests = [
         dg.RunRequest(

@@ -5,18 +5,18 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from storemon_assets.schema import TableSpec
+from storemon_assets.core.tables import Table
 
 _TYPE_NAMES = {pl.String: "text", pl.Int64: "int64", pl.Int8: "int8", pl.Float64: "float64", pl.Boolean: "bool"}
 
 
-def table_schema(spec: TableSpec) -> dg.TableSchema:
+def table_schema(spec: Table) -> dg.TableSchema:
     """The UI's column schema, from the one declaration in schema.py."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=c.name,
-                type=_TYPE_NAMES.get(type(c.polars_type), str(c.polars_type)),
+                type=_TYPE_NAMES.get(type(c.dtype), str(c.dtype)),
                 description=c.description,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable and not c.primary_key),
             )

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from storemon_assets.assets.raw import ingest_landing_files
-from storemon_assets.assets.report import uptime_report
-from storemon_assets.assets.stores import store_schedules
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.assets.stores import store_schedules
 
 # Load whatever waits in the landing folder, then refresh the report: the main job.
 ingest_and_report_job = dg.define_asset_job(
@@ -23,3 +23,6 @@ store_schedules_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(store_schedules),
     description="Materialise the store partitions named in the run (one run for any number of stores).",
 )
+
+# Runs of these jobs leave a report behind under their run id (the API serves them).
+REPORT_PRODUCING_JOBS = frozenset({report_job.name, ingest_and_report_job.name})

@@ -15,12 +15,13 @@ from __future__ import annotations
 import hashlib
 import zoneinfo
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import polars as pl
 
-POLLS, HOURS, TIMEZONES = "polls", "hours", "timezones"
+from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.tables import REJECTED_ROWS
 
 # Accepted header spellings per kind; the first spelling of each column is canonical.
 FEED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -40,7 +41,8 @@ EXPECTED_HEADERS = (
     "store_id,timezone_str (timezones)"
 )
 
-REJECTED_COLUMNS = {"line_number": pl.Int64, "store_id": pl.String, "raw_text": pl.String, "reason": pl.String}
+# What the parser knows of a rejected row; the loader adds the file and the kind.
+REJECTED_COLUMNS = REJECTED_ROWS.subset("line_number", "store_id", "raw_text", "reason")
 
 
 class FeedFileError(ValueError):
@@ -184,7 +186,9 @@ def parse_timestamp_utc(text: pl.Expr) -> pl.Expr:
     """Timestamp text -> microseconds since the epoch (UTC), null when unparseable."""
     parts = text.str.extract_groups(TIMESTAMP_PATTERN)
     date_time = pl.concat_str(
-        parts.struct.field("1"), pl.lit(" "), parts.struct.field("2"),
+        parts.struct.field("1"),
+        pl.lit(" "),
+        parts.struct.field("2"),
         parts.struct.field("3").fill_null(":00"),
     )
     wall = date_time.str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
@@ -195,7 +199,10 @@ def parse_timestamp_utc(text: pl.Expr) -> pl.Expr:
         pl.when(suffix.is_null() | suffix.is_in(["UTC", "Z"]))
         .then(pl.lit(0, dtype=pl.Int64))
         .otherwise(
-            (offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60 + offset.str.slice(3, 2).cast(pl.Int64, strict=False))
+            (
+                offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
+                + offset.str.slice(3, 2).cast(pl.Int64, strict=False)
+            )
             * 60_000_000
             * pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
         )
@@ -259,9 +266,18 @@ def _parse_hours(body: pl.DataFrame) -> pl.DataFrame:
     )
     body = body.with_columns(
         _first_reason(
-            (pl.col("_day").is_null() | (pl.col("_day") > 6), "day of week must be an integer 0 (Monday) to 6 (Sunday)"),
-            (pl.col("start_time_us").is_null(), "bad start_time_local (expected HH:MM or HH:MM:SS[.ffffff], 00:00-23:59:59)"),
-            (pl.col("end_time_us").is_null(), "bad end_time_local (expected HH:MM or HH:MM:SS[.ffffff], 00:00-23:59:59)"),
+            (
+                pl.col("_day").is_null() | (pl.col("_day") > 6),
+                "day of week must be an integer 0 (Monday) to 6 (Sunday)",
+            ),
+            (
+                pl.col("start_time_us").is_null(),
+                "bad start_time_local (expected HH:MM or HH:MM:SS[.ffffff], 00:00-23:59:59)",
+            ),
+            (
+                pl.col("end_time_us").is_null(),
+                "bad end_time_local (expected HH:MM or HH:MM:SS[.ffffff], 00:00-23:59:59)",
+            ),
         ).alias("_reason")
     )
     return body.with_columns(pl.col("_day").cast(pl.Int8, strict=False).alias("day_of_week"))
@@ -270,7 +286,7 @@ def _parse_hours(body: pl.DataFrame) -> pl.DataFrame:
 # --- timezones ----------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_known_timezone(name: str) -> bool:
     """True for IANA names that both zoneinfo and polars can convert with."""
     if name not in zoneinfo.available_timezones():
@@ -288,6 +304,9 @@ def _parse_timezones(body: pl.DataFrame) -> pl.DataFrame:
     return body.with_columns(
         _first_reason(
             (pl.col("timezone_str").is_null() | (pl.col("timezone_str") == ""), "missing timezone_str"),
-            (~pl.col("timezone_str").is_in(known), "unknown timezone name (expected an IANA name such as America/Chicago)"),
+            (
+                ~pl.col("timezone_str").is_in(known),
+                "unknown timezone name (expected an IANA name such as America/Chicago)",
+            ),
         ).alias("_reason")
     )

@@ -14,7 +14,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from storemon_assets import settings
-from storemon_assets.database import create_db_engine, create_tables
+from storemon_assets.db.engine import create_db_engine, create_tables
 
 
 @lru_cache(maxsize=8)
@@ -89,8 +89,13 @@ class ReportsFolder(dg.ConfigurableResource):
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
+    # A URL set in the environment reaches Dagster as an EnvVar, read when a run starts, so a
+    # password in it is never stored in run config or shown in the UI.
+    database_url = (
+        dg.EnvVar(settings.DATABASE_URL.name) if settings.is_set(settings.DATABASE_URL) else settings.database_url()
+    )
     return {
-        "database": StoremonDatabase(url=settings.database_url()),
+        "database": StoremonDatabase(url=database_url),
         "landing": LandingFolder(path=str(settings.landing_dir())),
         "reports": ReportsFolder(path=str(settings.reports_dir())),
     }

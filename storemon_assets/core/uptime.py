@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from storemon_assets.business_time import (
+from storemon_assets.core.business_time import (
     US_PER_DAY,
     US_PER_HOUR,
     US_PER_MINUTE,
@@ -29,16 +29,9 @@ from storemon_assets.business_time import (
     store_local_dates,
     store_zones,
 )
+from storemon_assets.core.tables import UPTIME_REPORT
 
-REPORT_COLUMNS = (
-    "store_id",
-    "uptime_last_hour",
-    "uptime_last_day",
-    "uptime_last_week",
-    "downtime_last_hour",
-    "downtime_last_day",
-    "downtime_last_week",
-)
+REPORT_COLUMNS = tuple(UPTIME_REPORT.column_names)
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,9 @@ def window_business_intervals(schedule: pl.DataFrame, store_ids: pl.Series, as_o
         [stores.with_columns(pl.lit(start_us).alias("at_us")), stores.with_columns(pl.lit(as_of_us).alias("at_us"))]
     )
     dates = local_dates_around(span, store_zones(schedule), 1, 0)
-    spans = dates.group_by("store_id").agg(pl.col("local_date").min().alias("first"), pl.col("local_date").max().alias("last"))
+    spans = dates.group_by("store_id").agg(
+        pl.col("local_date").min().alias("first"), pl.col("local_date").max().alias("last")
+    )
     return business_intervals_utc(schedule, store_local_dates(spans, "first", "last"))
 
 
@@ -120,14 +115,19 @@ def window_sums(obs: pl.DataFrame, intervals: pl.DataFrame, start_us: int, end_u
 
     # Observations that matter: those in the window and the last one before it.
     obs = obs.sort("store_id", "at_us").filter(
-        (pl.col("at_us") >= start_us) | (pl.col("at_us") == pl.col("at_us").filter(pl.col("at_us") < start_us).max().over("store_id"))
+        (pl.col("at_us") >= start_us)
+        | (pl.col("at_us") == pl.col("at_us").filter(pl.col("at_us") < start_us).max().over("store_id"))
     )
     # Each observation's cell runs from the midpoint with its predecessor to the midpoint
     # with its successor; in half-microseconds a midpoint is simply the sum of two instants.
-    cells = obs.with_columns(
-        (pl.col("at_us") + pl.col("at_us").shift(1).over("store_id")).alias("cell_start"),
-        (pl.col("at_us") + pl.col("at_us").shift(-1).over("store_id")).alias("cell_end"),
-    ).join(totals, on="store_id", how="left").with_columns(pl.col("business").fill_null(0))
+    cells = (
+        obs.with_columns(
+            (pl.col("at_us") + pl.col("at_us").shift(1).over("store_id")).alias("cell_start"),
+            (pl.col("at_us") + pl.col("at_us").shift(-1).over("store_id")).alias("cell_end"),
+        )
+        .join(totals, on="store_id", how="left")
+        .with_columns(pl.col("business").fill_null(0))
+    )
     cells = cells.with_columns(
         _business_before(cells, clipped, "cell_start").alias("b_start"),
         _business_before(cells, clipped, "cell_end").alias("b_end"),
@@ -151,7 +151,9 @@ def _business_before(cells: pl.DataFrame, clipped: pl.DataFrame, point_col: str)
         .filter(pl.col("x").is_not_null())
         .sort("store_id", "x")
     )
-    located = points.join_asof(clipped, left_on="x", right_on="lo", by="store_id", strategy="backward", check_sortedness=False)
+    located = points.join_asof(
+        clipped, left_on="x", right_on="lo", by="store_id", strategy="backward", check_sortedness=False
+    )
     located = located.with_columns(
         (pl.col("before") + pl.min_horizontal(pl.col("x") - pl.col("lo"), pl.col("length"))).fill_null(0).alias("b")
     )  # no interval opens before x: B(x) = 0
@@ -199,13 +201,15 @@ def round_report(exact: pl.DataFrame) -> pl.DataFrame:
     for kind, source in (("uptime", "up"), ("downtime", "down")):
         for window in WINDOWS:
             columns.append(
-                _round_half_away(pl.col(f"{source}_{window.name}_half_us"), window.unit_us).alias(f"{kind}_last_{window.name}")
+                _round_half_away(pl.col(f"{source}_{window.name}_half_us"), window.unit_us).alias(
+                    f"{kind}_last_{window.name}"
+                )
             )
     return exact.select(columns).select(REPORT_COLUMNS).sort("store_id")
 
 
 def _empty_report() -> pl.DataFrame:
-    return pl.DataFrame(schema={c: (pl.String if c == "store_id" else pl.Float64) for c in REPORT_COLUMNS})
+    return pl.DataFrame(schema=UPTIME_REPORT.polars_schema)
 
 
 def report_csv(report: pl.DataFrame) -> str:

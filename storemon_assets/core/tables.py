@@ -1,10 +1,10 @@
-"""Every table storemon keeps, declared once.
+"""Every table storemon keeps or publishes, declared once.
 
-The same declaration produces the SQLAlchemy DDL, the polars schema used when frames are read
-back, and (in the Dagster layer) the `TableSchema` the UI shows, so they cannot drift apart.
-Timestamps are stored as integer microseconds since the Unix epoch (UTC) and times of day as
-integer microseconds since local midnight: exact, compact and identical on SQLite and
-PostgreSQL.
+A declaration names each column with its polars type and a description. The database layer
+turns it into SQLAlchemy DDL (`db/schema.py`), the computation reads frames typed by it, and
+the Dagster layer shows it as the `TableSchema` in the UI, so the three cannot drift apart.
+Timestamps are integer microseconds since the Unix epoch (UTC) and times of day integer
+microseconds since local midnight: exact, compact and identical on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,43 +12,48 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-import sqlalchemy as sa
+
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
-class ColumnSpec:
+class Column:
     name: str
-    sql_type: sa.types.TypeEngine
-    polars_type: pl.DataType
+    dtype: pl.DataType
     description: str
     primary_key: bool = False
     nullable: bool = False
 
 
 @dataclass(frozen=True)
-class TableSpec:
+class Table:
     name: str
     description: str
-    columns: tuple[ColumnSpec, ...]
+    columns: tuple[Column, ...]
 
     @property
     def polars_schema(self) -> dict[str, pl.DataType]:
-        return {c.name: c.polars_type for c in self.columns}
+        return {c.name: c.dtype for c in self.columns}
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-
-def _text(name: str, description: str, **kw) -> ColumnSpec:
-    return ColumnSpec(name, sa.Text(), pl.String(), description, **kw)
-
-
-def _int(name: str, description: str, **kw) -> ColumnSpec:
-    return ColumnSpec(name, sa.BigInteger(), pl.Int64(), description, **kw)
+    def subset(self, *names: str) -> dict[str, pl.DataType]:
+        """The polars schema of some of the columns, in the order given."""
+        schema = self.polars_schema
+        return {name: schema[name] for name in names}
 
 
-STORE_STATUS_POLLS = TableSpec(
+def _text(name: str, description: str, **kw) -> Column:
+    return Column(name, pl.String(), description, **kw)
+
+
+def _int(name: str, description: str, **kw) -> Column:
+    return Column(name, pl.Int64(), description, **kw)
+
+
+STORE_STATUS_POLLS = Table(
     "store_status_polls",
     "Every distinct status poll ever loaded (exact duplicates count once).",
     (
@@ -61,19 +66,19 @@ STORE_STATUS_POLLS = TableSpec(
 # A weekly opening interval of a store; the key of both hours tables.
 WEEKLY_INTERVAL_COLUMNS = (
     _text("store_id", "Opaque store identifier.", primary_key=True),
-    ColumnSpec("day_of_week", sa.SmallInteger(), pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
+    Column("day_of_week", pl.Int8(), "0 = Monday ... 6 = Sunday.", primary_key=True),
     _int("start_time_us", "Opening time, microseconds after local midnight.", primary_key=True),
     _int("end_time_us", "Closing time, microseconds after local midnight (<= start: next day).", primary_key=True),
 )
 
-BUSINESS_HOURS = TableSpec(
+BUSINESS_HOURS = Table(
     "business_hours",
     "Opening intervals in local wall-clock time. A hours file is authoritative for the stores "
     "it names: their earlier rows are replaced.",
     (*WEEKLY_INTERVAL_COLUMNS, _text("source_file", "Name of the file these rows came from.")),
 )
 
-STORE_TIMEZONES = TableSpec(
+STORE_TIMEZONES = Table(
     "store_timezones",
     "Each store's IANA timezone; the last row loaded for a store wins.",
     (
@@ -83,7 +88,7 @@ STORE_TIMEZONES = TableSpec(
     ),
 )
 
-REJECTED_ROWS = TableSpec(
+REJECTED_ROWS = Table(
     "rejected_rows",
     "Input rows that could not be parsed, kept with their origin and the reason.",
     (
@@ -97,7 +102,7 @@ REJECTED_ROWS = TableSpec(
     ),
 )
 
-INGESTED_FILES = TableSpec(
+INGESTED_FILES = Table(
     "ingested_files",
     "Ledger of every file loaded, keyed by content hash, so a file is never loaded twice.",
     (
@@ -111,14 +116,14 @@ INGESTED_FILES = TableSpec(
     ),
 )
 
-STORE_SCHEDULES = TableSpec(
+STORE_SCHEDULES = Table(
     "store_schedules",
     "Each store's normalised weekly schedule, as last materialised for its store partition: "
     "defaults applied (no rows = open around the clock) and timezone resolved.",
-    (*WEEKLY_INTERVAL_COLUMNS, _text("timezone", "IANA timezone used (America/Chicago when the store has none).")),
+    (*WEEKLY_INTERVAL_COLUMNS, _text("timezone", f"IANA timezone used ({DEFAULT_TIMEZONE} when the store has none).")),
 )
 
-ALL_TABLES: tuple[TableSpec, ...] = (
+STORED_TABLES: tuple[Table, ...] = (
     STORE_STATUS_POLLS,
     BUSINESS_HOURS,
     STORE_TIMEZONES,
@@ -127,20 +132,22 @@ ALL_TABLES: tuple[TableSpec, ...] = (
     STORE_SCHEDULES,
 )
 
-metadata = sa.MetaData()
 
-
-def _to_sqlalchemy(spec: TableSpec) -> sa.Table:
-    return sa.Table(
-        spec.name,
-        metadata,
-        *(
-            sa.Column(c.name, c.sql_type, primary_key=c.primary_key, nullable=c.nullable or False,
-                      comment=c.description)
-            for c in spec.columns
-        ),
-        comment=spec.description,
+def _report_column(kind: str, window: str) -> Column:
+    unit = "minutes" if window == "hour" else "hours"
+    return Column(
+        f"{kind}_last_{window}",
+        pl.Float64(),
+        f"{kind.capitalize()} during business hours in the last {window}, in {unit} (2 decimals).",
     )
 
 
-SQL_TABLES: dict[str, sa.Table] = {spec.name: _to_sqlalchemy(spec) for spec in ALL_TABLES}
+# The published report (SPEC §6): a CSV file, not a database table.
+UPTIME_REPORT = Table(
+    "uptime_report",
+    "Uptime and downtime of every polled store during its business hours before T.",
+    (
+        _text("store_id", "Store identifier, sorted as a string."),
+        *(_report_column(kind, window) for kind in ("uptime", "downtime") for window in ("hour", "day", "week")),
+    ),
+)

@@ -4,34 +4,18 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from storemon_assets import quality, settings
-from storemon_assets.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
-from storemon_assets.reporting import (
-    ReportResult,
-    build_report,
-    newest_poll_us,
-    parse_as_of,
-    polled_store_ids,
-    write_report_files,
-)
-from storemon_assets.resources import ReportsFolder, StoremonDatabase
-from storemon_assets.ui_metadata import markdown_table
-from storemon_assets.uptime import REPORT_COLUMNS
+from storemon_assets import settings
+from storemon_assets.core import quality
+from storemon_assets.core.instants import parse_as_of
+from storemon_assets.core.summaries import weekly_uptime_distribution
+from storemon_assets.core.tables import UPTIME_REPORT
+from storemon_assets.db.queries import newest_poll_us, polled_store_ids
+from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.defs.ui_metadata import markdown_table, table_schema
+from storemon_assets.service import ReportResult, build_report, write_report_files
 
-REPORT_SCHEMA = dg.TableSchema(
-    columns=[dg.TableColumn("store_id", "text", description="Store identifier, sorted as a string.")]
-    + [
-        dg.TableColumn(
-            name,
-            "float64",
-            description=f"{'Up' if name.startswith('up') else 'Down'}time during business hours in the "
-            f"last {name.rsplit('_', 1)[1]}, in {'minutes' if name.endswith('hour') else 'hours'} (2 decimals).",
-        )
-        for name in REPORT_COLUMNS[1:]
-    ]
-)
-
-UPTIME_BANDS = [(0, 50), (50, 80), (80, 95), (95, 99), (99, 100.0001)]
+REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 
 
 class ReportConfig(dg.Config):
@@ -39,20 +23,6 @@ class ReportConfig(dg.Config):
         default="",
         description="Report time T (ISO-8601 UTC, or 'now'). Empty: STOREMON_AS_OF, else the latest poll.",
     )
-
-
-def weekly_uptime_distribution(report: pl.DataFrame) -> pl.DataFrame:
-    """How many stores fall in each band of weekly uptime %, among stores with business time."""
-    up, down = pl.col("uptime_last_week"), pl.col("downtime_last_week")
-    shares = report.filter(up + down > 0).select((up / (up + down) * 100).alias("pct"))
-    rows = [
-        {
-            "weekly_uptime": f"{low}-{min(high, 100):g}%",
-            "stores": shares.filter((pl.col("pct") >= low) & (pl.col("pct") < high)).height,
-        }
-        for low, high in UPTIME_BANDS
-    ]
-    return pl.DataFrame(rows)
 
 
 def report_metadata(result: ReportResult, paths: list) -> dict:
@@ -112,7 +82,7 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     group_name="report",
     kinds={"polars", "csv"},
     check_specs=[
-        dg.AssetCheckSpec(name, asset="uptime_report", blocking=blocking, description=description)
+        dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
         for name, (blocking, description) in REPORT_CHECKS.items()
     ],
     output_required=False,
@@ -121,14 +91,18 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
     "published when a blocking check fails.",
 )
-def uptime_report(context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder):
+def uptime_report(
+    context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder
+):
     try:
         as_of_us = parse_as_of(config.as_of or settings.as_of_setting())
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     engine = database.engine()
     result = build_report(engine, as_of_us)
-    results = check_results(report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine)))
+    results = check_results(
+        report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    )
     failed = [r for r in results if not r.passed and REPORT_CHECKS[r.check_name][0]]
     if failed:
         yield from results

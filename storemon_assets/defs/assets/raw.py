@@ -5,12 +5,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from storemon_assets.database import LoadOutcome, feed_versions, load_feed, table_counts
-from storemon_assets.parsing import HOURS, POLLS, TIMEZONES, FeedFileError, read_feed_file
-from storemon_assets.partitions import STORE_PARTITIONS_NAME, new_store_partitions
-from storemon_assets.resources import LandingFolder, StoremonDatabase
-from storemon_assets.schema import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
-from storemon_assets.ui_metadata import table_schema
+from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.core.tables import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.db.loading import LoadOutcome, load_feed
+from storemon_assets.db.queries import feed_versions, table_counts
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
+from storemon_assets.defs.ui_metadata import table_schema
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
@@ -103,7 +105,9 @@ def ingest_landing_files(
             asset_key=key,
             data_version=dg.DataVersion(versions.get(kind, "empty")),
             metadata={
-                "files_loaded": dg.MetadataValue.md("\n".join(f"- `{o.file_name}`" for o in loaded) or "none (unchanged)"),
+                "files_loaded": dg.MetadataValue.md(
+                    "\n".join(f"- `{o.file_name}`" for o in loaded) or "none (unchanged)"
+                ),
                 "rows_loaded": sum(o.rows_loaded for o in loaded),
                 "rows_rejected": sum(o.rows_rejected for o in loaded),
                 "dagster/row_count": counts[spec.name],

@@ -16,18 +16,15 @@ import datetime as dt
 
 import polars as pl
 
-DEFAULT_TIMEZONE = "America/Chicago"
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE
+from storemon_assets.core.tables import STORE_SCHEDULES
+
 US_PER_MINUTE = 60_000_000
 US_PER_HOUR = 60 * US_PER_MINUTE
 US_PER_DAY = 24 * US_PER_HOUR
 
-SCHEDULE_SCHEMA = {
-    "store_id": pl.String,
-    "timezone": pl.String,
-    "day_of_week": pl.Int8,
-    "start_time_us": pl.Int64,
-    "end_time_us": pl.Int64,
-}
+# A store's normalised weekly schedule: the columns of the store_schedules table.
+SCHEDULE_SCHEMA = STORE_SCHEDULES.polars_schema
 INTERVAL_SCHEMA = {"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
 
 # The longest clock jump searched for when a local time does not exist. Real gaps are 30 min
@@ -42,7 +39,7 @@ def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.
     `timezones`: store_id, timezone_str (one row per store).
     A store without hours rows gets `start == end == 00:00` on all seven days, which SPEC §4
     reads as 24 hours from each midnight: open around the clock. A store without a timezone
-    uses America/Chicago. Returns SCHEDULE_SCHEMA, one row per (store, weekday, interval).
+    uses DEFAULT_TIMEZONE. Returns SCHEDULE_SCHEMA, one row per (store, weekday, interval).
     """
     stores = pl.DataFrame({"store_id": store_ids.cast(pl.String)}).unique()
     own_hours = hours.select("store_id", "day_of_week", "start_time_us", "end_time_us").join(
@@ -163,11 +160,15 @@ def merge_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def local_dates_around(instants: pl.DataFrame, schedule_zones: pl.DataFrame, before_days: int, after_days: int) -> pl.DataFrame:
+def local_dates_around(
+    instants: pl.DataFrame, schedule_zones: pl.DataFrame, before_days: int, after_days: int
+) -> pl.DataFrame:
     """For each (store_id, at_us), the store's local dates from `before_days` before to `after_days` after."""
-    located = utc_to_local(instants.join(schedule_zones, on="store_id", how="left").with_columns(
-        pl.col("timezone").fill_null(DEFAULT_TIMEZONE)
-    ))
+    located = utc_to_local(
+        instants.join(schedule_zones, on="store_id", how="left").with_columns(
+            pl.col("timezone").fill_null(DEFAULT_TIMEZONE)
+        )
+    )
     local_dates = located.select("store_id", pl.col("local").dt.date().alias("_date")).unique()
     return store_local_dates(
         local_dates.with_columns(
@@ -194,13 +195,16 @@ def weekly_open_hours(schedule: pl.DataFrame) -> pl.DataFrame:
     week_end_us = week_start_us + 7 * US_PER_DAY
     stores = schedule.select("store_id", "timezone").unique()
     dates = stores.select(
-        "store_id", pl.date_range(monday - dt.timedelta(days=1), monday + dt.timedelta(days=6)).implode().alias("local_date")
+        "store_id",
+        pl.date_range(monday - dt.timedelta(days=1), monday + dt.timedelta(days=6)).implode().alias("local_date"),
     ).explode("local_date")
     wall_clock = schedule.with_columns(pl.lit("UTC").alias("timezone"))
     intervals = business_intervals_utc(wall_clock, dates).with_columns(
         pl.col("open_us").clip(week_start_us, week_end_us), pl.col("close_us").clip(week_start_us, week_end_us)
     )
-    totals = intervals.group_by("store_id").agg(((pl.col("close_us") - pl.col("open_us")).sum() / US_PER_HOUR).alias("weekly_open_hours"))
+    totals = intervals.group_by("store_id").agg(
+        ((pl.col("close_us") - pl.col("open_us")).sum() / US_PER_HOUR).alias("weekly_open_hours")
+    )
     # A Sunday-only overnight row also spills into the following Monday, which is the same
     # wall-clock stretch as the Sunday-before spill counted above, so the total is exact.
     return stores.join(totals, on="store_id", how="left").with_columns(pl.col("weekly_open_hours").fill_null(0.0))

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from storemon_assets.jobs import report_job
+from storemon_assets.defs.jobs import report_job
 
 hourly_report_schedule = dg.ScheduleDefinition(
     name="hourly_report_schedule",

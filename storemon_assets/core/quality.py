@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from storemon_assets.uptime import WINDOWS, UptimeReport
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, TIMEZONES
+from storemon_assets.core.uptime import WINDOWS, UptimeReport
 
 MAX_REJECTED_SHARE = 0.01  # more than 1% of a feed's rows rejected deserves a look
 
@@ -31,7 +32,11 @@ def rejected_share(ledger: pl.DataFrame, rejected: pl.DataFrame, kind: str) -> F
     reasons = (
         rejected.filter(pl.col("kind") == kind)
         .group_by("reason")
-        .agg(pl.len().alias("rows"), pl.col("file_name").first().alias("example_file"), pl.col("line_number").min().alias("example_line"))
+        .agg(
+            pl.len().alias("rows"),
+            pl.col("file_name").first().alias("example_file"),
+            pl.col("line_number").min().alias("example_line"),
+        )
         .sort("rows", descending=True)
     )
     passed = share <= MAX_REJECTED_SHARE
@@ -43,12 +48,12 @@ def rejected_share(ledger: pl.DataFrame, rejected: pl.DataFrame, kind: str) -> F
 
 def unknown_timezones(rejected: pl.DataFrame) -> Finding:
     """Timezone rows with names that are not IANA zones; their stores fall back to Chicago."""
-    unknown = rejected.filter((pl.col("kind") == "timezones") & pl.col("reason").str.starts_with("unknown timezone"))
+    unknown = rejected.filter((pl.col("kind") == TIMEZONES) & pl.col("reason").str.starts_with("unknown timezone"))
     stores = unknown.get_column("store_id").drop_nulls().unique().sort()
     summary = (
         "every timezone name is a known IANA zone"
         if unknown.is_empty()
-        else f"{unknown.height} timezone rows name unknown zones; {stores.len()} stores use America/Chicago instead. "
+        else f"{unknown.height} timezone rows name unknown zones; {stores.len()} stores use {DEFAULT_TIMEZONE} instead. "
         "Correct the names (e.g. America/New_York) and deliver the timezones file again"
     )
     return Finding(unknown.is_empty(), summary, {"rows": unknown.select("file_name", "line_number", "raw_text")})

@@ -6,19 +6,15 @@ report derives every schedule from the raw feeds itself; only their per-store pa
 """
 
 import logging
-import os
 
 import dagster as dg
 
+from storemon_assets.settings import max_store_partitions
+
 STORE_PARTITIONS_NAME = "stores"
-DEFAULT_MAX_STORE_PARTITIONS = 100_000
 store_partitions = dg.DynamicPartitionsDefinition(name=STORE_PARTITIONS_NAME)
 
 log = logging.getLogger(__name__)
-
-
-def max_store_partitions() -> int:
-    return int(os.environ.get("STOREMON_MAX_STORE_PARTITIONS") or DEFAULT_MAX_STORE_PARTITIONS)
 
 
 def new_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> list[str]:
@@ -29,6 +25,7 @@ def new_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> l
     if len(new) > room:
         log.warning(
             "store partition limit %d reached: %d stores get no partition (they are still reported)",
-            max_store_partitions(), len(new) - room,
+            max_store_partitions(),
+            len(new) - room,
         )
     return new[:room]

@@ -4,21 +4,23 @@ inside the report asset, which publishes nothing when a blocking one fails."""
 
 import dagster as dg
 
-from storemon_assets import quality
-from storemon_assets.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
-from storemon_assets.database import read_table
-from storemon_assets.parsing import HOURS, POLLS, TIMEZONES
-from storemon_assets.reporting import polled_store_ids
-from storemon_assets.resources import LandingFolder, StoremonDatabase
-from storemon_assets.schema import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_TIMEZONES
-from storemon_assets.ui_metadata import markdown_table
+from storemon_assets.core import quality
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, TIMEZONES
+from storemon_assets.core.tables import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_TIMEZONES
+from storemon_assets.db.queries import polled_store_ids, read_table
+from storemon_assets.defs.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
+from storemon_assets.defs.ui_metadata import markdown_table
 
 WARN = dg.AssetCheckSeverity.WARN
 
 
 def _result(finding: quality.Finding, **metadata) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        passed=finding.passed, severity=WARN, description=finding.summary, metadata={"summary": finding.summary, **metadata}
+        passed=finding.passed,
+        severity=WARN,
+        description=finding.summary,
+        metadata={"summary": finding.summary, **metadata},
     )
 
 
@@ -64,9 +66,9 @@ def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default:
     return _result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
 
 
-@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every polled store has a timezone (else America/Chicago).")
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description=f"Every polled store has a timezone (else {DEFAULT_TIMEZONE}).")
 def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
-    return _polled_stores_missing(database, STORE_TIMEZONES, "timezone", "America/Chicago", "stores_without_timezone")
+    return _polled_stores_missing(database, STORE_TIMEZONES, "timezone", DEFAULT_TIMEZONE, "stores_without_timezone")
 
 
 @dg.asset_check(asset=RAW_BUSINESS_HOURS, description="Every polled store has business hours (else open 24x7).")
@@ -75,7 +77,10 @@ def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetChe
 
 
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
-    errors = {p.name.removesuffix(".error.txt"): p.read_text().strip() for p in sorted(landing.failed_folder.glob("*.error.txt"))}
+    errors = {
+        p.name.removesuffix(".error.txt"): p.read_text().strip()
+        for p in sorted(landing.failed_folder.glob("*.error.txt"))
+    }
     finding = quality.Finding(
         not errors,
         "no unreadable files"

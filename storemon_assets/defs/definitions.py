@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from storemon_assets.assets.raw import ingest_landing_files, landing_folder
-from storemon_assets.assets.report import uptime_report
-from storemon_assets.assets.stores import store_schedules
-from storemon_assets.checks import raw_checks
-from storemon_assets.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
-from storemon_assets.resources import default_resources
-from storemon_assets.schedules import hourly_report_schedule
-from storemon_assets.sensors import landing_files_sensor, store_schedules_sensor
+from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.assets.stores import store_schedules
+from storemon_assets.defs.checks import raw_checks
+from storemon_assets.defs.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
+from storemon_assets.defs.resources import default_resources
+from storemon_assets.defs.schedules import hourly_report_schedule
+from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor
 
 defs = dg.Definitions(
     assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report],

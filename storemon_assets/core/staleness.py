@@ -11,16 +11,23 @@ import hashlib
 
 import polars as pl
 
-from storemon_assets.business_time import SCHEDULE_SCHEMA
+from storemon_assets.core.business_time import SCHEDULE_SCHEMA
 
 
 def stale_store_ids(derived: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:
     """Stores whose derived schedule rows differ from the stored ones (or have none stored)."""
     columns = list(SCHEDULE_SCHEMA)
     derived = derived.select(columns).cast(SCHEDULE_SCHEMA)
-    stored = stored.select(columns).cast(SCHEDULE_SCHEMA).join(derived.select("store_id").unique(), on="store_id", how="semi")
+    stored = (
+        stored.select(columns)
+        .cast(SCHEDULE_SCHEMA)
+        .join(derived.select("store_id").unique(), on="store_id", how="semi")
+    )
     changed = pl.concat(
-        [derived.join(stored, on=columns, how="anti", nulls_equal=True), stored.join(derived, on=columns, how="anti", nulls_equal=True)]
+        [
+            derived.join(stored, on=columns, how="anti", nulls_equal=True),
+            stored.join(derived, on=columns, how="anti", nulls_equal=True),
+        ]
     )
     return changed.get_column("store_id").unique().sort()
 

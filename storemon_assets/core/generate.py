@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+
 POLLS_FILE, HOURS_FILE, TIMEZONES_FILE = "store_status.csv", "menu_hours.csv", "timezones.csv"
 DEFAULT_END = dt.datetime(2023, 1, 25, 18, 13, 22, 479220)
 
@@ -43,10 +45,10 @@ class GeneratedFeeds:
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        paths = {"polls": out / POLLS_FILE, "hours": out / HOURS_FILE, "timezones": out / TIMEZONES_FILE}
-        self.polls.write_csv(paths["polls"])
-        self.hours.write_csv(paths["hours"])
-        self.timezones.write_csv(paths["timezones"])
+        paths = {POLLS: out / POLLS_FILE, HOURS: out / HOURS_FILE, TIMEZONES: out / TIMEZONES_FILE}
+        self.polls.write_csv(paths[POLLS])
+        self.hours.write_csv(paths[HOURS])
+        self.timezones.write_csv(paths[TIMEZONES])
         return paths
 
 
@@ -87,11 +89,17 @@ def _read_text_csv(path: str | Path) -> pl.DataFrame:
 
 
 def _real_stores(hours_file, timezones_file, stores, rng) -> tuple[pl.DataFrame, pl.DataFrame]:
-    hours = _read_text_csv(hours_file) if hours_file else pl.DataFrame(
-        schema={"store_id": pl.String, "day": pl.String, "start_time_local": pl.String, "end_time_local": pl.String}
+    hours = (
+        _read_text_csv(hours_file)
+        if hours_file
+        else pl.DataFrame(
+            schema={"store_id": pl.String, "day": pl.String, "start_time_local": pl.String, "end_time_local": pl.String}
+        )
     )
-    timezones = _read_text_csv(timezones_file) if timezones_file else pl.DataFrame(
-        schema={"store_id": pl.String, "timezone_str": pl.String}
+    timezones = (
+        _read_text_csv(timezones_file)
+        if timezones_file
+        else pl.DataFrame(schema={"store_id": pl.String, "timezone_str": pl.String})
     )
     if stores:
         everyone = np.array(sorted(set(hours.get_column("store_id")) | set(timezones.get_column("store_id"))))
@@ -112,7 +120,12 @@ def _synthetic_hours(store_ids: np.ndarray, rng: np.random.Generator) -> pl.Data
         grid_ids = np.repeat(ids, len(weekdays))
         grid_days = np.tile(weekdays, len(ids))
         return pl.DataFrame(
-            {"store_id": grid_ids.astype(str), "day": grid_days.astype(str), "start_time_local": start, "end_time_local": end},
+            {
+                "store_id": grid_ids.astype(str),
+                "day": grid_days.astype(str),
+                "start_time_local": start,
+                "end_time_local": end,
+            },
             schema=dict.fromkeys(("store_id", "day", "start_time_local", "end_time_local"), pl.String),
         )
 
@@ -173,7 +186,9 @@ def _synthetic_polls(store_ids: np.ndarray, days: int, end: dt.datetime, rng: np
     in_outage = np.zeros(len(at), dtype=bool)
     has_outage = latest >= 0
     candidates = latest[has_outage]
-    in_outage[has_outage] = (outage_store[order][candidates] == store_index[has_outage]) & (at[has_outage] < outage_end[candidates])
+    in_outage[has_outage] = (outage_store[order][candidates] == store_index[has_outage]) & (
+        at[has_outage] < outage_end[candidates]
+    )
 
     frame = pl.DataFrame(
         {

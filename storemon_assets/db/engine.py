@@ -1,0 +1,32 @@
+"""The storemon database engine: SQLite (the embedded default) or PostgreSQL, by URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from storemon_assets.db.schema import metadata
+
+
+def create_db_engine(url: str) -> sa.Engine:
+    """Engine for `url`; SQLite gets a busy timeout and WAL so sensors and runs can share it."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 60})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def create_tables(engine: sa.Engine) -> None:
+    metadata.create_all(engine)
