@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install run dev sample report test bench clean
+.PHONY: install instance run dev sample report test bench clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +24,19 @@ install: $(BIN)/.installed
 sample: install
 	$(BIN)/storemon sample
 
-# The main job on the embedded default (SQLite + bundled sample data), then the UI.
-run: sample
+# The local Dagster instance: the shipped settings, copied into DAGSTER_HOME.
+instance:
 	mkdir -p $(DAGSTER_HOME)
+	cp deploy/local/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+# The main job on the embedded default (SQLite + bundled sample data), then the UI.
+run: sample instance
 	$(BIN)/dagster job execute -m storemon_assets.defs.definitions -j ingest_and_report_job
 	@echo "report written to data/reports/combined_report.csv"
 	$(MAKE) dev
 
 # Dagster (webserver + daemon: sensors and schedule on) and the HTTP API beside it.
-dev: install
-	mkdir -p $(DAGSTER_HOME)
+dev: install instance
 	STOREMON_DAGSTER_URL=http://$(HOST):$(PORT) $(BIN)/storemon api --host $(HOST) --port $(API_PORT) & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
+LOCAL_INSTANCE_CONFIG = REPO / "deploy" / "local" / "dagster.yaml"
 
 
 def free_port() -> int:
@@ -65,6 +67,7 @@ def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
     port = free_port()
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(LOCAL_INSTANCE_CONFIG, dagster_home / "dagster.yaml")  # the instance `make run` uses
     env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
     url = f"http://127.0.0.1:{port}"
     args = [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
