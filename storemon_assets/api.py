@@ -6,6 +6,10 @@ request and response models give validation and the OpenAPI page at /docs for fr
 endpoints are plain (sync) functions: the Dagster GraphQL client is synchronous, and FastAPI
 runs them in its thread pool. Every call to Dagster has a timeout; an unreachable Dagster is a
 503 that says so.
+
+The endpoints get Dagster (`report_runs`) and the reports folder (`reports_folder`) as FastAPI
+dependencies, so tests swap in a fake run client with `app.dependency_overrides` and check the
+HTTP contract without starting Dagster.
 """
 
 from __future__ import annotations
@@ -13,13 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Protocol
 from urllib.parse import urlparse
 
 import dagster as dg
 import httpx
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -73,8 +77,20 @@ def _user_message(message: str) -> str:
     return re.sub(r"^[\w.]*(?:Error|Exception|Failure): ", "", first).strip()
 
 
+class ReportRuns(Protocol):
+    """What the API needs from Dagster: launch a report run, look a run up."""
+
+    def launch_report(self, as_of: str | None) -> str:
+        """Start a report run (T = `as_of`, or the default); return its run id."""
+        ...
+
+    def run_info(self, run_id: str) -> RunInfo | None:
+        """The run's job, status and failure reason; None if Dagster has no such run."""
+        ...
+
+
 class DagsterRuns:
-    """The Dagster webserver, as far as reports are concerned."""
+    """The Dagster webserver, as far as reports are concerned (the real `ReportRuns`)."""
 
     def __init__(self, url: str, timeout: float = DAGSTER_TIMEOUT_SECONDS):
         self.url = url.rstrip("/")
@@ -175,15 +191,29 @@ class ErrorDetail(BaseModel):
 CSV_EXAMPLE = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
 
 
+def report_runs(request: Request) -> ReportRuns:
+    """Dependency: the app's Dagster run client (tests override it with a fake)."""
+    return request.app.state.report_runs
+
+
+def reports_folder(request: Request) -> Path:
+    """Dependency: where report runs write `<report_id>.csv`."""
+    return request.app.state.reports_dir
+
+
+Runs = Annotated[ReportRuns, Depends(report_runs)]
+ReportsDir = Annotated[Path, Depends(reports_folder)]
+
+
 def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) -> FastAPI:
-    runs = DagsterRuns(dagster_url or settings.dagster_url())
-    reports = reports_dir or settings.reports_dir()
     app = FastAPI(
         title="storemon",
         version="0.1.0",
         description="Trigger an uptime report (a Dagster run) and poll for its CSV. "
         "Report semantics: docs/uptime-logic.md.",
     )
+    app.state.report_runs = DagsterRuns(dagster_url or settings.dagster_url())
+    app.state.reports_dir = reports_dir or settings.reports_dir()
 
     def unavailable(exc: DagsterUnavailable) -> HTTPException:
         return HTTPException(status_code=503, detail=str(exc))
@@ -194,9 +224,9 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
         responses={422: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
         summary="Start a report run",
     )
-    def trigger_report(request: TriggerRequest | None = None) -> TriggerResponse:
+    def trigger_report(runs: Runs, request: TriggerRequest | None = None) -> TriggerResponse:
         """Launches a run of the report job in Dagster and answers at once with its id."""
-        as_of = request.as_of.strip() if request and request.as_of else None
+        as_of = (request.as_of.strip() if request and request.as_of else None) or None
         if as_of:
             try:
                 parse_as_of(as_of)
@@ -222,7 +252,11 @@ def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) 
         },
         summary="Poll a report",
     )
-    def get_report(report_id: str = Query(description="The id /trigger_report returned.")):
+    def get_report(
+        runs: Runs,
+        reports: ReportsDir,
+        report_id: Annotated[str, Query(description="The id /trigger_report returned.")],
+    ):
         report_id = report_id.strip()
         if not RUN_ID.match(report_id):
             raise HTTPException(

@@ -1,0 +1,292 @@
+"""The HTTP contract of the trigger + poll API (SPEC §7), with a fake run client in place of
+Dagster (`app.dependency_overrides`). What lives in Dagster itself (runs really produce the
+CLI's CSV, failure reasons from real events, concurrency) is in test_api.py, end to end."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from dagster_graphql import DagsterGraphQLClientError
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from storemon_assets.api import (
+    FAILED_STATES,
+    RUNNING_STATES,
+    DagsterUnavailable,
+    RunInfo,
+    _failure_reason,
+    create_app,
+    report_runs,
+)
+from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, ingest_job, report_job
+from storemon_tests.dagster_server import free_port
+
+CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
+
+
+@dataclass
+class FakeRuns:
+    """Dagster as the API sees it: runs by id, and a record of every launch (its as_of)."""
+
+    runs: dict[str, RunInfo] = field(default_factory=dict)
+    launched: list[str | None] = field(default_factory=list)
+    unreachable: bool = False
+    refuses: bool = False
+
+    def launch_report(self, as_of: str | None) -> str:
+        self._check_reachable()
+        if self.refuses:
+            raise DagsterGraphQLClientError("JobNotFoundError", "report_job not found")
+        self.launched.append(as_of)
+        return self.add(report_job.name, "QUEUED")
+
+    def run_info(self, run_id: str) -> RunInfo | None:
+        self._check_reachable()
+        return self.runs.get(run_id)
+
+    def add(self, job_name: str, status: str, error: str | None = None) -> str:
+        run_id = str(uuid.uuid4())
+        self.runs[run_id] = RunInfo(job_name, status, error)
+        return run_id
+
+    def _check_reachable(self) -> None:
+        if self.unreachable:
+            raise DagsterUnavailable("Dagster webserver at http://dagster.test is unreachable (ConnectError)")
+
+
+@pytest.fixture
+def dagster() -> FakeRuns:
+    return FakeRuns()
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture
+def client(dagster: FakeRuns, reports: Path):
+    app = create_app(dagster_url="http://dagster.test", reports_dir=reports)
+    app.dependency_overrides[report_runs] = lambda: dagster
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def get_report(client: TestClient, report_id: str, path: str = "/get_report"):
+    return client.get(path, params={"report_id": report_id})
+
+
+# --- POST /trigger_report ----------------------------------------------------------------
+
+
+def test_trigger_launches_one_report_run_and_answers_with_its_id(client, dagster):
+    response = client.post("/trigger_report")
+    assert response.status_code == 200
+    assert response.json() == {"report_id": next(iter(dagster.runs))}
+    assert dagster.launched == [None]  # T left to the run: the latest poll
+
+
+@pytest.mark.parametrize(
+    ("body", "as_of"), [(None, None), ({}, None), ({"as_of": None}, None), ({"as_of": "  "}, None)]
+)
+def test_trigger_without_as_of_leaves_t_to_the_run(client, dagster, body, as_of):
+    assert client.post("/trigger_report", json=body).status_code == 200
+    assert dagster.launched == [as_of]
+
+
+@pytest.mark.parametrize("as_of", ["2023-01-24T00:00:00Z", " 2023-01-24 00:00:00 UTC ", "now"])
+def test_trigger_passes_a_valid_as_of_to_the_run_trimmed(client, dagster, as_of):
+    assert client.post("/trigger_report", json={"as_of": as_of}).status_code == 200
+    assert dagster.launched == [as_of.strip()]
+
+
+def test_bad_as_of_is_422_and_launches_no_run(client, dagster):
+    response = client.post("/trigger_report", json={"as_of": "next thursday"})
+    assert response.status_code == 422
+    assert "is not a timestamp" in response.json()["detail"]
+    assert dagster.launched == []
+
+
+def test_two_triggers_give_two_ids(client, dagster):
+    ids = {client.post("/trigger_report").json()["report_id"] for _ in range(2)}
+    assert len(ids) == 2 and dagster.launched == [None, None]
+
+
+# --- GET /get_report ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", sorted(RUNNING_STATES))
+def test_a_queued_or_running_run_is_running(client, dagster, status):
+    report_id = dagster.add(report_job.name, status)
+    response = get_report(client, report_id)
+    assert response.status_code == 200
+    assert response.json() == {"status": "Running"}  # no "error" key while running
+
+
+def test_a_failed_run_is_failed_with_its_reason(client, dagster):
+    report_id = dagster.add(report_job.name, "FAILURE", "as-of time 2020-01-01 is before the first poll")
+    assert get_report(client, report_id).json() == {
+        "status": "Failed",
+        "error": "as-of time 2020-01-01 is before the first poll",
+    }
+
+
+@pytest.mark.parametrize("status", sorted(FAILED_STATES))
+def test_a_failed_run_without_a_reason_names_its_end_state(client, dagster, status):
+    report_id = dagster.add(report_job.name, status)
+    assert get_report(client, report_id).json() == {"status": "Failed", "error": f"the run ended as {status}"}
+
+
+@pytest.mark.parametrize("job_name", sorted(REPORT_PRODUCING_JOBS))
+def test_a_finished_run_serves_its_csv_with_complete_header(client, dagster, reports, job_name):
+    report_id = dagster.add(job_name, "SUCCESS")
+    (reports / f"{report_id}.csv").write_text(CSV + "s1,60.0,24.0,168.0,0.0,0.0,0.0\n")
+    response = get_report(client, report_id)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["x-report-status"] == "Complete"
+    assert response.headers["content-disposition"] == f'attachment; filename="storemon-report-{report_id}.csv"'
+    assert response.text == CSV + "s1,60.0,24.0,168.0,0.0,0.0,0.0\n"
+
+
+def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file(client, dagster, reports):
+    report_id = dagster.add(report_job.name, "SUCCESS")
+    response = get_report(client, report_id)
+    assert response.json() == {
+        "status": "Failed",
+        "error": f"the run succeeded but its report file {reports / f'{report_id}.csv'} is missing",
+    }
+
+
+def test_report_id_is_trimmed(client, dagster):
+    report_id = dagster.add(report_job.name, "STARTED")
+    assert get_report(client, f"  {report_id}\n").json() == {"status": "Running"}
+
+
+def test_unknown_id_is_404(client):
+    response = get_report(client, "00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "no report with id 00000000-0000-0000-0000-000000000000"
+
+
+@pytest.mark.parametrize("report_id", ["not-a-report-id", "", "../etc/passwd", "00000000-0000-0000-0000-00000000000Z"])
+def test_malformed_id_is_404_without_asking_dagster(client, dagster, report_id):
+    dagster.unreachable = True  # proves Dagster is not consulted: that would be a 503
+    response = get_report(client, report_id)
+    assert response.status_code == 404
+    assert "report ids are the UUIDs /trigger_report returns" in response.json()["detail"]
+
+
+def test_a_long_malformed_id_is_cut_short_in_the_message(client):
+    detail = get_report(client, "x" * 500).json()["detail"]
+    assert f"{'x' * 80!r}" in detail and "x" * 81 not in detail
+
+
+def test_a_run_of_another_job_is_404_not_a_report(client, dagster):
+    run_id = dagster.add(ingest_job.name, "SUCCESS")
+    response = get_report(client, run_id)
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"{run_id} is a Dagster run of ingest_job, not a report"
+
+
+def test_missing_report_id_is_422(client):
+    assert client.get("/get_report").status_code == 422
+
+
+# --- Dagster unreachable or refusing -------------------------------------------------------
+
+
+def test_unreachable_dagster_is_503_on_both_endpoints(client, dagster):
+    dagster.unreachable = True
+    for response in (client.post("/trigger_report"), get_report(client, str(uuid.uuid4()))):
+        assert response.status_code == 503
+        assert "is unreachable" in response.json()["detail"]
+
+
+def test_dagster_refusing_the_launch_is_502(client, dagster):
+    dagster.refuses = True
+    response = client.post("/trigger_report")
+    assert response.status_code == 502
+    assert response.json()["detail"].startswith("Dagster refused the request: JobNotFoundError")
+
+
+# --- trailing slashes, documentation --------------------------------------------------------
+
+
+def test_trailing_slashes_work_without_a_redirect(client, dagster):
+    triggered = client.post("/trigger_report/", follow_redirects=False)
+    assert triggered.status_code == 200
+    report_id = triggered.json()["report_id"]
+    polled = get_report(client, report_id, path="/get_report/")
+    assert polled.status_code == 200 and polled.json() == {"status": "Running"}
+    assert get_report(client, "nope", path="/get_report/").status_code == 404
+
+
+def test_openapi_documents_both_endpoints_once(client):
+    spec = client.get("/openapi.json").json()
+    assert set(spec["paths"]) == {"/trigger_report", "/get_report"}
+    assert client.get("/docs").status_code == 200
+
+
+# --- failure reasons from Dagster's GraphQL events ------------------------------------------
+
+
+def test_failure_reason_is_the_innermost_cause_of_each_failed_step():
+    wrapped = {
+        "message": "dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op",
+        "cause": {
+            "message": "dagster._core.definitions.events.Failure: as-of time is in the future\nstack",
+            "cause": None,
+        },
+    }
+    events = [
+        {"__typename": "ExecutionStepFailureEvent", "error": wrapped},
+        {"__typename": "ExecutionStepFailureEvent", "error": wrapped},  # the same reason counts once
+        {"__typename": "RunFailureEvent", "message": "Execution of run for report_job failed."},
+    ]
+    assert _failure_reason(events) == "as-of time is in the future"
+
+
+def test_failure_reason_falls_back_to_the_last_run_message():
+    events = [
+        {"__typename": "RunFailureEvent", "message": "first"},
+        {"__typename": "RunCanceledEvent", "message": "Run canceled by user"},
+    ]
+    assert _failure_reason(events) == "Run canceled by user"
+    assert _failure_reason([]) is None
+
+
+# --- inputs fuzzed against the real client with nothing listening (no runs are launched) ----
+
+offline = TestClient(create_app(dagster_url=f"http://127.0.0.1:{free_port()}", reports_dir=Path("/nonexistent")))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.none()
+    | st.dictionaries(st.sampled_from(["as_of", "x", ""]), st.none() | st.text(max_size=40) | st.integers())
+)
+def test_trigger_report_never_answers_500(body):
+    response = offline.post("/trigger_report", json=body)
+    assert response.status_code in (422, 503), response.text
+
+
+@settings(max_examples=150, deadline=None)
+@given(report_id=st.text(max_size=80))
+def test_get_report_offline_never_answers_500(report_id):
+    response = offline.get("/get_report", params={"report_id": report_id})
+    assert response.status_code in (404, 503), response.text
+
+
+def test_the_real_client_reports_an_unreachable_dagster_as_503():
+    for response in (
+        offline.post("/trigger_report"),
+        offline.get("/get_report", params={"report_id": str(uuid.uuid4())}),
+    ):
+        assert response.status_code == 503
+        assert "is unreachable or did not answer within 10 s" in response.json()["detail"]
