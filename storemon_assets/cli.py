@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.instants import parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
@@ -23,7 +25,6 @@ def _fail(message: str) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Fresh embedded database, same ingestion and computation as the assets, CSV out."""
-    from storemon_assets.core.instants import parse_as_of
     from storemon_assets.db.engine import create_db_engine, create_tables
     from storemon_assets.db.loading import load_feed
     from storemon_assets.service import build_report, write_report_text
@@ -62,11 +63,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def generated_end(text: str | None) -> dt.datetime:
+    """The generator's end instant (naive UTC) from `--end`, or its default."""
+    from storemon_assets.core.generate import DEFAULT_END
+
+    if not text or not text.strip():
+        return DEFAULT_END
+    try:
+        end_us = parse_as_of(text)
+    except ValueError:
+        raise ValueError(f"--end {text!r} is not a timestamp (expected e.g. 2024-03-12T18:00:00Z)") from None
+    return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=end_us)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from storemon_assets.core.generate import generate_feeds
 
     try:
-        feeds = generate_feeds(args.stores, args.days, args.seed, hours_file=args.hours, timezones_file=args.timezones)
+        end = generated_end(args.end)
+        feeds = generate_feeds(
+            args.stores, args.days, args.seed, end=end, hours_file=args.hours, timezones_file=args.timezones
+        )
         paths = feeds.write(args.out)
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
         return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -126,7 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument(
         "--stores", type=int, default=None, help="number of stores (with --hours: a random sample of its stores)"
     )
-    generate.add_argument("--days", type=int, default=8, help="days of polls ending at 2023-01-25 18:13 UTC")
+    generate.add_argument("--days", type=int, default=8, help="days of polls ending at --end")
+    generate.add_argument(
+        "--end",
+        default=None,
+        help="instant of the last poll (ISO-8601, UTC unless an offset is given); "
+        "or 'now'; default 2023-01-25T18:13:22.479220Z, the end of the real 2023 sample",
+    )
     generate.add_argument("--out", required=True, help="output folder")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--hours", default=None, help="a real business-hours CSV whose stores to use")

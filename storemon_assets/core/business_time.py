@@ -63,12 +63,26 @@ def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.
 
 def utc_to_local(instants_us: pl.DataFrame, timezone_col: str = "timezone") -> pl.DataFrame:
     """Add `local` (naive local wall-clock datetime) for column `at_us` in each row's timezone."""
+    return with_wall_clock(instants_us, {"at_us": "local"}, timezone_col)
+
+
+def with_wall_clock(frame: pl.DataFrame, columns: dict[str, str], timezone_col: str = "timezone") -> pl.DataFrame:
+    """Add naive local wall-clock datetimes: for each `source: target`, the UTC microseconds in
+    column `source` as the clock in each row's timezone showed them (one call per zone)."""
     parts = []
-    for (zone,), frame in instants_us.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
-        local = pl.from_epoch(pl.col("at_us"), time_unit="us").dt.replace_time_zone("UTC")
-        parts.append(frame.with_columns(local.dt.convert_time_zone(zone).dt.replace_time_zone(None).alias("local")))
+    for (zone,), part in frame.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
+        parts.append(
+            part.with_columns(
+                pl.from_epoch(pl.col(source), time_unit="us")
+                .dt.replace_time_zone("UTC")
+                .dt.convert_time_zone(zone)
+                .dt.replace_time_zone(None)
+                .alias(target)
+                for source, target in columns.items()
+            )
+        )
     if not parts:
-        return instants_us.with_columns(pl.lit(None, pl.Datetime("us")).alias("local"))
+        return frame.with_columns(pl.lit(None, pl.Datetime("us")).alias(target) for target in columns.values())
     return pl.concat(parts)
 
 

@@ -123,6 +123,25 @@ STORE_SCHEDULES = Table(
     (*WEEKLY_INTERVAL_COLUMNS, _text("timezone", f"IANA timezone used ({DEFAULT_TIMEZONE} when the store has none).")),
 )
 
+# The current report's status intervals. Bounds are integer half-microseconds since the epoch:
+# a status change sits at the midpoint of two polls, which can fall on half a microsecond, and
+# integers keep every sum exact (see core/uptime.py). Local bounds are for reading, rounded down
+# to the microsecond.
+STORE_STATUS_INTERVALS = Table(
+    "store_status_intervals",
+    "When each store of the current report was up or down: its business time in the week before T "
+    "cut at every status change (nearest observation), or 'no_data' for a store without observations. "
+    "Summed per window, the intervals give the report's numbers exactly.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        _int("start_half_us", "Start, half-microseconds since 1970-01-01 UTC (inclusive).", primary_key=True),
+        _int("end_half_us", "End, half-microseconds since 1970-01-01 UTC (exclusive)."),
+        _text("status", "'up', 'down', or 'no_data' (the store has no observation at all)."),
+        _int("start_local_us", "Start on the store's wall clock, microseconds since 1970-01-01 local time."),
+        _int("end_local_us", "End on the store's wall clock, microseconds since 1970-01-01 local time."),
+    ),
+)
+
 STORED_TABLES: tuple[Table, ...] = (
     STORE_STATUS_POLLS,
     BUSINESS_HOURS,
@@ -130,6 +149,7 @@ STORED_TABLES: tuple[Table, ...] = (
     REJECTED_ROWS,
     INGESTED_FILES,
     STORE_SCHEDULES,
+    STORE_STATUS_INTERVALS,
 )
 
 

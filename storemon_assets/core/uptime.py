@@ -5,18 +5,20 @@ time takes the status of the nearest observation (ties to the earlier one); upti
 business time whose status is active, downtime the rest. See docs/uptime-logic.md.
 
 How it is computed without a loop: each observation owns the stretch of the time line
-between the midpoints to its neighbours (its "cell"). With B(x) = business time in the window
-before x, an observation's share of business time is B(right midpoint) - B(left midpoint), and
-B is read off the store's merged, window-clipped business intervals with an as-of join. Cells
-tile the whole line, so uptime + downtime equals the business time in the window exactly.
+between the midpoints to its neighbours (its "cell"), so the status can only change at the
+midpoint between two neighbouring observations of different status. Cutting each store's
+business time in the week before T at those points gives its *status intervals*: when it was
+up and when it was down. The report is those intervals summed per window (every window ends at
+T), so the timeline and the report cannot disagree. Cells tile the whole line, so uptime +
+downtime equals the business time in the window exactly.
 
-Midpoints of two microsecond timestamps can fall on half a microsecond, so sums are kept in
-integer *half-microseconds* and only divided when the report is rounded.
+Midpoints of two microsecond timestamps can fall on half a microsecond, so interval bounds and
+sums are kept in integer *half-microseconds* and only divided when the report is rounded.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -28,10 +30,16 @@ from storemon_assets.core.business_time import (
     local_dates_around,
     store_local_dates,
     store_zones,
+    with_wall_clock,
 )
-from storemon_assets.core.tables import UPTIME_REPORT
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE
+from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 
 REPORT_COLUMNS = tuple(UPTIME_REPORT.column_names)
+UP, DOWN, NO_DATA = "up", "down", "no_data"
+# A store's status intervals: the columns of the store_status_intervals table.
+STATUS_INTERVAL_SCHEMA = STORE_STATUS_INTERVALS.polars_schema
+_NEVER = -(2**62)  # "before any instant": where a store's first run of statuses begins
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,8 @@ class UptimeReport:
     as_of_us: int | None
     report: pl.DataFrame  # REPORT_COLUMNS, values rounded to 2 decimals
     exact: pl.DataFrame  # store_id, has_observations, {up,down,business}_{window}_half_us
+    # STATUS_INTERVAL_SCHEMA: each reported store's business time in the week before T, by status
+    intervals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STATUS_INTERVAL_SCHEMA))
 
 
 def observations(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
@@ -94,77 +104,125 @@ def window_business_intervals(schedule: pl.DataFrame, store_ids: pl.Series, as_o
     return business_intervals_utc(schedule, store_local_dates(spans, "first", "last"))
 
 
-def window_sums(obs: pl.DataFrame, intervals: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
-    """Per store: business, up and down time (half-microseconds) inside [start_us, end_us).
+def status_intervals(obs: pl.DataFrame, business: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
+    """Each store's business time in [start_us, end_us) cut into merged up/down intervals.
 
-    `obs`: store_id, at_us, active, sorted; `intervals`: merged business intervals.
-    Stores without observations are absent from the result.
+    `obs`: store_id, at_us, active (sorted by store and time); `business`: merged business
+    intervals of every store to describe. Status changes only at the midpoint between two
+    neighbouring observations of different status (the boundary of their cells), so an
+    interval starts where business time opens or where the status changes inside it, and ends
+    at the next such point or where business time closes. Boundaries are integer
+    half-microseconds (a midpoint of two microsecond instants is their sum in half-µs), so the
+    intervals sum exactly. A store without observations gets its business time as "no_data".
+    Returns STATUS_INTERVAL_SCHEMA sorted by store and start.
     """
-    clipped = (
-        intervals.with_columns(
-            (pl.max_horizontal("open_us", pl.lit(start_us)) * 2).alias("lo"),
-            (pl.min_horizontal("close_us", pl.lit(end_us)) * 2).alias("hi"),
-        )
-        .filter(pl.col("hi") > pl.col("lo"))
-        .with_columns((pl.col("hi") - pl.col("lo")).alias("length"))
-        .with_columns((pl.col("length").cum_sum().over("store_id") - pl.col("length")).alias("before"))
-        .select("store_id", "lo", "hi", "before", "length")
-        .sort("store_id", "lo")
-    )
-    totals = clipped.group_by("store_id").agg(pl.col("length").sum().alias("business"))
-
-    # Observations that matter: those in the window and the last one before it.
+    clipped = clip_half_us(business, start_us, end_us)
+    # Only the observations in the window and the last one before it decide statuses in it.
     obs = obs.sort("store_id", "at_us").filter(
         (pl.col("at_us") >= start_us)
         | (pl.col("at_us") == pl.col("at_us").filter(pl.col("at_us") < start_us).max().over("store_id"))
     )
-    # Each observation's cell runs from the midpoint with its predecessor to the midpoint
-    # with its successor; in half-microseconds a midpoint is simply the sum of two instants.
-    cells = (
-        obs.with_columns(
-            (pl.col("at_us") + pl.col("at_us").shift(1).over("store_id")).alias("cell_start"),
-            (pl.col("at_us") + pl.col("at_us").shift(-1).over("store_id")).alias("cell_end"),
+    previous_at = pl.col("at_us").shift(1).over("store_id")
+    previous_active = pl.col("active").shift(1).over("store_id")
+    # Where each run of equal statuses begins; the store's first run reaches back without limit.
+    changes = (
+        obs.with_columns((pl.col("at_us") + previous_at).fill_null(_NEVER).alias("change"))
+        .filter(previous_active.is_null() | (pl.col("active") != previous_active))
+        .select("store_id", "change", "active")
+    )
+    opens = clipped.select("store_id", pl.col("lo").alias("start"), "hi")
+    inside = (
+        changes.filter(pl.col("change") > _NEVER)
+        .join_asof(clipped, left_on="change", right_on="lo", by="store_id", strategy="backward", check_sortedness=False)
+        .filter((pl.col("change") > pl.col("lo")) & (pl.col("change") < pl.col("hi")))
+        .select("store_id", pl.col("change").alias("start"), "hi")
+    )
+    pieces = (
+        pl.concat([opens, inside])
+        .sort("store_id", "start")
+        .join_asof(
+            changes, left_on="start", right_on="change", by="store_id", strategy="backward", check_sortedness=False
         )
-        .join(totals, on="store_id", how="left")
-        .with_columns(pl.col("business").fill_null(0))
     )
-    cells = cells.with_columns(
-        _business_before(cells, clipped, "cell_start").alias("b_start"),
-        _business_before(cells, clipped, "cell_end").alias("b_end"),
-    ).with_columns(pl.col("b_start").fill_null(0), pl.col("b_end").fill_null(pl.col("business")))
-    share = pl.col("b_end") - pl.col("b_start")
-    return cells.group_by("store_id").agg(
-        pl.col("business").first(),
-        share.filter(pl.col("active")).sum().alias("up"),
-        share.filter(~pl.col("active")).sum().alias("down"),
+    return pieces.select(
+        "store_id",
+        pl.col("start").alias("start_half_us"),
+        pl.min_horizontal(pl.col("start").shift(-1).over("store_id"), pl.col("hi")).alias("end_half_us"),
+        pl.when(pl.col("active"))
+        .then(pl.lit(UP))
+        .when(~pl.col("active"))
+        .then(pl.lit(DOWN))
+        .otherwise(pl.lit(NO_DATA))
+        .alias("status"),
     )
 
 
-def _business_before(cells: pl.DataFrame, clipped: pl.DataFrame, point_col: str) -> pl.Series:
-    """B(x): business time of the store inside the window before instant x (half-µs).
+def with_local_bounds(intervals: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFrame:
+    """Add each interval's bounds on the store's wall clock (microseconds, rounded down).
 
-    Null where x itself is null (the first cell starts, and the last ends, at infinity).
+    `zones`: store_id, timezone. Returns STATUS_INTERVAL_SCHEMA.
     """
-    points = (
-        cells.select("store_id", pl.col(point_col).alias("x"))
-        .with_row_index()
-        .filter(pl.col("x").is_not_null())
-        .sort("store_id", "x")
+    local = with_wall_clock(
+        intervals.join(zones, on="store_id", how="left").with_columns(
+            pl.col("timezone").fill_null(DEFAULT_TIMEZONE),
+            (pl.col("start_half_us") // 2).alias("start_us"),
+            (pl.col("end_half_us") // 2).alias("end_us"),
+        ),
+        {"start_us": "start_local", "end_us": "end_local"},
     )
-    located = points.join_asof(
-        clipped, left_on="x", right_on="lo", by="store_id", strategy="backward", check_sortedness=False
+    return (
+        local.with_columns(
+            pl.col("start_local").dt.epoch("us").alias("start_local_us"),
+            pl.col("end_local").dt.epoch("us").alias("end_local_us"),
+        )
+        .select(list(STATUS_INTERVAL_SCHEMA))
+        .cast(STATUS_INTERVAL_SCHEMA)
+        .sort("store_id", "start_half_us")
     )
-    located = located.with_columns(
-        (pl.col("before") + pl.min_horizontal(pl.col("x") - pl.col("lo"), pl.col("length"))).fill_null(0).alias("b")
-    )  # no interval opens before x: B(x) = 0
-    full = pl.DataFrame({"index": pl.Series(range(cells.height), dtype=pl.UInt32)}).join(
-        located.select("index", "b"), on="index", how="left"
+
+
+def clip_half_us(business: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
+    """Business intervals clipped to [start_us, end_us), as store_id, lo, hi in half-microseconds."""
+    return (
+        business.select(
+            "store_id",
+            (pl.max_horizontal("open_us", pl.lit(start_us)) * 2).alias("lo"),
+            (pl.min_horizontal("close_us", pl.lit(end_us)) * 2).alias("hi"),
+        )
+        .filter(pl.col("hi") > pl.col("lo"))
+        .sort("store_id", "lo")
     )
-    return full.sort("index").get_column("b")
+
+
+def window_sums(intervals: pl.DataFrame, business: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
+    """Per store and window: business, up and down time in half-microseconds.
+
+    Up and down are the store's status intervals clipped to each window (every window ends at
+    T, so only the start moves); business time comes from the business intervals on their own,
+    so the invariant up + down = business checks one against the other.
+    """
+
+    def inside(lo: pl.Expr, hi: pl.Expr, window: Window) -> pl.Expr:
+        return (hi - pl.max_horizontal(lo, pl.lit(2 * (as_of_us - window.length_us)))).clip(lower_bound=0)
+
+    start, end, status = pl.col("start_half_us"), pl.col("end_half_us"), pl.col("status")
+    sums = intervals.group_by("store_id").agg(
+        *(
+            inside(start, end, w).filter(status == kind).sum().alias(f"{name}_{w.name}_half_us")
+            for w in WINDOWS
+            for name, kind in (("up", UP), ("down", DOWN))
+        )
+    )
+    business_sums = (
+        clip_half_us(business, as_of_us - WEEK.length_us, as_of_us)
+        .group_by("store_id")
+        .agg(inside(pl.col("lo"), pl.col("hi"), w).sum().alias(f"business_{w.name}_half_us") for w in WINDOWS)
+    )
+    return business_sums.join(sums, on="store_id", how="full", coalesce=True)
 
 
 def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | None) -> UptimeReport:
-    """The whole report as of T (default: the latest poll).
+    """The whole report as of T (default: the latest poll), and the status intervals behind it.
 
     `polls`: store_id, polled_at_us, status. `schedule`: from `weekly_schedule` for (at least)
     every polled store.
@@ -172,21 +230,20 @@ def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | 
     if as_of_us is None:
         as_of_us = polls.get_column("polled_at_us").max() if polls.height else None
     if as_of_us is None:
-        return UptimeReport(None, _empty_report(), pl.DataFrame())
+        return UptimeReport(None, _empty_report(), pl.DataFrame(), pl.DataFrame(schema=STATUS_INTERVAL_SCHEMA))
     polled = polls.filter(pl.col("polled_at_us") <= as_of_us).get_column("store_id").unique().sort()
     obs = observations(polls.filter(pl.col("store_id").is_in(polled.implode())), schedule, as_of_us)
-    intervals = window_business_intervals(schedule, polled, as_of_us)
+    business = window_business_intervals(schedule, polled, as_of_us)
+    intervals = status_intervals(obs, business, as_of_us - WEEK.length_us, as_of_us)
+    intervals = with_local_bounds(intervals, store_zones(schedule))
 
-    exact = pl.DataFrame({"store_id": polled}).with_columns(
-        pl.col("store_id").is_in(obs.get_column("store_id").unique().implode()).alias("has_observations")
+    exact = (
+        pl.DataFrame({"store_id": polled})
+        .with_columns(pl.col("store_id").is_in(obs.get_column("store_id").unique().implode()).alias("has_observations"))
+        .join(window_sums(intervals, business, as_of_us), on="store_id", how="left")
+        .fill_null(0)
     )
-    for window in WINDOWS:
-        sums = window_sums(obs, intervals, as_of_us - window.length_us, as_of_us).rename(
-            {k: f"{k}_{window.name}_half_us" for k in ("business", "up", "down")}
-        )
-        exact = exact.join(sums, on="store_id", how="left")
-    exact = exact.fill_null(0)
-    return UptimeReport(as_of_us, round_report(exact), exact)
+    return UptimeReport(as_of_us, round_report(exact), exact, intervals)
 
 
 def _round_half_away(half_us: pl.Expr, unit_us: int) -> pl.Expr:
