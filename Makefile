@@ -35,11 +35,11 @@ run: sample instance
 	@echo "report written to data/reports/combined_report.csv"
 	$(MAKE) dev
 
-# Dagster (webserver + daemon: sensors and schedule on) and the HTTP API beside it.
+# Dagster (webserver + daemon: sensors and schedule on) and the HTTP API beside it, as one
+# command that one Ctrl-C or SIGTERM stops whole (storemon_assets/dev.py). `exec`: make's child
+# is that command itself, so a SIGTERM make passes on reaches it.
 dev: install instance
-	STOREMON_DAGSTER_URL=http://$(HOST):$(PORT) $(BIN)/storemon api --host $(HOST) --port $(API_PORT) & api=$$!; \
-	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
-	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	exec $(BIN)/storemon dev --host $(HOST) --port $(PORT) --api-port $(API_PORT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""The `storemon` command: report, generate, sample, api."""
+"""The `storemon` command: report, generate, sample, api, dev."""
 
 from __future__ import annotations
 
@@ -121,6 +121,13 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Dagster (`dagster dev`) and the API in one foreground command; one Ctrl-C stops both."""
+    from storemon_assets.dev import serve
+
+    return serve(args.host, args.port, args.api_port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(func=cmd_api)
+
+    dev = sub.add_parser("dev", help="serve the Dagster UI (dagster dev) and the HTTP API; one Ctrl-C stops both")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=3000, help="Dagster webserver port")
+    dev.add_argument("--api-port", type=int, default=8000, help="HTTP API port")
+    dev.set_defaults(func=cmd_dev)
     return parser
 
 

@@ -1,0 +1,124 @@
+"""`make dev` (what `make run` ends with) stops whole on one Ctrl-C or one SIGTERM, within 5 s.
+
+The Makefile's own target runs, in a process group of its own as in a terminal: make, `storemon
+dev`, `dagster dev` with its webserver, daemon and code servers, and the API.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storemon_tests.dagster_server import REPO, _answers, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+STOP_LIMIT_SECONDS = 5.0
+
+
+def _parent_and_state(pid: int) -> tuple[int, str] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (command) state ppid ...": the command may contain spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[1]), fields[0]
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (info := _parent_and_state(int(entry.name))):
+            children.setdefault(info[0], []).append(int(entry.name))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if (info := _parent_and_state(pid)) and info[1] != "Z"}
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_make_dev(home: Path) -> tuple[subprocess.Popen, str, str]:
+    port, api_port = free_port(), free_port()
+    command = [
+        "make",
+        "-o",
+        "install",  # installed already: the running interpreter's environment is the one to use
+        "dev",
+        f"BIN={Path(sys.executable).parent}",
+        f"PORT={port}",
+        f"API_PORT={api_port}",
+        f"DAGSTER_HOME={home / 'dagster_home'}",
+    ]
+    log = (home / "make_dev.log").open("wb")
+    process = subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "STOREMON_HOME": str(home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a process group, like a terminal's foreground job
+    )
+    return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "ctrl-c",  # a terminal sends SIGINT to every process of its foreground group
+        "sigterm-to-make",  # e.g. `kill <pid of make>`: make passes SIGTERM on to its child
+        "sigterm-to-group",  # e.g. a process manager stopping the whole job
+    ],
+)
+def test_one_signal_stops_every_process_of_make_dev_within_5_s(tmp_path, how):
+    process, dagster_url, api_url = start_make_dev(tmp_path)
+    try:
+        wait_for(lambda: process.poll() is not None or (_answers(f"{dagster_url}/server_info") or None), 120, "Dagster")
+        wait_for(lambda: process.poll() is not None or (_answers(f"{api_url}/openapi.json") or None), 60, "the API")
+        assert process.poll() is None, (tmp_path / "make_dev.log").read_text()[-3000:]
+        started = descendants(process.pid) | {process.pid}
+        assert len(started) >= 6  # make, storemon dev, dagster dev, webserver, daemon, code server, api
+
+        began = time.monotonic()
+        if how == "ctrl-c":
+            os.killpg(process.pid, signal.SIGINT)
+        elif how == "sigterm-to-make":
+            process.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(process.pid, signal.SIGTERM)
+        deadline = began + 30
+        while time.monotonic() < deadline and (alive(started) or group_alive(process.pid)):
+            process.poll()
+            time.sleep(0.05)
+        elapsed = time.monotonic() - began
+
+        log = (tmp_path / "make_dev.log").read_text()
+        assert alive(started) == set(), log[-3000:]
+        assert not group_alive(process.pid)
+        assert elapsed <= STOP_LIMIT_SECONDS, f"stopped in {elapsed:.1f} s\n{log[-3000:]}"
+        assert "storemon dev: stopped in" in log
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
