@@ -13,8 +13,9 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
+from storemon_assets.dev import dagster_dev_command, dagster_dev_environment
+
 REPO = Path(__file__).resolve().parent.parent
-DAGSTER = str(Path(sys.executable).parent / "dagster")
 LOCAL_INSTANCE_CONFIG = REPO / "deploy" / "local" / "dagster.yaml"
 
 
@@ -70,7 +71,8 @@ def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
     shutil.copyfile(LOCAL_INSTANCE_CONFIG, dagster_home / "dagster.yaml")  # the instance `make run` uses
     env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
     url = f"http://127.0.0.1:{port}"
-    args = [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
+    # The command line and environment `make run` uses (storemon dev).
+    args, env = dagster_dev_command("127.0.0.1", port), dagster_dev_environment(env)
     with _service(args, env, home / "dagster_dev.log", f"{url}/server_info", "the Dagster webserver", 120):
         yield url
 
