@@ -14,6 +14,7 @@ from storemon_assets.defs.checks import (
     no_unreadable_files,
     polled_stores_have_business_hours,
     polled_stores_have_timezones,
+    raw_checks,
     rejected_polls_share,
     rejected_timezones_share,
     timezones_are_known,
@@ -177,3 +178,12 @@ def test_failed_blocking_check_publishes_nothing(home, instance, sample_files, m
     assert [e.check_name for e in failed] == ["no_negative_values"]
     assert not (home.reports.folder / COMBINED_REPORT_NAME).exists()
     assert result.asset_materializations_for_node("uptime_report") == []
+
+
+def test_the_bundled_sample_passes_every_raw_check(home, instance, sample_files):
+    """A new user's first run shows no failed check: every sample store has hours and a zone,
+    and the two rows planted to show rejections stay under the 1% threshold."""
+    home.drop(*sample_files)
+    evaluations = run_checks(home, instance, *raw_checks)
+    assert len(evaluations) == len(raw_checks)
+    assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}
