@@ -61,5 +61,5 @@ def test_dropped_poll_file_updates_the_report_without_a_click(tmp_path):
     # dagster.yaml), and one summary line per store-schedules run instead of one per partition.
     console = (tmp_path / "dagster_dev.log").read_text()
     assert not re.findall(r".*(?:Warning|WARNING).*", console)
-    assert "refreshed the schedules of 100 stores" in console
+    assert re.search(r"refreshed the schedules of 10[01] stores", console)  # 101 if the late file came first
     assert "ASSET_MATERIALIZATION" not in console
