@@ -16,11 +16,9 @@ from pathlib import Path
 
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.parsing import read_feed_file
-from storemon_assets.core.tables import STORE_STATUS_POLLS
-from storemon_assets.core.uptime import compute_uptime
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.loading import load_feed
-from storemon_assets.db.queries import read_table, read_weekly_schedules
+from storemon_assets.service import build_report
 from storemon_assets.settings import sqlite_url
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "loop-2023"
@@ -55,11 +53,11 @@ def main() -> None:
         engine = create_db_engine(sqlite_url(scratch / "bench.db"))
         create_tables(engine)
         timed("load (SQLite)", lambda: [load_feed(engine, feed) for feed in parsed])
-        polls = timed("read polls", lambda: read_table(engine, STORE_STATUS_POLLS))
-        schedule = timed("schedules", lambda: read_weekly_schedules(engine, polls.get_column("store_id").unique()))
-        result = timed("compute", lambda: compute_uptime(polls, schedule, None))
+        result = timed("report", lambda: build_report(engine))
 
-    print(f"{'real' if real else 'synthetic'} stores: {result.report.height:,}; polls: {polls.height:,}")
+    print(
+        f"{'real' if real else 'synthetic'} stores: {result.report.height:,}; polls read: {result.reads.window_polls:,}"
+    )
     for name, seconds in timings.items():
         print(f"  {name:<14} {seconds:7.2f} s")
     print(f"  {'total':<14} {sum(timings.values()):7.2f} s")

@@ -111,6 +111,34 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Bring the configured database to the current schema (also done by every start)."""
+    import sqlalchemy as sa
+
+    from storemon_assets import settings
+    from storemon_assets.db.engine import create_db_engine
+    from storemon_assets.db.migrate import upgrade_schema
+
+    engine = create_db_engine(settings.database_url())
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            empty = not sa.inspect(conn).get_table_names()
+        before, after = upgrade_schema(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        return _fail(f"cannot upgrade {shown}: {str(exc).splitlines()[0]}")
+    finally:
+        engine.dispose()
+    if before == after:
+        print(f"{shown}: already at revision {after}", file=sys.stderr)
+    elif before is None:
+        origin = "created" if empty else "upgraded from the release schema (0.1.0)"
+        print(f"{shown}: {origin} to revision {after}", file=sys.stderr)
+    else:
+        print(f"{shown}: upgraded from revision {before} to revision {after}", file=sys.stderr)
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the trigger/poll HTTP API in front of the Dagster webserver."""
     import uvicorn
@@ -166,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="copy the bundled sample data into the landing folder")
     sample.add_argument("--to", default=None, help="target folder (default: STOREMON_DATA_DIR)")
     sample.set_defaults(func=cmd_sample)
+    db = sub.add_parser("db", help="the configured database (STOREMON_DATABASE_URL)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="upgrade its schema to the current version, keeping every row")
+    upgrade.set_defaults(func=cmd_db_upgrade)
     api = sub.add_parser("api", help="serve the HTTP API (/trigger_report, /get_report) beside Dagster")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

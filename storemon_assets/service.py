@@ -1,4 +1,9 @@
-"""From database to report: the one code path shared by the Dagster assets, the CLI and the API."""
+"""From database to report: the one code path shared by the Dagster assets, the CLI and the API.
+
+A report as of T reads the polls of the week before T, plus a margin, and each store's
+*carry-in*: its last observation before the week, however old (docs/uptime-logic.md §8).
+What it costs is set by the week, not by the length of the stored history.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,51 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from storemon_assets.core.business_time import US_PER_DAY
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
-from storemon_assets.core.tables import STORE_STATUS_POLLS
-from storemon_assets.core.uptime import UptimeReport, compute_uptime, report_csv
+from storemon_assets.core.uptime import (
+    WEEK,
+    UptimeReport,
+    empty_uptime_report,
+    polls_observations,
+    report_csv,
+    report_from_observations,
+)
 from storemon_assets.db.loading import LoadOutcome, load_feed
-from storemon_assets.db.queries import read_table, read_weekly_schedules, rejected_counts
+from storemon_assets.db.queries import (
+    KeyRange,
+    last_poll_before,
+    newest_poll_us,
+    polled_stores,
+    read_polls,
+    read_polls_in_ranges,
+    read_weekly_schedules,
+    rejected_counts,
+)
 
 COMBINED_REPORT_NAME = "combined_report.csv"
+# Read with the week: the day before it, where most stores' carry-in lies (a store open every
+# day was observed then). Stores without one there are looked up further back, each from its
+# own last poll, over spans that double each round, so a long silence costs one seek.
+CARRY_IN_MARGIN_US = US_PER_DAY
+FIRST_LOOKBACK_US = 2 * US_PER_DAY
+
+
+@dataclass(frozen=True)
+class PollReads:
+    """What a report read: the polls of its window and margin, and the older polls it needed."""
+
+    window_polls: int = 0
+    older_polls: int = 0
+    lookback_rounds: int = 0
 
 
 @dataclass(frozen=True)
 class ReportResult:
     uptime: UptimeReport
     rejected_rows_by_kind: dict[str, int] = field(default_factory=dict)
+    reads: PollReads = PollReads()
 
     @property
     def report(self) -> pl.DataFrame:
@@ -48,12 +84,67 @@ def ingest_files(engine: sa.Engine, paths: Iterable[str | Path]) -> list[LoadOut
     return [load_feed(engine, read_feed_file(path)) for path in paths]
 
 
-def build_report(engine: sa.Engine, as_of_us: int | None = None) -> ReportResult:
-    """Compute the report as of T from what the database holds."""
-    polls = read_table(engine, STORE_STATUS_POLLS)
-    schedule = read_weekly_schedules(engine, polls.get_column("store_id").unique())
-    uptime = compute_uptime(polls, schedule, as_of_us)
-    return ReportResult(uptime, rejected_counts(engine))
+def build_report(engine: sa.Engine, as_of_us: int | None = None, keys: KeyRange | None = None) -> ReportResult:
+    """Compute the report as of T (default: the latest poll) from what the database holds,
+    reading only the polls it needs (of the stores in `keys`, a shard, when given)."""
+    if as_of_us is None:
+        as_of_us = newest_poll_us(engine)
+    if as_of_us is None:
+        return ReportResult(empty_uptime_report(None), rejected_counts(engine))
+    stores = polled_stores(engine, as_of_us, keys)
+    schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
+    obs, reads = report_observations(engine, stores, schedule, as_of_us, keys)
+    uptime = report_from_observations(obs, schedule, stores.get_column("store_id"), as_of_us)
+    return ReportResult(uptime, rejected_counts(engine), reads)
+
+
+def report_observations(
+    engine: sa.Engine, stores: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int, keys: KeyRange | None = None
+) -> tuple[pl.DataFrame, PollReads]:
+    """The observations a report as of T needs (see `report_from_observations`): all of the
+    week before T, and each store's carry-in, however old.
+
+    `stores`: store_key, store_id of the stores to report. Polls of [T - 7 d - margin, T] are
+    read for all of them; a store with no observation before the week among those is looked
+    up further back on its own: from its last poll before what was read, a span of polls is
+    read, and if none of them is an observation, the span before it, twice as long. A poll
+    outside business hours is not an observation, which is why the last poll alone does not do.
+    """
+    week_start_us = as_of_us - WEEK.length_us
+    window = with_store_ids(read_polls(engine, week_start_us - CARRY_IN_MARGIN_US, as_of_us, keys), stores)
+    obs = polls_observations(window, schedule)
+    found = obs.filter(pl.col("at_us") < week_start_us).get_column("store_id").unique()
+    pending = stores.filter(~pl.col("store_id").is_in(found.implode())).select(
+        "store_key", pl.lit(week_start_us - CARRY_IN_MARGIN_US).alias("before_us")
+    )
+    carry_ins = []
+    older_polls = rounds = 0
+    lookback_us = FIRST_LOOKBACK_US
+    while not pending.is_empty():
+        last = last_poll_before(engine, pending)  # stores with nothing earlier drop out here
+        if last.is_empty():
+            break
+        spans = last.select("store_key", (pl.col("last_us") - lookback_us).alias("first_us"), "last_us")
+        older = with_store_ids(read_polls_in_ranges(engine, spans), stores)
+        older_obs = polls_observations(older, schedule)
+        # The latest observation of a span is the store's carry-in: nothing after it was unread.
+        carry_ins.append(older_obs.filter(pl.col("at_us") == pl.col("at_us").max().over("store_id")))
+        done = older_obs.get_column("store_id").unique()
+        pending = (
+            spans.join(stores, on="store_key")
+            .filter(~pl.col("store_id").is_in(done.implode()))
+            .select("store_key", pl.col("first_us").alias("before_us"))
+        )
+        older_polls += older.height
+        rounds += 1
+        lookback_us *= 2
+    obs = pl.concat([obs, *carry_ins]).sort("store_id", "at_us") if carry_ins else obs
+    return obs, PollReads(window.height, older_polls, rounds)
+
+
+def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Polls keyed by store_key, with the stores' opaque ids instead."""
+    return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
 
 
 def write_report_files(report: pl.DataFrame, reports_dir: Path, report_id: str | None) -> list[Path]:

@@ -65,12 +65,23 @@ def postgres_url() -> str:
     return url
 
 
-def fresh_postgres_engine():
-    """An engine on the test database with storemon's tables dropped and created anew."""
-    from storemon_assets.db.engine import create_db_engine, create_tables
-    from storemon_assets.db.schema import metadata
+def empty_postgres_engine():
+    """An engine on the test database with every table in it dropped."""
+    import sqlalchemy as sa
+
+    from storemon_assets.db.engine import create_db_engine
 
     engine = create_db_engine(postgres_url())
-    metadata.drop_all(engine)
+    existing = sa.MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    return engine
+
+
+def fresh_postgres_engine():
+    """An engine on the test database with storemon's tables dropped and created anew (migrated)."""
+    from storemon_assets.db.engine import create_tables
+
+    engine = empty_postgres_engine()
     create_tables(engine)
     return engine

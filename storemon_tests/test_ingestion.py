@@ -17,6 +17,7 @@ from storemon_assets.core.tables import (
     REJECTED_ROWS,
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
+    STORES,
 )
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.loading import load_feed
@@ -225,8 +226,9 @@ def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypat
     monkeypatch.setattr(database, "_bulk_insert", failing_after_polls)
     with pytest.raises(sa.exc.OperationalError):
         load_feed(engine, feed)
-    assert calls[0] == "store_status_polls"  # the polls were inserted, then rolled back
+    assert calls[:2] == ["stores", "store_status_polls"]  # the store and its poll went in, then rolled back
     assert read_table(engine, STORE_STATUS_POLLS).height == 0
+    assert read_table(engine, STORES).height == 0
     assert read_table(engine, INGESTED_FILES).height == 0
 
 

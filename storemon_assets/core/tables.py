@@ -1,10 +1,12 @@
 """Every table storemon keeps or publishes, declared once.
 
-A declaration names each column with its polars type and a description. The database layer
-turns it into SQLAlchemy DDL (`db/schema.py`), the computation reads frames typed by it, and
-the Dagster layer shows it as the `TableSchema` in the UI, so the three cannot drift apart.
-Timestamps are integer microseconds since the Unix epoch (UTC) and times of day integer
-microseconds since local midnight: exact, compact and identical on SQLite and PostgreSQL.
+A declaration names each column with its polars type and a description, and the table's
+indexes. The database layer turns it into SQLAlchemy DDL (`db/schema.py`; Alembic migrations
+bring a database to it, and a test checks the migrated schema against it), the computation
+reads frames typed by it, and the Dagster layer shows it as the `TableSchema` in the UI, so
+they cannot drift apart. Timestamps are integer microseconds since the Unix epoch (UTC) and
+times of day integer microseconds since local midnight: exact, compact and identical on SQLite
+and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -26,10 +28,25 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]
+    unique: bool = False
+    # Where the index exists and how it is built: PostgreSQL's BRIN is a few pages that serve
+    # range reads on a column that grows with insertion order; SQLite has no such kind.
+    dialects: tuple[str, ...] = ("sqlite", "postgresql")
+    postgresql_using: str | None = None
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     description: str
     columns: tuple[Column, ...]
+    indexes: tuple[Index, ...] = ()
+    # SQLite: store rows inside the primary-key B-tree (WITHOUT ROWID): no rowid, no second
+    # copy of the key, and the rows of one key prefix lie together on disk.
+    clustered: bool = False
 
     @property
     def polars_schema(self) -> dict[str, pl.DataType]:
@@ -53,14 +70,34 @@ def _int(name: str, description: str, **kw) -> Column:
     return Column(name, pl.Int64(), description, **kw)
 
 
+def _key(name: str, description: str, **kw) -> Column:
+    return Column(name, pl.Int32(), description, **kw)
+
+
+STORES = Table(
+    "stores",
+    "Every store that has a poll: its opaque store_id and the small integer key the polls table "
+    "uses in its place (assigned when the store's first poll is loaded; never shown to users).",
+    (
+        _key("store_key", "Integer key of the store, assigned by the database.", primary_key=True),
+        _text("store_id", "Opaque store identifier (never parsed as a number)."),
+    ),
+    indexes=(Index("ix_stores_store_id", ("store_id",), unique=True),),
+)
+
 STORE_STATUS_POLLS = Table(
     "store_status_polls",
-    "Every distinct status poll ever loaded (exact duplicates count once).",
+    "Every distinct status poll ever loaded (exact duplicates count once), in compact form: "
+    "rows lie in (store, time) order, so one store's polls in a time range are one range read.",
     (
-        _text("store_id", "Opaque store identifier (never parsed as a number).", primary_key=True),
+        _key("store_key", "The store (stores.store_key).", primary_key=True),
         _int("polled_at_us", "Poll instant, microseconds since 1970-01-01 UTC.", primary_key=True),
-        _text("status", "'active' or 'inactive'.", primary_key=True),
+        Column("active", pl.Boolean(), "True for status 'active', false for 'inactive'.", primary_key=True),
     ),
+    indexes=(
+        Index("ix_store_status_polls_time", ("polled_at_us",), dialects=("postgresql",), postgresql_using="brin"),
+    ),
+    clustered=True,
 )
 
 # A weekly opening interval of a store; the key of both hours tables.
@@ -143,6 +180,7 @@ STORE_STATUS_INTERVALS = Table(
 )
 
 STORED_TABLES: tuple[Table, ...] = (
+    STORES,
     STORE_STATUS_POLLS,
     BUSINESS_HOURS,
     STORE_TIMEZONES,

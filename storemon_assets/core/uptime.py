@@ -27,8 +27,6 @@ from storemon_assets.core.business_time import (
     US_PER_HOUR,
     US_PER_MINUTE,
     business_intervals_utc,
-    local_dates_around,
-    store_local_dates,
     store_zones,
     with_wall_clock,
 )
@@ -66,42 +64,67 @@ class UptimeReport:
     intervals: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=STATUS_INTERVAL_SCHEMA))
 
 
-def observations(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
-    """Polls at or before T taken during business time; one row per (store, instant).
+def one_poll_per_instant(polls: pl.DataFrame) -> pl.DataFrame:
+    """store_id, at_us, active: one row per (store, instant), sorted by store and time.
 
-    Polls at one instant with different statuses count as one inactive poll.
-    Returns store_id, at_us, active (bool), sorted by store and time.
+    SPEC §5.1: polls at one instant with different statuses count as one inactive poll.
+    `polls` has store_id, polled_at_us and either `active` (bool) or `status` (text).
     """
-    polls = polls.filter(pl.col("polled_at_us") <= as_of_us).select(
-        "store_id", pl.col("polled_at_us").alias("at_us"), (pl.col("status") == "active").alias("active")
+    if "active" not in polls.columns:
+        polls = polls.with_columns((pl.col("status") == "active").alias("active"))
+    return (
+        polls.group_by("store_id", pl.col("polled_at_us").alias("at_us"))
+        .agg(pl.col("active").all())
+        .sort("store_id", "at_us")
     )
-    polls = polls.group_by("store_id", "at_us").agg(pl.col("active").all())
-    # Any interval containing an instant opens on the instant's local date or the day before.
-    dates = local_dates_around(polls.select("store_id", "at_us").unique(), store_zones(schedule), 1, 0)
-    intervals = business_intervals_utc(schedule, dates)
-    return _inside_intervals(polls.sort("store_id", "at_us"), intervals)
 
 
-def _inside_intervals(points: pl.DataFrame, intervals: pl.DataFrame) -> pl.DataFrame:
+def utc_days(points: pl.DataFrame, at_col: str = "at_us") -> pl.DataFrame:
+    """store_id, utc_day (days since the epoch) of each instant, deduplicated."""
+    return points.select("store_id", pl.col(at_col).floordiv(US_PER_DAY).alias("utc_day")).unique()
+
+
+def window_utc_days(store_ids: pl.Series, start_us: int, end_us: int) -> pl.DataFrame:
+    """store_id, utc_day of every UTC day that [start_us, end_us] touches, for each store."""
+    days = pl.DataFrame({"utc_day": pl.int_range(start_us // US_PER_DAY, end_us // US_PER_DAY + 1, eager=True)})
+    return pl.DataFrame({"store_id": store_ids}).unique().join(days, how="cross")
+
+
+def business_intervals_covering(schedule: pl.DataFrame, store_days: pl.DataFrame) -> pl.DataFrame:
+    """Merged business intervals holding all business time of the given UTC days.
+
+    `store_days`: store_id, utc_day. An interval containing instant x opens on x's local date
+    or the day before (it closes at most 48 h after that midnight), and a local date is within
+    a day of the UTC date (offsets stay within +-14 h), so the local dates utc_day - 2 ...
+    utc_day + 1 cover every business instant of the day. Dates beyond that only add business
+    time that is genuinely there, so answers stay exact.
+    """
+    offsets = pl.DataFrame({"_offset": pl.Series([-2, -1, 0, 1], dtype=pl.Int64)})
+    dates = (
+        store_days.join(offsets, how="cross")
+        .select("store_id", (pl.col("utc_day") + pl.col("_offset")).cast(pl.Int32).cast(pl.Date).alias("local_date"))
+        .unique()
+    )
+    return business_intervals_utc(schedule, dates)
+
+
+def observations(polls: pl.DataFrame, business: pl.DataFrame) -> pl.DataFrame:
+    """The polls taken during business time (SPEC §5.1), one per (store, instant).
+
+    `polls`: as for `one_poll_per_instant`, already limited to instants at or before T.
+    `business`: merged business intervals covering every poll's instant (see
+    `business_intervals_covering`). Returns store_id, at_us, active sorted by store and time.
+    """
+    points = one_poll_per_instant(polls)
     located = points.join_asof(
-        intervals, left_on="at_us", right_on="open_us", by="store_id", strategy="backward", check_sortedness=False
+        business, left_on="at_us", right_on="open_us", by="store_id", strategy="backward", check_sortedness=False
     )
     return located.filter(pl.col("at_us") < pl.col("close_us")).select(points.columns)
 
 
-def window_business_intervals(schedule: pl.DataFrame, store_ids: pl.Series, as_of_us: int) -> pl.DataFrame:
-    """Merged business intervals covering the week window [T - 7 d, T) of each store."""
-    start_us = as_of_us - WEEK.length_us
-    stores = pl.DataFrame({"store_id": store_ids}).unique()
-    # Dates from the day before the window starts (overnight rows) to the day T falls on.
-    span = pl.concat(
-        [stores.with_columns(pl.lit(start_us).alias("at_us")), stores.with_columns(pl.lit(as_of_us).alias("at_us"))]
-    )
-    dates = local_dates_around(span, store_zones(schedule), 1, 0)
-    spans = dates.group_by("store_id").agg(
-        pl.col("local_date").min().alias("first"), pl.col("local_date").max().alias("last")
-    )
-    return business_intervals_utc(schedule, store_local_dates(spans, "first", "last"))
+def polls_observations(polls: pl.DataFrame, schedule: pl.DataFrame) -> pl.DataFrame:
+    """`observations` of any polls, with the business intervals their days need."""
+    return observations(polls, business_intervals_covering(schedule, utc_days(polls, "polled_at_us")))
 
 
 def status_intervals(obs: pl.DataFrame, business: pl.DataFrame, start_us: int, end_us: int) -> pl.DataFrame:
@@ -221,20 +244,23 @@ def window_sums(intervals: pl.DataFrame, business: pl.DataFrame, as_of_us: int) 
     return business_sums.join(sums, on="store_id", how="full", coalesce=True)
 
 
-def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | None) -> UptimeReport:
-    """The whole report as of T (default: the latest poll), and the status intervals behind it.
+def report_from_observations(
+    obs: pl.DataFrame, schedule: pl.DataFrame, store_ids: pl.Series, as_of_us: int
+) -> UptimeReport:
+    """The report as of T, and the status intervals behind it, from the observations that matter.
 
-    `polls`: store_id, polled_at_us, status. `schedule`: from `weekly_schedule` for (at least)
-    every polled store.
+    `obs` (store_id, at_us, active) must hold every observation of the week before T (up to
+    T) and each store's last observation before that week, its *carry-in*; earlier ones are
+    allowed and change nothing, because a cell ends before the next observation. This is what
+    lets a report read only the week (docs/uptime-logic.md §8). `store_ids`: the stores to
+    report, those with a poll at or before T.
     """
-    if as_of_us is None:
-        as_of_us = polls.get_column("polled_at_us").max() if polls.height else None
-    if as_of_us is None:
-        return UptimeReport(None, _empty_report(), pl.DataFrame(), pl.DataFrame(schema=STATUS_INTERVAL_SCHEMA))
-    polled = polls.filter(pl.col("polled_at_us") <= as_of_us).get_column("store_id").unique().sort()
-    obs = observations(polls.filter(pl.col("store_id").is_in(polled.implode())), schedule, as_of_us)
-    business = window_business_intervals(schedule, polled, as_of_us)
-    intervals = status_intervals(obs, business, as_of_us - WEEK.length_us, as_of_us)
+    if store_ids.is_empty():
+        return empty_uptime_report(as_of_us)
+    polled = store_ids.unique().sort()
+    start_us = as_of_us - WEEK.length_us
+    business = business_intervals_covering(schedule, window_utc_days(polled, start_us, as_of_us))
+    intervals = status_intervals(obs, business, start_us, as_of_us)
     intervals = with_local_bounds(intervals, store_zones(schedule))
 
     exact = (
@@ -244,6 +270,22 @@ def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | 
         .fill_null(0)
     )
     return UptimeReport(as_of_us, round_report(exact), exact, intervals)
+
+
+def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | None) -> UptimeReport:
+    """The whole report as of T (default: the latest poll) from every poll given, and the
+    status intervals behind it.
+
+    `polls`: store_id, polled_at_us and `status` (text) or `active` (bool). `schedule`: from
+    `weekly_schedule` for (at least) every polled store.
+    """
+    if as_of_us is None:
+        as_of_us = polls.get_column("polled_at_us").max() if polls.height else None
+    if as_of_us is None:
+        return empty_uptime_report(None)
+    polls = polls.filter(pl.col("polled_at_us") <= as_of_us)
+    polled = polls.get_column("store_id").unique()
+    return report_from_observations(polls_observations(polls, schedule), schedule, polled, as_of_us)
 
 
 def _round_half_away(half_us: pl.Expr, unit_us: int) -> pl.Expr:
@@ -267,6 +309,11 @@ def round_report(exact: pl.DataFrame) -> pl.DataFrame:
 
 def _empty_report() -> pl.DataFrame:
     return pl.DataFrame(schema=UPTIME_REPORT.polars_schema)
+
+
+def empty_uptime_report(as_of_us: int | None) -> UptimeReport:
+    """The report when no store has a poll at or before T (or no poll was loaded at all)."""
+    return UptimeReport(as_of_us, _empty_report(), pl.DataFrame(), pl.DataFrame(schema=STATUS_INTERVAL_SCHEMA))
 
 
 def report_csv(report: pl.DataFrame) -> str:

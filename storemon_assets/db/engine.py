@@ -6,7 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from storemon_assets.db.schema import metadata
+from storemon_assets.db.migrate import upgrade_schema
 
 
 def create_db_engine(url: str) -> sa.Engine:
@@ -28,5 +28,13 @@ def create_db_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def open_database(url: str) -> sa.Engine:
+    """Engine for `url`, with the schema upgraded to the current version first (db/migrate.py)."""
+    engine = create_db_engine(url)
+    upgrade_schema(engine)
+    return engine
+
+
 def create_tables(engine: sa.Engine) -> None:
-    metadata.create_all(engine)
+    """Create storemon's tables, or upgrade them in place: the migrations do both."""
+    upgrade_schema(engine)

@@ -23,6 +23,7 @@ from storemon_assets.core.tables import (
     STORE_SCHEDULES,
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
+    STORES,
 )
 from storemon_assets.db.queries import is_loaded
 from storemon_assets.db.schema import SQL_TABLES
@@ -62,8 +63,13 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_c
             for batch in frame.iter_slices(INSERT_BATCH_ROWS):
                 cursor.executemany(sql, batch.iter_rows())
         elif conn.dialect.name == "postgresql":
-            staging = f"storemon_staging_{table.name}"
-            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table.name}) ON COMMIT DROP")
+            # The staging table has just the frame's columns, without constraints (a column the
+            # database fills in, such as a store key, stays out of it).
+            staging = f"storemon_staging_{table.name}_{len(frame.columns)}"
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+                f"SELECT {columns} FROM {table.name} WITH NO DATA"
+            )
             cursor.execute(f"TRUNCATE {staging}")
             buffer = io.BytesIO()
             frame.write_csv(buffer, include_header=False, null_value="\\N")
@@ -76,6 +82,22 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_c
             raise ValueError(f"unsupported database {conn.dialect.name!r}: storemon supports SQLite and PostgreSQL")
     finally:
         cursor.close()
+
+
+def _store_keys(conn: sa.Connection, store_ids: pl.Series) -> pl.DataFrame:
+    """store_id -> store_key for these stores, adding the ones seen for the first time."""
+    table = SQL_TABLES[STORES.name]
+    known = _all_store_keys(conn)
+    new = store_ids.filter(~store_ids.is_in(known.get_column("store_id").implode())).sort()
+    if new.is_empty():
+        return known
+    _bulk_insert(conn, table, pl.DataFrame({"store_id": new}))  # the database assigns the keys
+    return _all_store_keys(conn)
+
+
+def _all_store_keys(conn: sa.Connection) -> pl.DataFrame:
+    rows = conn.execute(sa.select(SQL_TABLES[STORES.name].c.store_key, SQL_TABLES[STORES.name].c.store_id)).all()
+    return pl.DataFrame(rows, schema=STORES.polars_schema, orient="row")
 
 
 def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str]) -> None:
@@ -97,10 +119,16 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed) -> LoadOutcome:
     rows = feed.rows
     with engine.begin() as conn:
         if feed.kind == POLLS:
-            table = SQL_TABLES[STORE_STATUS_POLLS.name]
-            # Sorted by key, rows append to the primary-key B-tree instead of landing at random.
-            frame = rows.select(STORE_STATUS_POLLS.column_names).unique().sort(STORE_STATUS_POLLS.column_names)
-            _bulk_insert(conn, table, frame)
+            keys = _store_keys(conn, rows.get_column("store_id").unique())
+            frame = (
+                rows.join(keys, on="store_id")
+                .select("store_key", "polled_at_us", (pl.col("status") == "active").alias("active"))
+                .unique()
+            )
+            # SQLite: in key order, rows go into the primary-key B-tree page after page.
+            # PostgreSQL: in time order, so that each block range of the BRIN index stays narrow.
+            order = ["polled_at_us"] if conn.dialect.name == "postgresql" else STORE_STATUS_POLLS.column_names
+            _bulk_insert(conn, SQL_TABLES[STORE_STATUS_POLLS.name], frame.sort(order))
         elif feed.kind == HOURS:
             table = SQL_TABLES[BUSINESS_HOURS.name]
             frame = rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)

@@ -1,9 +1,18 @@
-"""Every read storemon makes of its database, returning polars frames typed by `core/tables.py`."""
+"""Every read storemon makes of its database, returning polars frames typed by `core/tables.py`.
+
+Poll reads are bounded by time and, optionally, by a range of store keys (a report shard):
+the polls table is ordered by (store key, instant), so each store's polls in a time range are
+one range of its primary key. The reads are written as one seek per store (a loop over
+`stores`, or over a JSON list of per-store ranges) rather than as a filter on the instant,
+which SQLite could only answer by scanning every poll.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
@@ -14,8 +23,8 @@ from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     INGESTED_FILES,
     REJECTED_ROWS,
-    STORE_STATUS_POLLS,
     STORE_TIMEZONES,
+    STORES,
     Table,
 )
 from storemon_assets.db.schema import SQL_TABLES
@@ -45,7 +54,25 @@ def read_table(engine: sa.Engine, spec: Table) -> pl.DataFrame:
             rows = cursor.execute(query).fetchall()
         finally:
             cursor.close()
-    return pl.DataFrame(rows, schema=spec.polars_schema, orient="row")
+    return _frame(rows, spec.polars_schema)
+
+
+def _frame(rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Rows of plain values as a typed frame (SQLite hands booleans back as 0 and 1)."""
+    raw = {name: (pl.Int8 if dtype == pl.Boolean else dtype) for name, dtype in schema.items()}
+    return pl.DataFrame(rows, schema=raw, orient="row").cast(schema)  # type: ignore[arg-type]
+
+
+def _fetch(engine: sa.Engine, sql: str, params: tuple, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """A query's rows through the driver (SQLite `?` or PostgreSQL `%s` placeholders)."""
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return _frame(rows, schema)
 
 
 def connectorx_uri(engine: sa.Engine) -> str:
@@ -87,10 +114,7 @@ def known_store_ids(engine: sa.Engine) -> pl.Series:
     """Every store named by an accepted row of any feed."""
     with engine.connect() as conn:
         query = sa.union(
-            *(
-                sa.select(SQL_TABLES[spec.name].c.store_id)
-                for spec in (STORE_STATUS_POLLS, BUSINESS_HOURS, STORE_TIMEZONES)
-            )
+            *(sa.select(SQL_TABLES[spec.name].c.store_id) for spec in (STORES, BUSINESS_HOURS, STORE_TIMEZONES))
         )
         ids = [row[0] for row in conn.execute(query)]
     return pl.Series("store_id", ids, dtype=pl.String).sort()
@@ -105,17 +129,172 @@ def rejected_counts(engine: sa.Engine) -> dict[str, int]:
     return counts
 
 
+# --- polls ---------------------------------------------------------------------------------
+
+# What a poll read returns: sorted by store key, then instant.
+POLL_READ_SCHEMA = {"store_key": pl.Int32(), "polled_at_us": pl.Int64(), "active": pl.Boolean()}
+STORE_KEYS_SCHEMA = STORES.polars_schema
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Stores whose key lies in [first, last]: a shard of the report."""
+
+    first: int
+    last: int
+
+
+def _key_filter(alias: str, keys: KeyRange | None, placeholder: str) -> tuple[str, tuple]:
+    if keys is None:
+        return "", ()
+    return f" AND {alias}.store_key BETWEEN {placeholder} AND {placeholder}", (keys.first, keys.last)
+
+
+def _placeholder(engine: sa.Engine) -> str:
+    return "%s" if engine.dialect.name == "postgresql" else "?"
+
+
+def store_keys(engine: sa.Engine, keys: KeyRange | None = None) -> pl.DataFrame:
+    """store_key, store_id of every store with a poll (in the key range)."""
+    p = _placeholder(engine)
+    where, params = _key_filter("s", keys, p)
+    return _fetch(engine, f"SELECT s.store_key, s.store_id FROM stores s WHERE 1 = 1{where}", params, STORE_KEYS_SCHEMA)
+
+
+def polled_stores(engine: sa.Engine, as_of_us: int | None, keys: KeyRange | None = None) -> pl.DataFrame:
+    """store_key, store_id of the stores with a poll at or before T (all stores when T is None).
+
+    One seek per store for its first poll, so the cost does not grow with the history.
+    """
+    if as_of_us is None:
+        return store_keys(engine, keys)
+    p = _placeholder(engine)
+    where, params = _key_filter("s", keys, p)
+    sql = (
+        "SELECT s.store_key, s.store_id FROM stores s WHERE (SELECT MIN(q.polled_at_us) FROM store_status_polls q "
+        f"WHERE q.store_key = s.store_key) <= {p}{where}"
+    )
+    return _fetch(engine, sql, (as_of_us, *params), STORE_KEYS_SCHEMA)
+
+
 def polled_store_ids(engine: sa.Engine, as_of_us: int | None) -> pl.Series:
     """Stores with a poll at or before T, straight from SQL (an independent count for checks)."""
-    table = SQL_TABLES[STORE_STATUS_POLLS.name]
-    query = sa.select(table.c.store_id).distinct()
-    if as_of_us is not None:
-        query = query.where(table.c.polled_at_us <= as_of_us)
-    with engine.connect() as conn:
-        return pl.Series("store_id", [row[0] for row in conn.execute(query)], dtype=pl.String)
+    return polled_stores(engine, as_of_us).get_column("store_id")
 
 
 def newest_poll_us(engine: sa.Engine) -> int | None:
-    table = SQL_TABLES[STORE_STATUS_POLLS.name]
+    """The latest poll instant: one seek per store for its last poll."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.max(table.c.polled_at_us))).scalar()
+        return conn.exec_driver_sql(
+            "SELECT MAX((SELECT MAX(q.polled_at_us) FROM store_status_polls q WHERE q.store_key = s.store_key)) "
+            "FROM stores s"
+        ).scalar()
+
+
+def read_polls(engine: sa.Engine, first_us: int, last_us: int, keys: KeyRange | None = None) -> pl.DataFrame:
+    """Every poll with first_us <= instant <= last_us (of the stores in the key range)."""
+    if engine.dialect.name == "postgresql":
+        where, params = _key_filter("p", keys, "{}")
+        query = (
+            "SELECT p.store_key, p.polled_at_us, p.active FROM store_status_polls p "
+            f"WHERE p.polled_at_us BETWEEN {first_us} AND {last_us}" + where.format(*params)
+        )
+        return _read_postgres_polls(engine, query)
+    where, params = _key_filter("s", keys, "?")
+    # CROSS JOIN fixes the join order in SQLite: one primary-key range per store.
+    return _read_sqlite_polls(
+        engine,
+        "s.store_key",  # the order stores are visited in: no sorting to group
+        "FROM stores s CROSS JOIN store_status_polls p ON p.store_key = s.store_key "
+        f"WHERE p.polled_at_us BETWEEN ? AND ?{where}",
+        (first_us, last_us, *params),
+    )
+
+
+def read_polls_in_ranges(engine: sa.Engine, ranges: pl.DataFrame) -> pl.DataFrame:
+    """Every poll of each store with first_us <= instant <= last_us, per store.
+
+    `ranges`: store_key, first_us, last_us (one row per store).
+    """
+    if ranges.is_empty():
+        return pl.DataFrame(schema=POLL_READ_SCHEMA)
+    payload = _json_rows(ranges.select("store_key", "first_us", "last_us"))
+    if engine.dialect.name == "postgresql":
+        sql = (
+            "SELECT p.store_key, p.polled_at_us, p.active "
+            "FROM jsonb_to_recordset(%s::jsonb) AS r(store_key int, first_us bigint, last_us bigint) "
+            "JOIN store_status_polls p ON p.store_key = r.store_key AND p.polled_at_us BETWEEN r.first_us AND r.last_us"
+        )
+        return _fetch(engine, sql, (payload,), POLL_READ_SCHEMA).sort("store_key", "polled_at_us")
+    return _read_sqlite_polls(
+        engine,
+        "p.store_key",
+        "FROM json_each(?) r CROSS JOIN store_status_polls p ON p.store_key = r.value ->> 'store_key' "
+        "AND p.polled_at_us BETWEEN r.value ->> 'first_us' AND r.value ->> 'last_us'",
+        (payload,),
+    )
+
+
+def last_poll_before(engine: sa.Engine, cursors: pl.DataFrame) -> pl.DataFrame:
+    """For each store, the instant of its last poll strictly before its cursor.
+
+    `cursors`: store_key, before_us. Returns store_key, last_us; stores without an earlier
+    poll are left out. One seek per store, however far back the poll lies.
+    """
+    schema = {"store_key": pl.Int32(), "last_us": pl.Int64()}
+    if cursors.is_empty():
+        return pl.DataFrame(schema=schema)
+    payload = _json_rows(cursors.select("store_key", "before_us"))
+    if engine.dialect.name == "postgresql":
+        sql = (
+            "SELECT r.store_key, (SELECT MAX(q.polled_at_us) FROM store_status_polls q "
+            "WHERE q.store_key = r.store_key AND q.polled_at_us < r.before_us) "
+            "FROM jsonb_to_recordset(%s::jsonb) AS r(store_key int, before_us bigint)"
+        )
+    else:
+        sql = (
+            "SELECT r.value ->> 'store_key', (SELECT MAX(q.polled_at_us) FROM store_status_polls q "
+            "WHERE q.store_key = r.value ->> 'store_key' AND q.polled_at_us < r.value ->> 'before_us') "
+            "FROM json_each(?) r"
+        )
+    return _fetch(engine, sql, (payload,), schema).drop_nulls("last_us")
+
+
+def _json_rows(frame: pl.DataFrame) -> str:
+    """Rows as a JSON array of objects: SQLite reads it with json_each, PostgreSQL with
+    jsonb_to_recordset, so a list of per-store values is one query parameter."""
+    return json.dumps(frame.to_dicts())
+
+
+def _read_postgres_polls(engine: sa.Engine, query: str) -> pl.DataFrame:
+    frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
+    if frame.is_empty():
+        return pl.DataFrame(schema=POLL_READ_SCHEMA)
+    return frame.cast(POLL_READ_SCHEMA).sort("store_key", "polled_at_us")  # type: ignore[arg-type]
+
+
+def _read_sqlite_polls(engine: sa.Engine, store_key: str, from_where: str, params: tuple) -> pl.DataFrame:
+    """Polls of a SQLite query, fetched as one text row per store.
+
+    Turning millions of rows into Python tuples is what makes a read slow; SQLite instead
+    joins each store's polls into one string (instant * 2 + active, comma-separated) and polars
+    splits and converts them in bulk, three times faster.
+    """
+    sql = f"SELECT {store_key}, group_concat(p.polled_at_us * 2 + p.active) {from_where} GROUP BY {store_key}"
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            rows = cursor.execute(sql, params).fetchall()
+        finally:
+            cursor.close()
+    packed = (
+        pl.DataFrame(rows, schema={"store_key": pl.Int32, "packed": pl.String}, orient="row")
+        .select("store_key", pl.col("packed").str.split(",").alias("packed"))
+        .explode("packed")
+        .select("store_key", pl.col("packed").cast(pl.Int64))
+    )
+    return packed.select(
+        "store_key",
+        pl.col("packed").floordiv(2).alias("polled_at_us"),
+        (pl.col("packed") % 2 == 1).alias("active"),
+    ).sort("store_key", "polled_at_us")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.tables import STORED_TABLES, Table
+from storemon_assets.core.tables import STORED_TABLES, Index, Table
 
 _SQL_TYPES: dict[type[pl.DataType], type[sa.types.TypeEngine]] = {
     pl.String: sa.Text,
@@ -17,6 +17,24 @@ _SQL_TYPES: dict[type[pl.DataType], type[sa.types.TypeEngine]] = {
 }
 
 metadata = sa.MetaData()
+
+
+def _index(spec: Index) -> sa.Index:
+    index = sa.Index(
+        spec.name,
+        *spec.columns,
+        unique=spec.unique,
+        info={"dialects": spec.dialects},
+        **({"postgresql_using": spec.postgresql_using} if spec.postgresql_using else {}),
+    )
+    if set(spec.dialects) != {"sqlite", "postgresql"}:
+        index.ddl_if(callable_=lambda ddl, target, bind, dialect, **kw: dialect.name in spec.dialects)
+    return index
+
+
+def applies_to(index: sa.Index, dialect_name: str) -> bool:
+    """Whether a declared index exists on this kind of database."""
+    return dialect_name in index.info.get("dialects", (dialect_name,))
 
 
 def _to_sqlalchemy(table: Table) -> sa.Table:
@@ -33,7 +51,9 @@ def _to_sqlalchemy(table: Table) -> sa.Table:
             )
             for c in table.columns
         ),
+        *(_index(index) for index in table.indexes),
         comment=table.description,
+        **({"sqlite_with_rowid": False} if table.clustered else {}),
     )
 
 

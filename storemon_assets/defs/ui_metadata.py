@@ -7,7 +7,14 @@ import polars as pl
 
 from storemon_assets.core.tables import Table
 
-_TYPE_NAMES = {pl.String: "text", pl.Int64: "int64", pl.Int8: "int8", pl.Float64: "float64", pl.Boolean: "bool"}
+_TYPE_NAMES = {
+    pl.String: "text",
+    pl.Int64: "int64",
+    pl.Int32: "int32",
+    pl.Int8: "int8",
+    pl.Float64: "float64",
+    pl.Boolean: "bool",
+}
 
 
 def table_schema(spec: Table) -> dg.TableSchema:

@@ -30,6 +30,8 @@ def report_metadata(result: ReportResult, paths: list) -> dict:
         "as_of": result.as_of_iso or "(no polls loaded)",
         "stores": result.store_count,
         "stores_without_observations": result.stores_without_observations,
+        # What the report read: the week before T and a margin, then older polls only for carry-ins.
+        "polls_read": result.reads.window_polls + result.reads.older_polls,
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
         "dagster/row_count": result.store_count,

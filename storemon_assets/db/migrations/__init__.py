@@ -1,0 +1,1 @@
+"""Alembic migrations of the storemon database; run by `storemon_assets.db.migrate`."""

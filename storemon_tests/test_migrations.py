@@ -1,0 +1,203 @@
+"""The schema is made and changed by Alembic migrations only, and a database of the last
+release upgrades in place with nothing lost, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from storemon_assets.core.business_time import weekly_schedule
+from storemon_assets.core.parsing import read_feed_file
+from storemon_assets.core.tables import STORED_TABLES, STORES
+from storemon_assets.core.uptime import report_csv
+from storemon_assets.db.engine import create_db_engine, create_tables, open_database
+from storemon_assets.db.migrate import HEAD_REVISION, head_of_scripts, schema_drift, schema_revision, upgrade_schema
+from storemon_assets.db.queries import read_table
+from storemon_assets.service import build_report, ingest_files
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
+from storemon_tests.conftest import empty_postgres_engine
+
+DATA = Path(__file__).resolve().parent / "data"
+STOREMON = shutil.which("storemon") or str(Path(sys.executable).parent / "storemon")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_engine(request, tmp_path):
+    engine = (
+        empty_postgres_engine() if request.param == "postgresql" else create_db_engine(sqlite_url(tmp_path / "s.db"))
+    )
+    yield engine
+    engine.dispose()
+
+
+def test_the_head_revision_constant_is_the_newest_migration():
+    # The start-up check compares against HEAD_REVISION without loading Alembic's scripts.
+    assert head_of_scripts() == HEAD_REVISION
+
+
+def test_a_fresh_database_is_made_by_the_migrations_and_matches_the_declarations(empty_engine):
+    assert upgrade_schema(empty_engine) == (None, HEAD_REVISION)
+    assert set(sa.inspect(empty_engine).get_table_names()) == {t.name for t in STORED_TABLES} | {"alembic_version"}
+    assert schema_drift(empty_engine) == []
+    assert upgrade_schema(empty_engine) == (HEAD_REVISION, HEAD_REVISION)  # a current database: nothing to do
+
+
+def test_the_drift_check_sees_a_database_that_differs_from_the_declarations(empty_engine):
+    upgrade_schema(empty_engine)
+    with empty_engine.begin() as conn:
+        conn.exec_driver_sql("DROP INDEX ix_stores_store_id")
+        conn.exec_driver_sql("ALTER TABLE store_timezones ADD COLUMN surprise TEXT")
+    drift = schema_drift(empty_engine)
+    assert {diff[0] for diff in drift} == {"add_index", "remove_column"}
+    assert "ix_stores_store_id" in str(drift) and "surprise" in str(drift)
+
+
+# --- a database of the last release ---------------------------------------------------------
+
+
+def create_release_database(engine: sa.Engine) -> None:
+    """The release's tables, from the DDL its create_all emitted (kept in storemon_tests/data)."""
+    lines = (DATA / f"release_0.1.0_{engine.dialect.name}.sql").read_text().splitlines()
+    script = "\n".join(line for line in lines if not line.startswith("--"))
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        for statement in filter(str.strip, script.split(";\n")):
+            cursor.execute(statement)
+        cursor.close()
+
+
+def load_like_the_release(engine: sa.Engine, paths: list[Path]) -> None:
+    """What the release's loader wrote for these files: text store ids and statuses."""
+    feeds = {feed.kind: feed for feed in map(read_feed_file, paths)}
+    polls, hours, zones = feeds["polls"], feeds["hours"], feeds["timezones"]
+    rows = {
+        "store_status_polls": polls.rows.select("store_id", "polled_at_us", "status").unique(),
+        "business_hours": hours.rows.select("store_id", "day_of_week", "start_time_us", "end_time_us")
+        .unique()
+        .with_columns(pl.lit(hours.path.name).alias("source_file")),
+        "store_timezones": zones.rows.select("store_id", "timezone_str").with_columns(
+            pl.lit(zones.path.name).alias("source_file")
+        ),
+        "rejected_rows": pl.concat(
+            [
+                feed.rejected.with_columns(
+                    pl.lit(feed.sha256).alias("file_sha256"),
+                    pl.lit(feed.path.name).alias("file_name"),
+                    pl.lit(feed.kind).alias("kind"),
+                )
+                for feed in feeds.values()
+            ]
+        ).select("file_sha256", "line_number", "file_name", "kind", "store_id", "raw_text", "reason"),
+        "ingested_files": pl.DataFrame(
+            [
+                (f.sha256, f.path.name, f.kind, 1_700_000_000_000_000, f.rows_read, f.rows.height, f.rejected.height)
+                for f in feeds.values()
+            ],
+            schema=["file_sha256", "file_name", "kind", "ingested_at_us", "rows_read", "rows_loaded", "rows_rejected"],
+            orient="row",
+        ),
+        "store_schedules": weekly_schedule(hours.rows, zones.rows, polls.rows.get_column("store_id").unique()).head(50),
+    }
+    marker = "%s" if engine.dialect.name == "postgresql" else "?"
+    with engine.begin() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        for table, frame in rows.items():
+            sql = (
+                f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({', '.join(marker for _ in frame.columns)})"
+            )
+            cursor.executemany(sql, frame.rows())
+        cursor.close()
+
+
+def release_contents(engine: sa.Engine) -> dict[str, pl.DataFrame]:
+    """Every row of every release table, sorted; polls with their store ids and status texts."""
+    contents = {}
+    with engine.connect() as conn:
+        for table in ("business_hours", "store_timezones", "rejected_rows", "ingested_files", "store_schedules"):
+            result = conn.exec_driver_sql(f"SELECT * FROM {table}")
+            contents[table] = pl.DataFrame(result.all(), schema=list(result.keys()), orient="row").sort(
+                pl.all(), nulls_last=True
+            )
+        if sa.inspect(conn).has_table(STORES.name):
+            query = (
+                "SELECT s.store_id, p.polled_at_us, CASE WHEN p.active THEN 'active' ELSE 'inactive' END "
+                "FROM store_status_polls p JOIN stores s ON s.store_key = p.store_key"
+            )
+        else:
+            query = "SELECT store_id, polled_at_us, status FROM store_status_polls"
+        polls = conn.exec_driver_sql(query).all()
+    contents["polls"] = pl.DataFrame(polls, schema=["store_id", "polled_at_us", "status"], orient="row").sort(pl.all())
+    return contents
+
+
+def test_a_release_database_upgrades_in_place_at_start_with_nothing_lost(empty_engine, tmp_path):
+    files = sorted(SAMPLE_DATA_DIR.glob("*.csv"))
+    create_release_database(empty_engine)
+    load_like_the_release(empty_engine, files)
+    before = release_contents(empty_engine)
+    assert before["polls"].height > 17_000
+    assert before["rejected_rows"].height == 2  # the sample's two bad poll rows
+
+    # Opening the database (what every storemon process does first) upgrades it.
+    upgraded = open_database(empty_engine.url.render_as_string(hide_password=False))
+    with upgraded.connect() as conn:
+        assert schema_revision(conn) == HEAD_REVISION
+    assert schema_drift(upgraded) == []
+    after = release_contents(upgraded)
+    for table, rows in before.items():
+        assert after[table].equals(rows), table
+    assert read_table(upgraded, STORES).height == before["polls"].get_column("store_id").n_unique()
+
+    # The report is the one a fresh database gives for the same files, and the ledger still
+    # knows every file: delivering them again loads nothing.
+    fresh = create_db_engine(sqlite_url(tmp_path / "fresh.db"))
+    create_tables(fresh)
+    ingest_files(fresh, files)
+    assert report_csv(build_report(upgraded).report) == report_csv(build_report(fresh).report)
+    assert all(outcome.already_loaded for outcome in ingest_files(upgraded, files))
+    upgraded.dispose()
+
+
+def test_storemon_db_upgrade_upgrades_the_configured_database(tmp_path):
+    path = tmp_path / "storemon.db"
+    engine = create_db_engine(sqlite_url(path))
+    create_release_database(engine)
+    load_like_the_release(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    engine.dispose()
+    env = {"STOREMON_DATABASE_URL": sqlite_url(path), "PATH": str(Path(sys.executable).parent)}
+    done = subprocess.run([STOREMON, "db", "upgrade"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"upgraded from the release schema (0.1.0) to revision {HEAD_REVISION}" in done.stderr
+    again = subprocess.run([STOREMON, "db", "upgrade"], capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and f"already at revision {HEAD_REVISION}" in again.stderr
+
+
+def test_processes_starting_together_upgrade_once(tmp_path):
+    path = tmp_path / "storemon.db"
+    engine = create_db_engine(sqlite_url(path))
+    create_release_database(engine)
+    load_like_the_release(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    polls = release_contents(engine)["polls"]
+    results, errors = [], []
+
+    def start():
+        try:
+            results.append(upgrade_schema(create_db_engine(sqlite_url(path))))
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results.count((None, HEAD_REVISION)) == 1 and results.count((HEAD_REVISION, HEAD_REVISION)) == 2
+    assert release_contents(engine)["polls"].equals(polls)
