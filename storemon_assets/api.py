@@ -31,6 +31,7 @@ from storemon_assets import settings
 from storemon_assets.core.instants import parse_as_of
 from storemon_assets.defs.assets.report import ReportConfig, uptime_report
 from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, report_job
+from storemon_assets.web.routes import router as store_pages
 
 RUNNING_STATES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"}
 FAILED_STATES = {"FAILURE", "CANCELED"}
@@ -205,15 +206,20 @@ Runs = Annotated[ReportRuns, Depends(report_runs)]
 ReportsDir = Annotated[Path, Depends(reports_folder)]
 
 
-def create_app(dagster_url: str | None = None, reports_dir: Path | None = None) -> FastAPI:
+def create_app(
+    dagster_url: str | None = None, reports_dir: Path | None = None, database_url: str | None = None
+) -> FastAPI:
     app = FastAPI(
         title="storemon",
         version="0.1.0",
-        description="Trigger an uptime report (a Dagster run) and poll for its CSV. "
-        "Report semantics: docs/uptime-logic.md.",
+        description="Trigger an uptime report (a Dagster run) and poll for its CSV; see the fleet, the worst "
+        "stores and when each store was up or down (the page at /). Report semantics: docs/uptime-logic.md.",
     )
     app.state.report_runs = DagsterRuns(dagster_url or settings.dagster_url())
     app.state.reports_dir = reports_dir or settings.reports_dir()
+    # The store pages (web/routes.py) read the storemon database, not Dagster.
+    app.state.database_url = database_url or settings.database_url()
+    app.include_router(store_pages)
 
     def unavailable(exc: DagsterUnavailable) -> HTTPException:
         return HTTPException(status_code=503, detail=str(exc))

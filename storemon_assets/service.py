@@ -19,6 +19,7 @@ from storemon_assets.core.business_time import US_PER_DAY
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.uptime import (
+    STATUSES,
     WEEK,
     UptimeReport,
     empty_uptime_report,
@@ -26,7 +27,7 @@ from storemon_assets.core.uptime import (
     report_csv,
     report_from_observations,
 )
-from storemon_assets.db.loading import LoadOutcome, load_feed
+from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
 from storemon_assets.db.queries import (
     KeyRange,
     last_poll_before,
@@ -77,6 +78,12 @@ class ReportResult:
     @property
     def as_of_iso(self) -> str | None:
         return format_instant(self.uptime.as_of_us)
+
+    @property
+    def intervals_by_status(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update(dict(self.uptime.intervals.group_by("status").len().iter_rows()))
+        return counts
 
 
 def ingest_files(engine: sa.Engine, paths: Iterable[str | Path]) -> list[LoadOutcome]:
@@ -145,6 +152,23 @@ def report_observations(
 def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     """Polls keyed by store_key, with the stores' opaque ids instead."""
     return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
+
+
+def publish_current_report(engine: sa.Engine, result: ReportResult, report_id: str) -> None:
+    """Make this the current report in the database: its rows and status intervals (the API's
+    /stores pages read them), replacing the previous ones in one transaction."""
+    if result.uptime.as_of_us is None:
+        return  # no polls at all: nothing to show, and nothing to replace
+    replace_current_report(
+        engine,
+        CurrentReport(
+            report_id,
+            result.uptime.as_of_us,
+            result.report,
+            result.uptime.intervals,
+            result.stores_without_observations,
+        ),
+    )
 
 
 def write_report_files(report: pl.DataFrame, reports_dir: Path, report_id: str | None) -> list[Path]:

@@ -36,8 +36,22 @@ REPORTS_DIR = Setting(
 AS_OF = Setting("STOREMON_AS_OF", "fixed report time `T` (ISO-8601, or `now`)", "unset: the latest poll")
 DAGSTER_URL = Setting("STOREMON_DAGSTER_URL", "the Dagster webserver, for the HTTP API", "`http://127.0.0.1:3000`")
 MAX_STORE_PARTITIONS = Setting("STOREMON_MAX_STORE_PARTITIONS", "most store partitions to create", "`100000`")
+API_URL = Setting(
+    "STOREMON_API_URL",
+    "where users reach the HTTP API and its page, for the links Dagster shows",
+    "`http://127.0.0.1:8000`",
+)
 
-SETTINGS: tuple[Setting, ...] = (DATABASE_URL, DATA_DIR, REPORTS_DIR, AS_OF, DAGSTER_URL, HOME, MAX_STORE_PARTITIONS)
+SETTINGS: tuple[Setting, ...] = (
+    DATABASE_URL,
+    DATA_DIR,
+    REPORTS_DIR,
+    AS_OF,
+    DAGSTER_URL,
+    API_URL,
+    HOME,
+    MAX_STORE_PARTITIONS,
+)
 
 
 def _read(setting: Setting) -> str:
@@ -84,6 +98,10 @@ def as_of_setting() -> str:
 
 def dagster_url() -> str:
     return (_read(DAGSTER_URL) or "http://127.0.0.1:3000").rstrip("/")
+
+
+def api_url() -> str:
+    return (_read(API_URL) or "http://127.0.0.1:8000").rstrip("/")
 
 
 def max_store_partitions() -> int:

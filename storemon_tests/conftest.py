@@ -65,6 +65,20 @@ def postgres_url() -> str:
     return url
 
 
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def chromium() -> tuple[Path, Path]:
+    """The system's Chromium and its driver (Debian's `chromium`, `chromium-driver`); CI must have them."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.exists()]
+    if missing:
+        message = f"no browser: {', '.join(missing)} missing (apt-get install -y chromium chromium-driver)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: .ci/run installs them")
+        pytest.skip(message)
+    return CHROMIUM, CHROMEDRIVER
+
+
 def empty_postgres_engine():
     """An engine on the test database with every table in it dropped."""
     import sqlalchemy as sa

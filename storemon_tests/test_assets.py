@@ -5,15 +5,15 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from storemon_assets.core.tables import REJECTED_ROWS, STORE_SCHEDULES
+from storemon_assets.core.tables import REJECTED_ROWS, STORE_SCHEDULES, STORE_STATUS_INTERVALS
 from storemon_assets.core.uptime import REPORT_COLUMNS
-from storemon_assets.db.queries import read_table
+from storemon_assets.db.queries import current_report_info, current_report_rows, read_table
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.service import COMBINED_REPORT_NAME
+from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 from storemon_assets.settings import sqlite_url
 
 
@@ -26,6 +26,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "raw_store_timezones",
         "store_schedules",
         "uptime_report",
+        "store_status_intervals",
     }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job"):
         assert defs.resolve_job_def(job) is not None
@@ -159,3 +160,36 @@ def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files):
     report = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
     # The new poll moved T to 18:30; the new store (24x7, Chicago) was down for its last hour.
     assert report.filter(pl.col("store_id") == "brand-new-store").get_column("downtime_last_hour").to_list() == [60.0]
+
+
+def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+        assert result.success
+        engine = home.database.engine()
+        info = current_report_info(engine)
+        assert info["report_id"] == result.run_id and info["stores"] == 100
+        # The table holds what the report computed, and its rows are the CSV's.
+        expected = build_report(engine)
+        stored = read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us")
+        assert stored.equals(expected.uptime.intervals.select(stored.columns).sort("store_id", "start_half_us"))
+        csv = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
+        assert current_report_rows(engine).sort("store_id").equals(csv)
+        intervals = result.asset_materializations_for_node("uptime_report")
+        metadata = {m.asset_key.to_user_string(): m.metadata for m in intervals}
+        assert metadata["store_status_intervals"]["dagster/row_count"].value == stored.height
+        assert metadata["uptime_report"]["timelines_page"].value == "http://127.0.0.1:8000/"
+
+        # A report for another T leaves the timelines (and what the API shows) alone.
+        as_of = dg.materialize(
+            [uptime_report],
+            resources=home.resources,
+            instance=instance,
+            run_config={"ops": {"uptime_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
+        )
+        assert as_of.success
+        assert current_report_info(engine)["report_id"] == result.run_id
+        assert read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us").equals(stored)
+        latest = instance.get_latest_materialization_event(dg.AssetKey("store_status_intervals"))
+        assert latest.run_id == result.run_id

@@ -201,3 +201,28 @@ def test_processes_starting_together_upgrade_once(tmp_path):
     assert errors == []
     assert results.count((None, HEAD_REVISION)) == 1 and results.count((HEAD_REVISION, HEAD_REVISION)) == 2
     assert release_contents(engine)["polls"].equals(polls)
+
+
+def test_status_intervals_are_carried_into_the_clustered_table(empty_engine):
+    # 0003 made store_status_intervals a rowid table; 0004 moves SQLite's into its key's
+    # B-tree (WITHOUT ROWID) and adds the current report's tables. Nothing is lost.
+    from alembic import command
+
+    from storemon_assets.db.migrate import _alembic_config
+
+    with empty_engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0003")
+        connection.commit()
+    rows = [("s", 10, 21, "up", 4, 10), ("s", 21, 30, "down", 10, 15), ("t", 0, 8, "no_data", 0, 4)]
+    with empty_engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO store_status_intervals VALUES (:a, :b, :c, :d, :e, :f)"),
+            [dict(zip("abcdef", row, strict=True)) for row in rows],
+        )
+    assert upgrade_schema(empty_engine) == ("0003", HEAD_REVISION)
+    assert schema_drift(empty_engine) == []
+    with empty_engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT * FROM store_status_intervals ORDER BY 1, 2")).all() == rows
+        if empty_engine.dialect.name == "sqlite":
+            ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'store_status_intervals'")).scalar()
+            assert ddl.endswith("WITHOUT ROWID")

@@ -175,8 +175,10 @@ def test_per_store_partition_metadata_names_timezone_hours_and_intervals(home, i
     events = result.asset_materializations_for_node("store_schedules")
     assert [e.partition for e in events] == sorted(keys[:5])  # exactly one event per store
     metadata = events[0].metadata
-    assert set(metadata) == {"timezone", "weekly_open_hours", "open_around_the_clock", "intervals"}
+    assert set(metadata) == {"timezone", "weekly_open_hours", "open_around_the_clock", "intervals", "latest_week"}
     assert metadata["intervals"].value.startswith("| day | opens | closes |")
+    # A link to the store's current week, not numbers that would go stale (README: Store timelines).
+    assert metadata["latest_week"].value == f"http://127.0.0.1:8000/stores/{events[0].partition}/timeline.svg"
     assert pl.Series([e.metadata["weekly_open_hours"].value for e in events]).is_between(0, 168).all()
 
 

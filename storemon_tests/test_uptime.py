@@ -7,8 +7,10 @@ on Sunday 3 November.
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 
+from storemon_assets.core.uptime import _round_half_away
 from storemon_tests.helpers import HOUR, MINUTE, exact, example_report, row
 
 CHICAGO = {"s": "America/Chicago"}
@@ -309,3 +311,11 @@ def test_overlapping_rows_are_merged_so_no_time_counts_twice():
         as_of="2023-01-17 00:00",
     )
     assert exact(report, "s")["business_week"] == 5 * HOUR
+
+
+def test_rounded_values_are_the_plain_two_decimal_numbers():
+    # JSON and previews print the float itself: 1.64 must be 1.64, not 1.6400000000000001.
+    cents = pl.Series("c", range(0, 1_000_000, 7), dtype=pl.Int64)  # 0.00 .. 9999.99 h
+    # Exactly c/100 hours in half-microseconds: c * 36 s * 2,000,000.
+    values = pl.select(_round_half_away(pl.lit(cents) * 72_000_000, 3_600_000_000)).to_series()
+    assert [repr(v) for v in values.to_list()] == [repr(c / 100) for c in cents.to_list()]

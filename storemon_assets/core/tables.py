@@ -177,17 +177,7 @@ STORE_STATUS_INTERVALS = Table(
         _int("start_local_us", "Start on the store's wall clock, microseconds since 1970-01-01 local time."),
         _int("end_local_us", "End on the store's wall clock, microseconds since 1970-01-01 local time."),
     ),
-)
-
-STORED_TABLES: tuple[Table, ...] = (
-    STORES,
-    STORE_STATUS_POLLS,
-    BUSINESS_HOURS,
-    STORE_TIMEZONES,
-    REJECTED_ROWS,
-    INGESTED_FILES,
-    STORE_SCHEDULES,
-    STORE_STATUS_INTERVALS,
+    clustered=True,
 )
 
 
@@ -200,7 +190,7 @@ def _report_column(kind: str, window: str) -> Column:
     )
 
 
-# The published report (SPEC §6): a CSV file, not a database table.
+# The published report (SPEC §6): a CSV file (the current one is also the table below).
 UPTIME_REPORT = Table(
     "uptime_report",
     "Uptime and downtime of every polled store during its business hours before T.",
@@ -208,4 +198,39 @@ UPTIME_REPORT = Table(
         _text("store_id", "Store identifier, sorted as a string."),
         *(_report_column(kind, window) for kind in ("uptime", "downtime") for window in ("hour", "day", "week")),
     ),
+)
+
+
+# The current report, published as a table beside combined_report.csv so the API can answer
+# per-store and worst-N questions with indexed reads.
+CURRENT_REPORT = Table(
+    "current_report",
+    "The rows of the current report (combined_report.csv), one per store, as rounded there.",
+    (_text("store_id", "Store identifier.", primary_key=True), *UPTIME_REPORT.columns[1:]),
+    clustered=True,
+)
+
+CURRENT_REPORT_INFO = Table(
+    "current_report_info",
+    "One row: which report current_report and store_status_intervals hold.",
+    (
+        _text("report_id", "The run that published it (its Dagster run id, or a local id).", primary_key=True),
+        _int("as_of_us", "The report's T, microseconds since 1970-01-01 UTC."),
+        _int("published_at_us", "When it was published, microseconds since 1970-01-01 UTC."),
+        _int("stores", "Stores in the report."),
+        _int("stores_without_observations", "Stores with polls but no observation (no_data)."),
+    ),
+)
+
+STORED_TABLES: tuple[Table, ...] = (
+    STORES,
+    STORE_STATUS_POLLS,
+    BUSINESS_HOURS,
+    STORE_TIMEZONES,
+    REJECTED_ROWS,
+    INGESTED_FILES,
+    STORE_SCHEDULES,
+    STORE_STATUS_INTERVALS,
+    CURRENT_REPORT,
+    CURRENT_REPORT_INFO,
 )

@@ -35,6 +35,7 @@ from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 
 REPORT_COLUMNS = tuple(UPTIME_REPORT.column_names)
 UP, DOWN, NO_DATA = "up", "down", "no_data"
+STATUSES = (UP, DOWN, NO_DATA)
 # A store's status intervals: the columns of the store_status_intervals table.
 STATUS_INTERVAL_SCHEMA = STORE_STATUS_INTERVALS.polars_schema
 _NEVER = -(2**62)  # "before any instant": where a store's first run of statuses begins
@@ -292,7 +293,8 @@ def _round_half_away(half_us: pl.Expr, unit_us: int) -> pl.Expr:
     """Exact integer rounding of a non-negative duration to 2 decimals of `unit_us`."""
     unit_half_us = 2 * unit_us
     cents = (half_us * 200 + unit_half_us) // (2 * unit_half_us)
-    return (cents / 100).cast(pl.Float64)
+    # round(2): polars divides by multiplying with 1/100, which leaves 1.6400000000000001.
+    return (cents / 100).cast(pl.Float64).round(2)
 
 
 def round_report(exact: pl.DataFrame) -> pl.DataFrame:

@@ -18,9 +18,12 @@ from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
 from storemon_assets.core.parsing import ParsedFeed
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
+    CURRENT_REPORT,
+    CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
     STORE_SCHEDULES,
+    STORE_STATUS_INTERVALS,
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
     STORES,
@@ -184,3 +187,43 @@ def replace_store_schedules(engine: sa.Engine, schedule: pl.DataFrame, store_ids
     with engine.begin() as conn:
         _delete_stores(conn, table, list(store_ids))
         _bulk_insert(conn, table, schedule.select(STORE_SCHEDULES.column_names))
+
+
+@dataclass(frozen=True)
+class CurrentReport:
+    """What the API reads about the current report: its rows, its status intervals, its T."""
+
+    report_id: str
+    as_of_us: int
+    report: pl.DataFrame  # CURRENT_REPORT columns
+    intervals: pl.DataFrame  # STORE_STATUS_INTERVALS columns
+    stores_without_observations: int
+
+
+def replace_current_report(engine: sa.Engine, current: CurrentReport) -> None:
+    """Replace the current report's rows, status intervals and info, in one transaction.
+
+    Readers see the previous report until the commit, then the new one: never a mix.
+    """
+    with engine.begin() as conn:
+        for spec in (CURRENT_REPORT_INFO, CURRENT_REPORT, STORE_STATUS_INTERVALS):
+            conn.execute(SQL_TABLES[spec.name].delete())
+        # Sorted by key, rows append to the primary-key B-tree.
+        _bulk_insert(
+            conn, SQL_TABLES[CURRENT_REPORT.name], current.report.select(CURRENT_REPORT.column_names).sort("store_id")
+        )
+        _bulk_insert(
+            conn,
+            SQL_TABLES[STORE_STATUS_INTERVALS.name],
+            current.intervals.select(STORE_STATUS_INTERVALS.column_names).sort("store_id", "start_half_us"),
+        )
+        conn.execute(
+            SQL_TABLES[CURRENT_REPORT_INFO.name].insert(),
+            {
+                "report_id": current.report_id,
+                "as_of_us": current.as_of_us,
+                "published_at_us": time.time_ns() // 1000,
+                "stores": current.report.height,
+                "stores_without_observations": current.stores_without_observations,
+            },
+        )

@@ -21,8 +21,11 @@ from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.feeds import FEED_KINDS
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
+    CURRENT_REPORT,
+    CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
+    STORE_STATUS_INTERVALS,
     STORE_TIMEZONES,
     STORES,
     Table,
@@ -298,3 +301,80 @@ def _read_sqlite_polls(engine: sa.Engine, store_key: str, from_where: str, param
         pl.col("packed").floordiv(2).alias("polled_at_us"),
         (pl.col("packed") % 2 == 1).alias("active"),
     ).sort("store_key", "polled_at_us")
+
+
+# --- the current report, for the API's /stores pages: small indexed reads -------------------
+
+
+def _select_frame(engine: sa.Engine, query: sa.Select, spec: Table) -> pl.DataFrame:
+    """A small SQLAlchemy select as a frame typed by the table's declaration."""
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    return _frame([tuple(r) for r in rows], spec.subset(*query.selected_columns.keys()))
+
+
+def current_report_info(engine: sa.Engine) -> dict | None:
+    """The current report's id, T and counts; None before any report was published."""
+    table = SQL_TABLES[CURRENT_REPORT_INFO.name]
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(table)).mappings().first()
+    return dict(row) if row else None
+
+
+def current_report_rows(engine: sa.Engine, store_id: str | None = None) -> pl.DataFrame:
+    """Rows of the current report: one store's (primary-key lookup), or every store's."""
+    table = SQL_TABLES[CURRENT_REPORT.name]
+    query = sa.select(*table.columns)
+    if store_id is not None:
+        query = query.where(table.c.store_id == store_id)
+    return _select_frame(engine, query, CURRENT_REPORT)
+
+
+def worst_stores(engine: sa.Engine, limit: int) -> pl.DataFrame:
+    """The current report's rows with the most downtime last week (ties by store id)."""
+    table = SQL_TABLES[CURRENT_REPORT.name]
+    query = sa.select(*table.columns).order_by(table.c.downtime_last_week.desc(), table.c.store_id).limit(limit)
+    return _select_frame(engine, query, CURRENT_REPORT)
+
+
+def fleet_totals(engine: sa.Engine) -> dict:
+    """Sums over the current report's rows: stores, weekly up/down hours, stores below 95 % / 80 %."""
+    table = SQL_TABLES[CURRENT_REPORT.name]
+    up, down = table.c.uptime_last_week, table.c.downtime_last_week
+    open_ = up + down
+
+    def below(share: float):
+        return sa.func.sum(sa.case(((open_ > 0) & (up < share * open_), 1), else_=0))
+
+    query = sa.select(
+        sa.func.count().label("stores"),
+        sa.func.coalesce(sa.func.sum(up), 0).label("uptime_hours"),
+        sa.func.coalesce(sa.func.sum(down), 0).label("downtime_hours"),
+        sa.func.coalesce(below(0.95), 0).label("below_95"),
+        sa.func.coalesce(below(0.80), 0).label("below_80"),
+    )
+    with engine.connect() as conn:
+        return dict(conn.execute(query).mappings().one())
+
+
+def store_status_intervals(engine: sa.Engine, store_id: str) -> pl.DataFrame:
+    """One store's status intervals in the current report, in time order (primary-key range)."""
+    table = SQL_TABLES[STORE_STATUS_INTERVALS.name]
+    query = sa.select(*table.columns).where(table.c.store_id == store_id).order_by(table.c.start_half_us)
+    return _select_frame(engine, query, STORE_STATUS_INTERVALS)
+
+
+def store_weekly_schedule(engine: sa.Engine, store_id: str) -> pl.DataFrame:
+    """One store's normalised weekly schedule, derived from its raw rows like the report's."""
+    hours, zones = SQL_TABLES[BUSINESS_HOURS.name], SQL_TABLES[STORE_TIMEZONES.name]
+    own_hours = _select_frame(
+        engine,
+        sa.select(hours.c.store_id, hours.c.day_of_week, hours.c.start_time_us, hours.c.end_time_us).where(
+            hours.c.store_id == store_id
+        ),
+        BUSINESS_HOURS,
+    )
+    zone = _select_frame(
+        engine, sa.select(zones.c.store_id, zones.c.timezone_str).where(zones.c.store_id == store_id), STORE_TIMEZONES
+    )
+    return weekly_schedule(own_hours, zone, pl.Series("store_id", [store_id], dtype=pl.String))

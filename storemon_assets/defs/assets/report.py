@@ -1,4 +1,6 @@
-"""The uptime report: `combined_report.csv`, plus a copy per run under the run id."""
+"""The uptime report: `combined_report.csv`, plus a copy per run under the run id, and the
+status intervals behind it (`store_status_intervals`): one step computes both, so the timeline
+and the report always come from the same observations and are published together."""
 
 import dagster as dg
 import polars as pl
@@ -8,14 +10,15 @@ from storemon_assets import settings
 from storemon_assets.core import quality
 from storemon_assets.core.instants import parse_as_of
 from storemon_assets.core.summaries import weekly_uptime_distribution
-from storemon_assets.core.tables import UPTIME_REPORT
+from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 from storemon_assets.db.queries import newest_poll_us, polled_store_ids
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import markdown_table, table_schema
-from storemon_assets.service import ReportResult, build_report, write_report_files
+from storemon_assets.service import ReportResult, build_report, publish_current_report, write_report_files
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
+RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES]
 
 
 class ReportConfig(dg.Config):
@@ -40,6 +43,20 @@ def report_metadata(result: ReportResult, paths: list) -> dict:
         "weekly_uptime_distribution": markdown_table(weekly_uptime_distribution(result.report)),
         "combined_report": dg.MetadataValue.path(str(paths[0])),
         "run_report": dg.MetadataValue.path(str(paths[-1])),
+        "timelines_page": dg.MetadataValue.url(settings.api_url() + "/"),
+    }
+
+
+def intervals_metadata(result: ReportResult) -> dict:
+    intervals = result.uptime.intervals
+    return {
+        "as_of": result.as_of_iso or "(no polls loaded)",
+        "dagster/row_count": intervals.height,
+        "stores": intervals.get_column("store_id").n_unique(),
+        **{f"{status}_intervals": n for status, n in result.intervals_by_status.items()},
+        "preview": markdown_table(intervals.head(10)),
+        "table": STORE_STATUS_INTERVALS.name,
+        "timelines_page": dg.MetadataValue.url(settings.api_url() + "/"),
     }
 
 
@@ -79,19 +96,42 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     ]
 
 
-@dg.asset(
-    deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
-    group_name="report",
-    kinds={"polars", "csv"},
+@dg.multi_asset(
+    name=UPTIME_REPORT.name,
+    specs=[
+        dg.AssetSpec(
+            UPTIME_REPORT.name,
+            deps=RAW_FEEDS,
+            group_name="report",
+            kinds={"polars", "csv"},
+            skippable=True,
+            description="Uptime and downtime of every polled store during its business hours over the last hour, "
+            "day and week before T (docs/uptime-logic.md). Derives each store's schedule with the same code as "
+            "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
+            "published when a blocking check fails.",
+        ),
+        dg.AssetSpec(
+            STORE_STATUS_INTERVALS.name,
+            deps=RAW_FEEDS,
+            group_name="report",
+            kinds={"polars", "sql"},
+            skippable=True,
+            description="When each store of the current report was up or down in the week before T: its business "
+            "time cut at every status change (docs/uptime-logic.md §10). Computed in the same step as "
+            "uptime_report from the same observations; summed per window it gives the report's numbers. "
+            "Replaced, in one transaction, whenever the current report is published (not by as-of reports); "
+            "the API's /stores pages read it.",
+            metadata={
+                "dagster/column_schema": table_schema(STORE_STATUS_INTERVALS),
+                "table": STORE_STATUS_INTERVALS.name,
+            },
+        ),
+    ],
     check_specs=[
         dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
         for name, (blocking, description) in REPORT_CHECKS.items()
     ],
-    output_required=False,
-    description="Uptime and downtime of every polled store during its business hours over the last hour, "
-    "day and week before T (docs/uptime-logic.md). Derives each store's schedule with the same code as "
-    "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
-    "published when a blocking check fails.",
+    can_subset=False,
 )
 def uptime_report(
     context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder
@@ -112,6 +152,16 @@ def uptime_report(
             description="report not published, blocking checks failed: "
             + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
         )
-    paths = write_report_files(result.report, reports.folder, context.run.run_id)
+    run_id = context.run.run_id
+    # The timelines follow the current report only (T = the latest poll, or now): a report
+    # for a chosen T must not replace what the API shows.
+    current = config.as_of.strip().lower() in ("", "now")
+    if current:
+        publish_current_report(engine, result, run_id)
+    paths = write_report_files(result.report, reports.folder, run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
-    yield dg.MaterializeResult(metadata=report_metadata(result, paths), check_results=results)
+    yield dg.MaterializeResult(
+        asset_key=UPTIME_REPORT.name, metadata=report_metadata(result, paths), check_results=results
+    )
+    if current:
+        yield dg.MaterializeResult(asset_key=STORE_STATUS_INTERVALS.name, metadata=intervals_metadata(result))

@@ -12,6 +12,7 @@ import warnings
 import dagster as dg
 import polars as pl
 
+from storemon_assets import settings
 from storemon_assets.core.business_time import weekly_open_hours
 from storemon_assets.core.summaries import schedule_tables
 from storemon_assets.core.tables import STORE_SCHEDULES
@@ -46,6 +47,7 @@ def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabas
     schedule = read_weekly_schedules(engine, keys)
     replace_store_schedules(engine, schedule, keys.to_list())
     tables = schedule_tables(schedule)
+    api_url = settings.api_url()
     for store in weekly_open_hours(schedule).sort("store_id").iter_rows(named=True):
         hours = store["weekly_open_hours"]
         yield dg.AssetMaterialization(
@@ -56,6 +58,9 @@ def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabas
                 "weekly_open_hours": round(hours, 2),
                 "open_around_the_clock": hours >= 168,
                 "intervals": dg.MetadataValue.md(tables[store["store_id"]]),
+                # A link, not the numbers: the page always shows the current report's week,
+                # while this metadata only changes when the schedule does.
+                "latest_week": dg.MetadataValue.url(f"{api_url}/stores/{store['store_id']}/timeline.svg"),
             },
         )
     # One line per run for the console; each partition's own event stays in the event log.

@@ -1,0 +1,265 @@
+"""The store pages of the HTTP API: the fleet, the worst stores, one store's week, its picture,
+and the web page at `/` that shows them.
+
+They read the storemon database directly (the current report's rows and status intervals,
+published by the report run), never Dagster: a page costs a few indexed reads. The database
+comes in as a FastAPI dependency (`store_database`), so tests can point it at any engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+from typing import Annotated, Literal
+
+import polars as pl
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+
+from storemon_assets.core.instants import format_instant
+from storemon_assets.core.summaries import WEEKDAYS, clock_text
+from storemon_assets.core.timelines import day_rows
+from storemon_assets.core.uptime import NO_DATA
+from storemon_assets.db.engine import open_database
+from storemon_assets.db.queries import (
+    current_report_info,
+    current_report_rows,
+    fleet_totals,
+    store_status_intervals,
+    store_weekly_schedule,
+    worst_stores,
+)
+from storemon_assets.web.timeline import timeline_svg
+
+MAX_WORST = 1000
+
+
+# --- the models: what the JSON looks like (and the OpenAPI page shows) ------------------------
+
+
+class ReportRow(BaseModel):
+    """One row of the report, the CSV's columns (minutes for the hour, hours for day and week)."""
+
+    store_id: str
+    uptime_last_hour: float
+    uptime_last_day: float
+    uptime_last_week: float
+    downtime_last_hour: float
+    downtime_last_day: float
+    downtime_last_week: float
+
+
+class Span(BaseModel):
+    start_utc: str = Field(description="ISO-8601 UTC instant, inclusive (rounded down to the microsecond).")
+    end_utc: str = Field(description="ISO-8601 UTC instant, exclusive (rounded down to the microsecond).")
+    start_local: str = Field(description="The same instant on the store's wall clock, with its UTC offset.")
+    end_local: str = Field(description="The same instant on the store's wall clock, with its UTC offset.")
+    hours: float = Field(description="Length in hours (exact, from half-microsecond bounds).")
+
+
+class StatusInterval(Span):
+    status: Literal["up", "down"]
+
+
+class OpeningHours(BaseModel):
+    day_of_week: int = Field(description="0 = Monday ... 6 = Sunday.")
+    day: str
+    opens: str = Field(description="Local wall-clock time, HH:MM[:SS].")
+    closes: str = Field(description="Local wall-clock time; at or before `opens` means the next day.")
+
+
+class StoreDetail(BaseModel):
+    store_id: str
+    timezone: str = Field(description="IANA timezone used (the default one when the store has none).")
+    schedule: list[OpeningHours] = Field(description="Weekly opening hours (no rows in the feed: open 24x7).")
+    as_of: str = Field(description="The report's T, ISO-8601 UTC.")
+    report_id: str
+    report: ReportRow
+    intervals: list[StatusInterval] = Field(
+        description="Business time in the week before T, cut where the status changes, in time order."
+    )
+    no_data: list[Span] = Field(
+        description="Business time with no observation to take a status from (a store with no observation at all)."
+    )
+    timeline_svg: str = Field(description="Path of the picture of this week.")
+
+
+class WorstStores(BaseModel):
+    as_of: str
+    report_id: str
+    stores: list[ReportRow] = Field(description="Most downtime last week first; ties by store id.")
+
+
+class FleetSummary(BaseModel):
+    as_of: str
+    report_id: str
+    published_at: str
+    stores: int
+    stores_without_observations: int
+    uptime_hours_last_week: float
+    downtime_hours_last_week: float
+    uptime_share_last_week: float | None = Field(description="Uptime / (uptime + downtime) over all stores, 0-1.")
+    stores_below_95_percent: int = Field(description="Stores with business time last week and uptime under 95 %.")
+    stores_below_80_percent: int
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def store_database(request: Request) -> sa.Engine:
+    """Dependency: the storemon database engine, made once per app."""
+    state = request.app.state
+    if getattr(state, "database_engine", None) is None:
+        state.database_engine = open_database(state.database_url)
+    return state.database_engine
+
+
+Database = Annotated[sa.Engine, Depends(store_database)]
+StoreId = Annotated[str, Path(description="The store's id, as in the report.", max_length=200)]
+
+
+def _current(engine: sa.Engine) -> dict:
+    info = current_report_info(engine)
+    if info is None:
+        raise HTTPException(
+            status_code=404, detail="no report has been published yet: trigger one (POST /trigger_report)"
+        )
+    return info
+
+
+def _report_row(engine: sa.Engine, store_id: str) -> dict:
+    rows = current_report_rows(engine, store_id)
+    if rows.is_empty():
+        raise HTTPException(status_code=404, detail=f"store {store_id[:80]!r} is not in the current report")
+    return rows.row(0, named=True)
+
+
+def _iso_local(local_us: pl.Expr, utc_us: pl.Expr) -> pl.Expr:
+    """Wall-clock microseconds -> '2024-11-03T01:00:00-06:00' (offset = local - UTC)."""
+    offset_minutes = (local_us - utc_us) // 60_000_000
+    sign = pl.when(offset_minutes < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
+    hh = (offset_minutes.abs() // 60).cast(pl.String).str.zfill(2)
+    mm = (offset_minutes.abs() % 60).cast(pl.String).str.zfill(2)
+    clock = pl.from_epoch(local_us, time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+    return pl.format("{}{}{}:{}", clock, sign, hh, mm)
+
+
+def _spans(intervals: pl.DataFrame) -> pl.DataFrame:
+    start_us, end_us = pl.col("start_half_us") // 2, pl.col("end_half_us") // 2
+    utc = "%Y-%m-%dT%H:%M:%S%.6fZ"
+    return intervals.select(
+        pl.from_epoch(start_us, time_unit="us").dt.strftime(utc).alias("start_utc"),
+        pl.from_epoch(end_us, time_unit="us").dt.strftime(utc).alias("end_utc"),
+        _iso_local(pl.col("start_local_us"), start_us).alias("start_local"),
+        _iso_local(pl.col("end_local_us"), end_us).alias("end_local"),
+        ((pl.col("end_half_us") - pl.col("start_half_us")) / 7_200_000_000).alias("hours"),
+        "status",
+    )
+
+
+# --- the routes ------------------------------------------------------------------------------
+
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+def web_page() -> HTMLResponse:
+    """The page: trigger a report, watch it, download it; the fleet and its worst stores."""
+    return HTMLResponse(resources.files("storemon_assets.web").joinpath("index.html").read_text())
+
+
+@router.get(
+    "/summary",
+    response_model=FleetSummary,
+    responses={404: {"description": "No report has been published yet."}},
+    summary="The fleet in the current report",
+)
+def fleet_summary(engine: Database) -> FleetSummary:
+    info = _current(engine)
+    totals = fleet_totals(engine)
+    open_hours = totals["uptime_hours"] + totals["downtime_hours"]
+    return FleetSummary(
+        as_of=format_instant(info["as_of_us"]),
+        report_id=info["report_id"],
+        published_at=format_instant(info["published_at_us"]),
+        stores=info["stores"],
+        stores_without_observations=info["stores_without_observations"],
+        uptime_hours_last_week=round(totals["uptime_hours"], 2),
+        downtime_hours_last_week=round(totals["downtime_hours"], 2),
+        uptime_share_last_week=round(totals["uptime_hours"] / open_hours, 4) if open_hours else None,
+        stores_below_95_percent=totals["below_95"],
+        stores_below_80_percent=totals["below_80"],
+    )
+
+
+@router.get(
+    "/stores",
+    response_model=WorstStores,
+    responses={404: {"description": "No report has been published yet."}},
+    summary="The stores with the most downtime last week",
+)
+def list_worst_stores(
+    engine: Database,
+    worst: Annotated[int, Query(ge=1, le=MAX_WORST, description="How many stores, most downtime first.")] = 20,
+) -> WorstStores:
+    info = _current(engine)
+    rows = worst_stores(engine, worst)
+    return WorstStores(
+        as_of=format_instant(info["as_of_us"]),
+        report_id=info["report_id"],
+        stores=[ReportRow(**row) for row in rows.iter_rows(named=True)],
+    )
+
+
+@router.get(
+    "/stores/{store_id}",
+    response_model=StoreDetail,
+    responses={404: {"description": "Unknown store, or no report published yet."}},
+    summary="One store: schedule, report row and when it was up or down last week",
+)
+def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
+    info = _current(engine)
+    row = _report_row(engine, store_id)
+    schedule = store_weekly_schedule(engine, store_id)
+    spans = _spans(store_status_intervals(engine, store_id))
+    return StoreDetail(
+        store_id=store_id,
+        timezone=schedule.get_column("timezone")[0],
+        schedule=[
+            OpeningHours(day_of_week=day, day=WEEKDAYS[day], opens=opens, closes=closes)
+            for day, opens, closes in schedule.select(
+                "day_of_week", clock_text(pl.col("start_time_us")), clock_text(pl.col("end_time_us"))
+            ).iter_rows()
+        ],
+        as_of=format_instant(info["as_of_us"]),
+        report_id=info["report_id"],
+        report=ReportRow(**row),
+        intervals=[StatusInterval(**s) for s in spans.filter(pl.col("status") != NO_DATA).iter_rows(named=True)],
+        no_data=[Span(**s) for s in spans.filter(pl.col("status") == NO_DATA).drop("status").iter_rows(named=True)],
+        timeline_svg=f"/stores/{store_id}/timeline.svg",
+    )
+
+
+@router.get(
+    "/stores/{store_id}/timeline.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
+        404: {"description": "Unknown store, or no report published yet."},
+    },
+    summary="One store's week as a picture",
+)
+def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
+    info = _current(engine)
+    _report_row(engine, store_id)
+    schedule = store_weekly_schedule(engine, store_id)
+    rows = day_rows(store_status_intervals(engine, store_id), schedule, info["as_of_us"])
+    as_of = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=info["as_of_us"])
+    title = f"store {store_id} · {schedule.get_column('timezone')[0]} · week before {as_of:%Y-%m-%d %H:%M} UTC"
+    return Response(
+        timeline_svg(rows, title),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "no-cache"},  # the next report replaces it
+    )

@@ -1,0 +1,203 @@
+"""The store pages of the API (/summary, /stores, /stores/{id}, its timeline.svg, and /): their
+HTTP contract, on a real SQLite database holding a published report (no Dagster needed).
+
+The data: store "s" is the SPEC's worked example (open Monday 2023-01-16 09:00-12:00 Chicago =
+15:00-18:00 UTC; active 16:14, inactive 17:15 UTC; the status changes at 16:44:30 UTC).
+Store "quiet" is open Monday 09:00-12:00 UTC and was only polled on Sunday: no observation.
+Store "up" is open around the clock (no hours rows, UTC) and active throughout.
+T = 2023-01-16 18:00 UTC (the latest poll).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from storemon_assets.api import create_app
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.service import build_report, ingest_files, publish_current_report
+from storemon_assets.settings import sqlite_url
+from storemon_assets.web.routes import MAX_WORST, store_database
+
+POLLS = """store_id,status,timestamp_utc
+s,active,2023-01-16 16:14:00.000000 UTC
+s,inactive,2023-01-16 17:15:00.000000 UTC
+quiet,active,2023-01-15 10:00:00 UTC
+up,active,2023-01-16 06:00:00 UTC
+up,active,2023-01-16 18:00:00 UTC
+"""
+HOURS = """store_id,dayOfWeek,start_time_local,end_time_local
+s,0,09:00:00,12:00:00
+quiet,0,09:00:00,12:00:00
+"""
+TIMEZONES = """store_id,timezone_str
+s,America/Chicago
+quiet,UTC
+up,UTC
+"""
+
+
+def make_engine(root: Path):
+    engine = create_db_engine(sqlite_url(root / "storemon.db"))
+    create_tables(engine)
+    return engine
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = make_engine(tmp_path)
+    files = []
+    for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES)):
+        path = tmp_path / name
+        path.write_text(text)
+        files.append(path)
+    ingest_files(engine, files)
+    publish_current_report(engine, build_report(engine), "report-1")
+    return engine
+
+
+def client_for(engine) -> TestClient:
+    app = create_app(dagster_url="http://dagster.test", reports_dir=Path("/nonexistent"))
+    app.dependency_overrides[store_database] = lambda: engine
+    return TestClient(app)
+
+
+@pytest.fixture
+def client(engine):
+    with client_for(engine) as test_client:
+        yield test_client
+
+
+def test_store_detail_has_schedule_report_row_and_the_intervals_of_the_week(client):
+    body = client.get("/stores/s").json()
+    assert body["timezone"] == "America/Chicago"
+    assert body["schedule"] == [{"day_of_week": 0, "day": "Mon", "opens": "09:00", "closes": "12:00"}]
+    assert body["as_of"] == "2023-01-16T18:00:00.000000Z"
+    assert body["report_id"] == "report-1"
+    # 104.5 min up = 1.74 h, 75.5 min down = 1.26 h; the last hour (11:00-12:00 local) all down.
+    assert body["report"] == {
+        "store_id": "s",
+        "uptime_last_hour": 0.0,
+        "uptime_last_day": 1.74,
+        "uptime_last_week": 1.74,
+        "downtime_last_hour": 60.0,
+        "downtime_last_day": 1.26,
+        "downtime_last_week": 1.26,
+    }
+    assert body["intervals"] == [
+        {
+            "start_utc": "2023-01-16T15:00:00.000000Z",
+            "end_utc": "2023-01-16T16:44:30.000000Z",
+            "start_local": "2023-01-16T09:00:00.000000-06:00",
+            "end_local": "2023-01-16T10:44:30.000000-06:00",
+            "hours": pytest.approx(104.5 / 60),
+            "status": "up",
+        },
+        {
+            "start_utc": "2023-01-16T16:44:30.000000Z",
+            "end_utc": "2023-01-16T18:00:00.000000Z",
+            "start_local": "2023-01-16T10:44:30.000000-06:00",
+            "end_local": "2023-01-16T12:00:00.000000-06:00",
+            "hours": pytest.approx(75.5 / 60),
+            "status": "down",
+        },
+    ]
+    assert body["no_data"] == []
+    assert body["timeline_svg"] == "/stores/s/timeline.svg"
+
+
+def test_store_without_observations_shows_its_business_time_as_no_data(client):
+    body = client.get("/stores/quiet").json()
+    assert body["intervals"] == []
+    assert [(d["start_utc"], d["end_utc"]) for d in body["no_data"]] == [
+        ("2023-01-16T09:00:00.000000Z", "2023-01-16T12:00:00.000000Z")
+    ]
+    assert body["report"]["uptime_last_week"] == body["report"]["downtime_last_week"] == 0.0
+
+
+def test_store_without_hours_is_open_around_the_clock(client):
+    body = client.get("/stores/up").json()
+    assert len(body["schedule"]) == 7 and {(d["opens"], d["closes"]) for d in body["schedule"]} == {("00:00", "00:00")}
+    # Active throughout: one interval over the whole week [9th 18:00, 16th 18:00).
+    assert [(i["start_utc"], i["end_utc"], i["status"]) for i in body["intervals"]] == [
+        ("2023-01-09T18:00:00.000000Z", "2023-01-16T18:00:00.000000Z", "up")
+    ]
+    assert body["report"]["uptime_last_week"] == 168.0
+
+
+@pytest.mark.parametrize("path", ["/stores/nobody", "/stores/nobody/timeline.svg"])
+def test_unknown_store_is_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "nobody" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("path", ["/summary", "/stores", "/stores/s", "/stores/s/timeline.svg"])
+def test_before_any_report_is_published_the_pages_say_so(tmp_path, path):
+    with client_for(make_engine(tmp_path)) as client:
+        response = client.get(path)
+    assert response.status_code == 404
+    assert "no report has been published yet" in response.json()["detail"]
+
+
+def test_worst_stores_are_the_most_downtime_first(client):
+    body = client.get("/stores", params={"worst": 2}).json()
+    assert body["as_of"] == "2023-01-16T18:00:00.000000Z"
+    # s has 1.26 h down; quiet and up have 0: the tie goes to the smaller id, "quiet".
+    assert [(s["store_id"], s["downtime_last_week"]) for s in body["stores"]] == [("s", 1.26), ("quiet", 0.0)]
+    assert len(client.get("/stores").json()["stores"]) == 3  # default 20, three stores exist
+
+
+@pytest.mark.parametrize("worst", [0, -1, MAX_WORST + 1, "many"])
+def test_worst_is_bounded(client, worst):
+    assert client.get("/stores", params={"worst": worst}).status_code == 422
+
+
+def test_fleet_summary_adds_up_the_report(client):
+    body = client.get("/summary").json()
+    assert body["stores"] == 3 and body["stores_without_observations"] == 1
+    # Up: 1.74 + 0 + 168 = 169.74 h; down: 1.26 h; share 169.74 / 171 = 0.99263 -> 0.9926.
+    assert body["uptime_hours_last_week"] == 169.74
+    assert body["downtime_hours_last_week"] == 1.26
+    assert body["uptime_share_last_week"] == 0.9926
+    # s: 1.74 / 3 = 58 % up: under 95 % and under 80 %; "quiet" has no business time counted.
+    assert body["stores_below_95_percent"] == 1 and body["stores_below_80_percent"] == 1
+
+
+def test_timeline_is_an_svg_with_a_row_per_local_day_and_both_statuses(client):
+    response = client.get("/stores/s/timeline.svg")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    svg = response.text
+    ElementTree.fromstring(response.content)  # well-formed XML
+    # The week [Mon 9th 12:00, Mon 16th 12:00) Chicago: eight local days, Monday to Monday.
+    for day in ("Mon 09 Jan", "Tue 10 Jan", "Sun 15 Jan", "Mon 16 Jan"):
+        assert day in svg
+    # Up and down bars drawn, each colour beside its legend entry.
+    assert svg.lower().count("#0072b2") == 2 and svg.lower().count("#e69f00") == 2
+    assert "America/Chicago" in svg
+
+
+def test_timeline_marks_business_time_without_observations(client):
+    svg = client.get("/stores/quiet/timeline.svg").text
+    assert "<pattern" in svg  # the hatch of "no observation"
+    assert "no observation" in svg
+    # No up or down bar: each colour appears once, in the legend.
+    assert svg.lower().count("#0072b2") == 1 and svg.lower().count("#e69f00") == 1
+
+
+def test_the_page_is_served_at_the_root(client):
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert 'id="trigger"' in response.text and "/stores?worst=" in response.text
+
+
+def test_store_pages_are_in_the_openapi_document(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/summary", "/stores", "/stores/{store_id}", "/stores/{store_id}/timeline.svg"} <= set(paths)
+    detail = paths["/stores/{store_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert detail == {"$ref": "#/components/schemas/StoreDetail"}
