@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from storemon_assets import settings
+
 STOP_GRACE_SECONDS = 3.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -118,7 +120,7 @@ def serve(host: str, port: int, api_port: int, grace: float = STOP_GRACE_SECONDS
     services = [
         start_service("dagster", dagster_dev_command(host, port), dagster_dev_environment(env), CHECKOUT),
         start_service(
-            "api", api_command(host, api_port), {**env, "STOREMON_DAGSTER_URL": f"http://{host}:{port}"}, CHECKOUT
+            "api", api_command(host, api_port), {**env, settings.DAGSTER_URL.name: f"http://{host}:{port}"}, CHECKOUT
         ),
     ]
     exited = None

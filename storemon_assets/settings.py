@@ -22,7 +22,9 @@ class Setting:
 
 
 HOME = Setting(
-    "STOREMON_HOME", "base of the default paths below", "the repository root in a checkout, else the current directory"
+    "STOREMON_HOME",
+    "base of the default paths (`<home>`)",
+    "the repository root in a checkout, else the current directory",
 )
 DATABASE_URL = Setting(
     "STOREMON_DATABASE_URL",

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.parsing import parse_time_of_day_us, parse_timestamp_utc
 from storemon_assets.core.uptime import UptimeReport, compute_uptime
+
+
+def write_csv(folder: Path, name: str, text: str) -> Path:
+    """Write one feed file as a delivery would (creating its folder); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text)
+    return path
 
 
 def at(text: str) -> int:

@@ -65,3 +65,103 @@ def test_the_boundary_check_sees_a_violation(tmp_path):
 def test_every_layer_is_a_package():
     for layer in ("core", "db", "defs", "web"):
         assert (PACKAGE / layer / "__init__.py").exists()
+
+
+# --- settings: every STOREMON_* variable is read in settings.py only -------------------------
+
+SETTINGS_MODULE = PACKAGE / "settings.py"
+SCRIPTS = PACKAGE.parent / "scripts"
+
+
+def _is_environ(node: ast.AST) -> bool:
+    return isinstance(node, ast.Attribute) and node.attr == "environ"
+
+
+def _environment_reads(path: Path) -> list[str]:
+    """Places in a file that read a variable from the environment (`os.environ[...]`,
+    `os.environ.get(...)`, `os.getenv(...)`) or name a STOREMON_* variable as a bare string (a key
+    for any of those, or for dg.EnvVar). Handing the whole environment on (`dict(os.environ)`)
+    is no read."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Subscript) and _is_environ(node.value):
+            found.append(f"{path.name}:{node.lineno} indexes environ")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if (node.func.attr in ("get", "pop", "setdefault") and _is_environ(node.func.value)) or (
+                node.func.attr == "getenv"
+            ):
+                found.append(f"{path.name}:{node.lineno} calls {ast.unparse(node.func)}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "os":
+            found += [
+                f"{path.name}:{node.lineno} imports {a.name}" for a in node.names if a.name in ("environ", "getenv")
+            ]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("STOREMON_"):
+            if node.value.isidentifier():  # a variable name on its own, not prose that mentions one
+                found.append(f"{path.name}:{node.lineno} names {node.value}")
+    return sorted(found)
+
+
+def test_only_settings_reads_the_environment():
+    modules = [*PACKAGE.rglob("*.py"), *SCRIPTS.glob("*.py")]
+    assert len(modules) > 20
+    assert [read for path in modules if path != SETTINGS_MODULE for read in _environment_reads(path)] == []
+
+
+def test_the_environment_check_sees_each_kind_of_read(tmp_path):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text(
+        "import os\nfrom os import getenv\nimport dagster as dg\n"
+        "a = os.environ.get('STOREMON_AS_OF')\nb = dg.EnvVar('STOREMON_DATABASE_URL')\n"
+        "c = os.environ['HOME'] + os.getenv('X', '')\n"
+        "d = dict(os.environ)\ne = 'set STOREMON_AS_OF to fix T'\n"
+    )
+    assert _environment_reads(sneaky) == [
+        "sneaky.py:2 imports getenv",
+        "sneaky.py:4 calls os.environ.get",
+        "sneaky.py:4 names STOREMON_AS_OF",
+        "sneaky.py:5 names STOREMON_DATABASE_URL",
+        "sneaky.py:6 calls os.getenv",
+        "sneaky.py:6 indexes environ",
+    ]
+    assert _environment_reads(SETTINGS_MODULE)  # settings.py does read it: the check is not blind
+
+
+# --- the fast tier: whatever starts servers is marked e2e -------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+SERVER_STARTERS = {"dagster_dev", "storemon_api"}  # storemon_tests/dagster_server.py
+
+
+def _starts_servers_unmarked(path: Path) -> bool:
+    """A test module that imports a server starter or starts a long-running process
+    (`subprocess.Popen`) must mark itself `pytestmark = pytest.mark.e2e`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    starts = any(
+        (isinstance(node, ast.ImportFrom) and {alias.name for alias in node.names} & (SERVER_STARTERS | {"Popen"}))
+        or (isinstance(node, ast.Attribute) and node.attr == "Popen")
+        for node in ast.walk(tree)
+    )
+    marked = any(
+        isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets)
+        and "e2e" in ast.unparse(node.value)
+        for node in tree.body
+    )
+    return starts and not marked
+
+
+def test_every_test_module_that_starts_servers_is_e2e():
+    modules = sorted(TESTS.glob("test_*.py"))
+    assert [p.name for p in modules if _starts_servers_unmarked(p)] == []
+    assert not _starts_servers_unmarked(TESTS / "test_api.py")  # it starts them, and is marked
+    assert not _starts_servers_unmarked(TESTS / "test_stopping.py")  # Popen of `make dev`, marked
+
+
+def test_the_e2e_check_sees_an_unmarked_module(tmp_path):
+    unmarked = tmp_path / "test_x.py"
+    unmarked.write_text("from storemon_tests.dagster_server import dagster_dev\n\ndef test_x():\n    pass\n")
+    assert _starts_servers_unmarked(unmarked)
+    unmarked.write_text("import subprocess\n\ndef test_x():\n    subprocess.Popen(['sleep', '1'])\n")
+    assert _starts_servers_unmarked(unmarked)
+    unmarked.write_text("import pytest, subprocess\npytestmark = pytest.mark.e2e\nsubprocess.Popen\n")
+    assert not _starts_servers_unmarked(unmarked)

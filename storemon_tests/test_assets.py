@@ -15,6 +15,7 @@ from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import write_csv
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():
@@ -45,32 +46,30 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     assert groups == {"raw", "stores", "report"}
 
 
-def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files):
+def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
-        assert result.success
-        report_path = home.reports.folder / COMBINED_REPORT_NAME
-        run_copy = home.reports.report_path(result.run_id)
-        assert report_path.read_text() == run_copy.read_text()
-        report = pl.read_csv(report_path, schema_overrides={"store_id": pl.String})
-        assert tuple(report.columns) == REPORT_COLUMNS
-        assert report.height == 100  # the sample's 100 stores, all polled
-        assert report.get_column("store_id").is_sorted()
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+    assert result.success
+    report_path = home.reports.folder / COMBINED_REPORT_NAME
+    run_copy = home.reports.report_path(result.run_id)
+    assert report_path.read_text() == run_copy.read_text()
+    report = pl.read_csv(report_path, schema_overrides={"store_id": pl.String})
+    assert tuple(report.columns) == REPORT_COLUMNS
+    assert report.height == 100  # the sample's 100 stores, all polled
+    assert report.get_column("store_id").is_sorted()
 
-        metadata = result.asset_materializations_for_node("uptime_report")[0].metadata
-        assert metadata["stores"].value == 100
-        assert metadata["as_of"].value.startswith("2023-01-25T18:")
-        assert metadata["rejected_polls_rows"].value == 2  # the two bad rows planted in the sample
-        # Every sample store became a store partition while its files were ingested.
-        assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
+    metadata = result.asset_materializations_for_node("uptime_report")[0].metadata
+    assert metadata["stores"].value == 100
+    assert metadata["as_of"].value.startswith("2023-01-25T18:")
+    assert metadata["rejected_polls_rows"].value == 2  # the two bad rows planted in the sample
+    # Every sample store became a store partition while its files were ingested.
+    assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
 
 
-def test_rerunning_ingestion_loads_nothing_twice(home, sample_files):
+def test_rerunning_ingestion_loads_nothing_twice(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        first = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
-        second = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    first = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    second = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
     first_events = first.asset_materializations_for_node("ingest_landing_files")
     second_events = second.asset_materializations_for_node("ingest_landing_files")
     assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0]
@@ -83,14 +82,10 @@ def test_rerunning_ingestion_loads_nothing_twice(home, sample_files):
     assert rejected.height == 2
 
 
-def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest(home, sample_files):
+def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest(home, sample_files, instance):
     home.drop(*sample_files)
-    bad = home.landing.folder / "orders.csv"
-    bad.write_text("order_id,amount\n1,2\n")
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False
-        )
+    bad = write_csv(home.landing.folder, "orders.csv", "order_id,amount\n1,2\n")
+    result = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False)
     assert not result.success
     assert len(result.asset_materializations_for_node("ingest_landing_files")) == 3  # the good files
     moved = home.landing.failed_folder / "orders.csv"
@@ -99,34 +94,32 @@ def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest
     assert "orders.csv: unrecognised header 'order_id,amount'" in error
 
 
-def test_store_partitions_hold_each_stores_weekly_schedule(home, sample_files):
+def test_store_partitions_hold_each_stores_weekly_schedule(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
-        stores = sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))[:3]
-        result = dg.materialize(
-            [store_schedules],
-            resources=home.resources,
-            instance=instance,
-            partition_key=stores[0],
-        )
-        metadata = result.asset_materializations_for_node("store_schedules")[0].metadata
+    dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    stores = sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))[:3]
+    result = dg.materialize(
+        [store_schedules],
+        resources=home.resources,
+        instance=instance,
+        partition_key=stores[0],
+    )
+    metadata = result.asset_materializations_for_node("store_schedules")[0].metadata
     assert metadata["timezone"].value.startswith(("America/", "Pacific/", "Asia/"))
     assert 0 < metadata["weekly_open_hours"].value <= 168
     stored = read_table(home.database.engine(), STORE_SCHEDULES)
     assert stored.get_column("store_id").unique().to_list() == [stores[0]]
 
 
-def test_report_as_of_config_is_validated(home, sample_files):
+def test_report_as_of_config_is_validated(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [ingest_landing_files, uptime_report],
-            resources=home.resources,
-            instance=instance,
-            run_config={"ops": {"uptime_report": {"config": {"as_of": "yesterday-ish"}}}},
-            raise_on_error=False,
-        )
+    result = dg.materialize(
+        [ingest_landing_files, uptime_report],
+        resources=home.resources,
+        instance=instance,
+        run_config={"ops": {"uptime_report": {"config": {"as_of": "yesterday-ish"}}}},
+        raise_on_error=False,
+    )
     assert not result.success
     failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
     assert "is not a timestamp" in failure.event_specific_data.error.message
@@ -140,22 +133,22 @@ def test_database_url_selects_the_engine(tmp_path):
     assert (tmp_path / "x.db").exists()
 
 
-def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files):
+def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files, instance):
     # Regression: with skippable raw outputs, Dagster skipped the report when only one feed
     # had new files. Every ingest run now records all three raw tables.
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            [ingest_landing_files, uptime_report], resources=home.resources, instance=instance
-        ).success
-        new = home.landing.folder / "late_polls.csv"
-        new.write_text("store_id,status,timestamp_utc\nbrand-new-store,inactive,2023-01-25 18:30:00 UTC\n")
-        result = dg.materialize(
-            [ingest_landing_files, uptime_report],
-            resources=home.resources,
-            instance=instance,
-            run_config={"ops": {"ingest_landing_files": {"config": {"files": [str(new)]}}}},
-        )
+    assert dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance).success
+    new = write_csv(
+        home.landing.folder,
+        "late_polls.csv",
+        "store_id,status,timestamp_utc\nbrand-new-store,inactive,2023-01-25 18:30:00 UTC\n",
+    )
+    result = dg.materialize(
+        [ingest_landing_files, uptime_report],
+        resources=home.resources,
+        instance=instance,
+        run_config={"ops": {"ingest_landing_files": {"config": {"files": [str(new)]}}}},
+    )
     assert result.success
     report = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
     # The new poll moved T to 18:30; the new store (24x7, Chicago) was down for its last hour.

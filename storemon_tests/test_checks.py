@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from storemon_assets.core import quality
 from storemon_assets.defs.assets import report as report_module
@@ -20,13 +19,12 @@ from storemon_assets.defs.checks import (
     timezones_are_known,
 )
 from storemon_assets.service import COMBINED_REPORT_NAME
-from storemon_tests.helpers import example_report
+from storemon_tests.helpers import example_report, write_csv
 
 
 def load(home, instance, files: dict[str, str]):
-    home.landing.folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (home.landing.folder / name).write_text(text)
+        write_csv(home.landing.folder, name, text)
     return dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False)
 
 
@@ -44,12 +42,6 @@ def run_checks(home, instance, *checks):
 POLLS = "store_id,status,timestamp_utc\n" + "".join(f"{n},active,2023-01-22 12:{n:02d}:00 UTC\n" for n in range(1, 11))
 HOURS = "store_id,day,start_time_local,end_time_local\n" + "".join(f"{n},0,09:00,17:00\n" for n in range(1, 11))
 ZONES = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 11))
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def test_raw_checks_pass_on_clean_feeds(home, instance):

@@ -12,6 +12,7 @@ import pytest
 
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_tests.conftest import shared_data
+from storemon_tests.helpers import write_csv
 
 STOREMON = shutil.which("storemon") or str(Path(sys.executable).parent / "storemon")
 
@@ -166,8 +167,7 @@ def test_generate_is_reproducible_from_its_seed_and_uses_the_real_feed_quirks(tm
     ],
 )
 def test_generate_refuses_bad_arguments_with_one_line(tmp_path, args, message):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("a,b\n1,2\n")
+    bad = write_csv(tmp_path, "bad.csv", "a,b\n1,2\n")
     done = storemon("generate", *[a.format(bad=bad) for a in args], "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert message in done.stderr and done.stderr.strip().count("\n") == 0

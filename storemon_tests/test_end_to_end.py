@@ -12,6 +12,7 @@ import pytest
 
 from storemon_assets.settings import SAMPLE_DATA_DIR
 from storemon_tests.dagster_server import dagster_dev, wait_for
+from storemon_tests.helpers import write_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +38,8 @@ def test_dropped_poll_file_updates_the_report_without_a_click(tmp_path):
         first = wait_for(lambda: report_rows(tmp_path), 180, "the first report")
         assert first.height == 100
 
-        (landing / "late_polls.csv").write_text(
-            "store_id,status,timestamp_utc\ne2e-store,inactive,2023-01-25 18:30:00 UTC\n"
+        write_csv(
+            landing, "late_polls.csv", "store_id,status,timestamp_utc\ne2e-store,inactive,2023-01-25 18:30:00 UTC\n"
         )
 
         def has_new_store():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -24,7 +23,7 @@ from storemon_assets.db.loading import load_feed
 from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules
 from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import fresh_postgres_engine, shared_data
-from storemon_tests.helpers import at
+from storemon_tests.helpers import at, write_csv
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,12 +36,6 @@ def engine(request, tmp_path):
         create_tables(engine)
     yield engine
     engine.dispose()
-
-
-def write(tmp_path: Path, name: str, text: str) -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 # --- timestamps and polls ------------------------------------------------------------------
@@ -62,13 +55,13 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     ],
 )
 def test_timestamp_formats_are_read_as_utc(tmp_path, text, expected_utc):
-    feed = read_feed_file(write(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n1,active,{text}\n"))
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n1,active,{text}\n"))
     assert feed.rows.get_column("polled_at_us").to_list() == [at(expected_utc)]
 
 
 def test_poll_columns_may_come_in_any_order_and_status_is_trimmed_and_case_insensitive(tmp_path):
     feed = read_feed_file(
-        write(tmp_path, "p.csv", "timestamp_utc,status,store_id\n2023-01-22 12:00:00 UTC, Inactive ,007\n")
+        write_csv(tmp_path, "p.csv", "timestamp_utc,status,store_id\n2023-01-22 12:00:00 UTC, Inactive ,007\n")
     )
     assert feed.kind == POLLS
     assert feed.rows.select("store_id", "status").row(0) == ("007", "inactive")
@@ -83,7 +76,7 @@ def test_bad_poll_rows_are_rejected_with_line_raw_text_and_reason(tmp_path):
         ",active,2023-01-22 12:09:39 UTC\n"
         "5,active\n"
     )
-    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
     assert feed.rows.height == 1
     rejected = {r["line_number"]: r for r in feed.rejected.to_dicts()}
     assert rejected[3]["reason"].startswith("unknown status")
@@ -97,9 +90,11 @@ def test_bad_poll_rows_are_rejected_with_line_raw_text_and_reason(tmp_path):
 
 
 def test_hours_accept_day_or_dayofweek_and_times_with_or_without_seconds(tmp_path):
-    a = read_feed_file(write(tmp_path, "a.csv", "store_id,day,start_time_local,end_time_local\n1,0,09:00,17:30:15.5\n"))
+    a = read_feed_file(
+        write_csv(tmp_path, "a.csv", "store_id,day,start_time_local,end_time_local\n1,0,09:00,17:30:15.5\n")
+    )
     b = read_feed_file(
-        write(tmp_path, "b.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n1,6,00:00:00,23:59:59\n")
+        write_csv(tmp_path, "b.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n1,6,00:00:00,23:59:59\n")
     )
     assert a.kind == b.kind == HOURS
     # 09:00 = 32,400 s; 17:30:15.5 = 63,015.5 s.
@@ -118,7 +113,7 @@ def test_hours_accept_day_or_dayofweek_and_times_with_or_without_seconds(tmp_pat
     ],
 )
 def test_bad_hours_rows_are_rejected(tmp_path, line, reason):
-    feed = read_feed_file(write(tmp_path, "h.csv", f"store_id,day,start_time_local,end_time_local\n{line}\n"))
+    feed = read_feed_file(write_csv(tmp_path, "h.csv", f"store_id,day,start_time_local,end_time_local\n{line}\n"))
     assert feed.rows.height == 0
     assert feed.rejected.get_column("reason")[0].startswith(reason)
 
@@ -127,7 +122,7 @@ def test_bad_hours_rows_are_rejected(tmp_path, line, reason):
 
 
 def test_unknown_timezone_is_rejected_and_the_store_falls_back_to_chicago(tmp_path, engine):
-    feed = read_feed_file(write(tmp_path, "t.csv", "store_id,timezone_str\n1,Mars/Olympus_Mons\n2,Asia/Beirut\n"))
+    feed = read_feed_file(write_csv(tmp_path, "t.csv", "store_id,timezone_str\n1,Mars/Olympus_Mons\n2,Asia/Beirut\n"))
     assert feed.rejected.get_column("reason").to_list() == [
         "unknown timezone name (expected an IANA name such as America/Chicago)"
     ]
@@ -139,9 +134,9 @@ def test_unknown_timezone_is_rejected_and_the_store_falls_back_to_chicago(tmp_pa
 
 def test_last_timezone_row_loaded_wins(tmp_path, engine):
     load_feed(
-        engine, read_feed_file(write(tmp_path, "a.csv", "store_id,timezone_str\n1,Asia/Beirut\n1,America/Denver\n"))
+        engine, read_feed_file(write_csv(tmp_path, "a.csv", "store_id,timezone_str\n1,Asia/Beirut\n1,America/Denver\n"))
     )
-    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", "store_id,timezone_str\n1,America/Boise\n")))
+    load_feed(engine, read_feed_file(write_csv(tmp_path, "b.csv", "store_id,timezone_str\n1,America/Boise\n")))
     assert read_table(engine, STORE_TIMEZONES).select("store_id", "timezone_str").rows() == [("1", "America/Boise")]
 
 
@@ -168,7 +163,7 @@ def test_unreadable_files_fail_with_one_line_naming_the_file(tmp_path, content, 
 
 
 def test_loading_the_same_file_twice_changes_nothing(tmp_path, engine):
-    path = write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n1,bogus,x\n")
+    path = write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n1,bogus,x\n")
     first = load_feed(engine, read_feed_file(path))
     second = load_feed(engine, read_feed_file(path))
     assert not first.already_loaded and second.already_loaded
@@ -181,11 +176,11 @@ def test_loading_the_same_file_twice_changes_nothing(tmp_path, engine):
 
 def test_exact_duplicate_polls_count_once_even_across_files(tmp_path, engine):
     row = "1,active,2023-01-22 12:00:00 UTC\n"
-    load_feed(engine, read_feed_file(write(tmp_path, "a.csv", "store_id,status,timestamp_utc\n" + row + row)))
+    load_feed(engine, read_feed_file(write_csv(tmp_path, "a.csv", "store_id,status,timestamp_utc\n" + row + row)))
     load_feed(
         engine,
         read_feed_file(
-            write(tmp_path, "b.csv", "store_id,status,timestamp_utc\n" + row + "1,active,2023-01-22 13:00:00 UTC\n")
+            write_csv(tmp_path, "b.csv", "store_id,status,timestamp_utc\n" + row + "1,active,2023-01-22 13:00:00 UTC\n")
         ),
     )
     assert read_table(engine, STORE_STATUS_POLLS).height == 2
@@ -194,9 +189,10 @@ def test_exact_duplicate_polls_count_once_even_across_files(tmp_path, engine):
 def test_new_hours_file_replaces_the_hours_of_the_stores_it_names(tmp_path, engine):
     header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
     load_feed(
-        engine, read_feed_file(write(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,10:00,11:00\n"))
+        engine,
+        read_feed_file(write_csv(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,10:00,11:00\n")),
     )
-    load_feed(engine, read_feed_file(write(tmp_path, "b.csv", header + "1,4,12:00,13:00\n3,x,10:00,11:00\n")))
+    load_feed(engine, read_feed_file(write_csv(tmp_path, "b.csv", header + "1,4,12:00,13:00\n3,x,10:00,11:00\n")))
     hours = read_table(engine, BUSINESS_HOURS).sort("store_id")
     # Store 1 now has only Friday; store 2 is untouched; store 3's only row was rejected.
     assert hours.select("store_id", "day_of_week").rows() == [("1", 4), ("2", 0)]
@@ -208,7 +204,7 @@ def test_new_hours_file_replaces_the_hours_of_the_stores_it_names(tmp_path, engi
 def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypatch):
     import storemon_assets.db.loading as database
 
-    path = write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
+    path = write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
     feed = read_feed_file(path)
 
     def broken_ledger_insert(*args, **kwargs):
@@ -241,7 +237,7 @@ def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path):
     create_tables(engine)
     header = "store_id,timezone_str\n"
     for n in range(3):
-        load_feed(engine, read_feed_file(write(tmp_path, f"t{n}.csv", header + f"{n},UTC\n")))
+        load_feed(engine, read_feed_file(write_csv(tmp_path, f"t{n}.csv", header + f"{n},UTC\n")))
         assert read_table(engine, STORE_TIMEZONES).height == n + 1
     with sqlite3.connect(tmp_path / "storemon.db") as conn:
         assert conn.execute("select count(*) from store_timezones").fetchone() == (3,)

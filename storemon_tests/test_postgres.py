@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import dagster as dg
 import pytest
 
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import MissingExtraError, create_db_engine, create_tables
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.resources import StoremonDatabase
@@ -36,12 +38,28 @@ def test_postgres_and_sqlite_give_the_same_report(tmp_path, stores):
         postgres_engine.dispose()
 
 
-def test_assets_materialise_on_postgres(home, sample_files):
+def test_assets_materialise_on_postgres(home, sample_files, instance):
     fresh_postgres_engine().dispose()
     resources = {**home.resources, "database": StoremonDatabase(url=postgres_url())}
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([ingest_landing_files, uptime_report], resources=resources, instance=instance)
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=resources, instance=instance)
     assert result.success
     assert (home.reports.folder / COMBINED_REPORT_NAME).read_text().count("\n") == 101
     assert "postgresql" in result.asset_materializations_for_node("ingest_landing_files")[0].metadata["database"].value
+
+
+@pytest.mark.parametrize("module", ["connectorx", "pyarrow", "psycopg2"])
+def test_a_postgres_url_without_the_postgres_extra_says_what_to_install(monkeypatch, module):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(
+        MissingExtraError, match=rf"needs the postgres extra \([\w, ]*\b{module}\b[\w, ]* not installed\): pip install"
+    ):
+        create_db_engine("postgresql+psycopg2://user:secret@127.0.0.1:1/storemon")
+
+
+def test_sqlite_needs_no_postgres_extra(monkeypatch, tmp_path):
+    for module in ("connectorx", "pyarrow", "psycopg2"):
+        monkeypatch.setitem(sys.modules, module, None)
+    engine = create_db_engine(sqlite_url(tmp_path / "s.db"))
+    create_tables(engine)
+    assert report_text(engine, list(generate_feeds(stores=5, days=2, seed=1).write(tmp_path / "feeds").values()))

@@ -8,19 +8,13 @@ import time
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor, store_schedules_sensor
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
+from storemon_tests.helpers import write_csv
 
 
 def tick(sensor, instance, home, cursor=None):
@@ -36,10 +30,8 @@ def ingest(home, instance, *paths):
 
 
 def polls_file(home, name, rows):
-    home.landing.folder.mkdir(parents=True, exist_ok=True)
-    path = home.landing.folder / name
-    path.write_text("store_id,status,timestamp_utc\n" + "".join(f"{s},active,{t}\n" for s, t in rows))
-    return path
+    text = "store_id,status,timestamp_utc\n" + "".join(f"{s},active,{t}\n" for s, t in rows)
+    return write_csv(home.landing.folder, name, text)
 
 
 # --- landing_files_sensor ------------------------------------------------------------------
@@ -76,7 +68,7 @@ def test_changed_file_is_requested_again_but_a_loaded_one_never_twice(home, inst
 
 def test_bad_file_is_moved_aside_reported_and_gives_no_run(home, instance):
     home.landing.folder.mkdir(parents=True)
-    (home.landing.folder / "weird.csv").write_text("id,value\n1,2\n")
+    write_csv(home.landing.folder, "weird.csv", "id,value\n1,2\n")
     result = tick(landing_files_sensor, instance, home)
     assert result.run_requests == []
     assert not (home.landing.folder / "weird.csv").exists()
@@ -130,9 +122,10 @@ def test_changed_hours_request_only_the_changed_stores(home, instance, sample_fi
     assert not getattr(settled, "run_requests", None)
 
     changed = [stores[3], stores[60]]
-    hours = home.root / "new_hours.csv"
-    hours.write_text(
-        "store_id,dayOfWeek,start_time_local,end_time_local\n" + "".join(f"{s},0,10:00,11:00\n" for s in changed)
+    hours = write_csv(
+        home.root,
+        "new_hours.csv",
+        "store_id,dayOfWeek,start_time_local,end_time_local\n" + "".join(f"{s},0,10:00,11:00\n" for s in changed),
     )
     ingest(home, instance, hours)
     after = tick(store_schedules_sensor, instance, home, cursor=settled.cursor)

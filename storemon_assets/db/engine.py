@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ def create_db_engine(url: str) -> sa.Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         return engine
+    if sa.engine.make_url(url).get_backend_name() == "postgresql":
+        require_postgres_extra()
     return sa.create_engine(url, pool_pre_ping=True)
 
 
@@ -33,6 +36,29 @@ def open_database(url: str) -> sa.Engine:
     engine = create_db_engine(url)
     upgrade_schema(engine)
     return engine
+
+
+# The `postgres` extra: the driver, and connectorx + pyarrow for reading tables into polars.
+POSTGRES_EXTRA_MODULES = ("psycopg2", "connectorx", "pyarrow")
+
+
+class MissingExtraError(ImportError):
+    """An optional feature was asked for without the packages of its extra."""
+
+
+def require_postgres_extra() -> None:
+    """Fail at once, saying what to install, rather than at the first read deep inside a run."""
+    missing = []
+    for module in POSTGRES_EXTRA_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MissingExtraError(
+            f"a PostgreSQL database needs the postgres extra ({', '.join(missing)} not installed): "
+            "pip install 'storemon[postgres]' (in a checkout: pip install -e '.[postgres]')"
+        )
 
 
 def create_tables(engine: sa.Engine) -> None:

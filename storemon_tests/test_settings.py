@@ -1,0 +1,82 @@
+"""Configuration (SPEC §7): every STOREMON_* variable is declared once in settings.SETTINGS, the
+README's table says the same, and each documented default is the one the code applies."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from storemon_assets import settings
+from storemon_assets.settings import SETTINGS, Setting
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+ROW = re.compile(r"^\| `(?P<name>[A-Z_]+)` \| (?P<meaning>.*?) \| (?P<default>.*?) \|$")
+
+
+def readme_configuration_table() -> dict[str, tuple[str, str]]:
+    """The rows of the README's "Configuration" table: variable -> (meaning, default)."""
+    section = README.read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return {m["name"]: (m["meaning"], m["default"]) for m in map(ROW.match, section.splitlines()) if m}
+
+
+def test_readme_configuration_table_is_settings_SETTINGS():
+    table = readme_configuration_table()
+    assert "DAGSTER_HOME" in table  # the parser reads the table (a row that is not ours)
+    documented = {name: row for name, row in table.items() if name.startswith("STOREMON_")}
+    declared = {s.name: (s.meaning, s.default) for s in SETTINGS}
+    expected_rows = "\n".join(f"| `{s.name}` | {s.meaning} | {s.default} |" for s in SETTINGS)
+    assert documented == declared, f"the README's rows should read:\n{expected_rows}"
+
+
+def test_every_declared_setting_is_in_SETTINGS_once():
+    declared = [value for value in vars(settings).values() if isinstance(value, Setting)]
+    assert set(declared) == set(SETTINGS)
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names)) and all(name.startswith("STOREMON_") for name in names)
+
+
+@pytest.fixture
+def unset(monkeypatch, tmp_path) -> Path:
+    """Every STOREMON_* variable unset except STOREMON_HOME, which points at a fresh folder."""
+    for setting in SETTINGS:
+        monkeypatch.delenv(setting.name, raising=False)
+    monkeypatch.setenv(settings.HOME.name, str(tmp_path))
+    return tmp_path.resolve()
+
+
+def test_documented_defaults_are_the_ones_applied(unset):
+    home = unset
+    assert settings.database_url() == f"sqlite:///{home}/data/storemon.db"  # `sqlite:///<home>/data/storemon.db`
+    assert settings.landing_dir() == home / "data" / "landing"
+    assert settings.reports_dir() == home / "data" / "reports"
+    assert settings.as_of_setting() == ""  # unset: the latest poll
+    assert settings.dagster_url() == "http://127.0.0.1:3000"
+    assert settings.max_store_partitions() == 100_000
+    for setting, shown in [
+        (settings.DATABASE_URL, "`sqlite:///<home>/data/storemon.db`"),
+        (settings.DATA_DIR, "`<home>/data/landing`"),
+        (settings.REPORTS_DIR, "`<home>/data/reports`"),
+        (settings.DAGSTER_URL, "`http://127.0.0.1:3000`"),
+        (settings.MAX_STORE_PARTITIONS, "`100000`"),
+    ]:
+        assert setting.default == shown
+
+
+def test_home_defaults_to_the_checkout(monkeypatch):
+    monkeypatch.delenv(settings.HOME.name, raising=False)
+    assert settings.storemon_home() == README.parent  # "the repository root in a checkout"
+
+
+def test_a_set_variable_wins_and_blank_counts_as_unset(unset, monkeypatch):
+    monkeypatch.setenv(settings.DAGSTER_URL.name, " http://dagster:3000/ ")
+    monkeypatch.setenv(settings.AS_OF.name, "   ")
+    assert settings.dagster_url() == "http://dagster:3000"
+    assert settings.as_of_setting() == "" and not settings.is_set(settings.AS_OF)
+
+
+def test_a_bad_partition_limit_names_the_variable(unset, monkeypatch):
+    monkeypatch.setenv(settings.MAX_STORE_PARTITIONS.name, "lots")
+    with pytest.raises(ValueError, match="STOREMON_MAX_STORE_PARTITIONS='lots' is not a whole number"):
+        settings.max_store_partitions()
