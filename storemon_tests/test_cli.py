@@ -21,6 +21,22 @@ def storemon(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300)
 
 
+def storemon_report(feeds: Path, out: Path, *options: str, status: Path | None = None) -> subprocess.CompletedProcess:
+    """`storemon report` on a folder holding the three feeds (`status`: another polls file)."""
+    return storemon(
+        "report",
+        "--status",
+        str(status or feeds / "store_status.csv"),
+        "--hours",
+        str(feeds / "menu_hours.csv"),
+        "--timezones",
+        str(feeds / "timezones.csv"),
+        *options,
+        "--out",
+        str(out),
+    )
+
+
 @pytest.fixture(scope="module")
 def real_stores_feeds(tmp_path_factory) -> Path:
     """Generated polls for 2,000 of the real 2023 stores, with their real hours and timezones."""
@@ -46,17 +62,7 @@ def real_stores_feeds(tmp_path_factory) -> Path:
 
 def test_report_on_real_hours_and_timezones_with_generated_polls(real_stores_feeds, tmp_path):
     out = tmp_path / "report.csv"
-    done = storemon(
-        "report",
-        "--status",
-        str(real_stores_feeds / "store_status.csv"),
-        "--hours",
-        str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones",
-        str(real_stores_feeds / "timezones.csv"),
-        "--out",
-        str(out),
-    )
+    done = storemon_report(real_stores_feeds, out)
     assert done.returncode == 0, done.stderr
     assert "as of 2023-01-25T18:" in done.stderr
     report = pl.read_csv(out, schema_overrides={"store_id": pl.String})
@@ -77,36 +83,14 @@ def test_report_as_of_is_reproducible_whatever_arrives_later(real_stores_feeds, 
     polls = pl.read_csv(real_stores_feeds / "store_status.csv", infer_schema=False)
     early = tmp_path / "early.csv"
     polls.filter(pl.col("timestamp_utc") < "2023-01-24").write_csv(early)
-    args = [
-        "--hours",
-        str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones",
-        str(real_stores_feeds / "timezones.csv"),
-        "--as-of",
-        "2023-01-23T12:00:00Z",
-    ]
-    assert storemon("report", "--status", str(early), *args, "--out", str(tmp_path / "a.csv")).returncode == 0
-    assert (
-        storemon(
-            "report", "--status", str(real_stores_feeds / "store_status.csv"), *args, "--out", str(tmp_path / "b.csv")
-        ).returncode
-        == 0
-    )
+    as_of = ("--as-of", "2023-01-23T12:00:00Z")
+    assert storemon_report(real_stores_feeds, tmp_path / "a.csv", *as_of, status=early).returncode == 0
+    assert storemon_report(real_stores_feeds, tmp_path / "b.csv", *as_of).returncode == 0
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
 
 
 def test_report_rejects_a_file_of_the_wrong_kind_with_one_line(real_stores_feeds, tmp_path):
-    done = storemon(
-        "report",
-        "--status",
-        str(real_stores_feeds / "menu_hours.csv"),
-        "--hours",
-        str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones",
-        str(real_stores_feeds / "timezones.csv"),
-        "--out",
-        str(tmp_path / "r.csv"),
-    )
+    done = storemon_report(real_stores_feeds, tmp_path / "r.csv", status=real_stores_feeds / "menu_hours.csv")
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0
     assert "menu_hours.csv: expected a status-polls file but its header is that of a business-hours file" in done.stderr
@@ -126,19 +110,7 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
 
 
 def test_bad_as_of_is_a_clear_error(real_stores_feeds, tmp_path):
-    done = storemon(
-        "report",
-        "--status",
-        str(real_stores_feeds / "store_status.csv"),
-        "--hours",
-        str(real_stores_feeds / "menu_hours.csv"),
-        "--timezones",
-        str(real_stores_feeds / "timezones.csv"),
-        "--as-of",
-        "last tuesday",
-        "--out",
-        str(tmp_path / "r.csv"),
-    )
+    done = storemon_report(real_stores_feeds, tmp_path / "r.csv", "--as-of", "last tuesday")
     assert done.returncode == 2 and "as-of time 'last tuesday' is not a timestamp" in done.stderr
 
 
