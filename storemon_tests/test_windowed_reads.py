@@ -28,6 +28,7 @@ from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.queries import KeyRange, read_polls, read_weekly_schedules, store_keys
 from storemon_assets.service import CARRY_IN_MARGIN_US, build_report, ingest_files, with_store_ids
 from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import write_csv
 from storemon_tests.reference_model import to_us
 
 ZONES = ["America/Chicago", "Asia/Kolkata", "Pacific/Chatham", "Australia/Lord_Howe", "UTC"]
@@ -93,20 +94,24 @@ def migrated_template(tmp_path_factory) -> Path:
 
 def load_history(folder: Path, template: Path, stores: dict):
     shutil.copyfile(template, folder / "storemon.db")
-    (folder / "polls.csv").write_text(
+    polls = write_csv(
+        folder,
+        "polls.csv",
         "store_id,status,timestamp_utc\n"
-        + "".join(f"{s},{status},{text_instant(at)}\n" for s, d in stores.items() for at, status in d["polls"])
+        + "".join(f"{s},{status},{text_instant(at)}\n" for s, d in stores.items() for at, status in d["polls"]),
     )
     clock = lambda us: f"{us // US_PER_HOUR:02d}:{us // MINUTE_US % 60:02d}"  # noqa: E731
-    (folder / "hours.csv").write_text(
+    hours = write_csv(
+        folder,
+        "hours.csv",
         "store_id,dayOfWeek,start_time_local,end_time_local\n"
-        + "".join(f"{s},{day},{clock(a)},{clock(b)}\n" for s, d in stores.items() for day, a, b in d["rows"])
+        + "".join(f"{s},{day},{clock(a)},{clock(b)}\n" for s, d in stores.items() for day, a, b in d["rows"]),
     )
-    (folder / "timezones.csv").write_text(
-        "store_id,timezone_str\n" + "".join(f"{s},{d['zone']}\n" for s, d in stores.items())
+    timezones = write_csv(
+        folder, "timezones.csv", "store_id,timezone_str\n" + "".join(f"{s},{d['zone']}\n" for s, d in stores.items())
     )
     engine = create_db_engine(sqlite_url(folder / "storemon.db"))
-    ingest_files(engine, [folder / "polls.csv", folder / "hours.csv", folder / "timezones.csv"])
+    ingest_files(engine, [polls, hours, timezones])
     return engine
 
 
