@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from storemon_assets.core.business_time import US_PER_DAY
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
+from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
 from storemon_assets.core.uptime import (
     STATUSES,
     WEEK,
@@ -54,6 +55,7 @@ class PollReads:
     window_polls: int = 0
     older_polls: int = 0
     lookback_rounds: int = 0
+    week_polls: int = 0  # of the window's polls, those in [T - 7 d, T), whatever their status
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,10 @@ class ReportResult:
     def stores_without_observations(self) -> int:
         exact = self.uptime.exact
         return 0 if exact.is_empty() else exact.filter(~pl.col("has_observations")).height
+
+    @property
+    def fleet_week(self) -> FleetWeek:
+        return fleet_week(self.uptime.exact)
 
     @property
     def as_of_iso(self) -> str | None:
@@ -146,7 +152,7 @@ def report_observations(
         rounds += 1
         lookback_us *= 2
     obs = pl.concat([obs, *carry_ins]).sort("store_id", "at_us") if carry_ins else obs
-    return obs, PollReads(window.height, older_polls, rounds)
+    return obs, PollReads(window.height, older_polls, rounds, polls_in_window(window, as_of_us, WEEK.length_us))
 
 
 def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:

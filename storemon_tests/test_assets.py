@@ -186,3 +186,42 @@ def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, 
         assert read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us").equals(stored)
         latest = instance.get_latest_materialization_event(dg.AssetKey("store_status_intervals"))
         assert latest.run_id == result.run_id
+
+
+def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(home, sample_files):
+    home.drop(*sample_files)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+    plotted = (dg.IntMetadataValue, dg.FloatMetadataValue)  # what the asset's Plots tab draws
+    report = {
+        key: value.value
+        for m in result.asset_materializations_for_node("uptime_report")
+        if m.asset_key.to_user_string() == "uptime_report"
+        for key, value in m.metadata.items()
+        if isinstance(value, plotted)
+    }
+    assert set(report) >= {
+        "stores",
+        "fleet_uptime_pct_last_week",
+        "stores_under_95_pct_uptime_last_week",
+        "stores_under_80_pct_uptime_last_week",
+        "stores_without_observations",
+        "polls_last_week",
+        "rejected_rows",
+        "compute_seconds",
+    }
+    # The sample's T is its newest poll, 2023-01-25 18:12:56.113981 UTC; 15,424 of its 17,640
+    # accepted polls fall in [T - 7 d, T) (counted from the file by string comparison).
+    assert report["polls_last_week"] == 15424
+    assert report["rejected_rows"] == 2
+    assert 0 < report["fleet_uptime_pct_last_week"] <= 100
+    assert report["stores_under_80_pct_uptime_last_week"] <= report["stores_under_95_pct_uptime_last_week"] <= 100
+    assert report["compute_seconds"] > 0
+
+    raw = {
+        e.asset_key.to_user_string(): e.metadata for e in result.asset_materializations_for_node("ingest_landing_files")
+    }
+    assert raw["raw_store_status"]["rows_loaded"].value == 17640
+    # 2 of the 17,642 poll rows read were rejected: 0.0113 % -> 0.01.
+    assert raw["raw_store_status"]["rejected_share_pct"] == dg.FloatMetadataValue(0.01)
+    assert raw["raw_business_hours"]["rejected_share_pct"] == dg.FloatMetadataValue(0.0)

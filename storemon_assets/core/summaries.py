@@ -1,6 +1,9 @@
-"""Small human-readable summaries of schedules and reports, for the UI's metadata."""
+"""Small human-readable summaries of schedules and reports, for the UI's metadata: markdown
+tables, and the fleet's numbers the UI plots across materialisations."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -46,3 +49,80 @@ def weekly_uptime_distribution(report: pl.DataFrame) -> pl.DataFrame:
         for low, high in UPTIME_BANDS
     ]
     return pl.DataFrame(rows)
+
+
+# --- numbers the UI plots across materialisations -------------------------------------------
+
+UPTIME_THRESHOLDS_PCT = (95, 80)
+
+
+@dataclass(frozen=True)
+class FleetWeek:
+    """The fleet's last week, from the report's exact sums (half-microseconds, no rounding).
+
+    `uptime_pct` is weighted by business time: all stores' uptime over all stores' uptime +
+    downtime, so a store open 80 hours a week counts twice as much as one open 40. Only stores
+    with observed business time in the week count (a store without observations has neither).
+    """
+
+    uptime_pct: float | None  # None: no store had observed business time in the week
+    stores_observed: int
+    stores_under_pct: dict[int, int]  # threshold % -> stores whose weekly uptime is below it
+
+
+def fleet_week(exact: pl.DataFrame) -> FleetWeek:
+    up, down = pl.col("up_week_half_us"), pl.col("down_week_half_us")
+    if exact.is_empty():
+        return FleetWeek(None, 0, {t: 0 for t in UPTIME_THRESHOLDS_PCT})
+    observed = exact.filter(up + down > 0)
+    # Below t % exactly, in integers: up / (up + down) < t / 100  <=>  100 * up < t * (up + down).
+    under = observed.select(
+        (100 * up < threshold * (up + down)).sum().alias(str(threshold)) for threshold in UPTIME_THRESHOLDS_PCT
+    ).row(0, named=True)
+    totals = observed.select(up.sum().alias("up"), (up + down).sum().alias("all")).row(0, named=True)
+    return FleetWeek(
+        share_pct(totals["up"] or 0, totals["all"] or 0),
+        observed.height,
+        {int(threshold): int(count) for threshold, count in under.items()},
+    )
+
+
+def share_pct(part: int, whole: int) -> float | None:
+    """`part / whole` in percent, rounded to 2 decimals; None when there is no whole."""
+    return round(100 * part / whole, 2) if whole else None
+
+
+def polls_in_window(polls: pl.DataFrame, as_of_us: int | None, length_us: int) -> int:
+    """Polls with `T - length <= timestamp < T`, the window the report covers (SPEC §3)."""
+    if as_of_us is None:
+        return 0
+    at = pl.col("polled_at_us")
+    return polls.filter((at >= as_of_us - length_us) & (at < as_of_us)).height
+
+
+# --- markdown tables ---------------------------------------------------------------------------
+
+
+def markdown_cell(value: object) -> str:
+    """A value as a markdown table shows it: floats with 2 decimals, as the report CSV writes them
+    (`7.52`, not the binary float's `7.5200000000000005`); text with `|` and line breaks escaped."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
+    """The first `max_rows` rows of a frame as a markdown table, with a note when cut."""
+    head = frame.head(max_rows)
+    if head.width == 0:
+        return "_(empty)_"
+    lines = [
+        "| " + " | ".join(markdown_cell(c) for c in head.columns) + " |",
+        "| " + " | ".join("---" for _ in head.columns) + " |",
+    ]
+    lines += ["| " + " | ".join(markdown_cell(v) for v in values) + " |" for values in head.iter_rows()]
+    if frame.height > max_rows:
+        lines.append(f"\n_{max_rows} of {frame.height} rows_")
+    return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from storemon_assets.core import summaries
 from storemon_assets.core.tables import Table
 
 _TYPE_NAMES = {
@@ -33,13 +34,5 @@ def table_schema(spec: Table) -> dg.TableSchema:
 
 
 def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
-    """A small markdown preview of a frame."""
-    head = frame.head(max_rows)
-    if head.width == 0:
-        return dg.MetadataValue.md("_(empty)_")
-    lines = ["| " + " | ".join(head.columns) + " |", "| " + " | ".join("---" for _ in head.columns) + " |"]
-    for values in head.iter_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v) for v in values) + " |")
-    if frame.height > max_rows:
-        lines.append(f"\n_{max_rows} of {frame.height} rows_")
-    return dg.MetadataValue.md("\n".join(lines))
+    """A small markdown preview of a frame (values formatted as in core.summaries.markdown_table)."""
+    return dg.MetadataValue.md(summaries.markdown_table(frame, max_rows))

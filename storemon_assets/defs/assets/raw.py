@@ -7,6 +7,7 @@ from pydantic import Field
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.loading import LoadOutcome, load_feed
 from storemon_assets.db.queries import feed_versions, table_counts
@@ -101,6 +102,9 @@ def ingest_landing_files(
     # make its downstream assets look stale (and the report step is never skipped).
     for kind, (key, spec, _) in RAW_ASSETS.items():
         loaded = [o for o in outcomes if o.kind == kind and not o.already_loaded]
+        # Rows loaded and the share rejected, per run: numbers the UI plots across runs (a run
+        # that read no rows of this feed has no share, and records none).
+        rejected_share = share_pct(sum(o.rows_rejected for o in loaded), sum(o.rows_read for o in loaded))
         yield dg.MaterializeResult(
             asset_key=key,
             data_version=dg.DataVersion(versions.get(kind, "empty")),
@@ -110,6 +114,7 @@ def ingest_landing_files(
                 ),
                 "rows_loaded": sum(o.rows_loaded for o in loaded),
                 "rows_rejected": sum(o.rows_rejected for o in loaded),
+                **({"rejected_share_pct": rejected_share} if rejected_share is not None else {}),
                 "dagster/row_count": counts[spec.name],
                 "new_store_partitions": added,
                 "database": database.display_url,

@@ -2,6 +2,8 @@
 status intervals behind it (`store_status_intervals`): one step computes both, so the timeline
 and the report always come from the same observations and are published together."""
 
+import time
+
 import dagster as dg
 import polars as pl
 from pydantic import Field
@@ -28,15 +30,21 @@ class ReportConfig(dg.Config):
     )
 
 
-def report_metadata(result: ReportResult, paths: list) -> dict:
+def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
+    """What the asset's page shows; every number is plotted across materialisations (Plots tab)."""
+    fleet = result.fleet_week
     return {
         "as_of": result.as_of_iso or "(no polls loaded)",
         "stores": result.store_count,
+        **({"fleet_uptime_pct_last_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
+        **{f"stores_under_{pct}_pct_uptime_last_week": n for pct, n in fleet.stores_under_pct.items()},
         "stores_without_observations": result.stores_without_observations,
         # What the report read: the week before T and a margin, then older polls only for carry-ins.
         "polls_read": result.reads.window_polls + result.reads.older_polls,
+        "polls_last_week": result.reads.week_polls,
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
+        "compute_seconds": round(compute_seconds, 3),
         "dagster/row_count": result.store_count,
         "dagster/column_schema": REPORT_SCHEMA,
         "preview": markdown_table(result.report),
@@ -141,7 +149,9 @@ def uptime_report(
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     engine = database.engine()
+    started = time.perf_counter()
     result = build_report(engine, as_of_us)
+    compute_seconds = time.perf_counter() - started
     results = check_results(
         report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
     )
@@ -161,7 +171,7 @@ def uptime_report(
     paths = write_report_files(result.report, reports.folder, run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     yield dg.MaterializeResult(
-        asset_key=UPTIME_REPORT.name, metadata=report_metadata(result, paths), check_results=results
+        asset_key=UPTIME_REPORT.name, metadata=report_metadata(result, paths, compute_seconds), check_results=results
     )
     if current:
         yield dg.MaterializeResult(asset_key=STORE_STATUS_INTERVALS.name, metadata=intervals_metadata(result))
