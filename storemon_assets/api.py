@@ -1,7 +1,9 @@
 """The trigger + poll HTTP API over Dagster runs (SPEC §7), served by `storemon api`.
 
-Every report is a real Dagster run of `report_job`, launched through the webserver's GraphQL
-API, and its id is the run id. FastAPI is used because the contract is small and typed: the
+Every report is a real Dagster run, launched through the webserver's GraphQL API, and its id is
+the run id: a run of `report_job` (the current report, which also refreshes
+`combined_report.csv`), or with `as_of` a run of `as_of_report_job`, which writes only
+`<report_id>.csv` and leaves the published report alone. FastAPI is used because the contract is small and typed: the
 request and response models give validation and the OpenAPI page at /docs for free. The
 endpoints are plain (sync) functions: the Dagster GraphQL client is synchronous, and FastAPI
 runs them in its thread pool. Every call to Dagster has a timeout; an unreachable Dagster is a
@@ -29,8 +31,8 @@ from pydantic import BaseModel, Field
 
 from storemon_assets import settings
 from storemon_assets.core.instants import parse_as_of
-from storemon_assets.defs.assets.report import ReportConfig, uptime_report
-from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, report_job
+from storemon_assets.defs.as_of_report import AS_OF_TAG, AsOfReportConfig, as_of_instant, as_of_report
+from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, as_of_report_job, report_job
 from storemon_assets.web.routes import router as store_pages
 
 RUNNING_STATES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"}
@@ -108,13 +110,16 @@ class DagsterRuns:
         )
 
     def launch_report(self, as_of: str | None) -> str:
-        run_config = (
-            dg.RunConfig(ops={uptime_report.op.name: ReportConfig(as_of=as_of)}).to_config_dict() if as_of else None
-        )
+        """The current report (`report_job`), or with `as_of` an as-of report (`as_of_report_job`),
+        its T fixed at the moment of the request ('now' included) and named in a run tag."""
+        job, run_config, tags = report_job.name, None, {"storemon/api": "trigger_report"}
+        if as_of:
+            instant = as_of_instant(as_of)
+            job = as_of_report_job.name
+            run_config = dg.RunConfig(ops={as_of_report.name: AsOfReportConfig(as_of=instant)}).to_config_dict()
+            tags[AS_OF_TAG] = instant
         try:
-            return self._client().submit_job_execution(
-                report_job.name, run_config=run_config, tags={"storemon/api": "trigger_report"}
-            )
+            return self._client().submit_job_execution(job, run_config=run_config, tags=tags)
         except DagsterGraphQLClientError as exc:
             if _is_connection_problem(exc):
                 raise DagsterUnavailable(self._unreachable(exc)) from exc
@@ -171,7 +176,9 @@ def _failure_reason(events: list[dict]) -> str | None:
 class TriggerRequest(BaseModel):
     as_of: str | None = Field(
         default=None,
-        description="Report time T: ISO-8601 (UTC unless an offset is given) or 'now'. Default: the latest poll.",
+        description="Report time T: ISO-8601 (UTC unless an offset is given) or 'now'. Given, the report is an "
+        "as-of report: written only under its id, never replacing combined_report.csv. Default: the current "
+        "report (T = the latest poll, or STOREMON_AS_OF), which also refreshes combined_report.csv.",
         examples=["2023-01-25T18:00:00Z"],
     )
 

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import dagster as dg
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,9 +61,13 @@ def expected_csv(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory):
-    home = prepared_home(tmp_path_factory.mktemp("home"))
-    with dagster_dev(home) as dagster_url, storemon_api(home, dagster_url) as api_url:
+def api_home(tmp_path_factory) -> Path:
+    return prepared_home(tmp_path_factory.mktemp("home"))
+
+
+@pytest.fixture(scope="module")
+def api(api_home):
+    with dagster_dev(api_home) as dagster_url, storemon_api(api_home, dagster_url) as api_url:
         yield api_url
 
 
@@ -99,12 +104,32 @@ def test_two_triggers_at_once_give_two_ids_and_two_correct_reports(api, expected
         assert poll(api, report_id).text == expected_csv
 
 
-def test_an_older_report_stays_retrievable_with_its_own_data(api, expected_csv):
-    old = httpx.post(f"{api}/trigger_report", json={"as_of": "2023-01-24T00:00:00Z"}, timeout=30).json()["report_id"]
-    new = httpx.post(f"{api}/trigger_report", timeout=30).json()["report_id"]
-    assert poll(api, new).text == expected_csv
-    older = poll(api, old).text
-    assert older != expected_csv and older.splitlines()[0] == expected_csv.splitlines()[0]
+def test_an_as_of_report_is_kept_under_its_id_and_never_replaces_the_published_report(api, api_home, expected_csv):
+    current = httpx.post(f"{api}/trigger_report", timeout=30).json()["report_id"]
+    assert poll(api, current).text == expected_csv
+    published = api_home / "data" / "reports" / "combined_report.csv"
+    assert published.read_text() == expected_csv
+
+    as_of = httpx.post(f"{api}/trigger_report", json={"as_of": "2023-01-24T00:00:00Z"}, timeout=30).json()
+    older = poll(api, as_of["report_id"])
+    assert older.status_code == 200 and older.headers["x-report-status"] == "Complete"
+    assert older.text != expected_csv and older.text.splitlines()[0] == expected_csv.splitlines()[0]
+    # The published report is still the current one (an hourly run may rewrite it, identically).
+    assert published.read_text() == expected_csv
+    instance = dg.DagsterInstance.from_config(str(api_home / "dagster_home"))
+    try:
+        run = instance.get_run_by_id(as_of["report_id"])
+        assert run.job_name == "as_of_report_job"
+        assert run.tags["storemon/as_of"] == "2023-01-24T00:00:00.000000Z"  # shown on the Runs page
+        materialised = instance.get_records_for_run(
+            as_of["report_id"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+        ).records
+        assert materialised == []
+        latest = instance.get_latest_materialization_event(dg.AssetKey("uptime_report"))
+        assert latest.run_id != as_of["report_id"]
+        assert instance.get_run_by_id(latest.run_id).job_name == "report_job"
+    finally:
+        instance.dispose()
 
 
 def test_an_id_dagster_does_not_know_is_404(api):

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 from storemon_assets.api import (
     FAILED_STATES,
     RUNNING_STATES,
+    DagsterRuns,
     DagsterUnavailable,
     RunInfo,
     _failure_reason,
     create_app,
     report_runs,
 )
-from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, ingest_job, report_job
+from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, as_of_report_job, ingest_job, report_job
 from storemon_tests.dagster_server import free_port
 
 CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
@@ -298,3 +299,28 @@ def test_the_real_client_reports_an_unreachable_dagster_as_503():
     ):
         assert response.status_code == 503
         assert "is unreachable or did not answer within 10 s" in response.json()["detail"]
+
+
+def test_the_real_client_launches_the_current_report_or_an_as_of_report_as_its_own_job(monkeypatch):
+    """No `as_of`: a run of report_job (publishes combined_report.csv). With one: a run of
+    as_of_report_job (writes only its own CSV), T fixed to an ISO instant and shown as a run tag."""
+    submitted = []
+
+    class GraphQLClient:
+        def submit_job_execution(self, job_name, run_config=None, tags=None):
+            submitted.append((job_name, run_config, tags))
+            return str(uuid.uuid4())
+
+    runs = DagsterRuns(f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setattr(runs, "_client", GraphQLClient)
+    runs.launch_report(None)
+    runs.launch_report("2023-01-24 01:00:00+01:00")
+    t = "2023-01-24T00:00:00.000000Z"
+    assert submitted == [
+        (report_job.name, None, {"storemon/api": "trigger_report"}),
+        (
+            as_of_report_job.name,
+            {"loggers": {}, "resources": {}, "ops": {"as_of_report": {"config": {"as_of": t}}}, "execution": {}},
+            {"storemon/api": "trigger_report", "storemon/as_of": t},
+        ),
+    ]

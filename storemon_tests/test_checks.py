@@ -132,14 +132,10 @@ def test_as_of_not_older_than_newest_poll():
 # --- report checks inside the asset ---------------------------------------------------------
 
 
-def test_report_checks_pass_and_an_old_as_of_only_warns(home, instance, sample_files):
+def test_report_checks_pass_and_an_old_as_of_only_warns(home, instance, sample_files, monkeypatch):
+    monkeypatch.setenv("STOREMON_AS_OF", "2023-01-24T00:00:00Z")  # a deployment that fixes T in the past
     home.drop(*sample_files)
-    result = dg.materialize(
-        [ingest_landing_files, uptime_report],
-        resources=home.resources,
-        instance=instance,
-        run_config={"ops": {"uptime_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
-    )
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert len(evaluations) == 4
     assert all(

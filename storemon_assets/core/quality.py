@@ -127,5 +127,5 @@ def as_of_not_older_than_newest_poll(as_of_us: int | None, newest_poll_us: int |
     return Finding(
         False,
         f"T is {behind_h:.2f} h older than the newest poll; polls after T are ignored. "
-        "Clear STOREMON_AS_OF (or the as_of config) to report as of the newest poll",
+        "Clear STOREMON_AS_OF to report as of the newest poll",
     )

@@ -6,7 +6,13 @@ from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.checks import raw_checks
-from storemon_assets.defs.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
+from storemon_assets.defs.jobs import (
+    as_of_report_job,
+    ingest_and_report_job,
+    ingest_job,
+    report_job,
+    store_schedules_job,
+)
 from storemon_assets.defs.resources import default_resources
 from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor
@@ -14,7 +20,7 @@ from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_s
 defs = dg.Definitions(
     assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report],
     asset_checks=raw_checks,
-    jobs=[ingest_and_report_job, ingest_job, report_job, store_schedules_job],
+    jobs=[ingest_and_report_job, ingest_job, report_job, store_schedules_job, as_of_report_job],
     schedules=[hourly_report_schedule],
     sensors=[landing_files_sensor, store_schedules_sensor],
     resources=default_resources(),

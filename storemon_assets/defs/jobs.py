@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
@@ -24,5 +25,6 @@ store_schedules_job = dg.define_asset_job(
     description="Materialise the store partitions named in the run (one run for any number of stores).",
 )
 
-# Runs of these jobs leave a report behind under their run id (the API serves them).
-REPORT_PRODUCING_JOBS = frozenset({report_job.name, ingest_and_report_job.name})
+# Runs of these jobs leave a report behind under their run id (the API serves them): the current
+# report's jobs, and as_of_report_job (a report for a chosen T that publishes nothing).
+REPORT_PRODUCING_JOBS = frozenset({report_job.name, ingest_and_report_job.name, as_of_report_job.name})

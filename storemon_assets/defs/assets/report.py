@@ -1,12 +1,18 @@
-"""The uptime report: `combined_report.csv`, plus a copy per run under the run id, and the
-status intervals behind it (`store_status_intervals`): one step computes both, so the timeline
-and the report always come from the same observations and are published together."""
+"""The uptime report: the *current* report (SPEC §6), published as `combined_report.csv` plus a
+copy per run under the run id, and the status intervals behind it (`store_status_intervals`):
+one step computes both, so the timeline and the report always come from the same observations
+and are published together.
+
+T is the latest poll, or STOREMON_AS_OF when a deployment fixes it (`now` for live operation, a
+past instant to freeze a demo). The asset takes no T of its own: a report for any other T is an
+as-of report (defs/as_of_report.py), which never replaces `combined_report.csv` or the
+timelines, nor becomes the latest materialisation of these assets.
+"""
 
 import time
 
 import dagster as dg
 import polars as pl
-from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
@@ -21,13 +27,6 @@ from storemon_assets.service import ReportResult, build_report, publish_current_
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES]
-
-
-class ReportConfig(dg.Config):
-    as_of: str = Field(
-        default="",
-        description="Report time T (ISO-8601 UTC, or 'now'). Empty: STOREMON_AS_OF, else the latest poll.",
-    )
 
 
 def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
@@ -90,6 +89,12 @@ def report_findings(result: ReportResult, polled: pl.Series, newest_us: int | No
     }
 
 
+def blocking_failures(findings: dict[str, quality.Finding]) -> str | None:
+    """'name: summary; ...' of the blocking checks that failed, or None: the report may be written."""
+    failed = [f"{name}: {f.summary}" for name, f in findings.items() if REPORT_CHECKS[name][0] and not f.passed]
+    return "; ".join(failed) or None
+
+
 def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
@@ -141,37 +146,26 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     ],
     can_subset=False,
 )
-def uptime_report(
-    context: dg.AssetExecutionContext, config: ReportConfig, database: StoremonDatabase, reports: ReportsFolder
-):
+def uptime_report(context: dg.AssetExecutionContext, database: StoremonDatabase, reports: ReportsFolder):
     try:
-        as_of_us = parse_as_of(config.as_of or settings.as_of_setting())
+        as_of_us = parse_as_of(settings.as_of_setting())
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     engine = database.engine()
     started = time.perf_counter()
     result = build_report(engine, as_of_us)
     compute_seconds = time.perf_counter() - started
-    results = check_results(
-        report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
-    )
-    failed = [r for r in results if not r.passed and REPORT_CHECKS[r.check_name][0]]
+    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    results = check_results(findings)
+    failed = blocking_failures(findings)
     if failed:
         yield from results
-        raise dg.Failure(
-            description="report not published, blocking checks failed: "
-            + "; ".join(f"{r.check_name}: {r.description}" for r in failed)
-        )
+        raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
     run_id = context.run.run_id
-    # The timelines follow the current report only (T = the latest poll, or now): a report
-    # for a chosen T must not replace what the API shows.
-    current = config.as_of.strip().lower() in ("", "now")
-    if current:
-        publish_current_report(engine, result, run_id)
+    publish_current_report(engine, result, run_id)  # the timelines the API shows
     paths = write_report_files(result.report, reports.folder, run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     yield dg.MaterializeResult(
         asset_key=UPTIME_REPORT.name, metadata=report_metadata(result, paths, compute_seconds), check_results=results
     )
-    if current:
-        yield dg.MaterializeResult(asset_key=STORE_STATUS_INTERVALS.name, metadata=intervals_metadata(result))
+    yield dg.MaterializeResult(asset_key=STORE_STATUS_INTERVALS.name, metadata=intervals_metadata(result))

@@ -1,0 +1,80 @@
+"""As-of reports: the report for a chosen T, as a run of its own job that publishes nothing.
+
+`combined_report.csv` and the latest materialisation of `uptime_report` are always the *current*
+report (SPEC §6). A report for any other T (`POST /trigger_report` with `as_of`, or
+`as_of_report_job` launched from the UI) runs the same service code and the same blocking
+checks, writes only `<run id>.csv`, and records no asset materialisation. Its T is the run's
+`storemon/as_of` tag (shown on the Runs page) and in the op's output metadata.
+"""
+
+import time
+
+import dagster as dg
+from pydantic import Field
+
+from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.db.queries import newest_poll_us, polled_store_ids
+from storemon_assets.defs.assets import report
+from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.service import build_report, write_report_text
+
+AS_OF_TAG = "storemon/as_of"
+
+
+class AsOfReportConfig(dg.Config):
+    as_of: str = Field(description="Report time T: ISO-8601 (UTC unless an offset is given), or 'now'.")
+
+
+def as_of_instant(text: str) -> str:
+    """T as the run's tag and config carry it: ISO-8601 UTC, 'now' resolved to this moment.
+
+    Raises ValueError for text that is not an instant (or is empty: an as-of report needs its T).
+    """
+    as_of_us = parse_as_of(text)
+    if as_of_us is None:
+        raise ValueError("an as-of report needs its T (ISO-8601 or 'now')")
+    return format_instant(as_of_us)
+
+
+@dg.op(
+    description="The uptime report as of the configured T, written only to <run id>.csv: never to "
+    "combined_report.csv, and no materialisation of uptime_report. The report's blocking checks run first.",
+)
+def as_of_report(
+    context: dg.OpExecutionContext, config: AsOfReportConfig, database: StoremonDatabase, reports: ReportsFolder
+) -> dg.Output:
+    try:
+        as_of_us = parse_as_of(as_of_instant(config.as_of))
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    engine = database.engine()
+    started = time.perf_counter()
+    result = build_report(engine, as_of_us)
+    compute_seconds = time.perf_counter() - started
+    findings = report.report_findings(result, polled_store_ids(engine, as_of_us), newest_poll_us(engine))
+    failed = report.blocking_failures(findings)
+    if failed:
+        raise dg.Failure(description=f"report not written, blocking checks failed: {failed}")
+    path = reports.report_path(context.run.run_id)
+    write_report_text(result.report, path)
+    if context.run.tags.get(AS_OF_TAG) != result.as_of_iso:  # e.g. launched from the UI's launchpad
+        context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: result.as_of_iso})
+    context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
+    return dg.Output(
+        None,
+        metadata={
+            "as_of": result.as_of_iso,
+            "stores": result.store_count,
+            "stores_without_observations": result.stores_without_observations,
+            "report": dg.MetadataValue.path(str(path)),
+            "compute_seconds": round(compute_seconds, 3),
+        },
+    )
+
+
+@dg.job(
+    description="An as-of report: the uptime report for a chosen T, written only to <run id>.csv. "
+    "The published report (combined_report.csv, uptime_report) stays the current one.",
+)
+def as_of_report_job():
+    as_of_report()
