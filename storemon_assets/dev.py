@@ -107,6 +107,14 @@ def stop_services(services: list[Service], grace: float = STOP_GRACE_SECONDS) ->
     return killed
 
 
+def _say(message: str) -> None:
+    """A line on stderr; a closed terminal or pipe (EIO, EPIPE) must not stop the shutdown."""
+    try:
+        print(f"storemon dev: {message}", file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
 def serve(host: str, port: int, api_port: int, grace: float = STOP_GRACE_SECONDS) -> int:
     """Run Dagster and the API until a stop signal or until one of them exits on its own."""
     stop_requested: list[int] = []
@@ -117,25 +125,32 @@ def serve(host: str, port: int, api_port: int, grace: float = STOP_GRACE_SECONDS
     for sig in STOP_SIGNALS:
         signal.signal(sig, request_stop)
     env = dict(os.environ)
-    services = [
-        start_service("dagster", dagster_dev_command(host, port), dagster_dev_environment(env), CHECKOUT),
-        start_service(
-            "api", api_command(host, api_port), {**env, settings.DAGSTER_URL.name: f"http://{host}:{port}"}, CHECKOUT
-        ),
-    ]
+    services: list[Service] = []
     exited = None
-    while not stop_requested and exited is None:
-        exited = next((s for s in services if s.process.poll() is not None), None)
-        time.sleep(0.1)
-    started = time.monotonic()
-    if stop_requested:
-        print(f"storemon dev: {signal.Signals(stop_requested[0]).name}, stopping Dagster and the API", file=sys.stderr)
-    else:
-        print(f"storemon dev: {exited.name} exited with code {exited.process.returncode}, stopping", file=sys.stderr)
-    killed = stop_services(services, grace)
-    print(
-        f"storemon dev: stopped in {time.monotonic() - started:.1f} s"
-        + (f" ({', '.join(killed)}: the rest killed after {grace:g} s)" if killed else ""),
-        file=sys.stderr,
-    )
+    try:
+        services.append(
+            start_service("dagster", dagster_dev_command(host, port), dagster_dev_environment(env), CHECKOUT)
+        )
+        services.append(
+            start_service(
+                "api",
+                api_command(host, api_port),
+                {**env, settings.DAGSTER_URL.name: f"http://{host}:{port}"},
+                CHECKOUT,
+            )
+        )
+        while not stop_requested and exited is None:
+            exited = next((s for s in services if s.process.poll() is not None), None)
+            time.sleep(0.1)
+    finally:  # whatever happened here (even an exception), nothing that was started stays behind
+        started = time.monotonic()
+        if stop_requested:
+            _say(f"{signal.Signals(stop_requested[0]).name}, stopping Dagster and the API")
+        elif exited is not None:
+            _say(f"{exited.name} exited with code {exited.process.returncode}, stopping")
+        killed = stop_services(services, grace)
+        _say(
+            f"stopped in {time.monotonic() - started:.1f} s"
+            + (f" ({', '.join(killed)}: the rest killed after {grace:g} s)" if killed else "")
+        )
     return 0 if stop_requested else 1
