@@ -30,17 +30,19 @@ RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES]
 
 
 def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
-    """What the asset's page shows; every number is plotted across materialisations (Plots tab)."""
+    """What the asset's page shows. Every number is plotted across materialisations (Overview,
+    Metadata, Plots): the fleet's weekly uptime % weighted by business time, the stores whose
+    weekly uptime is under 95 % and under 80 %, polls in the week window, compute time."""
     fleet = result.fleet_week
     return {
         "as_of": result.as_of_iso or "(no polls loaded)",
         "stores": result.store_count,
-        **({"fleet_uptime_pct_last_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
-        **{f"stores_under_{pct}_pct_uptime_last_week": n for pct, n in fleet.stores_under_pct.items()},
+        **({"fleet_uptime_pct_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
+        **{f"stores_under_{pct}_pct_week": n for pct, n in fleet.stores_under_pct.items()},
         "stores_without_observations": result.stores_without_observations,
         # What the report read: the week before T and a margin, then older polls only for carry-ins.
         "polls_read": result.reads.window_polls + result.reads.older_polls,
-        "polls_last_week": result.reads.week_polls,
+        "polls_in_week": result.reads.week_polls,
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
         "compute_seconds": round(compute_seconds, 3),
