@@ -3,11 +3,11 @@
 Every report is a real Dagster run, launched through the webserver's GraphQL API, and its id is
 the run id: a run of `report_job` (the current report, which also refreshes
 `combined_report.csv`), or with `as_of` a run of `as_of_report_job`, which writes only
-`<report_id>.csv` and leaves the published report alone. FastAPI is used because the contract is small and typed: the
-request and response models give validation and the OpenAPI page at /docs for free. The
-endpoints are plain (sync) functions: the Dagster GraphQL client is synchronous, and FastAPI
-runs them in its thread pool. Every call to Dagster has a timeout; an unreachable Dagster is a
-503 that says so.
+`<report_id>.csv` and leaves the published report alone. FastAPI is used because the contract
+is small and typed: the request and response models give validation and the OpenAPI page at
+/docs for free. The endpoints are plain (sync) functions: the Dagster GraphQL client is
+synchronous, and FastAPI runs them in its thread pool. Every call to Dagster has a timeout; an
+unreachable Dagster is a 503 that says so.
 
 The endpoints get Dagster (`report_runs`) and the reports folder (`reports_folder`) as FastAPI
 dependencies, so tests swap in a fake run client with `app.dependency_overrides` and check the

@@ -120,8 +120,10 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
             group_name="report",
             kinds={"polars", "csv"},
             skippable=True,
-            description="Uptime and downtime of every polled store during its business hours over the last hour, "
-            "day and week before T (docs/uptime-logic.md). Derives each store's schedule with the same code as "
+            description="The current report: uptime and downtime of every polled store during its business "
+            "hours over the last hour, day and week before T, the latest poll or STOREMON_AS_OF "
+            "(docs/uptime-logic.md). Reports for another T are runs of as_of_report_job and never replace "
+            "this one. Derives each store's schedule with the same code as "
             "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
             "published when a blocking check fails.",
         ),
