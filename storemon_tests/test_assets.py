@@ -8,6 +8,7 @@ import polars as pl
 from storemon_assets.core.tables import REJECTED_ROWS, STORE_SCHEDULES, STORE_STATUS_INTERVALS
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_assets.db.queries import current_report_info, current_report_rows, read_table
+from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
@@ -160,12 +161,11 @@ def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, 
         assert metadata["store_status_intervals"]["dagster/row_count"].value == stored.height
         assert metadata["uptime_report"]["timelines_page"].value == "http://127.0.0.1:8000/"
 
-        # A report for another T leaves the timelines (and what the API shows) alone.
-        as_of = dg.materialize(
-            [uptime_report],
+        # A report for another T (an as-of run) leaves the timelines (and what the API shows) alone.
+        as_of = as_of_report_job.execute_in_process(
+            run_config={"ops": {"as_of_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
             resources=home.resources,
             instance=instance,
-            run_config={"ops": {"uptime_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
         )
         assert as_of.success
         assert current_report_info(engine)["report_id"] == result.run_id
