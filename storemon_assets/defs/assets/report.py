@@ -91,6 +91,24 @@ def report_findings(result: ReportResult, polled: pl.Series, newest_us: int | No
     }
 
 
+def checked_report(engine, as_of_us: int | None) -> tuple[ReportResult, dict[str, quality.Finding], float]:
+    """The report as of T (None: the latest poll), what its checks found, and the seconds the
+    computation took: shared by the current report and the as-of job."""
+    started = time.perf_counter()
+    result = build_report(engine, as_of_us)
+    compute_seconds = time.perf_counter() - started
+    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    return result, findings, compute_seconds
+
+
+def instant_or_failure(text: str) -> int | None:
+    """T from its text (parse_as_of), or the run fails saying what is wrong with it."""
+    try:
+        return parse_as_of(text)
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+
+
 def blocking_failures(findings: dict[str, quality.Finding]) -> str | None:
     """'name: summary; ...' of the blocking checks that failed, or None: the report may be written."""
     failed = [f"{name}: {f.summary}" for name, f in findings.items() if REPORT_CHECKS[name][0] and not f.passed]
@@ -151,15 +169,8 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     can_subset=False,
 )
 def uptime_report(context: dg.AssetExecutionContext, database: StoremonDatabase, reports: ReportsFolder):
-    try:
-        as_of_us = parse_as_of(settings.as_of_setting())
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
     engine = database.engine()
-    started = time.perf_counter()
-    result = build_report(engine, as_of_us)
-    compute_seconds = time.perf_counter() - started
-    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    result, findings, compute_seconds = checked_report(engine, instant_or_failure(settings.as_of_setting()))
     results = check_results(findings)
     failed = blocking_failures(findings)
     if failed:
