@@ -20,12 +20,6 @@ UPTIME_REPORT = dg.AssetKey("uptime_report")
 AS_OF = "2023-01-24T00:00:00Z"
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 def as_of_run(home, instance, as_of: str = AS_OF, **kwargs) -> dg.ExecuteInProcessResult:
     return as_of_report_job.execute_in_process(
         run_config=dg.RunConfig(ops={"as_of_report": {"config": {"as_of": as_of}}}),

@@ -174,10 +174,9 @@ def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, 
         assert latest.run_id == result.run_id
 
 
-def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(home, sample_files):
+def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
     plotted = (dg.IntMetadataValue, dg.FloatMetadataValue)  # what the asset's Plots tab draws
     report = {
         key: value.value
