@@ -35,7 +35,9 @@ DATA_DIR = Setting("STOREMON_DATA_DIR", "landing folder where new CSV files arri
 REPORTS_DIR = Setting(
     "STOREMON_REPORTS_DIR", "where `combined_report.csv` and `<report_id>.csv` go", "`<home>/data/reports`"
 )
-AS_OF = Setting("STOREMON_AS_OF", "fixed report time `T` (ISO-8601, or `now`)", "unset: the latest poll")
+AS_OF = Setting(
+    "STOREMON_AS_OF", "fixed report time `T` of the current report (ISO-8601, or `now`)", "unset: the latest poll"
+)
 DAGSTER_URL = Setting("STOREMON_DAGSTER_URL", "the Dagster webserver, for the HTTP API", "`http://127.0.0.1:3000`")
 MAX_STORE_PARTITIONS = Setting("STOREMON_MAX_STORE_PARTITIONS", "most store partitions to create", "`100000`")
 API_URL = Setting(
