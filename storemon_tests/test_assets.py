@@ -142,36 +142,35 @@ def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files, in
     assert report.filter(pl.col("store_id") == "brand-new-store").get_column("downtime_last_hour").to_list() == [60.0]
 
 
-def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, sample_files):
+def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, sample_files, instance):
     home.drop(*sample_files)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
-        assert result.success
-        engine = home.database.engine()
-        info = current_report_info(engine)
-        assert info["report_id"] == result.run_id and info["stores"] == 100
-        # The table holds what the report computed, and its rows are the CSV's.
-        expected = build_report(engine)
-        stored = read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us")
-        assert stored.equals(expected.uptime.intervals.select(stored.columns).sort("store_id", "start_half_us"))
-        csv = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
-        assert current_report_rows(engine).sort("store_id").equals(csv)
-        intervals = result.asset_materializations_for_node("uptime_report")
-        metadata = {m.asset_key.to_user_string(): m.metadata for m in intervals}
-        assert metadata["store_status_intervals"]["dagster/row_count"].value == stored.height
-        assert metadata["uptime_report"]["timelines_page"].value == "http://127.0.0.1:8000/"
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+    assert result.success
+    engine = home.database.engine()
+    info = current_report_info(engine)
+    assert info["report_id"] == result.run_id and info["stores"] == 100
+    # The table holds what the report computed, and its rows are the CSV's.
+    expected = build_report(engine)
+    stored = read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us")
+    assert stored.equals(expected.uptime.intervals.select(stored.columns).sort("store_id", "start_half_us"))
+    csv = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})
+    assert current_report_rows(engine).sort("store_id").equals(csv)
+    intervals = result.asset_materializations_for_node("uptime_report")
+    metadata = {m.asset_key.to_user_string(): m.metadata for m in intervals}
+    assert metadata["store_status_intervals"]["dagster/row_count"].value == stored.height
+    assert metadata["uptime_report"]["timelines_page"].value == "http://127.0.0.1:8000/"
 
-        # A report for another T (an as-of run) leaves the timelines (and what the API shows) alone.
-        as_of = as_of_report_job.execute_in_process(
-            run_config={"ops": {"as_of_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
-            resources=home.resources,
-            instance=instance,
-        )
-        assert as_of.success
-        assert current_report_info(engine)["report_id"] == result.run_id
-        assert read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us").equals(stored)
-        latest = instance.get_latest_materialization_event(dg.AssetKey("store_status_intervals"))
-        assert latest.run_id == result.run_id
+    # A report for another T (an as-of run) leaves the timelines (and what the API shows) alone.
+    as_of = as_of_report_job.execute_in_process(
+        run_config={"ops": {"as_of_report": {"config": {"as_of": "2023-01-24T00:00:00Z"}}}},
+        resources=home.resources,
+        instance=instance,
+    )
+    assert as_of.success
+    assert current_report_info(engine)["report_id"] == result.run_id
+    assert read_table(engine, STORE_STATUS_INTERVALS).sort("store_id", "start_half_us").equals(stored)
+    latest = instance.get_latest_materialization_event(dg.AssetKey("store_status_intervals"))
+    assert latest.run_id == result.run_id
 
 
 def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(home, sample_files, instance):

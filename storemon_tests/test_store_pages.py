@@ -21,6 +21,7 @@ from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
 from storemon_assets.web.routes import MAX_WORST, store_database
+from storemon_tests.helpers import write_csv
 
 POLLS = """store_id,status,timestamp_utc
 s,active,2023-01-16 16:14:00.000000 UTC
@@ -49,11 +50,10 @@ def make_engine(root: Path):
 @pytest.fixture
 def engine(tmp_path):
     engine = make_engine(tmp_path)
-    files = []
-    for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES)):
-        path = tmp_path / name
-        path.write_text(text)
-        files.append(path)
+    files = [
+        write_csv(tmp_path, name, text)
+        for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES))
+    ]
     ingest_files(engine, files)
     publish_current_report(engine, build_report(engine), "report-1")
     return engine
