@@ -1,4 +1,4 @@
-"""The `storemon` command: report, generate, sample, api, dev."""
+"""The `storemon` command: report, ingest, generate, sample, db, api, dev."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import polars as pl
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
 from storemon_assets.core.instants import parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.progress import Progress
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
 
@@ -24,43 +25,113 @@ def _fail(message: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Fresh embedded database, same ingestion and computation as the assets, CSV out."""
-    from storemon_assets.db.engine import create_db_engine, create_tables
-    from storemon_assets.db.loading import load_feed
-    from storemon_assets.service import build_report, write_report_text
-    from storemon_assets.settings import sqlite_url
+    """The report as CSV: from three files (in a fresh embedded database, through the same
+    ingestion and computation as the assets) or, without them, from the configured database."""
+    from storemon_assets.service import write_report_text
 
+    files = (args.status, args.hours, args.timezones)
+    if any(files) and not all(files):
+        return _fail("give all three of --status, --hours and --timezones, or none to report from the database")
+    progress = Progress.to_stderr(args.quiet)
     try:
         as_of_us = parse_as_of(args.as_of)
-        feeds = []
-        for expected, path in ((POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones)):
-            feed = read_feed_file(path)
-            if feed.kind != expected:
-                raise FeedFileError(
-                    f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
-                    f"{_KIND_NAMES[feed.kind]} file"
-                )
-            feeds.append(feed)
+        if all(files):
+            result, rejected = _report_from_files(args, as_of_us, progress)
+        else:
+            result, rejected = _report_from_database(as_of_us, progress)
     except (FeedFileError, ValueError) as exc:
         return _fail(str(exc))
-
-    with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
-        engine = create_db_engine(sqlite_url(Path(scratch) / "storemon.db"))
-        create_tables(engine)
-        outcomes = [load_feed(engine, feed) for feed in feeds]
-        result = build_report(engine, as_of_us)
-        engine.dispose()
     try:
-        write_report_text(result.report, Path(args.out))
+        with progress.phase("write") as phase:
+            write_report_text(result.report, Path(args.out))
+            phase.detail = f"{result.store_count:,} rows to {args.out}"
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    rejected = sum(o.rows_rejected for o in outcomes)
     print(
         f"wrote {args.out}: {result.store_count} stores as of {result.as_of_iso or '(no polls)'}, "
         f"{result.stores_without_observations} without observations, {rejected} rejected rows",
         file=sys.stderr,
     )
     return 0
+
+
+def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress: Progress):
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.db.loading import load_feed
+    from storemon_assets.service import build_report
+    from storemon_assets.settings import sqlite_url
+
+    feeds = []
+    for expected, path in ((POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones)):
+        with progress.phase(f"parse {Path(path).name}") as phase:
+            feed = read_feed_file(path)
+            phase.detail = f"{feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+        if feed.kind != expected:
+            raise FeedFileError(
+                f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
+                f"{_KIND_NAMES[feed.kind]} file"
+            )
+        feeds.append(feed)
+    with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
+        engine = open_database(sqlite_url(Path(scratch) / "storemon.db"))
+        outcomes = []
+        for feed in feeds:
+            with progress.phase(f"load {feed.path.name}") as phase:
+                outcomes.append(load_feed(engine, feed, on_rows=phase.advance))
+                phase.detail = f"{outcomes[-1].rows_loaded:,} rows"
+        result = build_report(engine, as_of_us, progress=progress)
+        engine.dispose()
+    return result, sum(o.rows_rejected for o in outcomes)
+
+
+def _report_from_database(as_of_us: int | None, progress: Progress):
+    from storemon_assets import settings
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.service import build_report
+
+    with progress.phase("open database") as phase:
+        engine = open_database(settings.database_url())
+        phase.detail = engine.url.render_as_string(hide_password=True)
+    result = build_report(engine, as_of_us, progress=progress)
+    engine.dispose()
+    return result, sum(result.rejected_rows_by_kind.values())
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Load files of any of the three kinds into the configured database, one transaction each."""
+    from storemon_assets import settings
+    from storemon_assets.core.parsing import file_sha256, parse_feed_bytes
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.db.loading import LoadOutcome, load_feed
+    from storemon_assets.db.queries import is_loaded
+
+    progress = Progress.to_stderr(args.quiet)
+    engine = open_database(settings.database_url())
+    unreadable = 0
+    for name in args.files:
+        path = Path(name)
+        try:
+            with progress.phase(f"read {path.name}") as phase:
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    raise FeedFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+                if is_loaded(engine, file_sha256(data)):  # in the ledger: no need to parse it again
+                    phase.detail = "in the ledger"
+                    print(LoadOutcome(path.name, "", already_loaded=True).describe(), flush=True)
+                    continue
+                feed = parse_feed_bytes(data, path)
+                phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+        except FeedFileError as exc:
+            unreadable += 1
+            print(f"{path.name}: unreadable: {exc}", flush=True)
+            continue
+        with progress.phase(f"load {path.name}") as phase:
+            outcome = load_feed(engine, feed, on_rows=phase.advance)
+            phase.detail = f"{outcome.rows_loaded:,} rows"
+        print(outcome.describe(), flush=True)
+    engine.dispose()
+    return 2 if unreadable else 0
 
 
 def generated_end(text: str | None) -> dt.datetime:
@@ -160,19 +231,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    report = sub.add_parser("report", help="compute the report from three CSV files, without Dagster")
-    report.add_argument("--status", required=True, help="status polls CSV (store_id,status,timestamp_utc)")
-    report.add_argument(
-        "--hours", required=True, help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)"
+    report = sub.add_parser(
+        "report",
+        help="write the report CSV: from the configured database, or from three CSV files without Dagster",
+        description="Without --status/--hours/--timezones the report comes from the configured database "
+        "(STOREMON_DATABASE_URL); with all three, from those files loaded into a fresh embedded database.",
     )
-    report.add_argument("--timezones", required=True, help="timezones CSV (store_id,timezone_str)")
+    report.add_argument("--status", help="status polls CSV (store_id,status,timestamp_utc)")
+    report.add_argument("--hours", help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)")
+    report.add_argument("--timezones", help="timezones CSV (store_id,timezone_str)")
     report.add_argument(
         "--as-of",
         default=None,
         help="report time T (ISO-8601, UTC unless an offset is given, or 'now'); default: the latest poll",
     )
     report.add_argument("--out", required=True, help="where to write the report CSV")
+    report.add_argument("--quiet", action="store_true", help="no progress on stderr")
     report.set_defaults(func=cmd_report)
+
+    ingest = sub.add_parser(
+        "ingest",
+        help="load CSV files of any of the three kinds (recognised by header) into the configured database",
+    )
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    ingest.set_defaults(func=cmd_ingest)
 
     generate = sub.add_parser("generate", help="write a realistic synthetic data set")
     generate.add_argument(

@@ -23,10 +23,14 @@ from storemon_assets.core.uptime import (
     STATUSES,
     WEEK,
     UptimeReport,
+    business_intervals_covering,
     empty_uptime_report,
+    observations,
     polls_observations,
     report_csv,
     report_from_observations,
+    utc_days,
+    window_utc_days,
 )
 from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
 from storemon_assets.db.queries import (
@@ -39,6 +43,7 @@ from storemon_assets.db.queries import (
     read_weekly_schedules,
     rejected_counts,
 )
+from storemon_assets.progress import QUIET, Progress
 
 COMBINED_REPORT_NAME = "combined_report.csv"
 # Read with the week: the day before it, where most stores' carry-in lies (a store open every
@@ -97,37 +102,92 @@ def ingest_files(engine: sa.Engine, paths: Iterable[str | Path]) -> list[LoadOut
     return [load_feed(engine, read_feed_file(path)) for path in paths]
 
 
-def build_report(engine: sa.Engine, as_of_us: int | None = None, keys: KeyRange | None = None) -> ReportResult:
+def build_report(
+    engine: sa.Engine, as_of_us: int | None = None, keys: KeyRange | None = None, progress: Progress = QUIET
+) -> ReportResult:
     """Compute the report as of T (default: the latest poll) from what the database holds,
-    reading only the polls it needs (of the stores in `keys`, a shard, when given)."""
-    if as_of_us is None:
-        as_of_us = newest_poll_us(engine)
-    if as_of_us is None:
-        return ReportResult(empty_uptime_report(None), rejected_counts(engine))
-    stores = polled_stores(engine, as_of_us, keys)
-    schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
-    obs, reads = report_observations(engine, stores, schedule, as_of_us, keys)
-    uptime = report_from_observations(obs, schedule, stores.get_column("store_id"), as_of_us)
+    reading only the polls it needs (of the stores in `keys`, a shard, when given).
+
+    The computation identifies stores by their integer keys (see core/uptime.py); the result
+    carries their text ids again.
+    """
+    with progress.phase("stores") as phase:
+        if as_of_us is None:
+            as_of_us = newest_poll_us(engine)
+        if as_of_us is None:
+            phase.detail = "no polls loaded"
+            return ReportResult(empty_uptime_report(None), rejected_counts(engine))
+        stores = polled_stores(engine, as_of_us, keys)
+        schedule = keyed_by_store_key(read_weekly_schedules(engine, stores.get_column("store_id")), stores)
+        phase.detail = f"{stores.height:,} polled by {format_instant(as_of_us)}"
+    obs, business, reads = report_observations(engine, stores, schedule, as_of_us, keys, progress)
+    with progress.phase("compute") as phase:
+        uptime = report_from_observations(obs, schedule, stores.get_column("store_key"), as_of_us, business)
+        uptime = with_text_store_ids(uptime, stores)
+        phase.detail = f"{obs.height:,} observations, {uptime.intervals.height:,} status intervals"
     return ReportResult(uptime, rejected_counts(engine), reads)
 
 
+def keyed_by_store_key(frame: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """A frame of text store ids, with the stores' integer keys in the store_id column instead."""
+    return frame.join(stores, on="store_id").with_columns(pl.col("store_key").alias("store_id")).drop("store_key")
+
+
+def with_text_store_ids(uptime: UptimeReport, stores: pl.DataFrame) -> UptimeReport:
+    """The report of a keyed computation with the stores' text ids back, sorted by them."""
+    ids = stores.select(pl.col("store_key").alias("store_id"), pl.col("store_id").alias("text_id"))
+
+    def back(frame: pl.DataFrame, order: list[str]) -> pl.DataFrame:
+        if frame.is_empty() and "store_id" not in frame.columns:
+            return frame
+        return (
+            frame.join(ids, on="store_id", how="left")
+            .with_columns(pl.col("text_id").alias("store_id"))
+            .drop("text_id")
+            .sort(order)
+        )
+
+    return UptimeReport(
+        uptime.as_of_us,
+        back(uptime.report, ["store_id"]),
+        back(uptime.exact, ["store_id"]),
+        back(uptime.intervals, ["store_id", "start_half_us"]),
+    )
+
+
 def report_observations(
-    engine: sa.Engine, stores: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int, keys: KeyRange | None = None
-) -> tuple[pl.DataFrame, PollReads]:
+    engine: sa.Engine,
+    stores: pl.DataFrame,
+    schedule: pl.DataFrame,
+    as_of_us: int,
+    keys: KeyRange | None = None,
+    progress: Progress = QUIET,
+) -> tuple[pl.DataFrame, pl.DataFrame, PollReads]:
     """The observations a report as of T needs (see `report_from_observations`): all of the
     week before T, and each store's carry-in, however old.
 
-    `stores`: store_key, store_id of the stores to report. Polls of [T - 7 d - margin, T] are
+    `stores`: store_key, store_id of the stores to report; `schedule` and the observations
+    returned are keyed by store_key (in the store_id column). Polls of [T - 7 d - margin, T] are
     read for all of them; a store with no observation before the week among those is looked
     up further back on its own: from its last poll before what was read, a span of polls is
     read, and if none of them is an observation, the span before it, twice as long. A poll
     outside business hours is not an observation, which is why the last poll alone does not do.
+    Also returns the business intervals of the week and the polls read, for the computation.
     """
     week_start_us = as_of_us - WEEK.length_us
-    window = with_store_ids(read_polls(engine, week_start_us - CARRY_IN_MARGIN_US, as_of_us, keys), stores)
-    obs = polls_observations(window, schedule)
+    with progress.phase("read polls") as phase:
+        window = keyed_polls(read_polls(engine, week_start_us - CARRY_IN_MARGIN_US, as_of_us, keys))
+        phase.detail = f"{window.height:,} of the week before T and the day before it"
+    with progress.phase("observations") as phase:
+        # One set of business intervals serves the polls read and the week itself.
+        days = pl.concat(
+            [utc_days(window, "polled_at_us"), window_utc_days(stores.get_column("store_key"), week_start_us, as_of_us)]
+        ).unique()
+        business = business_intervals_covering(schedule, days)
+        obs = observations(window, business)
+        phase.detail = f"{obs.height:,} inside business hours"
     found = obs.filter(pl.col("at_us") < week_start_us).get_column("store_id").unique()
-    pending = stores.filter(~pl.col("store_id").is_in(found.implode())).select(
+    pending = stores.filter(~pl.col("store_key").is_in(found.implode())).select(
         "store_key", pl.lit(week_start_us - CARRY_IN_MARGIN_US).alias("before_us")
     )
     carry_ins = []
@@ -138,25 +198,33 @@ def report_observations(
         if last.is_empty():
             break
         spans = last.select("store_key", (pl.col("last_us") - lookback_us).alias("first_us"), "last_us")
-        older = with_store_ids(read_polls_in_ranges(engine, spans), stores)
+        older = keyed_polls(read_polls_in_ranges(engine, spans))
         older_obs = polls_observations(older, schedule)
         # The latest observation of a span is the store's carry-in: nothing after it was unread.
         carry_ins.append(older_obs.filter(pl.col("at_us") == pl.col("at_us").max().over("store_id")))
         done = older_obs.get_column("store_id").unique()
-        pending = (
-            spans.join(stores, on="store_key")
-            .filter(~pl.col("store_id").is_in(done.implode()))
-            .select("store_key", pl.col("first_us").alias("before_us"))
+        pending = spans.filter(~pl.col("store_key").is_in(done.implode())).select(
+            "store_key", pl.col("first_us").alias("before_us")
         )
         older_polls += older.height
         rounds += 1
         lookback_us *= 2
+    if rounds:
+        with progress.phase("carry-ins") as phase:
+            found_further = sum(c.height for c in carry_ins)
+            phase.detail = f"{found_further:,} found further back, {older_polls:,} polls in {rounds} rounds"
     obs = pl.concat([obs, *carry_ins]).sort("store_id", "at_us") if carry_ins else obs
-    return obs, PollReads(window.height, older_polls, rounds, polls_in_window(window, as_of_us, WEEK.length_us))
+    week_polls = polls_in_window(window, as_of_us, WEEK.length_us)
+    return obs, business, PollReads(window.height, older_polls, rounds, week_polls)
+
+
+def keyed_polls(polls: pl.DataFrame) -> pl.DataFrame:
+    """Polls as read (store_key, ...) in the shape the computation takes, keyed by store key."""
+    return polls.rename({"store_key": "store_id"})
 
 
 def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
-    """Polls keyed by store_key, with the stores' opaque ids instead."""
+    """Polls as read (store_key, ...) with the stores' text ids instead."""
     return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import polars as pl
 import pytest
 
 from storemon_assets.core.uptime import REPORT_COLUMNS
+from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import shared_data
 from storemon_tests.helpers import write_csv
 
@@ -150,3 +152,73 @@ def test_generate_works_for_a_handful_of_stores(tmp_path):
     done = storemon("generate", "--stores", "3", "--days", "1", "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "store_status.csv").read_text().count("\n") > 3
+
+
+# --- the configured database ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_feeds(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("small")
+    done = storemon("generate", "--stores", "60", "--days", "9", "--seed", "3", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def storemon_on(database: Path, *args: str) -> subprocess.CompletedProcess:
+    """`storemon ...` with STOREMON_DATABASE_URL naming `database`."""
+    env = {**os.environ, "STOREMON_DATABASE_URL": sqlite_url(database)}
+    return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_ingest_loads_each_file_in_one_line_and_still_loads_the_rest_after_an_unreadable_one(small_feeds, tmp_path):
+    database = tmp_path / "storemon.db"
+    junk = tmp_path / "junk.csv"
+    junk.write_text("order_id,amount\n1,2\n")
+    files = [small_feeds / "menu_hours.csv", junk, small_feeds / "store_status.csv", small_feeds / "timezones.csv"]
+    done = storemon_on(database, "ingest", *map(str, files))
+    assert done.returncode == 2  # one file was unreadable
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("menu_hours.csv: loaded, hours, ")
+    assert lines[1].startswith("junk.csv: unreadable: junk.csv: unrecognised header 'order_id,amount'")
+    assert lines[2].startswith("store_status.csv: loaded, polls, ") and lines[2].endswith(" rejected")
+    assert lines[3].startswith("timezones.csv: loaded, timezones, ")
+    # Progress went to stderr: one line per phase, with counts and seconds.
+    assert "load store_status.csv: " in done.stderr and " s)" in done.stderr
+
+    again = storemon_on(database, "ingest", "--quiet", *map(str, files[2:]))
+    assert again.returncode == 0
+    assert again.stdout.splitlines() == ["store_status.csv: already loaded", "timezones.csv: already loaded"]
+    assert again.stderr == ""  # --quiet: no progress
+
+
+def test_report_without_feed_files_comes_from_the_configured_database(small_feeds, tmp_path):
+    database = tmp_path / "storemon.db"
+    names = ("store_status.csv", "menu_hours.csv", "timezones.csv")
+    assert storemon_on(database, "ingest", "--quiet", *(str(small_feeds / n) for n in names)).returncode == 0
+    as_of = ["--as-of", "2023-01-24T06:00:00Z"]
+    from_database = storemon_on(database, "report", *as_of, "--out", str(tmp_path / "db.csv"))
+    assert from_database.returncode == 0, from_database.stderr
+    assert "read polls: " in from_database.stderr and "as of 2023-01-24T06:00:00" in from_database.stderr
+    from_files = storemon(
+        "report",
+        *("--status", str(small_feeds / names[0]), "--hours", str(small_feeds / names[1])),
+        *("--timezones", str(small_feeds / names[2]), *as_of, "--quiet", "--out", str(tmp_path / "files.csv")),
+    )
+    assert from_files.returncode == 0, from_files.stderr
+    assert (tmp_path / "db.csv").read_text() == (tmp_path / "files.csv").read_text()
+    assert (tmp_path / "db.csv").read_text().count("\n") == 61  # header + 60 stores
+
+
+def test_report_wants_all_three_feed_files_or_none(tmp_path):
+    done = storemon_on(tmp_path / "s.db", "report", "--status", "polls.csv", "--out", str(tmp_path / "r.csv"))
+    assert done.returncode == 2
+    assert "give all three of --status, --hours and --timezones, or none" in done.stderr
+
+
+def test_report_from_an_empty_database_writes_just_the_header(tmp_path):
+    done = storemon_on(tmp_path / "s.db", "report", "--out", str(tmp_path / "r.csv"))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "r.csv").read_text().splitlines() == [",".join(REPORT_COLUMNS)]
+    assert "as of (no polls)" in done.stderr

@@ -161,7 +161,8 @@ def business_intervals_utc(schedule: pl.DataFrame, store_dates: pl.DataFrame) ->
 
 
 def merge_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
-    """Union of each store's half-open intervals as disjoint, sorted intervals."""
+    """Union of each store's half-open intervals as disjoint, sorted intervals (store_id keeps
+    the type it came with: the text id, or the integer key the report computes with)."""
     ordered = intervals.sort("store_id", "open_us", "close_us")
     reach_so_far = pl.col("close_us").cum_max().shift(1).over("store_id")
     starts_new_run = reach_so_far.is_null() | (pl.col("open_us") > reach_so_far)
@@ -170,7 +171,7 @@ def merge_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
         .group_by("store_id", "_run", maintain_order=True)
         .agg(pl.col("open_us").min(), pl.col("close_us").max())
         .drop("_run")
-        .cast(INTERVAL_SCHEMA)
+        .cast({"open_us": pl.Int64, "close_us": pl.Int64})
     )
 
 

@@ -14,6 +14,11 @@ downtime equals the business time in the window exactly.
 
 Midpoints of two microsecond timestamps can fall on half a microsecond, so interval bounds and
 sums are kept in integer *half-microseconds* and only divided when the report is rounded.
+
+Stores are told apart by the column `store_id`: the opaque text id, or any one-to-one stand-in
+for it. The report built from the database computes with the stores' small integer keys,
+which group, sort and join several times faster than text, and maps them back to the ids at
+the end (service.py); every function here keeps the type it is given.
 """
 
 from __future__ import annotations
@@ -70,19 +75,26 @@ def one_poll_per_instant(polls: pl.DataFrame) -> pl.DataFrame:
 
     SPEC §5.1: polls at one instant with different statuses count as one inactive poll.
     `polls` has store_id, polled_at_us and either `active` (bool) or `status` (text).
+    Sorted with `active` last, false (inactive) comes first among polls at one instant, so the
+    first of each run of equal (store, instant) is the one that counts. Input that is already
+    in order (as the database returns it) costs a single pass.
     """
     if "active" not in polls.columns:
         polls = polls.with_columns((pl.col("status") == "active").alias("active"))
-    return (
-        polls.group_by("store_id", pl.col("polled_at_us").alias("at_us"))
-        .agg(pl.col("active").all())
-        .sort("store_id", "at_us")
+    ordered = polls.select("store_id", pl.col("polled_at_us").alias("at_us"), "active").sort(
+        "store_id", "at_us", "active"
     )
+    repeats = (pl.col("store_id") == pl.col("store_id").shift(1)) & (pl.col("at_us") == pl.col("at_us").shift(1))
+    return ordered.filter(~repeats.fill_null(False))
 
 
 def utc_days(points: pl.DataFrame, at_col: str = "at_us") -> pl.DataFrame:
     """store_id, utc_day (days since the epoch) of each instant, deduplicated."""
-    return points.select("store_id", pl.col(at_col).floordiv(US_PER_DAY).alias("utc_day")).unique()
+    days = points.select("store_id", pl.col(at_col).floordiv(US_PER_DAY).alias("utc_day"))
+    # Points in store and time order (as read) repeat a day in runs: drop the repeats in one
+    # pass before the general de-duplication.
+    repeats = (pl.col("store_id") == pl.col("store_id").shift(1)) & (pl.col("utc_day") == pl.col("utc_day").shift(1))
+    return days.filter(~repeats.fill_null(False)).unique()
 
 
 def window_utc_days(store_ids: pl.Series, start_us: int, end_us: int) -> pl.DataFrame:
@@ -142,12 +154,14 @@ def status_intervals(obs: pl.DataFrame, business: pl.DataFrame, start_us: int, e
     """
     clipped = clip_half_us(business, start_us, end_us)
     # Only the observations in the window and the last one before it decide statuses in it.
-    obs = obs.sort("store_id", "at_us").filter(
-        (pl.col("at_us") >= start_us)
-        | (pl.col("at_us") == pl.col("at_us").filter(pl.col("at_us") < start_us).max().over("store_id"))
-    )
-    previous_at = pl.col("at_us").shift(1).over("store_id")
-    previous_active = pl.col("active").shift(1).over("store_id")
+    # Rows are sorted by store, so "the same store's previous/next row" is a shifted row of the
+    # same store: cheaper than grouping (`over`) on millions of observations.
+    same_as_next = (pl.col("store_id") == pl.col("store_id").shift(-1)).fill_null(False)
+    next_also_before = same_as_next & (pl.col("at_us").shift(-1) < start_us)
+    obs = obs.sort("store_id", "at_us").filter((pl.col("at_us") >= start_us) | ~next_also_before)
+    same_as_previous = pl.col("store_id") == pl.col("store_id").shift(1)
+    previous_at = pl.when(same_as_previous).then(pl.col("at_us").shift(1))
+    previous_active = pl.when(same_as_previous).then(pl.col("active").shift(1))
     # Where each run of equal statuses begins; the store's first run reaches back without limit.
     changes = (
         obs.with_columns((pl.col("at_us") + previous_at).fill_null(_NEVER).alias("change"))
@@ -171,7 +185,7 @@ def status_intervals(obs: pl.DataFrame, business: pl.DataFrame, start_us: int, e
     return pieces.select(
         "store_id",
         pl.col("start").alias("start_half_us"),
-        pl.min_horizontal(pl.col("start").shift(-1).over("store_id"), pl.col("hi")).alias("end_half_us"),
+        pl.min_horizontal(pl.when(same_as_next).then(pl.col("start").shift(-1)), pl.col("hi")).alias("end_half_us"),
         pl.when(pl.col("active"))
         .then(pl.lit(UP))
         .when(~pl.col("active"))
@@ -200,7 +214,7 @@ def with_local_bounds(intervals: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFr
             pl.col("end_local").dt.epoch("us").alias("end_local_us"),
         )
         .select(list(STATUS_INTERVAL_SCHEMA))
-        .cast(STATUS_INTERVAL_SCHEMA)
+        .cast({name: dtype for name, dtype in STATUS_INTERVAL_SCHEMA.items() if name != "store_id"})
         .sort("store_id", "start_half_us")
     )
 
@@ -246,7 +260,11 @@ def window_sums(intervals: pl.DataFrame, business: pl.DataFrame, as_of_us: int) 
 
 
 def report_from_observations(
-    obs: pl.DataFrame, schedule: pl.DataFrame, store_ids: pl.Series, as_of_us: int
+    obs: pl.DataFrame,
+    schedule: pl.DataFrame,
+    store_ids: pl.Series,
+    as_of_us: int,
+    business: pl.DataFrame | None = None,
 ) -> UptimeReport:
     """The report as of T, and the status intervals behind it, from the observations that matter.
 
@@ -254,13 +272,15 @@ def report_from_observations(
     T) and each store's last observation before that week, its *carry-in*; earlier ones are
     allowed and change nothing, because a cell ends before the next observation. This is what
     lets a report read only the week (docs/uptime-logic.md §8). `store_ids`: the stores to
-    report, those with a poll at or before T.
+    report, those with a poll at or before T. `business`: merged business intervals covering
+    the week for every one of them, when the caller has them already.
     """
     if store_ids.is_empty():
         return empty_uptime_report(as_of_us)
     polled = store_ids.unique().sort()
     start_us = as_of_us - WEEK.length_us
-    business = business_intervals_covering(schedule, window_utc_days(polled, start_us, as_of_us))
+    if business is None:
+        business = business_intervals_covering(schedule, window_utc_days(polled, start_us, as_of_us))
     intervals = status_intervals(obs, business, start_us, as_of_us)
     intervals = with_local_bounds(intervals, store_zones(schedule))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -32,6 +32,7 @@ from storemon_assets.db.queries import is_loaded
 from storemon_assets.db.schema import SQL_TABLES
 
 INSERT_BATCH_ROWS = 20_000
+INSERT_BATCH_STORES = 1_000
 DELETE_BATCH_KEYS = 500
 
 
@@ -47,8 +48,20 @@ class LoadOutcome:
     rows_rejected: int = 0
     store_ids: tuple[str, ...] = ()  # stores the file's accepted rows name
 
+    def describe(self) -> str:
+        """One line for a person: what happened to the file."""
+        if self.already_loaded:
+            return f"{self.file_name}: already loaded"
+        return f"{self.file_name}: loaded, {self.kind}, {self.rows_loaded:,} rows, {self.rows_rejected:,} rejected"
 
-def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_conflict: str = "DO NOTHING") -> None:
+
+def _bulk_insert(
+    conn: sa.Connection,
+    table: sa.Table,
+    frame: pl.DataFrame,
+    on_conflict: str = "DO NOTHING",
+    on_rows: Callable[[int, int], None] | None = None,
+) -> None:
     """Insert a frame inside the connection's transaction, set-based.
 
     SQLite: the driver's executemany over tuples. PostgreSQL: COPY into a temporary staging
@@ -63,8 +76,10 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_c
         if conn.dialect.name == "sqlite":
             placeholders = ", ".join("?" for _ in frame.columns)
             sql = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders}) ON CONFLICT {on_conflict}"
-            for batch in frame.iter_slices(INSERT_BATCH_ROWS):
+            for done, batch in enumerate(frame.iter_slices(INSERT_BATCH_ROWS), start=1):
                 cursor.executemany(sql, batch.iter_rows())
+                if on_rows:
+                    on_rows(min(done * INSERT_BATCH_ROWS, frame.height), frame.height)
         elif conn.dialect.name == "postgresql":
             # The staging table has just the frame's columns, without constraints (a column the
             # database fills in, such as a store key, stays out of it).
@@ -83,6 +98,39 @@ def _bulk_insert(conn: sa.Connection, table: sa.Table, frame: pl.DataFrame, on_c
             )
         else:
             raise ValueError(f"unsupported database {conn.dialect.name!r}: storemon supports SQLite and PostgreSQL")
+    finally:
+        cursor.close()
+
+
+def _insert_polls(conn: sa.Connection, polls: pl.DataFrame, on_rows: Callable[[int, int], None] | None = None) -> None:
+    """Append polls (store_key, polled_at_us, active); exact duplicates are ignored.
+
+    SQLite: one statement per store whose polls arrive as one text of numbers (instant * 2 +
+    active) that SQLite's json_each unpacks: three times less work than binding every row
+    from Python. Each store's polls go in in time order, so they append to its key range.
+    PostgreSQL: in time order, so that each block range of the BRIN index stays narrow.
+    """
+    table = SQL_TABLES[STORE_STATUS_POLLS.name]
+    if conn.dialect.name != "sqlite":
+        _bulk_insert(conn, table, polls.sort("polled_at_us"), on_rows=on_rows)
+        return
+    packed = (
+        polls.sort("store_key", "polled_at_us")
+        .group_by("store_key", maintain_order=True)
+        .agg((pl.col("polled_at_us") * 2 + pl.col("active").cast(pl.Int64)).cast(pl.String).str.join(","), pl.len())
+    )
+    sql = (
+        f"INSERT INTO {table.name} (store_key, polled_at_us, active) "
+        "SELECT ?, value >> 1, value & 1 FROM json_each('[' || ? || ']') WHERE true ON CONFLICT DO NOTHING"
+    )
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        done = 0
+        for batch in packed.iter_slices(INSERT_BATCH_STORES):
+            cursor.executemany(sql, batch.select("store_key", "polled_at_us").iter_rows())
+            done += batch.get_column("len").sum()
+            if on_rows:
+                on_rows(done, polls.height)
     finally:
         cursor.close()
 
@@ -109,12 +157,13 @@ def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str
         conn.execute(table.delete().where(table.c.store_id.in_(chunk)))
 
 
-def load_feed(engine: sa.Engine, feed: ParsedFeed) -> LoadOutcome:
+def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
     """Load one parsed file in one transaction; a file already in the ledger is a no-op.
 
     Polls are appended (exact duplicates ignored). A business-hours file replaces the hours
     of the stores whose rows it accepted. Timezones are upserted, the last row winning.
-    Rejected rows of a store never erase what that store had.
+    Rejected rows of a store never erase what that store had. `on_rows(done, total)` hears
+    how far the insert of a polls file has got.
     """
     if is_loaded(engine, feed.sha256):
         return LoadOutcome(feed.path.name, feed.kind, already_loaded=True)
@@ -123,15 +172,10 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed) -> LoadOutcome:
     with engine.begin() as conn:
         if feed.kind == POLLS:
             keys = _store_keys(conn, rows.get_column("store_id").unique())
-            frame = (
-                rows.join(keys, on="store_id")
-                .select("store_key", "polled_at_us", (pl.col("status") == "active").alias("active"))
-                .unique()
+            polls = rows.join(keys, on="store_id").select(
+                "store_key", "polled_at_us", (pl.col("status") == "active").alias("active")
             )
-            # SQLite: in key order, rows go into the primary-key B-tree page after page.
-            # PostgreSQL: in time order, so that each block range of the BRIN index stays narrow.
-            order = ["polled_at_us"] if conn.dialect.name == "postgresql" else STORE_STATUS_POLLS.column_names
-            _bulk_insert(conn, SQL_TABLES[STORE_STATUS_POLLS.name], frame.sort(order))
+            _insert_polls(conn, polls, on_rows)
         elif feed.kind == HOURS:
             table = SQL_TABLES[BUSINESS_HOURS.name]
             frame = rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)

@@ -39,25 +39,26 @@ def is_loaded(engine: sa.Engine, sha256: str) -> bool:
         return conn.execute(sa.select(ledger.c.file_sha256).where(ledger.c.file_sha256 == sha256)).first() is not None
 
 
-def read_table(engine: sa.Engine, spec: Table) -> pl.DataFrame:
-    """A whole table as a typed polars frame.
+def read_table(engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """A whole table (or some of its columns) as a typed polars frame.
 
     PostgreSQL is read through connectorx, which fills Arrow columns natively. SQLite is read
     through Python's own sqlite3 driver: connectorx (like ADBC) links a second copy of SQLite,
     and two copies in one process break each other's file locks ("disk I/O error", and worse).
     The driver's fetchall of plain tuples is still twice as fast as SQLAlchemy rows.
     """
-    query = f"SELECT {', '.join(spec.column_names)} FROM {spec.name}"
+    schema = spec.subset(*columns) if columns else spec.polars_schema
+    query = f"SELECT {', '.join(schema)} FROM {spec.name}"
     if engine.dialect.name == "postgresql":
         frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
-        return frame.cast(spec.polars_schema) if frame.height else pl.DataFrame(schema=spec.polars_schema)  # type: ignore[arg-type]
+        return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
     with engine.connect() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         try:
             rows = cursor.execute(query).fetchall()
         finally:
             cursor.close()
-    return _frame(rows, spec.polars_schema)
+    return _frame(rows, schema)
 
 
 def _frame(rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -106,8 +107,8 @@ def table_counts(engine: sa.Engine, specs: Iterable[Table]) -> dict[str, int]:
 def read_weekly_schedules(engine: sa.Engine, store_ids: pl.Series | None = None) -> pl.DataFrame:
     """Normalised weekly schedules of the given stores (default: every store any feed names),
     derived from the raw hours and timezones tables with the SPEC §2 defaults."""
-    hours = read_table(engine, BUSINESS_HOURS)
-    timezones = read_table(engine, STORE_TIMEZONES)
+    hours = read_table(engine, BUSINESS_HOURS, ("store_id", "day_of_week", "start_time_us", "end_time_us"))
+    timezones = read_table(engine, STORE_TIMEZONES, ("store_id", "timezone_str"))
     if store_ids is None:
         store_ids = known_store_ids(engine)
     return weekly_schedule(hours, timezones, store_ids)

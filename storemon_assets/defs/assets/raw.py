@@ -88,11 +88,7 @@ def ingest_landing_files(
             context.log.error(str(exc))
             continue
         outcomes.append(outcome)
-        context.log.info(
-            f"{outcome.file_name}: already loaded"
-            if outcome.already_loaded
-            else f"{outcome.file_name}: {outcome.kind}, {outcome.rows_loaded} rows loaded, {outcome.rows_rejected} rejected"
-        )
+        context.log.info(outcome.describe())
 
     added = register_store_partitions(context.instance, {s for o in outcomes for s in o.store_ids})
     counts = table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
