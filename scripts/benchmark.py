@@ -1,77 +1,228 @@
-"""Speed of the report path on realistic data: parse, load, read back, compute; then what the
-status intervals add to a report run, and how fast the API's store pages answer.
+"""Speed and memory of the report path as the stored history grows (`make bench`); then what
+the status intervals add to a report run, and how fast the API's store pages answer.
 
-    python scripts/benchmark.py [--stores N] [--days D] [--requests R]
+    python scripts/benchmark.py [--days 8,30,90] [--repeat 3] [--postgres URL] [--stores N]
+                                [--real DIR] [--requests R]
 
-Uses the real 2023 hours and timezones (../shared/data) when present, else synthetic stores,
-with generated polls. Prints seconds per phase; compare ratios within one run, not absolute
-seconds across machines.
+Polls come from `storemon generate` for the real 2023 stores (--real: the folder of their hours
+and timezones, default ../shared/data/loop-2023; synthetic stores when absent), in files of 8 days each: the newest file (T = its
+last poll, 2.35 million polls at the 13,584 real stores) first, then older ones, so the history
+grows behind the same T as it does when a user loads older data. At each point of the series it
+prints: parse and load seconds of the files added, the report from the database (in process,
+median of --repeat runs), `storemon report` from the database as a whole process (seconds and
+peak RSS, median), and database bytes per poll; once, `storemon report` on the three files of
+the newest 8 days end to end. --postgres names a database the benchmark may empty; without it
+only SQLite is measured.
+
+Timings on a shared machine are noisy: compare ratios within one run, not seconds across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from storemon_assets.core.generate import generate_feeds
+import sqlalchemy as sa
+
+from storemon_assets.core.generate import DEFAULT_END
+from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.uptime import with_local_bounds
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import create_db_engine, open_database
 from storemon_assets.db.loading import load_feed
 from storemon_assets.db.queries import read_weekly_schedules
-from storemon_assets.service import build_report, publish_current_report, write_report_text
+from storemon_assets.service import build_report, publish_current_report
 from storemon_assets.settings import sqlite_url
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "loop-2023"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "loop-2023"
+BIN = Path(sys.executable).parent
+CHUNK_DAYS = 8
+US_PER_DAY = 86_400_000_000
+
+
+@dataclass
+class Point:
+    engine: str
+    days: int
+    polls: int = 0
+    parse_s: float = 0.0
+    load_s: float = 0.0
+    report_s: list[float] = field(default_factory=list)
+    process_s: list[float] = field(default_factory=list)
+    process_rss_mb: list[float] = field(default_factory=list)
+    bytes_per_poll: float = 0.0
+
+
+def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
+    """Run a command; return its wall seconds and peak RSS in MB (its own, not the parent's)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    out, err = process.stdout.read(), process.stderr.read()
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {err}")
+    return seconds, usage.ru_maxrss / 1024, subprocess.CompletedProcess(args, process.returncode, out, err)
+
+
+def generate_chunk(out: Path, index: int, stores: int | None, first: Path | None, real: Path) -> Path:
+    """The index-th file of 8 days back from the default end (0 = the newest). Older files are
+    made for the stores of the first (its hours and timezones), so every file has the same stores."""
+    end_us = parse_as_of(DEFAULT_END.isoformat() + "Z") - index * CHUNK_DAYS * US_PER_DAY
+    args = [str(BIN / "storemon"), "generate", "--days", str(CHUNK_DAYS), "--seed", str(index + 1)]
+    args += ["--end", format_instant(end_us), "--out", str(out)]
+    if first is not None:
+        args += ["--hours", str(first / "menu_hours.csv"), "--timezones", str(first / "timezones.csv")]
+    elif (real / "menu_hours.csv").exists():
+        args += ["--hours", str(real / "menu_hours.csv"), "--timezones", str(real / "timezones.csv")]
+        args += ["--stores", str(stores)] if stores else []
+    else:
+        args += ["--stores", str(stores or 10_000)]
+    run_measured(args)
+    return out
+
+
+def database_bytes(engine: sa.Engine, path: Path | None) -> int:
+    if path is not None:  # SQLite: the file, with the write-ahead log folded in
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).scalar()
+
+
+def poll_count(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return conn.exec_driver_sql("SELECT count(*) FROM store_status_polls").scalar()
+
+
+def empty_postgres(url: str) -> sa.Engine:
+    engine = create_db_engine(url)
+    existing = sa.MetaData()
+    existing.reflect(engine)
+    existing.drop_all(engine)
+    return open_database(url)
+
+
+def series(
+    kind: str, url: str, path: Path | None, chunks: list[Path], days: list[int], repeat: int, extras=None
+) -> list[Point]:
+    """Load the history point by point and measure each; `extras(engine, result, seconds)` runs
+    once, on the shortest history."""
+    engine = open_database(url) if kind == "sqlite" else empty_postgres(url)
+    points = []
+    loaded = 0
+    for point_days in days:
+        point = Point(kind, point_days)
+        needed = -(-point_days // CHUNK_DAYS)
+        for index in range(loaded, needed):
+            names = ["store_status.csv"] + (["menu_hours.csv", "timezones.csv"] if index == 0 else [])
+            for name in names:
+                start = time.perf_counter()
+                feed = read_feed_file(chunks[index] / name)
+                point.parse_s += time.perf_counter() - start
+                start = time.perf_counter()
+                load_feed(engine, feed)
+                point.load_s += time.perf_counter() - start
+                del feed
+        loaded = needed
+        point.polls = poll_count(engine)
+        point.bytes_per_poll = database_bytes(engine, path) / point.polls
+        for _ in range(repeat):
+            start = time.perf_counter()
+            result = build_report(engine)
+            point.report_s.append(time.perf_counter() - start)
+            seconds, rss, _ = run_measured(
+                [str(BIN / "storemon"), "report", "--quiet", "--out", os.devnull],
+                {**os.environ, "STOREMON_DATABASE_URL": url},
+            )
+            point.process_s.append(seconds)
+            point.process_rss_mb.append(rss)
+        points.append(point)
+        print(f"  {kind} {point_days} days: {point.polls:,} polls, report {statistics.median(point.report_s):.2f} s")
+        if extras is not None and len(points) == 1:
+            extras(engine, result, statistics.median(point.report_s))
+    engine.dispose()
+    return points
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stores", type=int, default=None, help="default: every real 2023 store")
-    parser.add_argument("--days", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=40, help="timed requests per store page")
+    parser.add_argument("--days", default="8,30,90", help="history lengths to measure, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the median is shown)")
+    parser.add_argument("--postgres", default=None, help="a PostgreSQL URL the benchmark may empty")
+    parser.add_argument("--stores", type=int, default=None, help="a sample of the real stores (default: all)")
     parser.add_argument("--real", type=Path, default=SHARED, help="folder of the real menu_hours.csv/timezones.csv")
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per store page")
     args = parser.parse_args()
+    days = sorted(int(d) for d in args.days.split(","))
 
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(prefix="storemon-bench-") as scratch:
         scratch = Path(scratch)
-        real = (args.real / "menu_hours.csv").exists()
-        feeds = generate_feeds(
-            stores=args.stores or (None if real else 10_000),
-            days=args.days,
-            seed=1,
-            hours_file=args.real / "menu_hours.csv" if real else None,
-            timezones_file=args.real / "timezones.csv" if real else None,
+        chunks = []
+        start = time.perf_counter()
+        for index in range(-(-days[-1] // CHUNK_DAYS)):
+            chunks.append(
+                generate_chunk(scratch / f"chunk{index}", index, args.stores, chunks[0] if chunks else None, args.real)
+            )
+        print(f"generated {len(chunks)} files of {CHUNK_DAYS} days in {time.perf_counter() - start:.0f} s")
+
+        newest = chunks[0]
+        files = ["--status", str(newest / "store_status.csv"), "--hours", str(newest / "menu_hours.csv")]
+        files += ["--timezones", str(newest / "timezones.csv")]
+        end_to_end = [
+            run_measured([str(BIN / "storemon"), "report", *files, "--quiet", "--out", os.devnull])
+            for _ in range(args.repeat)
+        ]
+
+        def extras(engine, result, report_seconds):
+            status_intervals_cost(engine, result, report_seconds)
+            store_pages_speed(engine, result, args.requests)
+
+        points = series(
+            "sqlite", sqlite_url(scratch / "bench.db"), scratch / "bench.db", chunks, days, args.repeat, extras
         )
-        paths = feeds.write(scratch / "feeds")
-        timings: dict[str, float] = {}
+        if args.postgres:
+            points += series("postgresql", args.postgres, None, chunks, days, args.repeat)
 
-        def timed(name, fn):
-            start = time.perf_counter()
-            value = fn()
-            timings[name] = time.perf_counter() - start
-            return value
-
-        parsed = timed("parse", lambda: [read_feed_file(p) for p in paths.values()])
-        engine = create_db_engine(sqlite_url(scratch / "bench.db"))
-        create_tables(engine)
-        timed("load (SQLite)", lambda: [load_feed(engine, feed) for feed in parsed])
-        result = timed("report", lambda: build_report(engine))
-        timed("write CSV", lambda: write_report_text(result.report, scratch / "report.csv"))
-
+    print()
+    print(f"`storemon report` on the three files of the newest {CHUNK_DAYS} days, end to end: ", end="")
+    print(
+        f"{statistics.median(s for s, _, _ in end_to_end):.2f} s, "
+        f"peak RSS {statistics.median(r for _, r, _ in end_to_end):.0f} MB (median of {args.repeat})"
+    )
+    print()
+    print(
+        "| database | history | polls | parse (s) | load (s) | report from the database (s) "
+        "| `storemon report` process (s) | its peak RSS (MB) | bytes per poll |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for p in points:
         print(
-            f"{'real' if real else 'synthetic'} stores: {result.report.height:,}; "
-            f"polls read: {result.reads.window_polls:,}"
+            f"| {p.engine} | {p.days} days | {p.polls:,} | {p.parse_s:.2f} | {p.load_s:.2f} "
+            f"| {statistics.median(p.report_s):.2f} | {statistics.median(p.process_s):.2f} "
+            f"| {statistics.median(p.process_rss_mb):.0f} | {p.bytes_per_poll:.1f} |"
         )
-        for name, seconds in timings.items():
-            print(f"  {name:<14} {seconds:7.2f} s")
-        print(f"  {'total':<14} {sum(timings.values()):7.2f} s")
-        status_intervals_cost(engine, result, timings["report"] + timings["write CSV"])
-        store_pages_speed(engine, result, args.requests)
+    for engine in dict.fromkeys(p.engine for p in points):
+        mine = [p for p in points if p.engine == engine]
+        first, last = mine[0], mine[-1]
+        print(
+            f"{engine}: report at {last.days} days / at {first.days} days = "
+            f"{statistics.median(last.report_s) / statistics.median(first.report_s):.2f}; peak RSS "
+            f"{statistics.median(last.process_rss_mb) / statistics.median(first.process_rss_mb):.2f}"
+        )
 
 
 def status_intervals_cost(engine, result, report_seconds: float) -> None:

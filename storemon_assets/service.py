@@ -190,6 +190,21 @@ def report_observations(
     pending = stores.filter(~pl.col("store_key").is_in(found.implode())).select(
         "store_key", pl.lit(week_start_us - CARRY_IN_MARGIN_US).alias("before_us")
     )
+    with progress.phase("carry-ins") as phase:
+        carry_ins, older_polls, rounds = _older_carry_ins(engine, pending, schedule)
+        phase.detail = (
+            f"{pending.height:,} stores without one in the margin; {sum(c.height for c in carry_ins):,} found "
+            f"further back, reading {older_polls:,} polls in {rounds} rounds"
+        )
+    obs = pl.concat([obs, *carry_ins]).sort("store_id", "at_us") if carry_ins else obs
+    week_polls = polls_in_window(window, as_of_us, WEEK.length_us)
+    return obs, business, PollReads(window.height, older_polls, rounds, week_polls)
+
+
+def _older_carry_ins(
+    engine: sa.Engine, pending: pl.DataFrame, schedule: pl.DataFrame
+) -> tuple[list[pl.DataFrame], int, int]:
+    """Carry-ins of the stores in `pending` (store_key, before_us: nothing older was read)."""
     carry_ins = []
     older_polls = rounds = 0
     lookback_us = FIRST_LOOKBACK_US
@@ -209,13 +224,7 @@ def report_observations(
         older_polls += older.height
         rounds += 1
         lookback_us *= 2
-    if rounds:
-        with progress.phase("carry-ins") as phase:
-            found_further = sum(c.height for c in carry_ins)
-            phase.detail = f"{found_further:,} found further back, {older_polls:,} polls in {rounds} rounds"
-    obs = pl.concat([obs, *carry_ins]).sort("store_id", "at_us") if carry_ins else obs
-    week_polls = polls_in_window(window, as_of_us, WEEK.length_us)
-    return obs, business, PollReads(window.height, older_polls, rounds, week_polls)
+    return carry_ins, older_polls, rounds
 
 
 def keyed_polls(polls: pl.DataFrame) -> pl.DataFrame:

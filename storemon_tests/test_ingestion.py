@@ -213,9 +213,9 @@ def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypat
     original = database._bulk_insert
     calls = []
 
-    def failing_after_polls(conn, table, frame, on_conflict="DO NOTHING"):
+    def failing_after_polls(conn, table, frame, *args, **kwargs):
         calls.append(table.name)
-        original(conn, table, frame, on_conflict)
+        original(conn, table, frame, *args, **kwargs)
         if table.name == "rejected_rows":
             broken_ledger_insert()
 

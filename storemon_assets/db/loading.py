@@ -81,18 +81,7 @@ def _bulk_insert(
                 if on_rows:
                     on_rows(min(done * INSERT_BATCH_ROWS, frame.height), frame.height)
         elif conn.dialect.name == "postgresql":
-            # The staging table has just the frame's columns, without constraints (a column the
-            # database fills in, such as a store key, stays out of it).
-            staging = f"storemon_staging_{table.name}_{len(frame.columns)}"
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
-                f"SELECT {columns} FROM {table.name} WITH NO DATA"
-            )
-            cursor.execute(f"TRUNCATE {staging}")
-            buffer = io.BytesIO()
-            frame.write_csv(buffer, include_header=False, null_value="\\N")
-            buffer.seek(0)
-            cursor.copy_expert(f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+            staging = _copy_to_staging(cursor, table, frame)
             cursor.execute(
                 f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT {on_conflict}"
             )
@@ -102,17 +91,35 @@ def _bulk_insert(
         cursor.close()
 
 
+def _copy_to_staging(cursor, table: sa.Table, frame: pl.DataFrame) -> str:
+    """PostgreSQL: COPY the frame into a temporary table of just its columns; returns its name.
+
+    Without the target's constraints, a column the database fills in (a store key) stays out.
+    """
+    columns = ", ".join(frame.columns)
+    staging = f"storemon_staging_{table.name}_{len(frame.columns)}"
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DROP AS "
+        f"SELECT {columns} FROM {table.name} WITH NO DATA"
+    )
+    cursor.execute(f"TRUNCATE {staging}")
+    buffer = io.BytesIO()
+    frame.write_csv(buffer, include_header=False, null_value="\\N")
+    buffer.seek(0)
+    cursor.copy_expert(f"COPY {staging} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer)
+    return staging
+
+
 def _insert_polls(conn: sa.Connection, polls: pl.DataFrame, on_rows: Callable[[int, int], None] | None = None) -> None:
     """Append polls (store_key, polled_at_us, active); exact duplicates are ignored.
 
     SQLite: one statement per store whose polls arrive as one text of numbers (instant * 2 +
     active) that SQLite's json_each unpacks: three times less work than binding every row
     from Python. Each store's polls go in in time order, so they append to its key range.
-    PostgreSQL: in time order, so that each block range of the BRIN index stays narrow.
     """
     table = SQL_TABLES[STORE_STATUS_POLLS.name]
-    if conn.dialect.name != "sqlite":
-        _bulk_insert(conn, table, polls.sort("polled_at_us"), on_rows=on_rows)
+    if conn.dialect.name == "postgresql":
+        _insert_postgres_polls(conn, polls)
         return
     packed = (
         polls.sort("store_key", "polled_at_us")
@@ -131,6 +138,28 @@ def _insert_polls(conn: sa.Connection, polls: pl.DataFrame, on_rows: Callable[[i
             done += batch.get_column("len").sum()
             if on_rows:
                 on_rows(done, polls.height)
+    finally:
+        cursor.close()
+
+
+def _insert_postgres_polls(conn: sa.Connection, polls: pl.DataFrame) -> None:
+    """PostgreSQL: COPY, then one INSERT of the polls not stored yet, in key order.
+
+    An anti-join instead of ON CONFLICT, and key order instead of time order, make it twice as
+    fast (key order keeps the primary-key B-tree's inserts local). The table lock (readers go
+    on) keeps concurrent loaders from inserting the same poll twice. A file's rows still land
+    in one run of heap blocks, so the BRIN index on the instant prunes by file.
+    """
+    columns = "store_key, polled_at_us, active"
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"LOCK TABLE {STORE_STATUS_POLLS.name} IN SHARE ROW EXCLUSIVE MODE")
+        staging = _copy_to_staging(cursor, SQL_TABLES[STORE_STATUS_POLLS.name], polls)
+        cursor.execute(
+            f"INSERT INTO {STORE_STATUS_POLLS.name} ({columns}) SELECT DISTINCT {columns} FROM {staging} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {STORE_STATUS_POLLS.name} p WHERE p.store_key = s.store_key "
+            f"AND p.polled_at_us = s.polled_at_us AND p.active = s.active) ORDER BY {columns}"
+        )
     finally:
         cursor.close()
 

@@ -10,6 +10,7 @@ which SQLite could only answer by scanning every poll.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -198,12 +199,9 @@ def newest_poll_us(engine: sa.Engine) -> int | None:
 def read_polls(engine: sa.Engine, first_us: int, last_us: int, keys: KeyRange | None = None) -> pl.DataFrame:
     """Every poll with first_us <= instant <= last_us (of the stores in the key range)."""
     if engine.dialect.name == "postgresql":
-        where, params = _key_filter("p", keys, "{}")
-        query = (
-            "SELECT p.store_key, p.polled_at_us, p.active FROM store_status_polls p "
-            f"WHERE p.polled_at_us BETWEEN {first_us} AND {last_us}" + where.format(*params)
-        )
-        return _read_postgres_polls(engine, query)
+        where, params = _key_filter("p", keys, "%s")
+        query = f"SELECT p.store_key, p.polled_at_us, p.active FROM store_status_polls p WHERE p.polled_at_us BETWEEN %s AND %s{where}"
+        return _read_postgres_polls(engine, query, (first_us, last_us, *params))
     where, params = _key_filter("s", keys, "?")
     # CROSS JOIN fixes the join order in SQLite: one primary-key range per store.
     return _read_sqlite_polls(
@@ -270,11 +268,23 @@ def _json_rows(frame: pl.DataFrame) -> str:
     return json.dumps(frame.to_dicts())
 
 
-def _read_postgres_polls(engine: sa.Engine, query: str) -> pl.DataFrame:
-    frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
-    if frame.is_empty():
+def _read_postgres_polls(engine: sa.Engine, query: str, params: tuple) -> pl.DataFrame:
+    """Polls of a PostgreSQL query through COPY ... TO STDOUT, PostgreSQL's fastest way out,
+    parsed by polars in bulk (twice as fast here as connectorx's row transfer)."""
+    buffer = io.BytesIO()
+    with engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            # COPY takes no bind parameters: the driver quotes them into the text.
+            cursor.copy_expert(f"COPY ({cursor.mogrify(query, params).decode()}) TO STDOUT", buffer)
+        finally:
+            cursor.close()
+    if not buffer.getbuffer().nbytes:
         return pl.DataFrame(schema=POLL_READ_SCHEMA)
-    return frame.cast(POLL_READ_SCHEMA).sort("store_key", "polled_at_us")  # type: ignore[arg-type]
+    buffer.seek(0)
+    raw = {"store_key": pl.Int32, "polled_at_us": pl.Int64, "active": pl.String}
+    frame = pl.read_csv(buffer, has_header=False, separator="\t", new_columns=list(raw), schema=raw)
+    return frame.with_columns(pl.col("active") == "t").sort("store_key", "polled_at_us")
 
 
 def _read_sqlite_polls(engine: sa.Engine, store_key: str, from_where: str, params: tuple) -> pl.DataFrame:
