@@ -200,3 +200,12 @@ def test_a_report_shard_reads_only_its_stores_and_agrees_with_the_whole(tmp_path
     assert shard.report.get_column("store_id").to_list() == sorted(chosen)
     assert shard.report.equals(whole.report.filter(pl.col("store_id").is_in(chosen)))
     assert shard.reads.window_polls == 10  # 5 polls each of its two stores
+
+
+def test_a_report_as_of_before_every_poll_is_empty(tmp_path, migrated_template):
+    stores = {"a": {"zone": "UTC", "rows": [], "polls": [(BASE_US + 1, "active")]}}
+    engine = load_history(tmp_path, migrated_template, stores)
+    result = build_report(engine, BASE_US)
+    engine.dispose()
+    assert result.report.is_empty() and result.uptime.intervals.is_empty()
+    assert result.report.schema["store_id"] == pl.String
