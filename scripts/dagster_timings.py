@@ -24,9 +24,9 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -34,23 +34,8 @@ from pathlib import Path
 
 import polars as pl
 
-HOUR_US = 3_600_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers that start servers
+from storemon_tests.dagster_server import free_port, wait_for  # noqa: E402
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict, bytes]:
@@ -183,6 +168,7 @@ def main() -> None:
                     ),
                     300,
                     "the report",
+                    0.05,
                 )
                 rows.append(phases(run_events(dagster_url, report_id), triggered, time.time()))
                 time.sleep(2)
