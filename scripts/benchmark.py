@@ -32,6 +32,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from storemon_assets import settings
 from storemon_assets.core.generate import DEFAULT_END
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import read_feed_file
@@ -146,7 +147,7 @@ def series(
             point.report_s.append(time.perf_counter() - start)
             seconds, rss, _ = run_measured(
                 [str(BIN / "storemon"), "report", "--quiet", "--out", os.devnull],
-                {**os.environ, "STOREMON_DATABASE_URL": url},
+                {**os.environ, settings.DATABASE_URL.name: url},
             )
             point.process_s.append(seconds)
             point.process_rss_mb.append(rss)

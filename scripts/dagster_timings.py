@@ -34,6 +34,8 @@ from pathlib import Path
 
 import polars as pl
 
+from storemon_assets import settings
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers that start servers
 from storemon_tests.dagster_server import free_port, wait_for  # noqa: E402
 
@@ -125,7 +127,7 @@ def main() -> None:
         dagster_home = home / "dagster_home"
         dagster_home.mkdir()
         shutil.copyfile(repo / "deploy" / "local" / "dagster.yaml", dagster_home / "dagster.yaml")
-        env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+        env = {**os.environ, settings.HOME.name: str(home), "DAGSTER_HOME": str(dagster_home)}
         port, api_port = free_port(), free_port()
         dagster_url, api_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
         log = (home / "dagster.log").open("wb")
@@ -140,7 +142,7 @@ def main() -> None:
         api = subprocess.Popen(
             [str(bin_dir / "storemon"), "api", "--host", "127.0.0.1", "--port", str(api_port)],
             cwd=repo,
-            env={**env, "STOREMON_DAGSTER_URL": dagster_url},
+            env={**env, settings.DAGSTER_URL.name: dagster_url},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
