@@ -63,14 +63,14 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
 
     feeds = []
     for expected, path in ((POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones)):
-        with progress.phase(f"parse {Path(path).name}") as phase:
+        with progress.phase(f"parse {Path(path).name}") as phase:  # an error leaves no progress line
             feed = read_feed_file(path)
+            if feed.kind != expected:
+                raise FeedFileError(
+                    f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
+                    f"{_KIND_NAMES[feed.kind]} file"
+                )
             phase.detail = f"{feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
-        if feed.kind != expected:
-            raise FeedFileError(
-                f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
-                f"{_KIND_NAMES[feed.kind]} file"
-            )
         feeds.append(feed)
     with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
         engine = open_database(sqlite_url(Path(scratch) / "storemon.db"))
