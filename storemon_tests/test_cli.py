@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from storemon_assets.core.uptime import REPORT_COLUMNS
-from storemon_assets.settings import sqlite_url
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.conftest import shared_data
 from storemon_tests.helpers import write_csv
 
@@ -109,6 +109,20 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
         assert done.returncode == 2
         assert "Traceback" not in done.stderr
         assert done.stderr.startswith("storemon: error: ")
+
+
+def test_a_poll_from_the_future_is_rejected_and_does_not_move_t(tmp_path):
+    # Issue 9 row 4: one poll dated 9999-12-31 moved T for every store, with exit 0 and no word.
+    polls = SAMPLE_DATA_DIR / "store_status.csv"
+    with_future = tmp_path / "polls.csv"
+    with_future.write_text(polls.read_text() + "future-store,active,9999-12-31 00:00:00 UTC\n")
+    feeds = ["--hours", str(SAMPLE_DATA_DIR / "menu_hours.csv"), "--timezones", str(SAMPLE_DATA_DIR / "timezones.csv")]
+    clean = storemon("report", "--status", str(polls), *feeds, "--out", str(tmp_path / "clean.csv"))
+    done = storemon("report", "--status", str(with_future), *feeds, "--out", str(tmp_path / "future.csv"))
+    assert clean.returncode == done.returncode == 0
+    rejected = [int(d.stderr.rsplit(", ", 1)[1].split()[0]) for d in (clean, done)]
+    assert "as of 2023-01-25T18:" in done.stderr and rejected[1] == rejected[0] + 1
+    assert (tmp_path / "future.csv").read_text() == (tmp_path / "clean.csv").read_text()
 
 
 def test_bad_as_of_is_a_clear_error(real_stores_feeds, tmp_path):

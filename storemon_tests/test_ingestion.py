@@ -228,6 +228,49 @@ def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypat
     assert read_table(engine, INGESTED_FILES).height == 0
 
 
+def test_two_loads_of_the_same_content_at_once_give_one_load_and_one_already_loaded(tmp_path, engine, monkeypatch):
+    # Issue 9 row 7: the ledger was checked outside the transaction, so the second of two
+    # simultaneous loads passed the check and died on the ledger's primary key.
+    import threading
+
+    import storemon_assets.db.loading as loading
+
+    feed = read_feed_file(write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n"))
+    first_is_writing, release_first = threading.Event(), threading.Event()
+    original = loading._bulk_insert
+
+    def first_load_pauses_mid_transaction(conn, table, frame, on_conflict="DO NOTHING"):
+        if threading.current_thread().name == "first":
+            first_is_writing.set()
+            assert release_first.wait(30)
+        original(conn, table, frame, on_conflict)
+
+    monkeypatch.setattr(loading, "_bulk_insert", first_load_pauses_mid_transaction)
+    other_engine = create_db_engine(engine.url.render_as_string(hide_password=False))
+    outcomes, errors = {}, []
+
+    def load(name, with_engine):
+        try:
+            outcomes[name] = load_feed(with_engine, feed)
+        except Exception as exc:  # the test reports it below
+            errors.append(exc)
+
+    first = threading.Thread(target=load, args=("first", engine), name="first")
+    second = threading.Thread(target=load, args=("second", other_engine), name="second")
+    first.start()
+    assert first_is_writing.wait(30)
+    second.start()
+    second.join(1)  # the second load reaches the ledger while the first holds its transaction open
+    release_first.set()
+    first.join(60)
+    second.join(60)
+    other_engine.dispose()
+    assert errors == []
+    assert not outcomes["first"].already_loaded and outcomes["second"].already_loaded
+    assert read_table(engine, STORE_STATUS_POLLS).height == 1
+    assert read_table(engine, INGESTED_FILES).height == 1
+
+
 def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path):
     # Regression: reading SQLite through a second copy of the library (connectorx) broke the
     # file locks of the process's own connections ("disk I/O error").
@@ -306,3 +349,140 @@ def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
         parse_timestamp_utc(pl.col("text")).alias("general")
     )
     assert both.get_column("fast").to_list() == both.get_column("general").to_list()
+
+
+# --- SPEC §1: only real instants, store ids without control characters, RFC 4180 records ------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # `:60` used to roll over into the next minute, on both the fast path and the general one.
+        ("2023-01-22 12:09:60 UTC", "bad timestamp_utc: seconds must be 00-59"),
+        ("2023-01-22T12:09:60Z", "bad timestamp_utc: seconds must be 00-59"),
+        ("2023-01-22T12:09:59+99:99", "bad timestamp_utc: UTC offset beyond ±14:00"),
+        ("2023-01-22T12:09:59+14:01", "bad timestamp_utc: UTC offset beyond ±14:00"),
+        ("2023-01-22T12:09:59-05:60", "bad timestamp_utc: UTC offset beyond ±14:00"),
+        ("2023-01-22 24:00:00 UTC", "bad timestamp_utc: hours must be 00-23"),
+        ("9999-12-31 00:00:00 UTC", "timestamp_utc is from the future"),
+    ],
+)
+def test_impossible_instants_are_rejected_with_their_reason(tmp_path, text, reason):
+    feed = read_feed_file(write(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n1,active,{text}\n"))
+    assert feed.rows.height == 0
+    assert feed.rejected.get_column("reason")[0].startswith(reason)
+
+
+def test_offsets_up_to_fourteen_hours_are_real_instants(tmp_path):
+    text = "store_id,status,timestamp_utc\n1,active,2023-01-22T14:00:00+14:00\n1,active,2023-01-22T00:00:00-12:00\n"
+    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    # 14:00 at +14:00 is 00:00 UTC; 00:00 at -12:00 is 12:00 UTC.
+    assert feed.rows.get_column("polled_at_us").to_list() == [at("2023-01-22 00:00"), at("2023-01-22 12:00")]
+
+
+def test_a_poll_more_than_one_hour_after_ingestion_is_from_the_future(tmp_path):
+    path = write(
+        tmp_path,
+        "p.csv",
+        "store_id,status,timestamp_utc\n"
+        "a,active,2023-01-25 19:00:00 UTC\n"  # ingested 18:00: exactly one hour later is allowed
+        "b,active,2023-01-25 19:00:00.000001 UTC\n",
+    )
+    feed = read_feed_file(path, ingested_at_us=at("2023-01-25 18:00"))
+    assert feed.rows.get_column("store_id").to_list() == ["a"]
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["line_number"] == 3
+    assert rejected["reason"] == (
+        "timestamp_utc is from the future: more than 1 hour after the file was ingested (2023-01-25T18:00:00Z)"
+    )
+
+
+@pytest.mark.parametrize("store_id", ["s\x001", "s\t1", '"s\n1"', '"s\r\n1"', "s\x1b[31m"])
+def test_a_store_id_with_a_control_character_is_rejected(tmp_path, store_id):
+    path = tmp_path / "p.csv"
+    path.write_bytes(f"store_id,status,timestamp_utc\n{store_id},active,2023-01-22 12:00:00 UTC\n".encode())
+    feed = read_feed_file(path)
+    assert feed.rows.height == 0
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["line_number"] == 2
+    assert rejected["reason"].startswith("store_id contains a control character")
+    assert "\x00" not in rejected["raw_text"]  # kept visibly as \x00: PostgreSQL text cannot hold NUL
+
+
+def test_a_quoted_field_holding_a_newline_or_a_comma_is_one_field(tmp_path, engine):
+    # Issue 9 row 5: the newline inside quotes rejected line 3 and accepted line 4 as store "X".
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "s1,active,2023-01-22 12:00:00 UTC\n"
+        '"s5\nX",active,2023-01-22 12:00:00 UTC\n'
+        '"s,6","inactive","2023-01-22 12:00:00 UTC"\n'
+        '"s""7",active,2023-01-22 12:00:00 UTC\n'
+    )
+    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    assert feed.rows.select("line_number", "store_id").rows() == [(2, "s1"), (5, "s,6"), (6, 's"7')]
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["line_number"] == 3  # where the record starts
+    assert rejected["raw_text"] == '"s5\nX",active,2023-01-22 12:00:00 UTC'
+    assert rejected["reason"].startswith("store_id contains a control character")
+    load_feed(engine, feed)
+    assert "X" not in read_table(engine, STORE_STATUS_POLLS).get_column("store_id").to_list()
+
+
+def test_an_unterminated_quote_is_rejected_from_its_line_on(tmp_path):
+    text = 'store_id,status,timestamp_utc\ns1,active,2023-01-22 12:00:00 UTC\n"s2,active,2023-01-22 12:00:00 UTC\n'
+    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    assert feed.rows.get_column("store_id").to_list() == ["s1"]
+    assert feed.rejected.select("line_number", "reason").row(0) == (
+        3,
+        "unterminated quoted field (a field that opens with a double quote must close with one)",
+    )
+
+
+import csv  # noqa: E402
+import io  # noqa: E402
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='a,"\n ', max_size=40))
+def test_records_and_fields_are_those_of_pythons_csv_module(text):
+    """RFC 4180 as Python's csv module reads it: the vectorised reader gives the same records."""
+    from storemon_assets.core.parsing import csv_fields, csv_records, unquote
+
+    lines = pl.DataFrame({"raw_text": text.split("\n")}).with_row_index("line_number", offset=1)
+    records = csv_records(lines.with_columns(pl.col("line_number").cast(pl.Int64)))
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    if records.get_column("_unterminated").any():
+        return  # the csv module keeps what it read so far; storemon rejects the record (tested above)
+    records = records.filter(pl.col("raw_text") != "")
+    fields = records.select(csv_fields(pl.col("raw_text")).alias("f")).with_row_index().explode("f")
+    fields = fields.with_columns(unquote(pl.col("f")).alias("f")).group_by("index", maintain_order=True).agg("f")
+    assert fields.get_column("f").to_list() == [row for row in rows if row]
+    # Each record starts on the line after the previous record's last line (blank lines aside).
+    starts = records.get_column("line_number").to_list()
+    assert starts == sorted(set(starts))
+
+
+# --- the report time T is read by the same rules (CLI --as-of, API as_of, report config) ------
+
+from storemon_assets.core.instants import parse_as_of  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2023-01-22T12:09:60Z", "is not a timestamp: seconds must be 00-59"),
+        ("2023-01-22T12:09:00+99:99", "is not a timestamp: UTC offset beyond ±14:00"),
+        ("9999-12-31T00:00:00Z", "is in the future (more than 1 hour from now)"),
+        ("x" * 10_000, "is not a timestamp"),
+    ],
+)
+def test_as_of_is_read_by_the_poll_rules_and_quoted_briefly(text, message):
+    with pytest.raises(ValueError) as error:
+        parse_as_of(text)
+    assert message in str(error.value)
+    assert len(str(error.value)) < 200  # a 10,000-character value is not echoed back
+
+
+def test_as_of_accepts_real_instants():
+    assert parse_as_of("2023-01-22T12:09:59+14:00") == at("2023-01-21 22:09:59")
+    assert parse_as_of(" 2023-01-22 12:09:39.388884 UTC ") == at("2023-01-22 12:09:39.388884")

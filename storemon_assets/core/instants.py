@@ -6,7 +6,7 @@ import time
 
 import polars as pl
 
-from storemon_assets.core.parsing import parse_timestamp_utc
+from storemon_assets.core.parsing import FUTURE_TOLERANCE_US, excerpt, parse_timestamp_utc, timestamp_problem
 
 
 def format_instant(at_us: int | None) -> str | None:
@@ -17,12 +17,21 @@ def format_instant(at_us: int | None) -> str | None:
 
 
 def parse_as_of(text: str | None) -> int | None:
-    """`None`/'' -> latest poll (decided later); 'now' -> the current instant; else a timestamp."""
+    """`None`/'' -> latest poll (decided later); 'now' -> the current instant; else a timestamp,
+    read by the same rules as a poll's (SPEC §1), and not more than an hour ahead of now."""
     if text is None or text.strip() == "":
         return None
+    now_us = time.time_ns() // 1000
     if text.strip().lower() == "now":
-        return time.time_ns() // 1000
-    value = pl.select(parse_timestamp_utc(pl.lit(text.strip()))).item()
+        return now_us
+    text = text.strip()
+    value = pl.select(parse_timestamp_utc(pl.lit(text))).item()
     if value is None:
-        raise ValueError(f"as-of time {text!r} is not a timestamp (expected e.g. 2023-01-25T18:13:22Z)")
+        problem = pl.select(timestamp_problem(pl.lit(text))).item().removeprefix("bad timestamp_utc")
+        raise ValueError(
+            f"as-of time {excerpt(text)} is not a timestamp{problem if problem.startswith(':') else ''} "
+            "(expected e.g. 2023-01-25T18:13:22Z)"
+        )
+    if value > now_us + FUTURE_TOLERANCE_US:
+        raise ValueError(f"as-of time {excerpt(text)} is in the future (more than 1 hour from now)")
     return value

@@ -1,18 +1,23 @@
 """Reading the three input feeds (SPEC §1) into typed polars frames.
 
-A file is recognised by its header, never by its name. Every data line either becomes a typed
-row or a rejected row carrying its line number, raw text and a reason; nothing is dropped
-silently. Only a file that is unreadable as a whole (not UTF-8 text, unknown header) raises
-`FeedFileError`, whose message names the file and what was expected.
+A file is recognised by its header, never by its name. Every data record either becomes a
+typed row or a rejected row carrying its line number, raw text and a reason; nothing is
+dropped silently. Only a file that is unreadable as a whole (not UTF-8 text, unknown header)
+raises `FeedFileError`, whose message names the file and what was expected and quotes at most
+a short, sanitised excerpt of it.
 
-Lines are split on commas with polars string kernels rather than a CSV parser, because the
-feeds' fields never contain commas and this keeps the exact raw text and line number of every
-row for the rejected-rows table. Surrounding double quotes and whitespace are stripped.
+Files are CSV as RFC 4180 (and Python's `csv` module) read them: a field that opens with a
+double quote may hold commas, doubled quotes and newlines. The work is done with polars string
+kernels over whole columns rather than a row-by-row CSV reader, which keeps the exact raw text
+and the first line number of every record for the rejected-rows table. A file without any
+double quote (the real feeds) takes the short path: one record per line, split on commas.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import time
 import zoneinfo
 from dataclasses import dataclass
 from functools import cache
@@ -61,6 +66,20 @@ class ParsedFeed:
     rows_read: int
 
 
+# Messages and logs quote at most this much of a file's content, control characters escaped.
+EXCERPT_CHARS = 60
+# A rejected record's raw text is kept up to this length (an unterminated quote can swallow
+# the rest of a file into one record).
+MAX_RAW_TEXT_CHARS = 2_000
+# SPEC §1: a poll more than this long after the moment its file is ingested is "from the future".
+FUTURE_TOLERANCE_US = 3_600 * 1_000_000
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """A short, quoted, printable excerpt of untrusted text, for error messages and logs."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
 def file_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -82,27 +101,54 @@ def detect_kind(header_fields: list[str]) -> tuple[str, list[str]] | None:
     return None
 
 
-def _clean_field(expr: pl.Expr) -> pl.Expr:
-    return expr.str.strip_chars().str.strip_chars('"').str.strip_chars()
+def header_kind(head: bytes, name: str, whole_file: bool = True) -> tuple[str, list[str], int]:
+    """(kind, canonical columns, 1-based line number of the header) from the first bytes of a
+    file; raises FeedFileError when they hold no known header. `whole_file=False` means `head`
+    is only the start of a longer file (the landing sensor reads no more than that)."""
+    lines = head.split(b"\n")
+    line_number = next((n for n, raw in enumerate(lines, start=1) if raw.strip()), None)
+    if line_number is None:
+        if whole_file:
+            raise FeedFileError(f"{name}: empty file; expected a header line, one of: {EXPECTED_HEADERS}")
+        line_number = len(lines)
+    if not whole_file and line_number == len(lines):  # the header line does not end within `head`
+        raise FeedFileError(
+            f"{name}: no header line within the first {len(head):,} bytes; expected one of: {EXPECTED_HEADERS}"
+        )
+    raw = lines[line_number - 1]
+    if b"\x00" in raw:
+        raise FeedFileError(f"{name}: not a CSV file (NUL bytes in the header: binary, or UTF-16 text?)")
+    try:
+        header_text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8").removesuffix("\r")
+    except UnicodeDecodeError as exc:
+        raise FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)") from exc
+    header_fields = [f.strip().strip('"').strip() for f in header_text.split(",")]
+    detected = detect_kind(header_fields)
+    if detected is None:
+        raise FeedFileError(f"{name}: unrecognised header {excerpt(header_text)}; expected one of: {EXPECTED_HEADERS}")
+    return (*detected, line_number)
 
 
-def read_feed_file(path: str | Path) -> ParsedFeed:
+def read_feed_file(path: str | Path, ingested_at_us: int | None = None) -> ParsedFeed:
     """Parse one file of any of the three kinds."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise FeedFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    return parse_feed_bytes(data, path)
+        raise FeedFileError(f"{path.name}: cannot read file ({exc.strerror or exc})") from exc
+    return parse_feed_bytes(data, path, ingested_at_us)
 
 
-def parse_feed_bytes(data: bytes, path: Path) -> ParsedFeed:
+def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None) -> ParsedFeed:
+    """Parse a file's bytes. `ingested_at_us` (default: now) is the moment polls are judged
+    against: one more than an hour later is rejected as from the future (SPEC §1)."""
+    kind, columns, header_number = header_kind(data, path.name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FeedFileError(f"{path.name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)") from exc
-    if "\x00" in text:
-        raise FeedFileError(f"{path.name}: not a CSV file (contains NUL bytes)")
+    if ingested_at_us is None:
+        ingested_at_us = time.time_ns() // 1000
 
     lines = (
         pl.DataFrame({"raw_text": [text]})
@@ -110,38 +156,39 @@ def parse_feed_bytes(data: bytes, path: Path) -> ParsedFeed:
         .explode("raw_text")
         .with_row_index("line_number", offset=1)
         .with_columns(pl.col("line_number").cast(pl.Int64), pl.col("raw_text").str.strip_suffix("\r"))
+        .filter(pl.col("line_number") > header_number)
     )
-    header_line = lines.filter(pl.col("raw_text").str.strip_chars() != "").head(1)
-    if header_line.height == 0:
-        raise FeedFileError(f"{path.name}: empty file; expected a header line, one of: {EXPECTED_HEADERS}")
-    header_text = header_line["raw_text"][0]
-    header_fields = [f.strip().strip('"').strip() for f in header_text.split(",")]
-    detected = detect_kind(header_fields)
-    if detected is None:
-        shown = header_text if len(header_text) <= 120 else header_text[:117] + "..."
-        raise FeedFileError(f"{path.name}: unrecognised header {shown!r}; expected one of: {EXPECTED_HEADERS}")
-    kind, columns = detected
-
-    header_number = header_line["line_number"][0]
-    body = lines.filter((pl.col("line_number") > header_number) & (pl.col("raw_text").str.strip_chars() != ""))
-    fields = pl.col("raw_text").str.split(",")
-    body = body.with_columns(fields.list.len().alias("_n_fields")).with_columns(
-        _clean_field(fields.list.get(i, null_on_oob=True)).alias(name) for i, name in enumerate(columns)
+    quoted = '"' in text
+    body = csv_records(lines) if quoted else lines.with_columns(pl.lit(False).alias("_unterminated"))
+    body = body.filter(pl.col("raw_text").str.strip_chars() != "")
+    fields = _comma_led_fields(pl.col("raw_text")) if quoted else pl.col("raw_text").str.split(",")
+    body = body.with_columns(fields.alias("_fields")).with_columns(
+        pl.col("_fields").list.len().alias("_n_fields"),
+        *(
+            _trim(pl.col("_fields").list.get(i, null_on_oob=True).str.slice(1 if quoted else 0), name).alias(name)
+            for i, name in enumerate(columns)
+        ),
     )
+    if quoted:
+        body = _unquote_columns(body, columns)
     parser = {POLLS: _parse_polls, HOURS: _parse_hours, TIMEZONES: _parse_timezones}[kind]
-    typed = parser(body)
+    typed = parser(body, ingested_at_us)
     reason = (
-        pl.when(pl.col("_n_fields") != len(columns))
+        pl.when(pl.col("_unterminated"))
+        .then(pl.lit("unterminated quoted field (a field that opens with a double quote must close with one)"))
+        .when(pl.col("_n_fields") != len(columns))
         .then(pl.format("expected {} fields, found {}", pl.lit(len(columns)), pl.col("_n_fields")))
         .when(pl.col("store_id").is_null() | (pl.col("store_id") == ""))
         .then(pl.lit("missing store_id"))
+        .when(pl.col("store_id").str.contains(r"\p{Cc}"))
+        .then(pl.lit("store_id contains a control character (a newline inside a quoted field, a NUL, a tab)"))
         .otherwise(pl.col("_reason"))
     )
     typed = typed.with_columns(reason.alias("_reason"))
     rejected = typed.filter(pl.col("_reason").is_not_null()).select(
         "line_number",
-        pl.when(pl.col("store_id") != "").then(pl.col("store_id")).alias("store_id"),
-        "raw_text",
+        _storable(pl.when(pl.col("store_id") != "").then(pl.col("store_id"))).alias("store_id"),
+        _storable(_bounded(pl.col("raw_text"))).alias("raw_text"),
         pl.col("_reason").alias("reason"),
     )
     good = typed.filter(pl.col("_reason").is_null()).drop(
@@ -155,6 +202,20 @@ def parse_feed_bytes(data: bytes, path: Path) -> ParsedFeed:
         rejected=rejected.cast(REJECTED_COLUMNS),
         rows_read=body.height,
     )
+
+
+def _bounded(text: pl.Expr) -> pl.Expr:
+    over = text.str.len_chars().cast(pl.Int64) - MAX_RAW_TEXT_CHARS
+    return (
+        pl.when(over > 0)
+        .then(pl.format("{}... ({} more characters)", text.str.slice(0, MAX_RAW_TEXT_CHARS), over))
+        .otherwise(text)
+    )
+
+
+def _storable(text: pl.Expr) -> pl.Expr:
+    """PostgreSQL text cannot hold NUL: it is kept visibly as `\\x00`."""
+    return text.str.replace_all("\x00", "\\x00", literal=True)
 
 
 # Raw text columns replaced by typed ones in the parsed output.
@@ -173,46 +234,175 @@ def _first_reason(*checks: tuple[pl.Expr, str]) -> pl.Expr:
     return expr.otherwise(pl.lit(None, dtype=pl.String))
 
 
+# --- CSV records and fields (RFC 4180, as Python's csv module reads it) --------------------
+
+# A field that opens with a quote runs to the next quote not doubled (`""` is one quote);
+# anything after that closing quote up to the comma is kept literally. Any other field runs
+# to the next comma and its quotes are plain characters.
+_QUOTED_FIELD = r'"(?:[^"]|"")*"(?:[^,"][^,]*)?'
+_PLAIN_FIELD = r'(?:[^,"][^,]*)?'
+_FIELD = f"(?:{_QUOTED_FIELD}|{_PLAIN_FIELD})"
+_OPEN_TAIL = r'"(?:[^"]|"")*'  # a quoted field still open at the end of the line
+# Does a line leave a quoted field open, if it starts outside one / inside one?
+_OPENS_FROM_OUTSIDE = f"^(?:{_FIELD},)*{_OPEN_TAIL}$"
+_STAYS_OPEN_FROM_INSIDE = f'^(?:(?:[^"]|"")*$|(?:[^"]|"")*"(?:[^,"][^,]*)?,(?:{_FIELD},)*{_OPEN_TAIL}$)'
+
+
+def csv_records(lines: pl.DataFrame) -> pl.DataFrame:
+    """Physical lines (`line_number`, `raw_text`) -> CSV records: a record continues on the next
+    line while a quoted field is open. Each record keeps the number of its first line, its lines
+    joined with newlines, and `_unterminated` (a quote still open at the end of the file).
+
+    Whether a line leaves a quote open depends only on whether it starts inside one, so each
+    line is a map of that one bit: unchanged (no quote), set (same result either way) or
+    flipped. The state after each line is then the last set value, flipped by the number of
+    flips since: two regular expressions and cumulative sums, no loop over lines.
+    """
+    text = pl.col("raw_text")
+    has_quote = text.str.contains('"', literal=True)
+    lines = lines.with_columns(
+        (has_quote & text.str.contains(_OPENS_FROM_OUTSIDE)).alias("_from_outside"),
+        (~has_quote | text.str.contains(_STAYS_OPEN_FROM_INSIDE)).alias("_from_inside"),
+    )  # columns, not expressions: each regex runs once
+    from_outside, from_inside = pl.col("_from_outside"), pl.col("_from_inside")
+    sets = from_outside == from_inside
+    lines = lines.with_columns(
+        sets.alias("_sets"), (from_outside & ~from_inside).cast(pl.UInt32).cum_sum().alias("_flips")
+    )
+    sets, flips = pl.col("_sets"), pl.col("_flips")
+    base = pl.when(sets).then(from_outside).forward_fill().fill_null(False)
+    flips_since_set = flips - pl.when(sets).then(flips).forward_fill().fill_null(0)
+    lines = lines.with_columns((base ^ (flips_since_set % 2 == 1)).alias("_open_after"))
+    starts = ~pl.col("_open_after").shift(1, fill_value=False)
+    lines = lines.select("line_number", "raw_text", starts.cum_sum().alias("_record"), "_open_after")
+    if lines.height == 0 or lines.get_column("_record").max() == lines.height:  # one line per record
+        return lines.select("line_number", "raw_text", pl.col("_open_after").alias("_unterminated"))
+    return (
+        lines.group_by("_record", maintain_order=True)
+        .agg(
+            pl.col("line_number").first(),
+            pl.col("raw_text").str.join("\n"),
+            pl.col("_open_after").last().alias("_unterminated"),
+        )
+        .drop("_record")
+    )
+
+
+def _comma_led_fields(record: pl.Expr) -> pl.Expr:
+    """The record's fields, each with the comma before it (so that no match is empty)."""
+    return (pl.lit(",") + record).str.extract_all(f",{_FIELD}")
+
+
+def csv_fields(record: pl.Expr) -> pl.Expr:
+    """A record's fields as written (quotes still on)."""
+    return _comma_led_fields(record).list.eval(pl.element().str.slice(1))
+
+
+def unquote(field: pl.Expr) -> pl.Expr:
+    """`"a""b"c` -> `a"b` + `c`; a field not opening with a quote is returned as it is."""
+    parts = field.str.extract_groups(r'(?s)^"((?:[^"]|"")*)"(.*)$')
+    inner = parts.struct.field("1").str.replace_all('""', '"', literal=True) + parts.struct.field("2")
+    return pl.when(field.str.starts_with('"')).then(pl.coalesce(inner, field.str.strip_chars('"'))).otherwise(field)
+
+
+def _trim(field: pl.Expr, column: str) -> pl.Expr:
+    """Surrounding whitespace off. A store_id is trimmed of spaces only, so a tab or a newline
+    in it stays visible to the control-character rule."""
+    return field.str.strip_chars(" ") if column == "store_id" else field.str.strip_chars()
+
+
+def _unquote_columns(body: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Unquote every column: `"x"` by slicing off its quotes, and the rare field holding more
+    quotes (`""`, text after the closing quote) through `unquote`, on those rows only."""
+    quoted = [pl.col(c).str.starts_with('"') for c in columns]
+    plain_quotes = [
+        pl.col(c).str.ends_with('"') & (pl.col(c).str.count_matches('"', literal=True) == 2) for c in columns
+    ]
+    body = body.with_columns(
+        pl.any_horizontal(q & ~p for q, p in zip(quoted, plain_quotes, strict=True)).alias("_tricky")
+    )
+    tricky = body.filter("_tricky")
+    body = body.with_columns(
+        _trim(pl.when(q).then(pl.col(c).str.strip_prefix('"').str.strip_suffix('"')).otherwise(pl.col(c)), c).alias(c)
+        for c, q in zip(columns, quoted, strict=True)
+    )
+    if tricky.height:
+        body = body.update(
+            tricky.select("line_number", *(_trim(unquote(pl.col(c)), c).alias(c) for c in columns)), on="line_number"
+        )
+    return body.drop("_tricky")
+
+
 # --- status polls -------------------------------------------------------------------------
 
 # 2023-01-22 12:09:39.388884 UTC | 2023-01-22T12:09:39Z | ...+00:00 | ...-05:00 | no suffix
 TIMESTAMP_PATTERN = (
-    r"^(?i)(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})(:\d{2})?(?:\.(\d{1,6}))?"
-    r"\s*(UTC|Z|[+-]\d{2}:?\d{2})?$"
+    r"^(?i)(\d{4}-\d{2}-\d{2})[ T](\d{2}):(\d{2})(?::(\d{2}))?(?:\.(\d{1,6}))?"
+    r"\s*(UTC|Z|([+-])(\d{2}):?(\d{2}))?$"
 )
+MAX_OFFSET_MINUTES = 14 * 60
+BAD_TIMESTAMP = "bad timestamp_utc (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
+
+
+def _timestamp_parts(text: pl.Expr) -> dict[str, pl.Expr]:
+    parts = text.str.extract_groups(TIMESTAMP_PATTERN)
+    field = parts.struct.field
+    as_int = lambda name: field(name).cast(pl.Int64, strict=False)  # noqa: E731
+    return {
+        "wall_text": pl.concat_str(
+            field("1"), pl.lit(" "), field("2"), pl.lit(":"), field("3"), pl.lit(":"), field("4").fill_null("00")
+        ),
+        "date": field("1"),
+        "hour": as_int("2"),
+        "minute": as_int("3"),
+        "second": as_int("4").fill_null(0),
+        "fraction_us": field("5").str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0),
+        "suffix": field("6"),
+        "offset_minutes": (as_int("8") * 60 + as_int("9")) * pl.when(field("7") == "-").then(-1).otherwise(1),
+        "offset_minute_part": as_int("9"),
+    }
 
 
 def parse_timestamp_utc(text: pl.Expr) -> pl.Expr:
-    """Timestamp text -> microseconds since the epoch (UTC), null when unparseable."""
-    parts = text.str.extract_groups(TIMESTAMP_PATTERN)
-    date_time = pl.concat_str(
-        parts.struct.field("1"),
-        pl.lit(" "),
-        parts.struct.field("2"),
-        parts.struct.field("3").fill_null(":00"),
-    )
-    wall = date_time.str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
-    fraction_us = parts.struct.field("4").str.pad_end(6, "0").cast(pl.Int64, strict=False).fill_null(0)
-    suffix = parts.struct.field("5").str.to_uppercase()
-    offset = suffix.str.replace(":", "", literal=True)
-    offset_us = (
-        pl.when(suffix.is_null() | suffix.is_in(["UTC", "Z"]))
+    """Timestamp text -> microseconds since the epoch (UTC); null unless it names a real
+    instant (SPEC §1): seconds 00-59 (no leap second `:60`), an offset within ±14:00."""
+    p = _timestamp_parts(text)
+    wall = p["wall_text"].str.to_datetime("%Y-%m-%d %H:%M:%S", time_unit="us", strict=False)
+    offset_minutes = (
+        pl.when(p["suffix"].is_null() | p["suffix"].str.to_uppercase().is_in(["UTC", "Z"]))
         .then(pl.lit(0, dtype=pl.Int64))
-        .otherwise(
-            (
-                offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
-                + offset.str.slice(3, 2).cast(pl.Int64, strict=False)
-            )
-            * 60_000_000
-            * pl.when(offset.str.starts_with("-")).then(-1).otherwise(1)
-        )
+        .otherwise(p["offset_minutes"])
     )
-    return wall.dt.epoch("us") + fraction_us - offset_us
+    valid = (
+        (p["hour"] <= 23)
+        & (p["minute"] <= 59)
+        & (p["second"] <= 59)
+        & (offset_minutes.abs() <= MAX_OFFSET_MINUTES)
+        & (p["offset_minute_part"].fill_null(0) <= 59)
+    )
+    return pl.when(valid).then(wall.dt.epoch("us") + p["fraction_us"] - offset_minutes * 60_000_000)
+
+
+def timestamp_problem(text: pl.Expr) -> pl.Expr:
+    """Why a timestamp that `parse_timestamp_utc` refuses is not a real instant (for messages)."""
+    p = _timestamp_parts(text)
+    return (
+        pl.when(p["date"].is_null())
+        .then(pl.lit(BAD_TIMESTAMP))
+        .when((p["hour"] > 23) | (p["minute"] > 59))
+        .then(pl.lit("bad timestamp_utc: hours must be 00-23 and minutes 00-59"))
+        .when(p["second"] > 59)
+        .then(pl.lit("bad timestamp_utc: seconds must be 00-59 (a leap second :60 is not accepted)"))
+        .when((p["offset_minutes"].abs() > MAX_OFFSET_MINUTES) | (p["offset_minute_part"] > 59))
+        .then(pl.lit("bad timestamp_utc: UTC offset beyond ±14:00"))
+        .otherwise(pl.lit(BAD_TIMESTAMP + ": no such date"))
+    )
 
 
 # The real feed's own spelling, e.g. `2023-01-22 12:09:39.388884 UTC`: checked with a plain
 # match and read with strptime, three times faster than the general pattern's capture groups.
-FEED_TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})? UTC$"
+# Hours, minutes and seconds are range-checked by the shape (strptime would roll `:60` over).
+FEED_TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2} (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})? UTC$"
 
 
 def parse_timestamps_utc(frame: pl.DataFrame, text_col: str, out_col: str) -> pl.DataFrame:
@@ -229,16 +419,31 @@ def parse_timestamps_utc(frame: pl.DataFrame, text_col: str, out_col: str) -> pl
     return frame.drop("_row")
 
 
-def _parse_polls(body: pl.DataFrame) -> pl.DataFrame:
+def _iso(at_us: int) -> str:
+    return dt.datetime.fromtimestamp(at_us / 1_000_000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse_polls(body: pl.DataFrame, ingested_at_us: int) -> pl.DataFrame:
     status = pl.col("status").str.to_lowercase()
     body = parse_timestamps_utc(body.with_columns(status.alias("status")), "timestamp_utc", "polled_at_us")
-    return body.with_columns(
+    latest = ingested_at_us + FUTURE_TOLERANCE_US
+    body = body.with_columns(
         _first_reason(
             (pl.col("timestamp_utc").is_null() | (pl.col("timestamp_utc") == ""), "missing timestamp_utc"),
-            (pl.col("polled_at_us").is_null(), "bad timestamp_utc (expected e.g. 2023-01-22 12:09:39.388884 UTC)"),
+            (pl.col("polled_at_us").is_null(), BAD_TIMESTAMP),
+            (
+                pl.col("polled_at_us") > latest,
+                f"timestamp_utc is from the future: more than 1 hour after the file was ingested ({_iso(ingested_at_us)})",
+            ),
             (~pl.col("status").is_in(["active", "inactive"]), "unknown status (expected active or inactive)"),
         ).alias("_reason")
     )
+    bad = body.filter(pl.col("_reason") == BAD_TIMESTAMP)
+    if bad.height:  # say what is wrong, on the few rows concerned only
+        body = body.update(
+            bad.select("line_number", timestamp_problem(pl.col("timestamp_utc")).alias("_reason")), on="line_number"
+        )
+    return body
 
 
 # --- business hours -----------------------------------------------------------------------
@@ -257,7 +462,7 @@ def parse_time_of_day_us(text: pl.Expr) -> pl.Expr:
     return pl.when(valid).then(((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + fraction)
 
 
-def _parse_hours(body: pl.DataFrame) -> pl.DataFrame:
+def _parse_hours(body: pl.DataFrame, _ingested_at_us: int) -> pl.DataFrame:
     day_ok = pl.col("day_of_week").str.contains(r"^\d{1,2}$")
     body = body.with_columns(
         pl.when(day_ok).then(pl.col("day_of_week").cast(pl.Int64, strict=False)).alias("_day"),
@@ -298,7 +503,7 @@ def is_known_timezone(name: str) -> bool:
     return True
 
 
-def _parse_timezones(body: pl.DataFrame) -> pl.DataFrame:
+def _parse_timezones(body: pl.DataFrame, _ingested_at_us: int) -> pl.DataFrame:
     names = body.get_column("timezone_str").drop_nulls().unique().to_list()
     known = [n for n in names if is_known_timezone(n)]  # one check per distinct name
     return body.with_columns(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
 from storemon_assets.core.parsing import ParsedFeed
@@ -28,7 +30,6 @@ from storemon_assets.core.tables import (
     STORE_TIMEZONES,
     STORES,
 )
-from storemon_assets.db.queries import is_loaded
 from storemon_assets.db.schema import SQL_TABLES
 
 INSERT_BATCH_ROWS = 20_000
@@ -186,6 +187,25 @@ def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str
         conn.execute(table.delete().where(table.c.store_id.in_(chunk)))
 
 
+def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool:
+    """Write the file's ledger row as the transaction's first statement; False when the ledger
+    already has it. Another process loading the same content at the same moment holds the
+    write lock (SQLite) or the row (PostgreSQL) until it commits, so this waits, then finds
+    the row: the loser reports "already loaded" instead of failing on the primary key."""
+    ledger = SQL_TABLES[INGESTED_FILES.name]
+    insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[conn.dialect.name](ledger)
+    row = {
+        "file_sha256": feed.sha256,
+        "file_name": feed.path.name,
+        "kind": feed.kind,
+        "ingested_at_us": time.time_ns() // 1000,
+        "rows_read": feed.rows_read,
+        "rows_loaded": feed.rows.height,
+        "rows_rejected": feed.rejected.height,
+    }
+    return conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1
+
+
 def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
     """Load one parsed file in one transaction; a file already in the ledger is a no-op.
 
@@ -194,11 +214,11 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
     Rejected rows of a store never erase what that store had. `on_rows(done, total)` hears
     how far the insert of a polls file has got.
     """
-    if is_loaded(engine, feed.sha256):
-        return LoadOutcome(feed.path.name, feed.kind, already_loaded=True)
     name = feed.path.name
     rows = feed.rows
     with engine.begin() as conn:
+        if not _enter_in_ledger(conn, feed):
+            return LoadOutcome(name, feed.kind, already_loaded=True)
         if feed.kind == POLLS:
             keys = _store_keys(conn, rows.get_column("store_id").unique())
             polls = rows.join(keys, on="store_id").select(
@@ -231,18 +251,6 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
             pl.lit(feed.sha256).alias("file_sha256"), pl.lit(name).alias("file_name"), pl.lit(feed.kind).alias("kind")
         ).select(REJECTED_ROWS.column_names)
         _bulk_insert(conn, SQL_TABLES[REJECTED_ROWS.name], rejected)
-        conn.execute(
-            SQL_TABLES[INGESTED_FILES.name].insert(),
-            {
-                "file_sha256": feed.sha256,
-                "file_name": name,
-                "kind": feed.kind,
-                "ingested_at_us": time.time_ns() // 1000,
-                "rows_read": feed.rows_read,
-                "rows_loaded": rows.height,
-                "rows_rejected": feed.rejected.height,
-            },
-        )
     return LoadOutcome(
         name,
         feed.kind,
