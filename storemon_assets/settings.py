@@ -45,6 +45,16 @@ API_URL = Setting(
     "where users reach the HTTP API and its page, for the links Dagster shows",
     "`http://127.0.0.1:8000`",
 )
+SQLITE_BUSY_TIMEOUT = Setting(
+    "STOREMON_SQLITE_BUSY_TIMEOUT",
+    "seconds an SQLite statement waits for another writer before failing (the run is then retried)",
+    "`60`",
+)
+INGEST_RETRY_SECONDS = Setting(
+    "STOREMON_INGEST_RETRY_SECONDS",
+    "wait before a landing file whose run failed is tried again; doubles after each failure (5 runs in all)",
+    "`30`",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
@@ -55,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     API_URL,
     HOME,
     MAX_STORE_PARTITIONS,
+    SQLITE_BUSY_TIMEOUT,
+    INGEST_RETRY_SECONDS,
 )
 
 
@@ -114,3 +126,22 @@ def max_store_partitions() -> int:
         return int(value)
     except ValueError:
         raise ValueError(f"{MAX_STORE_PARTITIONS.name}={value!r} is not a whole number") from None
+
+
+def _seconds(setting: Setting, default: str) -> float:
+    value = _read(setting) or default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{setting.name}={value!r} is not a number of seconds")
+    return seconds
+
+
+def sqlite_busy_timeout() -> float:
+    return _seconds(SQLITE_BUSY_TIMEOUT, "60")
+
+
+def ingest_retry_seconds() -> float:
+    return _seconds(INGEST_RETRY_SECONDS, "30")

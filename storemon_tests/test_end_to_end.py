@@ -3,18 +3,25 @@ default, a file dropped into the landing folder, the report refreshed with no cl
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import sqlite3
+from contextlib import contextmanager
 
+import dagster as dg
 import httpx
 import polars as pl
 import pytest
 
-from storemon_assets.settings import SAMPLE_DATA_DIR
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.dagster_server import dagster_dev, wait_for
 from storemon_tests.helpers import write_csv
 
 pytestmark = pytest.mark.e2e
+HEADER = "store_id,status,timestamp_utc\n"
 
 
 def report_rows(home):
@@ -49,9 +56,8 @@ def test_dropped_poll_file_updates_the_report_without_a_click(tmp_path):
         updated = wait_for(has_new_store, 180, "the report to include the dropped polls")
         assert updated.height == 101
         assert updated.filter(pl.col("store_id") == "e2e-store").get_column("downtime_last_hour").to_list() == [60.0]
-        # The store partitions follow: the schedules of all 101 stores get stored.
-        import sqlite3
 
+        # The store partitions follow: the schedules of all 101 stores get stored.
         def schedules_stored():
             with sqlite3.connect(tmp_path / "data" / "storemon.db") as conn:
                 return conn.execute("select count(distinct store_id) from store_schedules").fetchone()[0] == 101 or None
@@ -64,3 +70,77 @@ def test_dropped_poll_file_updates_the_report_without_a_click(tmp_path):
     assert not re.findall(r".*(?:Warning|WARNING).*", console)
     assert re.search(r"refreshed the schedules of 10[01] stores", console)  # 101 if the late file came first
     assert "ASSET_MATERIALIZATION" not in console
+
+
+RUNS_QUERY = """
+query IngestRuns {
+  runsOrError(filter: {pipelineName: "ingest_and_report_job"}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}
+"""
+
+
+def ingest_runs(url: str) -> list[dict]:
+    runs = httpx.post(f"{url}/graphql", json={"query": RUNS_QUERY}, timeout=30).json()["data"]["runsOrError"]
+    return [{**run, "tags": {t["key"]: t["value"] for t in run["tags"]}} for run in runs["results"]]
+
+
+def run_of(url: str, file_name: str, status: str) -> str | None:
+    """The id of an ingest run of `file_name` in `status`, if there is one."""
+    for run in ingest_runs(url):
+        if run["status"] == status and file_name in run["tags"].get("storemon/files", ""):
+            return run["runId"]
+    return None
+
+
+def run_worker_pid(dagster_home, run_id: str) -> int | None:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            found = re.search(r"Started process for run \(pid: (\d+)\)", record.message or "")
+            if found:
+                return int(found.group(1))
+    return None
+
+
+@contextmanager
+def write_lock_held(database):
+    """Another process holds SQLite's write lock; readers (the sensors) still read."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_failed_ingest_runs_are_retried_until_the_polls_reach_the_report(tmp_path):
+    # Issue 9 row 1: a run that failed (database locked past the busy timeout, worker killed)
+    # was never retried, and the file was neither loaded nor moved aside.
+    landing = tmp_path / "data" / "landing"
+    landing.mkdir(parents=True)
+    database = tmp_path / "data" / "storemon.db"
+    create_tables(create_db_engine(sqlite_url(database)))  # tables exist, journal in WAL mode
+    settings = {"STOREMON_SQLITE_BUSY_TIMEOUT": "15", "STOREMON_INGEST_RETRY_SECONDS": "1"}
+
+    def reported(store):
+        rows = report_rows(tmp_path)
+        return rows is not None and store in rows.get_column("store_id").to_list()
+
+    with dagster_dev(tmp_path, extra_env=settings) as url:
+        # 1. The database stays locked past the busy timeout while a file arrives.
+        with write_lock_held(database):
+            (landing / "locked.csv").write_text(HEADER + "locked-store,inactive,2023-01-25 18:30:00 UTC\n")
+            failed = wait_for(lambda: run_of(url, "locked.csv", "FAILURE"), 180, "the ingest run to fail on the lock")
+        wait_for(lambda: reported("locked-store"), 180, "the retried run to report the locked file's polls")
+
+        # 2. The run worker is killed (kill -9) while it waits for the lock.
+        with write_lock_held(database):
+            (landing / "killed.csv").write_text(HEADER + "killed-store,active,2023-01-25 18:30:00 UTC\n")
+            started = wait_for(lambda: run_of(url, "killed.csv", "STARTED"), 180, "the ingest run to start")
+            pid = wait_for(lambda: run_worker_pid(tmp_path / "dagster_home", started), 60, "the run worker's pid")
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: run_of(url, "killed.csv", "FAILURE") == started or None, 60, "the killed run to fail")
+        wait_for(lambda: reported("killed-store"), 180, "the retried run to report the killed run's polls")
+    assert failed != started

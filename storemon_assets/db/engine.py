@@ -8,12 +8,14 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from storemon_assets.db.migrate import upgrade_schema
+from storemon_assets.settings import sqlite_busy_timeout
 
 
 def create_db_engine(url: str) -> sa.Engine:
-    """Engine for `url`; SQLite gets a busy timeout and WAL so sensors and runs can share it."""
+    """Engine for `url`; SQLite gets a busy timeout (STOREMON_SQLITE_BUSY_TIMEOUT) and WAL so
+    sensors and runs can share it."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": 60})
+        engine = sa.create_engine(url, connect_args={"timeout": sqlite_busy_timeout()})
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial

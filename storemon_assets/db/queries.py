@@ -35,9 +35,19 @@ from storemon_assets.db.schema import SQL_TABLES
 
 
 def is_loaded(engine: sa.Engine, sha256: str) -> bool:
+    return bool(loaded_hashes(engine, [sha256]))
+
+
+def loaded_hashes(engine: sa.Engine, sha256s: Iterable[str]) -> set[str]:
+    """Those of the given content hashes that the ledger holds."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
+    wanted = sorted(set(sha256s))
+    found: set[str] = set()
     with engine.connect() as conn:
-        return conn.execute(sa.select(ledger.c.file_sha256).where(ledger.c.file_sha256 == sha256)).first() is not None
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            found.update(conn.scalars(sa.select(ledger.c.file_sha256).where(ledger.c.file_sha256.in_(chunk))))
+    return found
 
 
 def read_table(engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None = None) -> pl.DataFrame:

@@ -6,7 +6,12 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
+import stat
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,15 +42,51 @@ class StoremonDatabase(dg.ConfigurableResource):
         return sa.make_url(self.url).render_as_string(hide_password=True)
 
 
+@dataclass(frozen=True)
+class LandingFile:
+    """A regular file directly inside the landing folder, as `stat` saw it."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def identity(self) -> str:
+        """Changes whenever the file is rewritten, extended or touched."""
+        return f"{self.mtime_ns}-{self.size}"
+
+
+@dataclass(frozen=True)
+class FileInspection:
+    """What the landing sensor learns from one streaming read: content hash and first bytes."""
+
+    sha256: str
+    head: bytes
+
+
+class NotALandingFile(OSError):
+    """A path that is not a regular file inside the landing folder; it is refused unread."""
+
+
 class LandingFolder(dg.ConfigurableResource):
     """Where new CSV files of any of the three kinds arrive; unreadable ones are moved aside.
 
-    Files are taken once they have not changed for `settle_seconds`, so a file still being
-    written is not read half-way (writers may also write `name.csv.part` and rename it).
+    The folder is a boundary: only regular files directly inside it are read. A symbolic link
+    (wherever it points), a FIFO or anything else is refused without being opened.
+
+    A file is taken only once it is complete: unchanged for `settle_seconds` and ending with a
+    newline, so a writer that stalls mid-line is waited for (writers should still write
+    `name.csv.part` and rename it when done). One that stays without its final newline for
+    `incomplete_after_seconds` is moved aside, so it cannot wait unseen forever.
     """
 
     path: str
     settle_seconds: float = 2.0
+    incomplete_after_seconds: float = 600.0
 
     @property
     def folder(self) -> Path:
@@ -55,21 +96,85 @@ class LandingFolder(dg.ConfigurableResource):
     def failed_folder(self) -> Path:
         return self.folder / "failed"
 
-    def csv_files(self) -> list[Path]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    def scan(self) -> tuple[list[LandingFile], list[Path]]:
+        """(regular `*.csv` files in arrival order, `*.csv` entries refused as not regular files).
 
-    def settled_csv_files(self, now: float | None = None) -> list[Path]:
-        """CSV files not modified within the last `settle_seconds`."""
+        `lstat` only: a symbolic link is never followed, so nothing outside the folder is read.
+        """
+        if not self.folder.is_dir():
+            return [], []
+        files, refused = [], []
+        for entry in os.scandir(self.folder):
+            if not entry.name.lower().endswith(".csv"):
+                continue
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                files.append(LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns))
+            else:
+                refused.append(Path(entry.path))
+        return sorted(files, key=lambda f: (f.mtime_ns, f.name)), sorted(refused)
+
+    def csv_files(self) -> list[Path]:
+        return sorted(f.path for f in self.scan()[0])
+
+    def is_settled(self, file: LandingFile, now: float | None = None) -> bool:
+        """Not modified within the last `settle_seconds`."""
         now = time.time() if now is None else now
-        return [p for p in self.csv_files() if now - p.stat().st_mtime >= self.settle_seconds]
+        return now - file.mtime_ns / 1e9 >= self.settle_seconds
+
+    def is_complete(self, file: LandingFile) -> bool:
+        """Its last byte is a newline: a file whose last line is unfinished is still being written."""
+        if file.size == 0:
+            return False
+        with self._open(file.path) as handle:
+            handle.seek(file.size - 1)
+            return handle.read(1) == b"\n"
+
+    def is_stalled(self, file: LandingFile, now: float | None = None) -> bool:
+        """Incomplete and unchanged for `incomplete_after_seconds`: no writer is finishing it."""
+        now = time.time() if now is None else now
+        return now - file.mtime_ns / 1e9 >= self.incomplete_after_seconds
+
+    def inspect(self, file: LandingFile, head_bytes: int = 64 * 1024) -> FileInspection:
+        """Content hash (streamed, constant memory) and the first `head_bytes`, in one read."""
+        digest = hashlib.sha256()
+        head = b""
+        with self._open(file.path) as handle:
+            while chunk := handle.read(1 << 20):
+                if len(head) < head_bytes:
+                    head += chunk[: head_bytes - len(head)]
+                digest.update(chunk)
+        return FileInspection(digest.hexdigest(), head)
+
+    def read_bytes(self, path: Path) -> bytes:
+        """A file's bytes, refused unread unless it is a regular file directly in the folder."""
+        with self._open(path) as handle:
+            return handle.read()
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` names an entry directly inside the landing folder (not resolved)."""
+        return Path(os.path.abspath(path)).parent == Path(os.path.abspath(self.folder))
+
+    def _open(self, path: Path):
+        if not self.holds(path):
+            raise NotALandingFile(f"{path.name}: refused, not directly inside the landing folder {self.folder}")
+        try:  # O_NOFOLLOW: a symbolic link fails to open instead of being followed
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotALandingFile(f"{path.name}: refused unread, a symbolic link") from exc
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotALandingFile(f"{path.name}: refused unread, not a regular file")
+        return os.fdopen(fd, "rb")
 
     def move_aside(self, path: Path, error: str) -> Path:
-        """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`."""
+        """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`.
+        A symbolic link is moved as a link: its target is neither read nor touched."""
         self.failed_folder.mkdir(parents=True, exist_ok=True)
         target = self.failed_folder / path.name
-        if path.exists():
+        if os.path.lexists(path):
             path.replace(target)
         target.with_name(target.name + ".error.txt").write_text(error + "\n")
         return target

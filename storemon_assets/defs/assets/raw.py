@@ -6,13 +6,13 @@ import dagster as dg
 from pydantic import Field
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
-from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.core.parsing import FeedFileError, ParsedFeed, parse_feed_bytes, read_feed_file
 from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.loading import LoadOutcome, load_feed
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
-from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
+from storemon_assets.defs.resources import LandingFolder, NotALandingFile, StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
@@ -52,6 +52,22 @@ def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str])
     return len(new)
 
 
+def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
+    """Parse a file named in the run. One in the landing folder is read only if it is a regular
+    file there, and only when complete (None when it vanished or is still being written)."""
+    if not landing.holds(path):
+        return read_feed_file(path)  # named explicitly in the run's config by an operator
+    try:
+        data = landing.read_bytes(path)
+    except FileNotFoundError:
+        return None
+    except NotALandingFile:
+        raise
+    except OSError as exc:
+        raise FeedFileError(f"{path.name}: cannot read file ({exc.strerror or exc})") from exc
+    return parse_feed_bytes(data, path) if data.endswith(b"\n") else None
+
+
 @dg.multi_asset(
     name="ingest_landing_files",
     specs=[
@@ -69,10 +85,13 @@ def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str])
 def ingest_landing_files(
     context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
 ):
-    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`.
+    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`;
+    stores not seen before get their partitions.
 
     A file that cannot be read as a whole is moved to the landing folder's `failed/` with its
-    error beside it, and the run fails naming it after the other files are loaded.
+    error beside it, and the run fails naming it after the other files are loaded. Any other
+    error (the database locked past its busy timeout, say) fails the run with the files not
+    yet loaded left in place: the landing sensor runs them again.
     """
     engine = database.engine()
     paths = [Path(p) for p in config.files] or landing.csv_files()
@@ -80,10 +99,16 @@ def ingest_landing_files(
     failures: list[str] = []
     for path in paths:
         try:
-            outcome = load_feed(engine, read_feed_file(path))
-        except FeedFileError as exc:
+            feed = _read_feed(landing, path)
+            if feed is None:
+                context.log.warning(
+                    f"{path.name}: skipped, gone or its last line unfinished; the sensor will look again"
+                )
+                continue
+            outcome = load_feed(engine, feed)
+        except (FeedFileError, NotALandingFile) as exc:
             failures.append(str(exc))
-            if path.parent.resolve() == landing.folder.resolve():
+            if landing.holds(path):
                 landing.move_aside(path, str(exc))
             context.log.error(str(exc))
             continue

@@ -1,0 +1,364 @@
+"""The landing folder and its sensor (issue 9): only complete, regular files inside the folder
+are read; the sensor does O(header) work and runs take bounded batches, one at a time; a file
+its run did not load is tried again, then moved aside with the run's error.
+
+Each test plays the daemon: it evaluates the sensor, then runs what the sensor requested (with
+the request's tags, as Dagster would), on a temporary instance with real resources.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+import storemon_assets.defs.sensors as sensors
+from storemon_assets.core.tables import STORE_STATUS_POLLS
+from storemon_assets.db.queries import read_table
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.resources import LandingFolder
+from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor
+
+HEADER = "store_id,status,timestamp_utc\n"
+
+
+def tick(home, instance, cursor=None, resources=None) -> dg.SensorResult:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources or home.resources)
+    return landing_files_sensor(context)
+
+
+def run_requested(home, instance, result, resources=None) -> list[dg.ExecuteInProcessResult]:
+    """What the daemon does with the sensor's run requests: launch each, tagged as requested."""
+    return [
+        dg.materialize(
+            [ingest_landing_files],
+            resources=resources or home.resources,
+            instance=instance,
+            run_config=request.run_config,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        for request in result.run_requests
+    ]
+
+
+def requested_files(result) -> list[list[str]]:
+    return [
+        [Path(p).name for p in r.run_config["ops"]["ingest_landing_files"]["config"]["files"]]
+        for r in result.run_requests
+    ]
+
+
+def settled(path: Path, seconds_ago: float = 60) -> Path:
+    os.utime(path, (time.time() - seconds_ago, time.time() - seconds_ago))
+    return path
+
+
+def polls_file(home, name, rows, age=60) -> Path:
+    home.landing.folder.mkdir(parents=True, exist_ok=True)
+    path = home.landing.folder / name
+    path.write_text(HEADER + "".join(f"{s},active,{t}\n" for s, t in rows))
+    return settled(path, age)
+
+
+def stored_polls(home) -> list[tuple]:
+    return sorted(read_table(home.database.engine(), STORE_STATUS_POLLS).rows())
+
+
+@pytest.fixture
+def no_backoff(monkeypatch):
+    monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0")
+
+
+# --- the basics ---------------------------------------------------------------------------
+
+
+def test_a_new_file_gives_one_run_which_loads_it_and_adds_its_stores(home, instance):
+    path = polls_file(home, "p1.csv", [("7", "2023-01-22 12:00:00 UTC"), ("007", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    [request] = first.run_requests
+    assert request.run_key.startswith("ingest-") and request.tags[sensors.BATCH_TAG] == request.run_key
+    assert request.run_config["ops"]["ingest_landing_files"]["config"]["files"] == [str(path)]
+    assert not first.dynamic_partitions_requests  # the run registers store partitions, not the sensor
+    [run] = run_requested(home, instance, first)
+    assert run.success
+    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["007", "7"]
+    after = tick(home, instance, first.cursor)
+    assert after.run_requests == []
+
+
+def test_touching_a_loaded_file_does_nothing_but_extending_it_loads_it_again(home, instance):
+    path = polls_file(home, "p1.csv", [("1", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    run_requested(home, instance, first)
+    loaded = tick(home, instance, first.cursor)
+    settled(path, 30)  # a touch: new modification time, same content (in the ledger)
+    touched = tick(home, instance, loaded.cursor)
+    assert touched.run_requests == []
+    with path.open("a") as f:
+        f.write("1,inactive,2023-01-22 13:00:00 UTC\n")
+    settled(path, 20)
+    extended = tick(home, instance, touched.cursor)
+    assert requested_files(extended) == [["p1.csv"]]
+    assert extended.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_an_unrecognised_file_is_moved_aside_at_once_and_reported(home, instance):
+    home.landing.folder.mkdir(parents=True)
+    (home.landing.folder / "weird.csv").write_text("id,value\n1,2\n")
+    settled(home.landing.folder / "weird.csv")
+    result = tick(home, instance)
+    assert result.run_requests == []
+    assert (home.landing.failed_folder / "weird.csv").exists()
+    assert "unrecognised header" in (home.landing.failed_folder / "weird.csv.error.txt").read_text()
+    [evaluation] = result.asset_events
+    assert evaluation.check_name == "no_unreadable_files" and not evaluation.passed
+    assert tick(home, instance, result.cursor).run_requests == []
+
+
+def test_a_long_history_is_loaded_in_batches_one_run_at_a_time(home, instance):
+    for n in range(MAX_FILES_PER_RUN + 30):
+        polls_file(home, f"p{n:04d}.csv", [(f"s{n}", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    assert [len(f) for f in requested_files(first)] == [MAX_FILES_PER_RUN]
+    # Its run not created yet: the same request again, and no second batch beside it.
+    again = tick(home, instance, first.cursor)
+    assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
+    run_requested(home, instance, again)
+    second = tick(home, instance, again.cursor)
+    assert [len(f) for f in requested_files(second)] == [30]
+
+
+def test_a_file_still_being_written_waits_until_it_settles(home, instance):
+    patient = {**home.resources, "landing": LandingFolder(path=home.landing.path, settle_seconds=30)}
+    path = polls_file(home, "p.csv", [("1", "2023-01-22 12:00:00 UTC")], age=0)
+    assert tick(home, instance, resources=patient).run_requests == []  # modified just now
+    settled(path)
+    assert len(tick(home, instance, resources=patient).run_requests) == 1
+
+
+def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
+    from storemon_assets.defs.assets.report import uptime_report
+
+    monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
+    path = polls_file(
+        home,
+        "p.csv",
+        [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"), ("c", "2023-01-22 12:00:00 UTC")],
+    )
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [str(path)]}}}}
+    dg.materialize(
+        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
+    )
+    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
+    report = pl.read_csv(home.reports.folder / "combined_report.csv")
+    assert report.get_column("store_id").to_list() == ["a", "b", "c"]
+
+
+# --- row 1: a failed ingest is retried, then surfaced -----------------------------------------
+
+
+@contextmanager
+def database_locked(home):
+    """Another process holds SQLite's write lock (readers still read: WAL)."""
+    home.database.engine()  # tables exist, journal in WAL mode
+    holder = sqlite3.connect(home.database.url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        yield holder
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_run_failing_on_a_locked_database_is_retried_until_the_file_is_loaded(
+    home, instance, monkeypatch, no_backoff
+):
+    # Issue 9 row 1: the failed run was never retried; cursor and run key both said "done".
+    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    with database_locked(home):
+        first = tick(home, instance)
+        [failed] = run_requested(home, instance, first)
+        assert not failed.success
+        retry = tick(home, instance, first.cursor)
+    assert requested_files(retry) == [["p.csv"]]
+    assert retry.run_requests[0].run_key != first.run_requests[0].run_key
+    [succeeded] = run_requested(home, instance, retry)
+    assert succeeded.success
+    assert stored_polls(home) == [("s1", 1674388800000000, "active")]
+    done = tick(home, instance, retry.cursor)
+    assert done.run_requests == [] and not done.asset_events
+
+
+def test_the_retry_waits_for_its_backoff(home, instance, monkeypatch):
+    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    with database_locked(home):
+        first = tick(home, instance)
+        run_requested(home, instance, first)
+    waiting = tick(home, instance, first.cursor)
+    assert waiting.run_requests == []  # the first retry comes 30 s after the failure
+    assert sensors.LandingCursor.parse(waiting.cursor).waiting["p.csv"].retry_at > time.time() + 25
+
+
+def test_after_the_last_attempt_the_file_is_moved_aside_with_the_runs_error(home, instance, monkeypatch, no_backoff):
+    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
+    monkeypatch.setattr(sensors, "MAX_ATTEMPTS", 2)
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    cursor = None
+    with database_locked(home):
+        for _ in range(2):
+            result = tick(home, instance, cursor)
+            assert requested_files(result) == [["p.csv"]]
+            run_requested(home, instance, result)
+            cursor = result.cursor
+        last = tick(home, instance, cursor)
+    assert last.run_requests == []
+    error = (home.landing.failed_folder / "p.csv.error.txt").read_text()
+    assert error.startswith("p.csv: not loaded after 2 runs") and "database is locked" in error
+    [evaluation] = last.asset_events
+    assert evaluation.check_name == "no_unreadable_files" and not evaluation.passed
+    assert tick(home, instance, last.cursor).run_requests == []
+
+
+# --- row 2: the sensor reads headers only; runs take bounded batches ---------------------------
+
+
+def test_a_small_file_goes_into_the_next_run_beside_a_backlog_of_large_files(home, instance, monkeypatch):
+    monkeypatch.setattr(sensors, "MAX_RUN_BYTES", 1_000)
+    many = [(f"s{n}", "2023-01-22 12:00:00 UTC") for n in range(60)]  # ~1,700 bytes: large
+    for n, name in enumerate(["big1.csv", "big2.csv", "big3.csv"]):
+        polls_file(home, name, many, age=300 - n)
+    polls_file(home, "small.csv", [("late", "2023-01-22 13:00:00 UTC")], age=60)  # arrived last
+    first = tick(home, instance)
+    # The small file first, then the oldest large file; the other large files wait their turn.
+    assert requested_files(first) == [["small.csv", "big1.csv"]]
+    run_requested(home, instance, first)
+    second = tick(home, instance, first.cursor)
+    assert requested_files(second) == [["big2.csv"]]
+
+
+def test_with_several_large_files_every_sensor_tick_is_quick(home, instance):
+    # Issue 9 row 2: the sensor parsed every new file inside its tick; five 560 MB files took
+    # each tick past Dagster's 60 s limit, and all ingestion stopped.
+    block = "".join(f"{n % 9000},active,2023-01-2{n % 5} 1{n % 10}:00:00.{n:06d} UTC\n" for n in range(100_000))
+    home.landing.folder.mkdir(parents=True)
+    for n in range(4):
+        path = home.landing.folder / f"large{n}.csv"
+        with path.open("w") as f:
+            f.write(HEADER)
+            for _ in range(24):  # ~110 MB, 2.4 million polls each
+                f.write(block)
+        settled(path, 300 - n)
+    polls_file(home, "small.csv", [("late", "2023-01-22 13:00:00 UTC")])
+    cursor, durations = None, []
+    for _ in range(3):
+        started = time.monotonic()
+        result = tick(home, instance, cursor)  # a failing tick raises
+        durations.append(time.monotonic() - started)
+        cursor = result.cursor
+    assert max(durations) <= 5, durations
+    [batch] = requested_files(result)  # one run at a time, reading a bounded amount
+    assert "small.csv" in batch
+    assert sum((home.landing.folder / name).stat().st_size for name in batch) <= sensors.MAX_RUN_BYTES
+
+
+# --- row 3: only complete files are read --------------------------------------------------------
+
+
+def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(home, instance):
+    # Issue 9 row 3: a writer stalled mid-line after "2023-01-25 10:00", a valid timestamp; the
+    # half-written file was loaded (a phantom poll), then the completed one as a changed file.
+    home.landing.folder.mkdir(parents=True)
+    path = home.landing.folder / "p.csv"
+    path.write_text(HEADER + "s1,active,2023-01-25 09:00:00 UTC\ns1,inactive,2023-01-25 10:00")
+    settled(path)  # unchanged for a minute: the writer stalled
+    stalled = tick(home, instance)
+    run_requested(home, instance, stalled)
+    with path.open("a") as f:
+        f.write(":39 UTC\n")
+    settled(path, 30)
+    completed = tick(home, instance, stalled.cursor)
+    run_requested(home, instance, completed)
+    tick(home, instance, completed.cursor)
+    assert stalled.run_requests == []
+    # 09:00 = 1674637200 s; 10:00:39 = 1674640839 s; nothing at 10:00:00.
+    assert stored_polls(home) == [("s1", 1674637200000000, "active"), ("s1", 1674640839000000, "inactive")]
+
+
+def test_a_file_left_unfinished_is_moved_aside_after_a_while(home, instance):
+    impatient = {**home.resources, "landing": LandingFolder(path=home.landing.path, incomplete_after_seconds=30)}
+    home.landing.folder.mkdir(parents=True)
+    path = home.landing.folder / "p.csv"
+    path.write_text(HEADER + "s1,active,2023-01-25 09:00:00 UTC")
+    settled(path, 10)
+    assert tick(home, instance, resources=impatient).asset_events == []  # waited for
+    settled(path, 60)
+    result = tick(home, instance, resources=impatient)
+    assert result.run_requests == [] and not result.asset_events[0].passed
+    assert "its last line has no newline" in (home.landing.failed_folder / "p.csv.error.txt").read_text()
+
+
+def test_a_run_does_not_read_a_file_rewritten_since_the_sensor_saw_it_complete(home, instance):
+    path = polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    path.write_text(HEADER + "s1,active,2023-01-22 13:00")  # being rewritten when the run starts
+    [run] = run_requested(home, instance, first)
+    assert run.success and stored_polls(home) == []
+
+
+# --- row 6: the landing folder is a boundary ----------------------------------------------------
+
+SECRET = "root:x:0:0:root:/root:/bin/bash\n"
+
+
+def test_symbolic_links_are_refused_unread_and_moved_aside(home, instance, tmp_path):
+    # Issue 9 row 6: a link to /etc/passwd put its first line into failed/*.error.txt and the
+    # logs; a link to a CSV elsewhere was ingested.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "passwd").write_text(SECRET)
+    (outside / "polls.csv").write_text(HEADER + "stranger,active,2023-01-22 12:00:00 UTC\n")
+    home.landing.folder.mkdir(parents=True)
+    (home.landing.folder / "passwd.csv").symlink_to(outside / "passwd")
+    (home.landing.folder / "elsewhere.csv").symlink_to(outside / "polls.csv")
+    result = tick(home, instance)
+    assert result.run_requests == []
+    for name in ("passwd.csv", "elsewhere.csv"):
+        assert (home.landing.failed_folder / name).is_symlink()  # the link moved, not its target
+        error = (home.landing.failed_folder / f"{name}.error.txt").read_text()
+        assert "refused unread: not a regular file" in error and "root" not in error
+    assert (outside / "passwd").read_text() == SECRET
+    assert not result.asset_events[0].passed
+    assert stored_polls(home) == []
+
+
+def test_a_run_refuses_a_symbolic_link_put_in_place_of_a_landing_file(home, instance, tmp_path):
+    path = polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    (tmp_path / "passwd").write_text(SECRET)
+    path.unlink()
+    path.symlink_to(tmp_path / "passwd")  # swapped after the sensor looked
+    [run] = run_requested(home, instance, first)
+    assert not run.success
+    messages = " ".join(str(e.message) + str(e.event_specific_data) for e in run.all_events)
+    assert "refused unread, a symbolic link" in messages and "root:x" not in messages
+    assert (home.landing.failed_folder / "p.csv").is_symlink() and stored_polls(home) == []
+
+
+def test_error_files_quote_only_a_short_sanitised_excerpt_of_a_file(home, instance):
+    home.landing.folder.mkdir(parents=True)
+    path = home.landing.folder / "junk.csv"
+    path.write_text("\x1b[2J\x1b[31m" + "A" * 5_000 + "\nmore\n")
+    settled(path)
+    tick(home, instance)
+    error = (home.landing.failed_folder / "junk.csv.error.txt").read_text()
+    assert len(error) < 400 and "\x1b" not in error and "AAAA" in error
