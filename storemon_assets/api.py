@@ -5,18 +5,25 @@ the run id: a run of `report_job` (the current report, which also refreshes
 `combined_report.csv`), or with `as_of` a run of `as_of_report_job`, which writes only
 `<report_id>.csv` and leaves the published report alone. FastAPI is used because the contract
 is small and typed: the request and response models give validation and the OpenAPI page at
-/docs for free. The endpoints are plain (sync) functions: the Dagster GraphQL client is
-synchronous, and FastAPI runs them in its thread pool. Every call to Dagster has a timeout; an
-unreachable Dagster is a 503 that says so.
+/docs for free. The Dagster GraphQL client is synchronous: `trigger_report` is a plain function
+that FastAPI runs in its thread pool, and `get_report` hands only its call to Dagster to that
+pool. Every call to Dagster has a timeout; an unreachable Dagster is a 503 that says so.
 
 The endpoints get Dagster (`report_runs`) and the reports folder (`reports_folder`) as FastAPI
 dependencies, so tests swap in a fake run client with `app.dependency_overrides` and check the
 HTTP contract without starting Dagster.
+
+A run that has ended never changes, so the API asks Dagster about a run only until it ends
+(`FinishedRuns`); polls of a finished report are answered from memory and the reports folder
+on the event loop. Request bodies are limited to MAX_BODY_BYTES, and no answer echoes more
+than a short excerpt of what it was sent.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Protocol
@@ -26,11 +33,15 @@ import dagster as dg
 import httpx
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from storemon_assets import settings
 from storemon_assets.core.instants import parse_as_of
+from storemon_assets.core.parsing import EXCERPT_CHARS, excerpt
 from storemon_assets.defs.as_of_report import AS_OF_TAG, AsOfReportConfig, as_of_instant, as_of_report
 from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, as_of_report_job, report_job
 from storemon_assets.web.routes import router as store_pages
@@ -61,6 +72,10 @@ query StoremonRun($runId: ID!) {
   }
 }
 """
+
+
+MAX_BODY_BYTES = 16 * 1024  # a trigger body is a few dozen bytes
+FINISHED_STATES = FAILED_STATES | {"SUCCESS"}
 
 
 class DagsterUnavailable(RuntimeError):
@@ -146,6 +161,77 @@ class DagsterRuns:
         return f"Dagster webserver at {self.url} is unreachable or did not answer within {self.timeout:g} s ({type(exc).__name__})"
 
 
+class FinishedRuns:
+    """Runs that have ended, as Dagster last described them (a finished run never changes), so
+    polls of a finished report do not ask Dagster again. The least recently used are forgotten
+    beyond `size` (they are then asked for once more)."""
+
+    def __init__(self, size: int = 10_000):
+        self.size = size
+        self._runs: OrderedDict[str, RunInfo] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> RunInfo | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                self._runs.move_to_end(run_id)
+            return run
+
+    def remember(self, run_id: str, run: RunInfo) -> None:
+        if run.status not in FINISHED_STATES:
+            return
+        with self._lock:
+            self._runs[run_id] = run
+            self._runs.move_to_end(run_id)
+            while len(self._runs) > self.size:
+                self._runs.popitem(last=False)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is refused with 413, whether announced
+    by Content-Length or streamed in chunks, before it is read into memory."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await JSONResponse(status_code=413, content={"detail": self._too_large})(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(status_code=413, detail=self._too_large)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request body larger than {self.max_bytes:,} bytes"
+
+
+def _bounded_errors(errors) -> list[dict]:
+    """Validation errors with every echoed input cut to a short excerpt."""
+    bounded = []
+    for error in errors:
+        error = dict(error)
+        if "input" in error and not isinstance(error["input"], int | float | bool | None):
+            text = error["input"] if isinstance(error["input"], str) else repr(error["input"])
+            error["input"] = text if len(text) <= EXCERPT_CHARS else excerpt(text)
+        error.pop("ctx", None)  # may hold the input again
+        bounded.append(error)
+    return bounded
+
+
 def _is_connection_problem(exc: DagsterGraphQLClientError) -> bool:
     text = " ".join(str(a) for a in exc.args)
     return any(word in text for word in ("Connection", "connect", "Timeout", "timed out", "Max retries"))
@@ -199,18 +285,26 @@ class ErrorDetail(BaseModel):
 CSV_EXAMPLE = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
 
 
-def report_runs(request: Request) -> ReportRuns:
+# The dependencies are `async` only so that FastAPI calls them on the event loop instead of
+# sending each through its thread pool.
+async def report_runs(request: Request) -> ReportRuns:
     """Dependency: the app's Dagster run client (tests override it with a fake)."""
     return request.app.state.report_runs
 
 
-def reports_folder(request: Request) -> Path:
+async def reports_folder(request: Request) -> Path:
     """Dependency: where report runs write `<report_id>.csv`."""
     return request.app.state.reports_dir
 
 
+async def finished_runs(request: Request) -> FinishedRuns:
+    """Dependency: what the API remembers of runs that have ended."""
+    return request.app.state.finished_runs
+
+
 Runs = Annotated[ReportRuns, Depends(report_runs)]
 ReportsDir = Annotated[Path, Depends(reports_folder)]
+Finished = Annotated[FinishedRuns, Depends(finished_runs)]
 
 
 def create_app(
@@ -227,6 +321,8 @@ def create_app(
     # The store pages (web/routes.py) read the storemon database, not Dagster.
     app.state.database_url = database_url or settings.database_url()
     app.include_router(store_pages)
+    app.state.finished_runs = FinishedRuns()
+    app.add_middleware(BodyLimit)
 
     def unavailable(exc: DagsterUnavailable) -> HTTPException:
         return HTTPException(status_code=503, detail=str(exc))
@@ -265,9 +361,10 @@ def create_app(
         },
         summary="Poll a report",
     )
-    def get_report(
+    async def get_report(
         runs: Runs,
         reports: ReportsDir,
+        finished: Finished,
         report_id: Annotated[str, Query(description="The id /trigger_report returned.")],
     ):
         report_id = report_id.strip()
@@ -276,10 +373,14 @@ def create_app(
                 status_code=404,
                 detail=f"unknown report id {report_id[:80]!r}: report ids are the UUIDs /trigger_report returns",
             )
-        try:
-            run = runs.run_info(report_id)
-        except DagsterUnavailable as exc:
-            raise unavailable(exc) from exc
+        run = finished.get(report_id)
+        if run is None:
+            try:  # the GraphQL client blocks: off the event loop
+                run = await run_in_threadpool(runs.run_info, report_id)
+            except DagsterUnavailable as exc:
+                raise unavailable(exc) from exc
+            if run is not None:
+                finished.remember(report_id, run)
         if run is None:
             raise HTTPException(status_code=404, detail=f"no report with id {report_id}")
         if run.job_name not in REPORT_PRODUCING_JOBS:
@@ -312,6 +413,10 @@ def create_app(
         response_model=ReportStatus,
         response_model_exclude_none=True,
     )
+
+    @app.exception_handler(RequestValidationError)
+    def bounded_validation_error(_request, exc: RequestValidationError):
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(_bounded_errors(exc.errors()))})
 
     @app.exception_handler(DagsterGraphQLClientError)
     def dagster_refused(_request, exc: DagsterGraphQLClientError):  # e.g. job not found in the location
