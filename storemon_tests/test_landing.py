@@ -19,8 +19,7 @@ import polars as pl
 import pytest
 
 import storemon_assets.defs.sensors as sensors
-from storemon_assets.core.tables import STORE_STATUS_POLLS
-from storemon_assets.db.queries import read_table
+from storemon_assets.db.queries import read_polls, store_keys
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.resources import LandingFolder
@@ -69,7 +68,10 @@ def polls_file(home, name, rows, age=60) -> Path:
 
 
 def stored_polls(home) -> list[tuple]:
-    return sorted(read_table(home.database.engine(), STORE_STATUS_POLLS).rows())
+    """(store_id, polled_at_us, active) of every stored poll."""
+    engine = home.database.engine()
+    polls = read_polls(engine, 0, 2**62).join(store_keys(engine), on="store_key")
+    return sorted(polls.select("store_id", "polled_at_us", "active").rows())
 
 
 @pytest.fixture
@@ -193,7 +195,7 @@ def test_a_run_failing_on_a_locked_database_is_retried_until_the_file_is_loaded(
     assert retry.run_requests[0].run_key != first.run_requests[0].run_key
     [succeeded] = run_requested(home, instance, retry)
     assert succeeded.success
-    assert stored_polls(home) == [("s1", 1674388800000000, "active")]
+    assert stored_polls(home) == [("s1", 1674388800000000, True)]
     done = tick(home, instance, retry.cursor)
     assert done.run_requests == [] and not done.asset_events
 
@@ -291,7 +293,7 @@ def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(ho
     tick(home, instance, completed.cursor)
     assert stalled.run_requests == []
     # 09:00 = 1674637200 s; 10:00:39 = 1674640839 s; nothing at 10:00:00.
-    assert stored_polls(home) == [("s1", 1674637200000000, "active"), ("s1", 1674640839000000, "inactive")]
+    assert stored_polls(home) == [("s1", 1674637200000000, True), ("s1", 1674640839000000, False)]
 
 
 def test_a_file_left_unfinished_is_moved_aside_after_a_while(home, instance):
