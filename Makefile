@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install lock instance run dev sample lint test test-fast bench clean
+.PHONY: install lock instance run dev sample lint test test-fast bench bench-api clean
 
 # The locked versions (uv.lock), installed by uv: a fresh install takes about half the time pip
 # needs (README, "Packages, and why"). uv is bootstrapped with pip inside the venv, so python3
@@ -69,6 +69,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python scripts/benchmark.py
+
+# Requests/s and latency of polling a finished report, against dagster dev + storemon api.
+bench-api: install
+	$(BIN)/python scripts/api_benchmark.py
 
 clean:
 	rm -rf data/reports data/storemon.db* data/dagster_home

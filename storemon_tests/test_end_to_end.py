@@ -64,6 +64,13 @@ def test_dropped_poll_file_updates_the_report_without_a_click(tmp_path):
 
         wait_for(schedules_stored, 120, "the store partitions to be materialised")
 
+        # ... and the runs that stored them have ended (stopping Dagster earlier interrupts them).
+        def schedules_runs_ended():
+            console = (tmp_path / "dagster_dev.log").read_text()
+            return sum(int(n) for n in re.findall(r"refreshed the schedules of (\d+) stores", console)) >= 101 or None
+
+        wait_for(schedules_runs_ended, 60, "the store-schedules runs' summary lines")
+
     # A quiet console: no warnings at all (Dagster's beta and "superseded" notices, a missing
     # dagster.yaml), and one summary line per store-schedules run instead of one per partition.
     console = (tmp_path / "dagster_dev.log").read_text()

@@ -206,9 +206,10 @@ def _examine(landing: LandingFolder, file: LandingFile, now: float) -> str | Non
     Raises FeedFileError for a file to move aside."""
     if not landing.is_complete(file):
         if landing.is_stalled(file, now):
+            state = "empty" if file.size == 0 else "unfinished, its last line has no newline"
             raise FeedFileError(
-                f"{file.name}: unfinished, its last line has no newline and it has not changed for "
-                f"{landing.incomplete_after_seconds:g} s; if it is complete, end it with a newline and drop it again"
+                f"{file.name}: {state} and unchanged for {landing.incomplete_after_seconds:g} s; "
+                "if it is complete, end it with a newline and drop it again"
             )
         return None
     inspection = landing.inspect(file)
