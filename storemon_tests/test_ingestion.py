@@ -113,9 +113,14 @@ def test_hours_accept_day_or_dayofweek_and_times_with_or_without_seconds(tmp_pat
     ],
 )
 def test_bad_hours_rows_are_rejected(tmp_path, line, reason):
-    feed = read_feed_file(write_csv(tmp_path, "h.csv", f"store_id,day,start_time_local,end_time_local\n{line}\n"))
-    assert feed.rows.height == 0
-    assert feed.rejected.get_column("reason")[0].startswith(reason)
+    assert only_rejection(tmp_path, "store_id,day,start_time_local,end_time_local", line).startswith(reason)
+
+
+def only_rejection(tmp_path, header: str, line: str) -> str:
+    """The reason a file of one data line rejects it (asserting that it does)."""
+    feed = read_feed_file(write_csv(tmp_path, "one_line.csv", f"{header}\n{line}\n"))
+    assert feed.rows.height == 0 and feed.rejected.height == 1
+    return feed.rejected.get_column("reason")[0]
 
 
 # --- timezones -------------------------------------------------------------------------------
@@ -235,7 +240,9 @@ def test_two_loads_of_the_same_content_at_once_give_one_load_and_one_already_loa
 
     import storemon_assets.db.loading as loading
 
-    feed = read_feed_file(write(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n"))
+    feed = read_feed_file(
+        write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
+    )
     first_is_writing, release_first = threading.Event(), threading.Event()
     original = loading._bulk_insert
 
@@ -368,20 +375,18 @@ def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
     ],
 )
 def test_impossible_instants_are_rejected_with_their_reason(tmp_path, text, reason):
-    feed = read_feed_file(write(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n1,active,{text}\n"))
-    assert feed.rows.height == 0
-    assert feed.rejected.get_column("reason")[0].startswith(reason)
+    assert only_rejection(tmp_path, "store_id,status,timestamp_utc", f"1,active,{text}").startswith(reason)
 
 
 def test_offsets_up_to_fourteen_hours_are_real_instants(tmp_path):
     text = "store_id,status,timestamp_utc\n1,active,2023-01-22T14:00:00+14:00\n1,active,2023-01-22T00:00:00-12:00\n"
-    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
     # 14:00 at +14:00 is 00:00 UTC; 00:00 at -12:00 is 12:00 UTC.
     assert feed.rows.get_column("polled_at_us").to_list() == [at("2023-01-22 00:00"), at("2023-01-22 12:00")]
 
 
 def test_a_poll_more_than_one_hour_after_ingestion_is_from_the_future(tmp_path):
-    path = write(
+    path = write_csv(
         tmp_path,
         "p.csv",
         "store_id,status,timestamp_utc\n"
@@ -418,7 +423,7 @@ def test_a_quoted_field_holding_a_newline_or_a_comma_is_one_field(tmp_path, engi
         '"s,6","inactive","2023-01-22 12:00:00 UTC"\n'
         '"s""7",active,2023-01-22 12:00:00 UTC\n'
     )
-    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
     assert feed.rows.select("line_number", "store_id").rows() == [(2, "s1"), (5, "s,6"), (6, 's"7')]
     [rejected] = feed.rejected.to_dicts()
     assert rejected["line_number"] == 3  # where the record starts
@@ -430,7 +435,7 @@ def test_a_quoted_field_holding_a_newline_or_a_comma_is_one_field(tmp_path, engi
 
 def test_an_unterminated_quote_is_rejected_from_its_line_on(tmp_path):
     text = 'store_id,status,timestamp_utc\ns1,active,2023-01-22 12:00:00 UTC\n"s2,active,2023-01-22 12:00:00 UTC\n'
-    feed = read_feed_file(write(tmp_path, "p.csv", text))
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
     assert feed.rows.get_column("store_id").to_list() == ["s1"]
     assert feed.rejected.select("line_number", "reason").row(0) == (
         3,
