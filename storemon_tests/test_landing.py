@@ -24,6 +24,7 @@ from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.resources import LandingFolder
 from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor
+from storemon_tests.helpers import write_csv
 
 HEADER = "store_id,status,timestamp_utc\n"
 
@@ -61,10 +62,8 @@ def settled(path: Path, seconds_ago: float = 60) -> Path:
 
 
 def polls_file(home, name, rows, age=60) -> Path:
-    home.landing.folder.mkdir(parents=True, exist_ok=True)
-    path = home.landing.folder / name
-    path.write_text(HEADER + "".join(f"{s},active,{t}\n" for s, t in rows))
-    return settled(path, age)
+    """A polls file in the landing folder, last written `age` seconds ago."""
+    return settled(write_csv(home.landing.folder, name, HEADER + "".join(f"{s},active,{t}\n" for s, t in rows)), age)
 
 
 def stored_polls(home) -> list[tuple]:
@@ -113,9 +112,7 @@ def test_touching_a_loaded_file_does_nothing_but_extending_it_loads_it_again(hom
 
 
 def test_an_unrecognised_file_is_moved_aside_at_once_and_reported(home, instance):
-    home.landing.folder.mkdir(parents=True)
-    (home.landing.folder / "weird.csv").write_text("id,value\n1,2\n")
-    settled(home.landing.folder / "weird.csv")
+    settled(write_csv(home.landing.folder, "weird.csv", "id,value\n1,2\n"))
     result = tick(home, instance)
     assert result.run_requests == []
     assert (home.landing.failed_folder / "weird.csv").exists()
@@ -279,9 +276,9 @@ def test_with_several_large_files_every_sensor_tick_is_quick(home, instance):
 def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(home, instance):
     # Issue 9 row 3: a writer stalled mid-line after "2023-01-25 10:00", a valid timestamp; the
     # half-written file was loaded (a phantom poll), then the completed one as a changed file.
-    home.landing.folder.mkdir(parents=True)
-    path = home.landing.folder / "p.csv"
-    path.write_text(HEADER + "s1,active,2023-01-25 09:00:00 UTC\ns1,inactive,2023-01-25 10:00")
+    path = write_csv(
+        home.landing.folder, "p.csv", HEADER + "s1,active,2023-01-25 09:00:00 UTC\ns1,inactive,2023-01-25 10:00"
+    )
     settled(path)  # unchanged for a minute: the writer stalled
     stalled = tick(home, instance)
     run_requested(home, instance, stalled)
@@ -298,10 +295,7 @@ def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(ho
 
 def test_a_file_left_unfinished_is_moved_aside_after_a_while(home, instance):
     impatient = {**home.resources, "landing": LandingFolder(path=home.landing.path, incomplete_after_seconds=30)}
-    home.landing.folder.mkdir(parents=True)
-    path = home.landing.folder / "p.csv"
-    path.write_text(HEADER + "s1,active,2023-01-25 09:00:00 UTC")
-    settled(path, 10)
+    path = settled(write_csv(home.landing.folder, "p.csv", HEADER + "s1,active,2023-01-25 09:00:00 UTC"), 10)
     assert tick(home, instance, resources=impatient).asset_events == []  # waited for
     settled(path, 60)
     result = tick(home, instance, resources=impatient)
@@ -361,10 +355,7 @@ def test_a_run_refuses_a_symbolic_link_put_in_place_of_a_landing_file(home, inst
 
 
 def test_error_files_quote_only_a_short_sanitised_excerpt_of_a_file(home, instance):
-    home.landing.folder.mkdir(parents=True)
-    path = home.landing.folder / "junk.csv"
-    path.write_text("\x1b[2J\x1b[31m" + "A" * 5_000 + "\nmore\n")
-    settled(path)
+    settled(write_csv(home.landing.folder, "junk.csv", "\x1b[2J\x1b[31m" + "A" * 5_000 + "\nmore\n"))
     tick(home, instance)
     error = (home.landing.failed_folder / "junk.csv.error.txt").read_text()
     assert len(error) < 400 and "\x1b" not in error and "AAAA" in error
