@@ -330,12 +330,14 @@ def test_symbolic_links_are_refused_unread_and_moved_aside(home, instance, tmp_p
     home.landing.folder.mkdir(parents=True)
     (home.landing.folder / "passwd.csv").symlink_to(outside / "passwd")
     (home.landing.folder / "elsewhere.csv").symlink_to(outside / "polls.csv")
+    os.mkfifo(home.landing.folder / "pipe.csv")  # opening it to read would block the tick
     result = tick(home, instance)
     assert result.run_requests == []
-    for name in ("passwd.csv", "elsewhere.csv"):
-        assert (home.landing.failed_folder / name).is_symlink()  # the link moved, not its target
+    for name in ("passwd.csv", "elsewhere.csv", "pipe.csv"):
         error = (home.landing.failed_folder / f"{name}.error.txt").read_text()
         assert "refused unread: not a regular file" in error and "root" not in error
+    for name in ("passwd.csv", "elsewhere.csv"):
+        assert (home.landing.failed_folder / name).is_symlink()  # the link moved, not its target
     assert (outside / "passwd").read_text() == SECRET
     assert not result.asset_events[0].passed
     assert stored_polls(home) == []

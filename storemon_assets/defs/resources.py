@@ -107,7 +107,10 @@ class LandingFolder(dg.ConfigurableResource):
         for entry in os.scandir(self.folder):
             if not entry.name.lower().endswith(".csv"):
                 continue
-            info = entry.stat(follow_symlinks=False)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since the folder was listed
             if stat.S_ISREG(info.st_mode):
                 files.append(LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns))
             else:

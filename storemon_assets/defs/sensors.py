@@ -185,9 +185,11 @@ def _look_at_new_files(
             sha256 = _examine(landing, file, now)
         except FileNotFoundError:
             continue  # gone since the folder was listed
-        except (FeedFileError, NotALandingFile) as exc:
-            landing.move_aside(file.path, str(exc))
-            moved.append(str(exc))
+        except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
+            known = isinstance(exc, FeedFileError | NotALandingFile)
+            message = str(exc) if known else f"{file.name}: cannot read file ({exc.strerror or exc})"
+            landing.move_aside(file.path, message)
+            moved.append(message)
             continue
         if sha256 is not None:
             candidates.append((file, sha256))
