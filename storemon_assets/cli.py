@@ -1,4 +1,4 @@
-"""The `storemon` command: report, ingest, generate, sample, db, api, dev."""
+"""The `storemon` command: report, ingest, generate, sample, db, api, dev, worker."""
 
 from __future__ import annotations
 
@@ -227,6 +227,20 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.api_port)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a Celery worker that executes Dagster steps (STOREMON_EXECUTOR=celery runs)."""
+    try:
+        from storemon_assets.defs.celery_app import make_worker_app
+    except ImportError:
+        return _fail("storemon worker needs the celery extra: pip install 'storemon[celery]'")
+    from storemon_assets.defs.executors import CELERY_QUEUE
+
+    argv = ["worker", "-Q", CELERY_QUEUE, "--prefetch-multiplier=1", "--loglevel", args.loglevel]
+    argv += ["--concurrency", str(args.concurrency)] + (["-n", args.name] if args.name else [])
+    make_worker_app(args.visibility_timeout).worker_main(argv)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="storemon", description="Store uptime/downtime during business hours.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -291,6 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=3000, help="Dagster webserver port")
     dev.add_argument("--api-port", type=int, default=8000, help="HTTP API port")
     dev.set_defaults(func=cmd_dev)
+
+    worker = sub.add_parser(
+        "worker", help="run a Celery worker for Dagster steps (STOREMON_EXECUTOR=celery, STOREMON_CELERY_BROKER)"
+    )
+    worker.add_argument("--concurrency", type=int, default=1, help="steps run at once (default 1: one per worker)")
+    worker.add_argument("--name", default=None, help="Celery node name, e.g. shard-worker-1@%%h")
+    worker.add_argument("--loglevel", default="INFO")
+    worker.add_argument(
+        "--visibility-timeout",
+        type=int,
+        default=3600,
+        help="seconds after which a step whose worker vanished is given to another worker; "
+        "must exceed the longest step (default 3600)",
+    )
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -55,6 +55,21 @@ INGEST_RETRY_SECONDS = Setting(
     "wait before a landing file whose run failed is tried again; doubles after each failure (5 runs in all)",
     "`30`",
 )
+REPORT_SHARDS = Setting(
+    "STOREMON_REPORT_SHARDS",
+    "store shards the report fans out over (one step each; the run config's `shards` overrides it)",
+    "`1`",
+)
+EXECUTOR = Setting(
+    "STOREMON_EXECUTOR",
+    "how Dagster runs the steps: `in_process`, `multiprocess` (a process per step) or `celery` (Celery workers)",
+    "`in_process`",
+)
+CELERY_BROKER = Setting(
+    "STOREMON_CELERY_BROKER",
+    "Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
+    "`redis://127.0.0.1:6379/0`",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
@@ -67,7 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_STORE_PARTITIONS,
     SQLITE_BUSY_TIMEOUT,
     INGEST_RETRY_SECONDS,
+    REPORT_SHARDS,
+    EXECUTOR,
+    CELERY_BROKER,
 )
+EXECUTORS = ("in_process", "multiprocess", "celery")
 
 
 def _read(setting: Setting) -> str:
@@ -145,3 +164,25 @@ def sqlite_busy_timeout() -> float:
 
 def ingest_retry_seconds() -> float:
     return _seconds(INGEST_RETRY_SECONDS, "30")
+
+
+def report_shards() -> int:
+    value = _read(REPORT_SHARDS) or "1"
+    try:
+        shards = int(value)
+    except ValueError:
+        shards = 0
+    if shards < 1:
+        raise ValueError(f"{REPORT_SHARDS.name}={value!r} is not a whole number of at least 1")
+    return shards
+
+
+def executor_name() -> str:
+    value = _read(EXECUTOR) or "in_process"
+    if value not in EXECUTORS:
+        raise ValueError(f"{EXECUTOR.name}={value!r} is not one of {', '.join(EXECUTORS)}")
+    return value
+
+
+def celery_broker() -> str:
+    return _read(CELERY_BROKER) or "redis://127.0.0.1:6379/0"

@@ -88,6 +88,37 @@ def chromium() -> tuple[Path, Path]:
     return CHROMIUM, CHROMEDRIVER
 
 
+def fresh_postgres_database(suffix: str) -> str:
+    """A new, empty database `<test database>_<suffix>` on the test server (dropped first if it
+    exists); returns its URL. The test role may create databases (scripts/start_postgres.sh)."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(postgres_url())
+    name = f"{url.database}_{suffix}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def dagster_postgres_env(database_url: str) -> dict[str, str]:
+    """The variables deploy/dagster.yaml reads, for a PostgreSQL URL."""
+    import sqlalchemy as sa
+
+    url = sa.make_url(database_url)
+    return {
+        "DAGSTER_POSTGRES_HOST": url.host or "127.0.0.1",
+        "DAGSTER_POSTGRES_PORT": str(url.port or 5432),
+        "DAGSTER_POSTGRES_USER": url.username or "",
+        "DAGSTER_POSTGRES_PASSWORD": url.password or "",
+        "DAGSTER_POSTGRES_DB": url.database or "",
+    }
+
+
 def empty_postgres_engine():
     """An engine on the test database with every table in it dropped."""
     import sqlalchemy as sa

@@ -17,6 +17,7 @@ from storemon_assets.dev import dagster_dev_command, dagster_dev_environment
 
 REPO = Path(__file__).resolve().parent.parent
 LOCAL_INSTANCE_CONFIG = REPO / "deploy" / "local" / "dagster.yaml"
+SERVER_INSTANCE_CONFIG = REPO / "deploy" / "dagster.yaml"  # PostgreSQL-backed, settings from the environment
 
 
 def free_port() -> int:
@@ -59,16 +60,17 @@ def _service(args: list[str], env: dict[str, str], log_path: Path, ready_url: st
 
 
 @contextmanager
-def dagster_dev(home: Path, extra_env: dict[str, str] | None = None):
+def dagster_dev(home: Path, extra_env: dict[str, str] | None = None, instance_config: Path = LOCAL_INSTANCE_CONFIG):
     """Run `dagster dev -w workspace.yaml` with storemon and Dagster homes under `home`.
 
-    Yields the webserver URL. The server runs in its own process group, which is stopped as
-    a whole: signalling only the parent leaves children running.
+    `instance_config` becomes `$DAGSTER_HOME/dagster.yaml`: by default the instance `make run`
+    uses. Yields the webserver URL. The server runs in its own process group, which is stopped
+    as a whole: signalling only the parent leaves children running.
     """
     port = free_port()
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(LOCAL_INSTANCE_CONFIG, dagster_home / "dagster.yaml")  # the instance `make run` uses
+    shutil.copyfile(instance_config, dagster_home / "dagster.yaml")
     env = {**os.environ, "STOREMON_HOME": str(home), "DAGSTER_HOME": str(dagster_home), **(extra_env or {})}
     url = f"http://127.0.0.1:{port}"
     # The command line and environment `make run` uses (storemon dev).

@@ -6,6 +6,7 @@ from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.checks import raw_checks
+from storemon_assets.defs.executors import selected_executor
 from storemon_assets.defs.jobs import (
     as_of_report_job,
     ingest_and_report_job,
@@ -24,6 +25,5 @@ defs = dg.Definitions(
     schedules=[hourly_report_schedule],
     sensors=[landing_files_sensor, store_schedules_sensor],
     resources=default_resources(),
-    # Steps are short; a subprocess per step would cost more than the work.
-    executor=dg.in_process_executor,
+    executor=selected_executor(),  # STOREMON_EXECUTOR: in_process (default), multiprocess or celery
 )
