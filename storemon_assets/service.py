@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from storemon_assets.core.business_time import US_PER_DAY
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
+from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
 from storemon_assets.core.uptime import (
     STATUSES,
@@ -29,6 +30,7 @@ from storemon_assets.core.uptime import (
     polls_observations,
     report_csv,
     report_from_observations,
+    round_report,
     utc_days,
     window_utc_days,
 )
@@ -252,6 +254,43 @@ def publish_current_report(engine: sa.Engine, result: ReportResult, report_id: s
             result.stores_without_observations,
         ),
     )
+
+
+def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:
+    """T: as given, else the latest poll loaded (None when there are no polls)."""
+    return as_of_us if as_of_us is not None else newest_poll_us(engine)
+
+
+def build_report_shard(engine: sa.Engine, as_of_us: int, shard: StoreShard) -> ReportResult:
+    """The report of one shard's stores as of T, reading only their polls.
+
+    T must be fixed by the caller (`newest_poll_us` once for the whole report), so that every
+    shard computes as of the same instant.
+    """
+    return build_report(engine, as_of_us, KeyRange(shard.first, shard.last))
+
+
+def combine_report_shards(
+    engine: sa.Engine,
+    as_of_us: int | None,
+    exact_parts: list[pl.DataFrame],
+    interval_parts: list[pl.DataFrame],
+    reads_parts: Iterable[PollReads] = (),
+) -> ReportResult:
+    """The report from its shards' exact sums, status intervals and reads: identical to
+    `build_report` as of the same T."""
+    empty = empty_uptime_report(as_of_us)
+    exact = combine_parts(exact_parts, empty.exact)
+    intervals = combine_parts(interval_parts, empty.intervals)
+    report = round_report(exact) if exact.height else empty.report
+    reads = list(reads_parts)
+    total = PollReads(
+        window_polls=sum(r.window_polls for r in reads),
+        older_polls=sum(r.older_polls for r in reads),
+        lookback_rounds=max((r.lookback_rounds for r in reads), default=0),  # shards look back side by side
+        week_polls=sum(r.week_polls for r in reads),
+    )
+    return ReportResult(UptimeReport(as_of_us, report, exact, intervals), rejected_counts(engine), total)
 
 
 def write_report_files(report: pl.DataFrame, reports_dir: Path, report_id: str | None) -> list[Path]:

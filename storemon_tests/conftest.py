@@ -10,7 +10,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.defs.resources import (
+    REPORT_SHARDS_IO_MANAGER,
+    LandingFolder,
+    ReportsFolder,
+    ReportShardsIOManager,
+    StoremonDatabase,
+)
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +32,12 @@ class StoremonHome:
 
     @property
     def resources(self) -> dict:
-        return {"database": self.database, "landing": self.landing, "reports": self.reports}
+        return {
+            "database": self.database,
+            "landing": self.landing,
+            "reports": self.reports,
+            REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports=self.reports),
+        }
 
     def drop(self, *sources: Path) -> list[Path]:
         """Copy files into the landing folder, as a feed delivery would."""

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.feeds import FEED_KINDS
+from storemon_assets.core.shards import StoreShard, cut_points, shards_from_cuts
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     CURRENT_REPORT,
@@ -167,6 +168,16 @@ def _key_filter(alias: str, keys: KeyRange | None, placeholder: str) -> tuple[st
 
 def _placeholder(engine: sa.Engine) -> str:
     return "%s" if engine.dialect.name == "postgresql" else "?"
+
+
+def store_shards(engine: sa.Engine, shards: int) -> list[StoreShard]:
+    """Up to `shards` ranges of store keys with about equal numbers of stores: cut at keys read
+    in order from the stores table (its primary key), so planning costs one index scan."""
+    if shards <= 1:
+        return shards_from_cuts([])
+    with engine.connect() as conn:
+        keys = list(conn.exec_driver_sql("SELECT store_key FROM stores ORDER BY store_key").scalars())
+    return shards_from_cuts(cut_points(keys, shards))
 
 
 def store_keys(engine: sa.Engine, keys: KeyRange | None = None) -> pl.DataFrame:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import re
+import shutil
 import stat
 import time
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets import settings
@@ -195,6 +199,50 @@ class ReportsFolder(dg.ConfigurableResource):
     def report_path(self, report_id: str) -> Path:
         return self.folder / f"{report_id}.csv"
 
+    def shard_folder(self, run_id: str) -> Path:
+        """Where a report run keeps its intermediate step results (ReportShardsIOManager)."""
+        return self.folder / ".shards" / run_id
+
+    def discard_shards(self, run_id: str) -> None:
+        """Delete a run's intermediate files once the report they made is published."""
+        shutil.rmtree(self.shard_folder(run_id), ignore_errors=True)
+
+
+class ReportShardsIOManager(dg.ConfigurableIOManager):
+    """Keeps the report's intermediate step results (the shard plan, each shard's exact sums) as
+    files under `<reports folder>/.shards/<run id>/`, where every step can read them: the reports
+    folder is the one place every worker already shares (it publishes `combined_report.csv`), not
+    Dagster's default storage on the local disk of whichever machine ran the step.
+
+    Frames are Parquet (exact integers, typed); small values JSON. Each file is written under a
+    temporary name and renamed, so a step killed half-way never leaves a file a later step reads.
+    """
+
+    reports: ReportsFolder
+
+    def _stem(self, context: dg.OutputContext) -> Path:
+        """`<run folder>/<step key>__<output>[__<mapping key>]`, made safe as a file name."""
+        run_id, *names = context.get_identifier()
+        return self.reports.shard_folder(run_id) / re.sub(r"[^A-Za-z0-9_-]+", "_", "__".join(names))
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        stem = self._stem(context)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        temporary = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
+        if isinstance(obj, pl.DataFrame):
+            obj.write_parquet(temporary)
+            temporary.replace(stem.with_name(stem.name + ".parquet"))
+        else:
+            temporary.write_text(json.dumps(obj))
+            temporary.replace(stem.with_name(stem.name + ".json"))
+
+    def load_input(self, context: dg.InputContext):
+        stem = self._stem(context.upstream_output)
+        frame = stem.with_name(stem.name + ".parquet")
+        if frame.exists():
+            return pl.read_parquet(frame)
+        return json.loads(stem.with_name(stem.name + ".json").read_text())
+
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     # A URL set in the environment reaches Dagster as an EnvVar, read when a run starts, so a
@@ -202,8 +250,13 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     database_url = (
         dg.EnvVar(settings.DATABASE_URL.name) if settings.is_set(settings.DATABASE_URL) else settings.database_url()
     )
+    reports = ReportsFolder(path=str(settings.reports_dir()))
     return {
         "database": StoremonDatabase(url=database_url),
         "landing": LandingFolder(path=str(settings.landing_dir())),
-        "reports": ReportsFolder(path=str(settings.reports_dir())),
+        "reports": reports,
+        REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports=reports),
     }
+
+
+REPORT_SHARDS_IO_MANAGER = "report_shards_io_manager"

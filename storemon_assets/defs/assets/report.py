@@ -3,27 +3,46 @@ copy per run under the run id, and the status intervals behind it (`store_status
 one step computes both, so the timeline and the report always come from the same observations
 and are published together.
 
+A graph-backed asset: one step fixes T and cuts the stores into shards (STOREMON_REPORT_SHARDS),
+one step per shard computes its stores' exact sums and intervals (in parallel under the
+multiprocess or Celery executor), and one step combines them, runs the blocking checks and
+publishes. Intermediate results live in the reports folder (ReportShardsIOManager), which every
+worker shares.
+
 T is the latest poll, or STOREMON_AS_OF when a deployment fixes it (`now` for live operation, a
 past instant to freeze a demo). The asset takes no T of its own: a report for any other T is an
 as-of report (defs/as_of_report.py), which never replaces `combined_report.csv` or the
 timelines, nor becomes the latest materialisation of these assets.
 """
 
+import resource
 import time
 
 import dagster as dg
 import polars as pl
+from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
-from storemon_assets.core.instants import parse_as_of
+from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
 from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
-from storemon_assets.db.queries import newest_poll_us, polled_store_ids
+from storemon_assets.core.uptime import empty_uptime_report
+from storemon_assets.db.queries import newest_poll_us, polled_store_ids, store_shards
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
-from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import markdown_table, table_schema
-from storemon_assets.service import ReportResult, build_report, publish_current_report, write_report_files
+from storemon_assets.service import (
+    PollReads,
+    ReportResult,
+    build_report,
+    build_report_shard,
+    combine_report_shards,
+    publish_current_report,
+    report_time_us,
+    write_report_files,
+)
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES]
@@ -129,31 +148,143 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
     ]
 
 
-@dg.multi_asset(
+class ReportShardsConfig(dg.Config):
+    shards: int = Field(
+        default=0,
+        ge=0,
+        description="Store shards to fan out over, one step each. 0: STOREMON_REPORT_SHARDS (default 1).",
+    )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: a step's own under the multiprocess and Celery
+    executors (one process per step), the whole run's so far in process."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+@dg.op(
+    ins={key.path[-1]: dg.In(dg.Nothing) for key in RAW_FEEDS},  # runs after the feeds were loaded
+    out={
+        "shards": dg.DynamicOut(dict, io_manager_key=REPORT_SHARDS_IO_MANAGER),
+        "as_of_us": dg.Out(io_manager_key=REPORT_SHARDS_IO_MANAGER),
+    },
+    description="Fix T once for the whole report and cut the stores into ranges, one step per range.",
+)
+def plan_report_shards(context: dg.OpExecutionContext, config: ReportShardsConfig, database: StoremonDatabase):
+    engine = database.engine()
+    as_of_us = report_time_us(engine, instant_or_failure(settings.as_of_setting()))
+    try:
+        shards = store_shards(engine, config.shards or settings.report_shards())
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    context.log.info(f"report as of {format_instant(as_of_us) or '(no polls)'} over {len(shards)} store shard(s)")
+    yield dg.Output(as_of_us, output_name="as_of_us", metadata={"peak_rss_mib": peak_rss_mib()})
+    for shard in shards:
+        yield dg.DynamicOutput(shard.to_dict(), mapping_key=shard.mapping_key, output_name="shards")
+
+
+@dg.op(
+    out={
+        "exact": dg.Out(pl.DataFrame, io_manager_key=REPORT_SHARDS_IO_MANAGER),
+        "intervals": dg.Out(pl.DataFrame, io_manager_key=REPORT_SHARDS_IO_MANAGER),
+        "work": dg.Out(dict, io_manager_key=REPORT_SHARDS_IO_MANAGER),
+    },
+    description="One shard's stores as of T: exact business, up and down time and the status intervals "
+    "behind them (reads only their polls: the week and each store's carry-in).",
+)
+def compute_report_shard(context: dg.OpExecutionContext, database: StoremonDatabase, shard: dict, as_of_us):
+    started = time.perf_counter()
+    stores = StoreShard.from_dict(shard)
+    result = (
+        ReportResult(empty_uptime_report(None))
+        if as_of_us is None
+        else build_report_shard(database.engine(), as_of_us, stores)
+    )
+    seconds = time.perf_counter() - started
+    context.log.info(f"{stores.mapping_key}: {result.store_count} stores in {seconds:.2f} s")
+    metadata = {
+        "stores": result.store_count,
+        "polls_read": result.reads.window_polls + result.reads.older_polls,
+        "compute_seconds": round(seconds, 3),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    yield dg.Output(result.uptime.exact, output_name="exact", metadata=metadata)
+    yield dg.Output(result.uptime.intervals, output_name="intervals")
+    # What the combined report's metadata adds up: the polls read and the seconds spent.
+    yield dg.Output({"reads": vars(result.reads), "compute_seconds": seconds}, output_name="work")
+
+
+def _check_output(name: str) -> str:
+    """The graph output Dagster names for a check of the report (graph-backed assets' rule)."""
+    return f"{UPTIME_REPORT.name}_{name}"
+
+
+@dg.op(
+    out={
+        "report": dg.Out(dg.Nothing, is_required=False),
+        "intervals": dg.Out(dg.Nothing, is_required=False),
+    }
+    | {name: dg.Out(dg.Nothing, is_required=False) for name in REPORT_CHECKS},
+    description="Combine the shards, run the blocking checks, publish combined_report.csv atomically "
+    "and the status intervals in the database.",
+)
+def publish_uptime_report(
+    context: dg.OpExecutionContext,
+    database: StoremonDatabase,
+    reports: ReportsFolder,
+    as_of_us,
+    exact_parts: list[pl.DataFrame],
+    interval_parts: list[pl.DataFrame],
+    work: list[dict],
+):
+    engine = database.engine()
+    started = time.perf_counter()
+    reads = [PollReads(**w["reads"]) for w in work]
+    result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
+    compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
+    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    yield from check_results(findings)
+    failed = blocking_failures(findings)
+    if failed:
+        raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
+    run_id = context.run.run_id
+    publish_current_report(engine, result, run_id)  # the timelines the API shows
+    paths = write_report_files(result.report, reports.folder, run_id)
+    reports.discard_shards(run_id)
+    context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
+    run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
+    yield dg.Output(None, output_name="report", metadata=report_metadata(result, paths, compute_seconds) | run_metadata)
+    yield dg.Output(None, output_name="intervals", metadata=intervals_metadata(result))
+
+
+@dg.config_mapping
+def _report_config(config: ReportShardsConfig) -> dict:
+    """Run config `ops: {uptime_report: {config: {shards: N}}}` reaches the planning step."""
+    return {plan_report_shards.name: {"config": {"shards": config.shards}}}
+
+
+@dg.graph_multi_asset(
     name=UPTIME_REPORT.name,
-    specs=[
-        dg.AssetSpec(
-            UPTIME_REPORT.name,
-            deps=RAW_FEEDS,
-            group_name="report",
+    group_name="report",
+    ins={key.path[-1]: dg.AssetIn(key=key, dagster_type=dg.Nothing) for key in RAW_FEEDS},
+    outs={
+        UPTIME_REPORT.name: dg.AssetOut(
             kinds={"polars", "csv"},
-            skippable=True,
+            is_required=False,
             description="The current report: uptime and downtime of every polled store during its business "
             "hours over the last hour, day and week before T, the latest poll or STOREMON_AS_OF "
             "(docs/uptime-logic.md). Reports for another T are runs of as_of_report_job and never replace "
-            "this one. Derives each store's schedule with the same code as "
-            "the store partitions, so it never reads a partition that lags behind the raw feeds. Nothing is "
-            "published when a blocking check fails.",
+            "this one. Fans out over store shards (STOREMON_REPORT_SHARDS), one step each, then one step "
+            "combines them. Derives each store's schedule with the same code as the store partitions, so it "
+            "never reads a partition that lags behind the raw feeds. Nothing is published when a blocking "
+            "check fails.",
         ),
-        dg.AssetSpec(
-            STORE_STATUS_INTERVALS.name,
-            deps=RAW_FEEDS,
-            group_name="report",
+        STORE_STATUS_INTERVALS.name: dg.AssetOut(
             kinds={"polars", "sql"},
-            skippable=True,
+            is_required=False,
             description="When each store of the current report was up or down in the week before T: its business "
-            "time cut at every status change (docs/uptime-logic.md §10). Computed in the same step as "
-            "uptime_report from the same observations; summed per window it gives the report's numbers. "
+            "time cut at every status change (docs/uptime-logic.md §10). Computed with uptime_report, shard by "
+            "shard, from the same observations; summed per window it gives the report's numbers. "
             "Replaced, in one transaction, whenever the current report is published (not by as-of reports); "
             "the API's /stores pages read it.",
             metadata={
@@ -161,26 +292,22 @@ def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckRes
                 "table": STORE_STATUS_INTERVALS.name,
             },
         ),
-    ],
+    },
     check_specs=[
         dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
         for name, (blocking, description) in REPORT_CHECKS.items()
     ],
+    config=_report_config,
     can_subset=False,
 )
-def uptime_report(context: dg.AssetExecutionContext, database: StoremonDatabase, reports: ReportsFolder):
-    engine = database.engine()
-    result, findings, compute_seconds = checked_report(engine, instant_or_failure(settings.as_of_setting()))
-    results = check_results(findings)
-    failed = blocking_failures(findings)
-    if failed:
-        yield from results
-        raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
-    run_id = context.run.run_id
-    publish_current_report(engine, result, run_id)  # the timelines the API shows
-    paths = write_report_files(result.report, reports.folder, run_id)
-    context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
-    yield dg.MaterializeResult(
-        asset_key=UPTIME_REPORT.name, metadata=report_metadata(result, paths, compute_seconds), check_results=results
+def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones):
+    shards, as_of_us = plan_report_shards(
+        raw_store_status=raw_store_status,
+        raw_business_hours=raw_business_hours,
+        raw_store_timezones=raw_store_timezones,
     )
-    yield dg.MaterializeResult(asset_key=STORE_STATUS_INTERVALS.name, metadata=intervals_metadata(result))
+    exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
+    published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
+    return {UPTIME_REPORT.name: published.report, STORE_STATUS_INTERVALS.name: published.intervals} | {
+        _check_output(name): getattr(published, name) for name in REPORT_CHECKS
+    }
