@@ -99,6 +99,16 @@ def chromium() -> tuple[Path, Path]:
     return CHROMIUM, CHROMEDRIVER
 
 
+def redis_url() -> str:
+    """The test Redis server (scripts/start_redis.sh); CI must have one."""
+    url = os.environ.get("STOREMON_TEST_REDIS_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("STOREMON_TEST_REDIS_URL is not set: .ci/run starts Redis and must export it")
+        pytest.skip("no Redis: run `export STOREMON_TEST_REDIS_URL=$(scripts/start_redis.sh)`")
+    return url
+
+
 def fresh_postgres_database(suffix: str) -> str:
     """A new, empty database `<test database>_<suffix>` on the test server (dropped first if it
     exists); returns its URL. The test role may create databases (scripts/start_postgres.sh)."""

@@ -90,6 +90,39 @@ def storemon_api(home: Path, dagster_url: str):
         yield url
 
 
+@contextmanager
+def storemon_workers(count: int, env: dict[str, str], log_dir: Path, visibility_timeout: int = 3600):
+    """Start `count` Celery workers (`storemon worker`, one step at a time each) and wait until
+    each is ready; yields their processes and log files. Each runs in its own process group, so
+    a test can kill one whole worker as a lost machine would."""
+    storemon = str(Path(sys.executable).parent / "storemon")
+    started: list[tuple[subprocess.Popen, Path]] = []
+    try:
+        for i in range(count):
+            log_path = log_dir / f"worker{i}.log"
+            args = [storemon, "worker", "--name", f"worker{i}@%h", "--visibility-timeout", str(visibility_timeout)]
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    args, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            started.append((process, log_path))
+        for process, log_path in started:
+            wait_for(
+                lambda p=process, log=log_path: (
+                    p.poll() is not None or " ready." in log.read_text(errors="replace") or None
+                ),
+                60,
+                f"Celery worker {log_path.name}",
+                interval=0.5,
+            )
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: {log_path.read_text()[-2000:]}")
+        yield started
+    finally:
+        for process, _ in started:
+            stop_process_group(process, grace=10)
+
+
 def stop_process_group(process: subprocess.Popen, grace: float = 20) -> None:
     """Stop every process of the group: SIGINT (what `dagster dev` handles, as Ctrl-C; measured
     ~1 s), then SIGTERM, then SIGKILL for whatever is left."""

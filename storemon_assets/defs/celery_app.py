@@ -20,4 +20,9 @@ def make_worker_app(visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT_SECONDS
     return worker_app
 
 
-app = make_worker_app()
+def __getattr__(name: str):
+    # `celery -A storemon_assets.defs.celery_app` looks up `app`; built on first use only, so
+    # `storemon worker` (which builds its own, with its options) registers the task once.
+    if name == "app":
+        return make_worker_app()
+    raise AttributeError(name)
