@@ -36,7 +36,7 @@ class StoremonHome:
             "database": self.database,
             "landing": self.landing,
             "reports": self.reports,
-            REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports=self.reports),
+            REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports_path=self.reports.path),
         }
 
     def drop(self, *sources: Path) -> list[Path]:

@@ -200,12 +200,16 @@ class ReportsFolder(dg.ConfigurableResource):
         return self.folder / f"{report_id}.csv"
 
     def shard_folder(self, run_id: str) -> Path:
-        """Where a report run keeps its intermediate step results (ReportShardsIOManager)."""
-        return self.folder / ".shards" / run_id
+        return shard_folder(self.folder, run_id)
 
     def discard_shards(self, run_id: str) -> None:
         """Delete a run's intermediate files once the report they made is published."""
         shutil.rmtree(self.shard_folder(run_id), ignore_errors=True)
+
+
+def shard_folder(reports_folder: Path, run_id: str) -> Path:
+    """Where a report run keeps its intermediate step results (ReportShardsIOManager)."""
+    return reports_folder / ".shards" / run_id
 
 
 class ReportShardsIOManager(dg.ConfigurableIOManager):
@@ -218,12 +222,12 @@ class ReportShardsIOManager(dg.ConfigurableIOManager):
     temporary name and renamed, so a step killed half-way never leaves a file a later step reads.
     """
 
-    reports: ReportsFolder
+    reports_path: str  # the ReportsFolder's path (a plain value, so sensors' contexts can hold it)
 
     def _stem(self, context: dg.OutputContext) -> Path:
         """`<run folder>/<step key>__<output>[__<mapping key>]`, made safe as a file name."""
         run_id, *names = context.get_identifier()
-        return self.reports.shard_folder(run_id) / re.sub(r"[^A-Za-z0-9_-]+", "_", "__".join(names))
+        return shard_folder(Path(self.reports_path), run_id) / re.sub(r"[^A-Za-z0-9_-]+", "_", "__".join(names))
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
         stem = self._stem(context)
@@ -255,7 +259,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "database": StoremonDatabase(url=database_url),
         "landing": LandingFolder(path=str(settings.landing_dir())),
         "reports": reports,
-        REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports=reports),
+        REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports_path=reports.path),
     }
 
 
