@@ -26,15 +26,22 @@ def test_dagster_dev_on_the_server_instance_keeps_runs_and_events_in_postgres(tm
     combined = tmp_path / "data" / "reports" / "combined_report.csv"
     env = {**dagster_postgres_env(instance_url), "STOREMON_DATABASE_URL": postgres_url()}
 
-    with dagster_dev(tmp_path, env, instance_config=SERVER_INSTANCE_CONFIG):
-        # The landing sensor (ticks in PostgreSQL) launches the ingest-and-report run.
-        wait_for(lambda: combined.exists(), 180, "the report published by the sensor's run")
-
-    assert pl.read_csv(combined, schema_overrides={"store_id": pl.String}).height == 100
     instance = sa.create_engine(instance_url)
-    try:
+
+    def finished_runs():
         with instance.connect() as conn:
             runs = conn.execute(sa.text("select pipeline_name, status from runs")).all()
+        return runs if runs and all(status in ("SUCCESS", "FAILURE", "CANCELED") for _, status in runs) else None
+
+    with dagster_dev(tmp_path, env, instance_config=SERVER_INSTANCE_CONFIG):
+        # The landing sensor (ticks in PostgreSQL) launches the ingest-and-report run; the run
+        # record lives in PostgreSQL, so that is where the test waits for it to end.
+        wait_for(lambda: combined.exists(), 180, "the report published by the sensor's run")
+        runs = wait_for(finished_runs, 120, "the run to end")
+
+    assert pl.read_csv(combined, schema_overrides={"store_id": pl.String}).height == 100
+    try:
+        with instance.connect() as conn:
             report_events = conn.execute(
                 sa.text(
                     "select count(*) from event_logs where dagster_event_type = 'ASSET_MATERIALIZATION' "
