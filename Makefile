@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 API_PORT ?= 8000
 
-.PHONY: install lock instance run dev sample lint test test-fast bench bench-api clean
+.PHONY: install lock instance run dev sample lint test test-fast bench bench-api bench-scale clean
 
 # The locked versions (uv.lock), installed by uv: a fresh install takes about half the time pip
 # needs (README, "Packages, and why"). uv is bootstrapped with pip inside the venv, so python3
@@ -73,6 +73,12 @@ bench: install
 # Requests/s and latency of polling a finished report, against dagster dev + storemon api.
 bench-api: install
 	$(BIN)/python scripts/api_benchmark.py
+
+# Report job through Dagster with 1 vs N store shards (multiprocess); L10: STORES=136000.
+STORES ?= 13600
+SHARDS ?= 1,2,4
+bench-scale: install
+	$(BIN)/python scripts/benchmark_scale.py --stores $(STORES) --days 8 --shards $(SHARDS) --repeat 3
 
 clean:
 	rm -rf data/reports data/storemon.db* data/dagster_home

@@ -27,6 +27,41 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+INGEST = """
+import sys
+from storemon_assets import settings
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.service import ingest_files
+engine = create_db_engine(settings.database_url())
+create_tables(engine)
+ingest_files(engine, sys.argv[1:])
+"""
+
+
+POLLS_PER_FILE = 2_500_000  # about one L1 week: deliveries come in files, and each loads in one transaction
+
+
+def split_polls(feeds: Path) -> None:
+    """Cut a large generated poll file into delivery-sized files (the header on each)."""
+    source = feeds / "store_status.csv"
+    if not source.exists():
+        return
+    with source.open() as lines:
+        header = next(lines)
+        part, out = 0, None
+        for number, line in enumerate(lines):
+            if number % POLLS_PER_FILE == 0:
+                if out:
+                    out.close()
+                out = (feeds / f"store_status_{part:03d}.csv").open("w")
+                out.write(header)
+                part += 1
+            out.write(line)
+        if out:
+            out.close()
+    source.unlink()
+
+
 def child_run(args: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) of the child and its output."""
     start = time.perf_counter()
@@ -97,16 +132,18 @@ def main() -> None:
     shutil.copyfile(REPO / "deploy" / "local" / "dagster.yaml", work / "dagster_home" / "dagster.yaml")
     storemon = str(BIN / "storemon")
     try:
-        if not (feeds / "store_status.csv").exists():
+        if not any(feeds.glob("store_status*.csv")):
             seconds, _, _ = child_run(
                 [storemon, "generate", "--stores", str(args.stores), "--days", str(args.days), "--out", str(feeds)], env
             )
             print(f"generate: {seconds:.1f} s")
         if not db.exists():
-            load = "from storemon_assets.service import ingest_files; from storemon_assets.db.engine import create_db_engine, create_tables; from storemon_assets import settings; import sys; e = create_db_engine(settings.database_url()); create_tables(e); ingest_files(e, sys.argv[1:])"
-            seconds, rss, _ = child_run([sys.executable, "-c", load, *map(str, sorted(feeds.glob("*.csv")))], env)
-            print(f"ingest (parse + load into SQLite, one process): {seconds:.1f} s, peak RSS {rss:,.0f} MiB")
-        polls = sum(1 for _ in (feeds / "store_status.csv").open()) - 1
+            split_polls(feeds)
+            seconds, rss, _ = child_run([sys.executable, "-c", INGEST, *map(str, sorted(feeds.glob("*.csv")))], env)
+            print(
+                f"ingest (parse + load into SQLite, the code the ingest runs use): {seconds:.1f} s, peak RSS {rss:,.0f} MiB"
+            )
+        polls = sum(sum(1 for _ in part.open()) - 1 for part in feeds.glob("store_status*.csv"))
         print(f"{args.stores:,} stores, {polls:,} polls, database {db.stat().st_size / 2**20:,.0f} MiB")
 
         for shards in [int(s) for s in args.shards.split(",")]:

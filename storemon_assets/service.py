@@ -120,7 +120,7 @@ def build_report(
             phase.detail = "no polls loaded"
             return ReportResult(empty_uptime_report(None), rejected_counts(engine))
         stores = polled_stores(engine, as_of_us, keys)
-        schedule = keyed_by_store_key(read_weekly_schedules(engine, stores.get_column("store_id")), stores)
+        schedule = keyed_by_store_key(read_weekly_schedules(engine, stores.get_column("store_id"), keys), stores)
         phase.detail = f"{stores.height:,} polled by {format_instant(as_of_us)}"
     obs, business, reads = report_observations(engine, stores, schedule, as_of_us, keys, progress)
     with progress.phase("compute") as phase:

@@ -51,8 +51,12 @@ def loaded_hashes(engine: sa.Engine, sha256s: Iterable[str]) -> set[str]:
     return found
 
 
-def read_table(engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None = None) -> pl.DataFrame:
-    """A whole table (or some of its columns) as a typed polars frame.
+def read_table(
+    engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None = None, keys: KeyRange | None = None
+) -> pl.DataFrame:
+    """A whole table (or some of its columns) as a typed polars frame; with `keys`, a shard, only
+    its stores' rows, found through the stores table, so a shard reads its part of a
+    store_id-keyed table by index.
 
     PostgreSQL is read through connectorx, which fills Arrow columns natively. SQLite is read
     through Python's own sqlite3 driver: connectorx (like ADBC) links a second copy of SQLite,
@@ -60,7 +64,9 @@ def read_table(engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None =
     The driver's fetchall of plain tuples is still twice as fast as SQLAlchemy rows.
     """
     schema = spec.subset(*columns) if columns else spec.polars_schema
-    query = f"SELECT {', '.join(schema)} FROM {spec.name}"
+    query = f"SELECT {', '.join(f't.{name}' for name in schema)} FROM {spec.name} t"
+    if keys is not None:  # integers: safe as literals (connectorx takes no bound parameters)
+        query += f" JOIN stores k ON k.store_id = t.store_id WHERE k.store_key BETWEEN {int(keys.first)} AND {int(keys.last)}"
     if engine.dialect.name == "postgresql":
         frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
         return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
@@ -116,11 +122,14 @@ def table_counts(engine: sa.Engine, specs: Iterable[Table]) -> dict[str, int]:
         }
 
 
-def read_weekly_schedules(engine: sa.Engine, store_ids: pl.Series | None = None) -> pl.DataFrame:
+def read_weekly_schedules(
+    engine: sa.Engine, store_ids: pl.Series | None = None, keys: KeyRange | None = None
+) -> pl.DataFrame:
     """Normalised weekly schedules of the given stores (default: every store any feed names),
-    derived from the raw hours and timezones tables with the SPEC §2 defaults."""
-    hours = read_table(engine, BUSINESS_HOURS, ("store_id", "day_of_week", "start_time_us", "end_time_us"))
-    timezones = read_table(engine, STORE_TIMEZONES, ("store_id", "timezone_str"))
+    derived from the raw hours and timezones tables with the SPEC §2 defaults. With `keys` (a
+    shard holding all of `store_ids`), only that shard's rows of those tables are read."""
+    hours = read_table(engine, BUSINESS_HOURS, ("store_id", "day_of_week", "start_time_us", "end_time_us"), keys)
+    timezones = read_table(engine, STORE_TIMEZONES, ("store_id", "timezone_str"), keys)
     if store_ids is None:
         store_ids = known_store_ids(engine)
     return weekly_schedule(hours, timezones, store_ids)
