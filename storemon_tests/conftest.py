@@ -75,14 +75,19 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
-def postgres_url() -> str:
-    """The test PostgreSQL server (scripts/start_postgres.sh); CI must have one."""
-    url = os.environ.get("STOREMON_TEST_POSTGRES_URL")
+def required_server_url(variable: str, server: str, script: str) -> str:
+    """The URL of a server `.ci/run` starts (with `script`): skip locally without it, fail in CI."""
+    url = os.environ.get(variable)
     if not url:
         if os.environ.get("CI"):
-            pytest.fail("STOREMON_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL and must export it")
-        pytest.skip("no PostgreSQL: run `export STOREMON_TEST_POSTGRES_URL=$(scripts/start_postgres.sh)`")
+            pytest.fail(f"{variable} is not set: .ci/run starts {server} and must export it")
+        pytest.skip(f"no {server}: run `export {variable}=$({script})`")
     return url
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL server; CI must have one."""
+    return required_server_url("STOREMON_TEST_POSTGRES_URL", "PostgreSQL", "scripts/start_postgres.sh")
 
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -100,13 +105,8 @@ def chromium() -> tuple[Path, Path]:
 
 
 def redis_url() -> str:
-    """The test Redis server (scripts/start_redis.sh); CI must have one."""
-    url = os.environ.get("STOREMON_TEST_REDIS_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("STOREMON_TEST_REDIS_URL is not set: .ci/run starts Redis and must export it")
-        pytest.skip("no Redis: run `export STOREMON_TEST_REDIS_URL=$(scripts/start_redis.sh)`")
-    return url
+    """The test Redis server (the Celery broker); CI must have one."""
+    return required_server_url("STOREMON_TEST_REDIS_URL", "Redis", "scripts/start_redis.sh")
 
 
 def fresh_postgres_database(suffix: str) -> str:
