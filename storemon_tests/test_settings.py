@@ -80,3 +80,20 @@ def test_a_bad_partition_limit_names_the_variable(unset, monkeypatch):
     monkeypatch.setenv(settings.MAX_STORE_PARTITIONS.name, "lots")
     with pytest.raises(ValueError, match="STOREMON_MAX_STORE_PARTITIONS='lots' is not a whole number"):
         settings.max_store_partitions()
+
+
+def test_scale_out_settings_default_to_one_process_and_name_the_variable_when_wrong(unset, monkeypatch):
+    assert (settings.report_shards(), settings.executor_name()) == (1, "in_process")  # `1`, `in_process`
+    assert settings.celery_broker() == "redis://127.0.0.1:6379/0"
+    for setting, shown in [
+        (settings.REPORT_SHARDS, "`1`"),
+        (settings.EXECUTOR, "`in_process`"),
+        (settings.CELERY_BROKER, "`redis://127.0.0.1:6379/0`"),
+    ]:
+        assert setting.default == shown
+    monkeypatch.setenv(settings.REPORT_SHARDS.name, "0")
+    with pytest.raises(ValueError, match="STOREMON_REPORT_SHARDS='0' is not a whole number of at least 1"):
+        settings.report_shards()
+    monkeypatch.setenv(settings.EXECUTOR.name, "k8s")
+    with pytest.raises(ValueError, match="STOREMON_EXECUTOR='k8s' is not one of in_process, multiprocess, celery"):
+        settings.executor_name()
