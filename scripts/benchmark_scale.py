@@ -20,8 +20,11 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+from storemon_assets import settings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -121,13 +124,11 @@ def main() -> None:
     parser.add_argument("--workdir", default=None, help="keep data here and reuse it (default: a scratch folder)")
     args = parser.parse_args()
 
-    work = (
-        Path(args.workdir) if args.workdir else Path(os.environ.get("TMPDIR", "/tmp")) / f"storemon-bench-{os.getpid()}"
-    )
+    work = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir()) / f"storemon-bench-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     feeds, db = work / "feeds", work / "data" / "storemon.db"
-    env = {**os.environ, "STOREMON_HOME": str(work), "DAGSTER_HOME": str(work / "dagster_home")}
-    env.pop("STOREMON_DATABASE_URL", None)
+    env = {**os.environ, settings.HOME.name: str(work), "DAGSTER_HOME": str(work / "dagster_home")}
+    env.pop(settings.DATABASE_URL.name, None)  # the embedded SQLite database under the work folder
     (work / "dagster_home").mkdir(exist_ok=True)
     shutil.copyfile(REPO / "deploy" / "local" / "dagster.yaml", work / "dagster_home" / "dagster.yaml")
     storemon = str(BIN / "storemon")
@@ -148,7 +149,7 @@ def main() -> None:
 
         for shards in [int(s) for s in args.shards.split(",")]:
             executor = "in_process" if shards == 1 else args.executor
-            run_env = {**env, "STOREMON_REPORT_SHARDS": str(shards), "STOREMON_EXECUTOR": executor}
+            run_env = {**env, settings.REPORT_SHARDS.name: str(shards), settings.EXECUTOR.name: executor}
             walls, runs, by_kind = [], [], {}
             for _ in range(args.repeat):
                 job = [
