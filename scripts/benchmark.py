@@ -62,17 +62,26 @@ class Point:
     bytes_per_poll: float = 0.0
 
 
+# Runs a command and reports its peak RSS. A child forked straight from this (large) process
+# would be charged this process's memory too (Linux counts the image it replaces at exec), so
+# a small launcher starts it and reports its children's peak instead.
+LAUNCHER = (
+    "import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]); "
+    "print(f'maxrss_kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', file=sys.stderr); "
+    "sys.exit(done.returncode)"
+)
+
+
 def run_measured(args: list[str], env: dict | None = None) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Run a command; return its wall seconds and peak RSS in MB (its own, not the parent's)."""
+    """Run a command; return its wall seconds and its own peak RSS in MB."""
     start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
+    done = subprocess.run([sys.executable, "-c", LAUNCHER, *args], capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
-    out, err = process.stdout.read(), process.stderr.read()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed: {err}")
-    return seconds, usage.ru_maxrss / 1024, subprocess.CompletedProcess(args, process.returncode, out, err)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr}")
+    *rest, last = done.stderr.rstrip("\n").split("\n")
+    done.stderr = "\n".join(rest)
+    return seconds, int(last.removeprefix("maxrss_kb=")) / 1024, done
 
 
 def generate_chunk(out: Path, index: int, stores: int | None, first: Path | None, real: Path) -> Path:
@@ -139,7 +148,9 @@ def series(
                 point.load_s += time.perf_counter() - start
                 del feed
         loaded = needed
+        start = time.perf_counter()
         point.polls = poll_count(engine)
+        count_s = time.perf_counter() - start
         point.bytes_per_poll = database_bytes(engine, path) / point.polls
         for _ in range(repeat):
             start = time.perf_counter()
@@ -152,7 +163,10 @@ def series(
             point.process_s.append(seconds)
             point.process_rss_mb.append(rss)
         points.append(point)
-        print(f"  {kind} {point_days} days: {point.polls:,} polls, report {statistics.median(point.report_s):.2f} s")
+        print(
+            f"  {kind} {point_days} days: {point.polls:,} polls, report {statistics.median(point.report_s):.2f} s "
+            f"(COUNT(*) of the polls: {count_s:.2f} s)"
+        )
         if extras is not None and len(points) == 1:
             extras(engine, result, statistics.median(point.report_s))
     engine.dispose()
