@@ -32,10 +32,6 @@ class Index:
     name: str
     columns: tuple[str, ...]
     unique: bool = False
-    # Where the index exists and how it is built: PostgreSQL's BRIN is a few pages that serve
-    # range reads on a column that grows with insertion order; SQLite has no such kind.
-    dialects: tuple[str, ...] = ("sqlite", "postgresql")
-    postgresql_using: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,15 +83,12 @@ STORES = Table(
 
 STORE_STATUS_POLLS = Table(
     "store_status_polls",
-    "Every distinct status poll ever loaded (exact duplicates count once), in compact form: "
-    "rows lie in (store, time) order, so one store's polls in a time range are one range read.",
+    "Every distinct status poll ever loaded (exact duplicates count once), in compact form. The "
+    "primary key (store, time) serves every time-range read: one range per store.",
     (
         _key("store_key", "The store (stores.store_key).", primary_key=True),
         _int("polled_at_us", "Poll instant, microseconds since 1970-01-01 UTC.", primary_key=True),
         Column("active", pl.Boolean(), "True for status 'active', false for 'inactive'.", primary_key=True),
-    ),
-    indexes=(
-        Index("ix_store_status_polls_time", ("polled_at_us",), dialects=("postgresql",), postgresql_using="brin"),
     ),
     clustered=True,
 )

@@ -148,8 +148,7 @@ def _insert_postgres_polls(conn: sa.Connection, polls: pl.DataFrame) -> None:
 
     An anti-join instead of ON CONFLICT, and key order instead of time order, make it twice as
     fast (key order keeps the primary-key B-tree's inserts local). The table lock (readers go
-    on) keeps concurrent loaders from inserting the same poll twice. A file's rows still land
-    in one run of heap blocks, so the BRIN index on the instant prunes by file.
+    on) keeps concurrent loaders from inserting the same poll twice.
     """
     columns = "store_key, polled_at_us, active"
     cursor = conn.connection.dbapi_connection.cursor()

@@ -20,21 +20,7 @@ metadata = sa.MetaData()
 
 
 def _index(spec: Index) -> sa.Index:
-    index = sa.Index(
-        spec.name,
-        *spec.columns,
-        unique=spec.unique,
-        info={"dialects": spec.dialects},
-        **({"postgresql_using": spec.postgresql_using} if spec.postgresql_using else {}),
-    )
-    if set(spec.dialects) != {"sqlite", "postgresql"}:
-        index.ddl_if(callable_=lambda ddl, target, bind, dialect, **kw: dialect.name in spec.dialects)
-    return index
-
-
-def applies_to(index: sa.Index, dialect_name: str) -> bool:
-    """Whether a declared index exists on this kind of database."""
-    return dialect_name in index.info.get("dialects", (dialect_name,))
+    return sa.Index(spec.name, *spec.columns, unique=spec.unique)
 
 
 def _to_sqlalchemy(table: Table) -> sa.Table:
