@@ -105,17 +105,20 @@ def header_kind(head: bytes, name: str, whole_file: bool = True) -> tuple[str, l
     """(kind, canonical columns, 1-based line number of the header) from the first bytes of a
     file; raises FeedFileError when they hold no known header. `whole_file=False` means `head`
     is only the start of a longer file (the landing sensor reads no more than that)."""
-    lines = head.split(b"\n")
-    line_number = next((n for n, raw in enumerate(lines, start=1) if raw.strip()), None)
-    if line_number is None:
-        if whole_file:
-            raise FeedFileError(f"{name}: empty file; expected a header line, one of: {EXPECTED_HEADERS}")
-        line_number = len(lines)
-    if not whole_file and line_number == len(lines):  # the header line does not end within `head`
+    # Walk to the first non-blank line without splitting the rest of a file of millions of lines.
+    line_number, start = 1, 0
+    while True:
+        end = head.find(b"\n", start)
+        raw = head[start:] if end == -1 else head[start:end]
+        if raw.strip() or end == -1:
+            break
+        line_number, start = line_number + 1, end + 1
+    if not raw.strip() and whole_file:
+        raise FeedFileError(f"{name}: empty file; expected a header line, one of: {EXPECTED_HEADERS}")
+    if not whole_file and end == -1:  # the header line does not end within `head`
         raise FeedFileError(
             f"{name}: no header line within the first {len(head):,} bytes; expected one of: {EXPECTED_HEADERS}"
         )
-    raw = lines[line_number - 1]
     if b"\x00" in raw:
         raise FeedFileError(f"{name}: not a CSV file (NUL bytes in the header: binary, or UTF-16 text?)")
     try:
