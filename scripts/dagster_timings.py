@@ -48,6 +48,8 @@ def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict, by
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+    except OSError:  # not listening yet
+        return 0, {}, b""
 
 
 def graphql(dagster_url: str, query: str, variables: dict | None = None) -> dict:
