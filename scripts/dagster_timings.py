@@ -54,13 +54,16 @@ def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict, by
 
 def graphql(dagster_url: str, query: str, variables: dict | None = None) -> dict:
     _, _, body = http("POST", f"{dagster_url}/graphql", {"query": query, "variables": variables or {}})
-    return json.loads(body)["data"]
+    answer = json.loads(body)
+    if answer.get("errors"):
+        raise RuntimeError(f"GraphQL: {answer['errors']}")
+    return answer["data"]
 
 
 RUNS_QUERY = """
 query Runs($filter: RunsFilter) {
   runsOrError(filter: $filter) { ... on Runs { results { runId jobName status creationTime startTime endTime
-    eventConnection(afterCursor: null) { events { __typename timestamp ... on StepEvent { stepKey } } } } } }
+    eventConnection(afterCursor: null) { events { __typename ... on MessageEvent { timestamp stepKey } } } } } }
 }
 """
 
