@@ -155,6 +155,8 @@ def test_last_timezone_row_loaded_wins(tmp_path, engine):
         (b"order_id,amount\n1,2\n", "unrecognised header 'order_id,amount'"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "not a"),
         (b"store_id,status\n1,active\n", "unrecognised header 'store_id,status'"),
+        # 30 header bytes + `1,active,`: the first byte that is not UTF-8 is byte 39.
+        (b"store_id,status,timestamp_utc\n1,active,\xff\n", "not a UTF-8 CSV file (byte 39 cannot be decoded)"),
     ],
 )
 def test_unreadable_files_fail_with_one_line_naming_the_file(tmp_path, content, message):
@@ -356,6 +358,75 @@ def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
         parse_timestamp_utc(pl.col("text")).alias("general")
     )
     assert both.get_column("fast").to_list() == both.get_column("general").to_list()
+
+
+# Near misses of the feed's own spelling: each differs from `2023-01-22 12:09:39.388884 UTC`
+# in one place. The fast path must leave every one to the general parser (null) or read it
+# exactly as the general parser does.
+NEAR_MISSES = [
+    "2023-01-22 12:09:60 UTC",  # leap second: strptime alone would roll it into 12:10:00
+    "2023-01-22 12:60:00 UTC",
+    "2023-01-22 24:00:00 UTC",
+    "2023-01-22 12:09:39.1234567 UTC",  # 7-digit fraction
+    "2023-01-22 12:09:39. UTC",
+    "2023-01-22 12:09:39.388884",  # no ` UTC`
+    "2023-01-22 12:09:39.388884 utc",
+    "2023-01-22 12:09:39.388884 UTC ",  # trailing space (the parser trims fields before this)
+    " 2023-01-22 12:09:39.388884 UTC",
+    "2023-01-22 12:09:39.388884  UTC",
+    "2023-01-22T12:09:39.388884 UTC",
+    "2023-01-22  12:09:39 UTC",
+    "+023-01-22 12:09:39 UTC",  # strptime alone reads a signed year
+    "2023- 1-22 12:09:39 UTC",  # ... and a space-padded month
+    "2023-1-22 12:09:39 UTC",
+    "2023-02-30 12:09:39 UTC",  # no such date
+    "2023-01-22 12:09:39,388884 UTC",
+    "２023-01-22 12:09:39 UTC",  # a non-ASCII digit
+    "2023-01-22 12:09:39.３ UTC",
+    "2023-01-22 12:09:3 UTC",
+    "2023-01-22 12:09 UTC",
+]
+FEED_SPELLINGS = [
+    "2023-01-22 12:09:39.388884 UTC",
+    "2023-01-22 12:09:39.3 UTC",
+    "2023-01-22 12:09:39 UTC",
+    "2023-01-22 23:59:59.999999 UTC",
+    "2024-02-29 00:00:00.000001 UTC",
+]
+
+
+def test_fast_timestamp_path_reads_the_feed_spelling_and_leaves_near_misses_to_the_general_parser():
+    from storemon_assets.core.parsing import _feed_timestamp_utc
+
+    frame = pl.DataFrame({"text": FEED_SPELLINGS + NEAR_MISSES})
+    both = frame.select(
+        _feed_timestamp_utc(pl.col("text")).alias("fast"), parse_timestamp_utc(pl.col("text")).alias("general")
+    )
+    fast, general = both.get_column("fast").to_list(), both.get_column("general").to_list()
+    n = len(FEED_SPELLINGS)
+    assert fast[:n] == general[:n] and None not in fast[:n]  # the feed's spelling takes the fast path
+    assert fast[:n] == [at(t.removesuffix(" UTC")) for t in FEED_SPELLINGS]
+    taken = [(t, f, g) for t, f, g in zip(NEAR_MISSES, fast[n:], general[n:], strict=True) if f is not None]
+    assert taken == [], "the fast path read a near miss"
+    # Several near misses are real instants to the general parser: the fast path must not drop them.
+    assert general[n:].count(None) < len(NEAR_MISSES) - 3
+    both = parse_timestamps_utc(frame, "text", "combined").get_column("combined").to_list()
+    assert both == general
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet='a\r\n,"é\ufeff ', max_size=40))
+def test_lines_are_those_of_splitting_on_newlines(text):
+    """The parallel line reader cuts lines as `str.split("\\n")` with one `\\r` off each (the
+    empty string after a final newline, a blank line the parser drops anyway, is not a line)."""
+    from storemon_assets.core.parsing import physical_lines
+
+    expected = [line.removesuffix("\r") for line in text.split("\n")]
+    if text == "" or text.endswith("\n"):
+        expected.pop()  # no empty line after the final newline, nor in an empty text
+    lines = physical_lines(text.encode(), "x.csv")
+    assert lines.get_column("raw_text").to_list() == expected
+    assert lines.get_column("line_number").to_list() == list(range(1, len(expected) + 1))
 
 
 # --- SPEC §1: only real instants, store ids without control characters, RFC 4180 records ------
