@@ -111,24 +111,28 @@ def _copy_to_staging(cursor, table: sa.Table, frame: pl.DataFrame) -> str:
     return staging
 
 
-def _insert_polls(conn: sa.Connection, polls: pl.DataFrame, on_rows: Callable[[int, int], None] | None = None) -> None:
-    """Append polls (store_key, polled_at_us, active); exact duplicates are ignored.
+def _insert_polls(
+    conn: sa.Connection, rows: pl.DataFrame, keys: pl.DataFrame, on_rows: Callable[[int, int], None] | None = None
+) -> None:
+    """Append a file's accepted polls (store_id, polled_at_us, status) under their store keys
+    (`keys`: store_key, store_id); exact duplicates are ignored.
 
     SQLite: one statement per store whose polls arrive as one text of numbers (instant * 2 +
     active) that SQLite's json_each unpacks: three times less work than binding every row
     from Python. Each store's polls go in in time order, so they append to its key range.
     """
-    table = SQL_TABLES[STORE_STATUS_POLLS.name]
+    active = (pl.col("status") == "active").alias("active")
     if conn.dialect.name == "postgresql":
-        _insert_postgres_polls(conn, polls)
+        _insert_postgres_polls(conn, rows.join(keys, on="store_id").select("store_key", "polled_at_us", active))
         return
-    # Sorting each store's few hundred numbers is cheaper than sorting the whole file.
+    table = SQL_TABLES[STORE_STATUS_POLLS.name]
+    # Packed per store_id, then keyed: the join is on one row per store, not one per poll.
+    # Sorting each store's few hundred numbers is cheaper than sorting the file.
     packed = (
-        polls.group_by("store_key")
-        .agg(
-            (pl.col("polled_at_us") * 2 + pl.col("active").cast(pl.Int64)).sort().cast(pl.String).str.join(","),
-            pl.len(),
-        )
+        rows.group_by("store_id")
+        .agg((pl.col("polled_at_us") * 2 + active.cast(pl.Int64)).sort().alias("numbers"), pl.len())
+        .with_columns(pl.col("numbers").list.eval(pl.element().cast(pl.String)).list.join(","))
+        .join(keys, on="store_id")
         .sort("store_key")
     )
     sql = (
@@ -139,10 +143,10 @@ def _insert_polls(conn: sa.Connection, polls: pl.DataFrame, on_rows: Callable[[i
     try:
         done = 0
         for batch in packed.iter_slices(INSERT_BATCH_STORES):
-            cursor.executemany(sql, batch.select("store_key", "polled_at_us").iter_rows())
+            cursor.executemany(sql, batch.select("store_key", "numbers").iter_rows())
             done += batch.get_column("len").sum()
             if on_rows:
-                on_rows(done, polls.height)
+                on_rows(done, rows.height)
     finally:
         cursor.close()
 
@@ -222,12 +226,9 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
     with engine.begin() as conn:
         if not _enter_in_ledger(conn, feed):
             return LoadOutcome(name, feed.kind, already_loaded=True)
+        store_ids = rows.get_column("store_id").unique()
         if feed.kind == POLLS:
-            keys = _store_keys(conn, rows.get_column("store_id").unique())
-            polls = rows.join(keys, on="store_id").select(
-                "store_key", "polled_at_us", (pl.col("status") == "active").alias("active")
-            )
-            _insert_polls(conn, polls, on_rows)
+            _insert_polls(conn, rows, _store_keys(conn, store_ids), on_rows)
         elif feed.kind == HOURS:
             table = SQL_TABLES[BUSINESS_HOURS.name]
             frame = rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)
@@ -261,7 +262,7 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         rows_read=feed.rows_read,
         rows_loaded=rows.height,
         rows_rejected=feed.rejected.height,
-        store_ids=tuple(rows.get_column("store_id").unique().sort().to_list()),
+        store_ids=tuple(store_ids.sort().to_list()),
     )
 
 
