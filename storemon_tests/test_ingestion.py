@@ -414,6 +414,45 @@ def test_fast_timestamp_path_reads_the_feed_spelling_and_leaves_near_misses_to_t
     assert both == general
 
 
+_PADDING = st.sampled_from(["", " ", "  ", "\t", "\u00a0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["active", "inactive", "Active", "INACTIVE", "actve", ""]),
+            st.sampled_from(FEED_SPELLINGS + NEAR_MISSES + ["2023-01-22T12:09:39Z", ""]),
+            _PADDING,
+            _PADDING,
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_padding_and_case_of_status_and_timestamp_do_not_change_what_a_poll_says(polls):
+    """Status and timestamp are trimmed and status lowercased on every row, in a file with
+    quotes (any quote makes the whole file go the RFC 4180 way) or without: a padded file
+    says what the same file written plainly says."""
+    from pathlib import Path
+
+    from storemon_assets.core.parsing import parse_feed_bytes
+
+    header = "store_id,status,timestamp_utc\n"
+    plain = header + "".join(f"s{i},{status},{ts}\n" for i, (status, ts, *_) in enumerate(polls))
+    padded = header + "".join(
+        f"s{i},{left}{mark}{status}{mark}{right},{left}{ts}{right}\n"
+        for i, (status, ts, left, right, quote) in enumerate(polls)
+        for mark in ['"' if quote else ""]
+    )
+    ingested = at("2023-02-01 00:00")
+    a = parse_feed_bytes(plain.encode(), Path("a.csv"), ingested)
+    b = parse_feed_bytes(padded.encode(), Path("b.csv"), ingested)
+    assert b.rows.equals(a.rows)
+    assert b.rejected.select("line_number", "reason").equals(a.rejected.select("line_number", "reason"))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet='a\r\n,"é\ufeff ', max_size=40))
 def test_lines_are_those_of_splitting_on_newlines(text):

@@ -154,10 +154,14 @@ def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None)
     body = csv_records(lines) if quoted else lines.with_columns(pl.lit(False).alias("_unterminated"))
     body = body.filter(pl.col("raw_text").str.strip_chars() != "")
     fields = _comma_led_fields(pl.col("raw_text")) if quoted else pl.col("raw_text").str.split(",")
+    # Unquoting reads trimmed fields; without quotes, some columns are trimmed by the kind's parser.
+    deferred = () if quoted else _TRIMMED_BY_PARSER.get(kind, ())
     body = body.with_columns(fields.alias("_fields")).with_columns(
         pl.col("_fields").list.len().alias("_n_fields"),
         *(
-            _trim(pl.col("_fields").list.get(i, null_on_oob=True).str.slice(1 if quoted else 0), name).alias(name)
+            _trim(pl.col("_fields").list.get(i, null_on_oob=True).str.slice(1 if quoted else 0), name, deferred).alias(
+                name
+            )
             for i, name in enumerate(columns)
         ),
     )
@@ -313,9 +317,16 @@ def unquote(field: pl.Expr) -> pl.Expr:
     return pl.when(field.str.starts_with('"')).then(pl.coalesce(inner, field.str.strip_chars('"'))).otherwise(field)
 
 
-def _trim(field: pl.Expr, column: str) -> pl.Expr:
-    """Surrounding whitespace off. A store_id is trimmed of spaces only, so a tab or a newline
-    in it stays visible to the control-character rule."""
+# Columns whose kind's parser trims them itself, on the few rows not in the feed's own spelling
+# (the parser's trimming is idempotent: quoted files arrive trimmed already).
+_TRIMMED_BY_PARSER = {POLLS: ("status", "timestamp_utc")}
+
+
+def _trim(field: pl.Expr, column: str, deferred: tuple[str, ...] = ()) -> pl.Expr:
+    """Surrounding whitespace off (unless `deferred` names the column). A store_id is trimmed
+    of spaces only, so a tab or a newline in it stays visible to the control-character rule."""
+    if column in deferred:
+        return field
     return field.str.strip_chars(" ") if column == "store_id" else field.str.strip_chars()
 
 
@@ -349,6 +360,7 @@ TIMESTAMP_PATTERN = (
     r"\s*(UTC|Z|([+-])(\d{2}):?(\d{2}))?$"
 )
 MAX_OFFSET_MINUTES = 14 * 60
+STATUSES = ("active", "inactive")
 BAD_TIMESTAMP = "bad timestamp_utc (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
 
 
@@ -426,15 +438,21 @@ def _feed_timestamp_utc(text: pl.Expr) -> pl.Expr:
     return pl.when(text.str.contains(FEED_TIMESTAMP_SHAPE)).then(wall.dt.epoch("us") + fraction_us)
 
 
-def parse_timestamps_utc(frame: pl.DataFrame, text_col: str, out_col: str) -> pl.DataFrame:
+def parse_timestamps_utc(frame: pl.DataFrame, text_col: str, out_col: str, trim: bool = False) -> pl.DataFrame:
     """Add `out_col` (µs, UTC) parsed from `text_col`: the feed's spelling on a fast path, every
-    other accepted spelling (and every error) through `parse_timestamp_utc`. Same results."""
+    other accepted spelling (and every error) through `parse_timestamp_utc`. Same results.
+    With `trim`, `text_col` is first trimmed of surrounding whitespace: on the rows off the fast
+    path only, as the feed's spelling has none."""
     text = pl.col(text_col)
     frame = frame.with_columns(_feed_timestamp_utc(text).alias(out_col))
     rest = frame.select((pl.col(out_col).is_null() & text.is_not_null()).arg_true()).to_series()
     if rest.len():  # the general pattern, on those rows only
-        general = frame[rest].select(parse_timestamp_utc(text)).to_series()
-        frame = frame.with_columns(frame.get_column(out_col).scatter(rest, general))
+        slow = frame[rest].select(text.str.strip_chars() if trim else text)
+        slow = slow.with_columns(parse_timestamp_utc(text).alias(out_col))
+        frame = frame.with_columns(
+            frame.get_column(text_col).scatter(rest, slow.get_column(text_col)),
+            frame.get_column(out_col).scatter(rest, slow.get_column(out_col)),
+        )
     return frame
 
 
@@ -443,8 +461,14 @@ def _iso(at_us: int) -> str:
 
 
 def _parse_polls(body: pl.DataFrame, ingested_at_us: int) -> pl.DataFrame:
-    status = pl.col("status").str.to_lowercase()
-    body = parse_timestamps_utc(body.with_columns(status.alias("status")), "timestamp_utc", "polled_at_us")
+    # Status and timestamp arrive untrimmed (_TRIMMED_BY_PARSER): rows in the feed's own
+    # spelling need neither trimming nor lowercasing, so only the others are normalised.
+    status = pl.col("status")
+    odd = body.select((~status.is_in(STATUSES)).arg_true()).to_series()  # null status: left null
+    if odd.len():
+        normalised = body[odd].select(status.str.strip_chars().str.to_lowercase()).to_series()
+        body = body.with_columns(body.get_column("status").scatter(odd, normalised))
+    body = parse_timestamps_utc(body, "timestamp_utc", "polled_at_us", trim=True)
     latest = ingested_at_us + FUTURE_TOLERANCE_US
     body = body.with_columns(
         _first_reason(
@@ -454,7 +478,7 @@ def _parse_polls(body: pl.DataFrame, ingested_at_us: int) -> pl.DataFrame:
                 pl.col("polled_at_us") > latest,
                 f"timestamp_utc is from the future: more than 1 hour after the file was ingested ({_iso(ingested_at_us)})",
             ),
-            (~pl.col("status").is_in(["active", "inactive"]), "unknown status (expected active or inactive)"),
+            (~pl.col("status").is_in(STATUSES), "unknown status (expected active or inactive)"),
         ).alias("_reason")
     )
     bad = body.filter(pl.col("_reason") == BAD_TIMESTAMP)
