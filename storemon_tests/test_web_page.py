@@ -93,3 +93,12 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
     )
     assert "/timeline.svg" in first.get_attribute("src")
     browser.save_screenshot(str(tmp_path / "page.png"))  # kept with the test's temporary files
+    # A clean console: no failed request (a missing icon included) and no script error. The one
+    # expected: /summary's 404 before the first report was published (the API's answer for "none").
+    before_first_report = "/summary - Failed to load resource: the server responded with a status of 404"
+    problems = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] in ("SEVERE", "WARNING") and before_first_report not in entry["message"]
+    ]
+    assert problems == []
