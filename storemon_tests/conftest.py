@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -86,8 +87,17 @@ def required_server_url(variable: str, server: str, script: str) -> str:
 
 
 def postgres_url() -> str:
-    """The test PostgreSQL server; CI must have one."""
-    return required_server_url("STOREMON_TEST_POSTGRES_URL", "PostgreSQL", "scripts/start_postgres.sh")
+    """The test PostgreSQL database; CI must have one. Under pytest-xdist (`make test-fast`) each
+    worker gets a database of its own, `<test database>_<worker>`, so tests that empty it run
+    side by side."""
+    url = required_server_url("STOREMON_TEST_POSTGRES_URL", "PostgreSQL", "scripts/start_postgres.sh")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    return _worker_database(url, worker) if worker else url
+
+
+@functools.cache
+def _worker_database(url: str, worker: str) -> str:
+    return _fresh_database(url, worker)
 
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -112,9 +122,13 @@ def redis_url() -> str:
 def fresh_postgres_database(suffix: str) -> str:
     """A new, empty database `<test database>_<suffix>` on the test server (dropped first if it
     exists); returns its URL. The test role may create databases (scripts/start_postgres.sh)."""
+    return _fresh_database(postgres_url(), suffix)
+
+
+def _fresh_database(server_url: str, suffix: str) -> str:
     import sqlalchemy as sa
 
-    url = sa.make_url(postgres_url())
+    url = sa.make_url(server_url)
     name = f"{url.database}_{suffix}"
     admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
     try:
