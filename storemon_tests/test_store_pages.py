@@ -201,3 +201,27 @@ def test_store_pages_are_in_the_openapi_document(client):
     assert {"/summary", "/stores", "/stores/{store_id}", "/stores/{store_id}/timeline.svg"} <= set(paths)
     detail = paths["/stores/{store_id}"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert detail == {"$ref": "#/components/schemas/StoreDetail"}
+
+
+def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path):
+    # Store ids are opaque text (SPEC §1): "a/b c" is one store, open around the clock, active.
+    engine = make_engine(tmp_path)
+    polls = 'store_id,status,timestamp_utc\n"a/b c",active,2023-01-16 06:00:00 UTC\n"a/b c",active,2023-01-16 18:00:00 UTC\n'
+    files = [
+        write_csv(tmp_path, "polls.csv", polls),
+        write_csv(tmp_path, "tz.csv", 'store_id,timezone_str\n"a/b c",UTC\n'),
+    ]
+    ingest_files(engine, files)
+    publish_current_report(engine, build_report(engine), "report-1")
+    with client_for(engine) as client:
+        body = client.get("/stores/a%2Fb%20c").json()
+        assert body["store_id"] == "a/b c"
+        assert body["report"]["uptime_last_week"] == 168.0  # the whole week [9th 18:00, 16th 18:00)
+        # The link to the picture is percent-encoded, and it leads to the picture.
+        assert body["timeline_svg"] == "/stores/a%2Fb%20c/timeline.svg"
+        picture = client.get(body["timeline_svg"])
+        assert picture.status_code == 200 and picture.headers["content-type"] == "image/svg+xml"
+        assert "store a/b c" in picture.text
+        # Written out with its slash, the id still names the store.
+        assert client.get("/stores/a/b c").json()["store_id"] == "a/b c"
+        assert client.get("/stores/a/b").status_code == 404

@@ -31,6 +31,7 @@ from storemon_assets.db.queries import (
     store_weekly_schedule,
     worst_stores,
 )
+from storemon_assets.web import timeline_path
 from storemon_assets.web.timeline import timeline_svg
 
 MAX_WORST = 1000
@@ -213,8 +214,33 @@ def list_worst_stores(
     )
 
 
+# Store ids are opaque text and may hold a `/`: both routes take the rest of the path, and the
+# picture's route comes first, so `<id>/timeline.svg` is never read as a store id.
 @router.get(
-    "/stores/{store_id}",
+    "/stores/{store_id:path}/timeline.svg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
+        404: {"description": "Unknown store, or no report published yet."},
+    },
+    summary="One store's week as a picture",
+)
+def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
+    info = _current(engine)
+    _report_row(engine, store_id)
+    schedule = store_weekly_schedule(engine, store_id)
+    rows = day_rows(store_status_intervals(engine, store_id), schedule, info["as_of_us"])
+    as_of = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=info["as_of_us"])
+    title = f"store {store_id} · {schedule.get_column('timezone')[0]} · week before {as_of:%Y-%m-%d %H:%M} UTC"
+    return Response(
+        timeline_svg(rows, title),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "no-cache"},  # the next report replaces it
+    )
+
+
+@router.get(
+    "/stores/{store_id:path}",
     response_model=StoreDetail,
     responses={404: {"description": "Unknown store, or no report published yet."}},
     summary="One store: schedule, report row and when it was up or down last week",
@@ -238,28 +264,5 @@ def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
         report=ReportRow(**row),
         intervals=[StatusInterval(**s) for s in spans.filter(pl.col("status") != NO_DATA).iter_rows(named=True)],
         no_data=[Span(**s) for s in spans.filter(pl.col("status") == NO_DATA).drop("status").iter_rows(named=True)],
-        timeline_svg=f"/stores/{store_id}/timeline.svg",
-    )
-
-
-@router.get(
-    "/stores/{store_id}/timeline.svg",
-    response_class=Response,
-    responses={
-        200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
-        404: {"description": "Unknown store, or no report published yet."},
-    },
-    summary="One store's week as a picture",
-)
-def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
-    info = _current(engine)
-    _report_row(engine, store_id)
-    schedule = store_weekly_schedule(engine, store_id)
-    rows = day_rows(store_status_intervals(engine, store_id), schedule, info["as_of_us"])
-    as_of = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=info["as_of_us"])
-    title = f"store {store_id} · {schedule.get_column('timezone')[0]} · week before {as_of:%Y-%m-%d %H:%M} UTC"
-    return Response(
-        timeline_svg(rows, title),
-        media_type="image/svg+xml",
-        headers={"Cache-Control": "no-cache"},  # the next report replaces it
+        timeline_svg=timeline_path(store_id),
     )

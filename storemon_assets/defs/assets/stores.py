@@ -22,6 +22,7 @@ from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_TIMEZO
 from storemon_assets.defs.partitions import store_partitions
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
+from storemon_assets.web import timeline_path
 
 # `backfill_policy` is what lets one run refresh any number of stores. Dagster 1.13 still labels
 # the parameter beta and warns about it on every load of the code (webserver, daemon, each run):
@@ -60,7 +61,7 @@ def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabas
                 "intervals": dg.MetadataValue.md(tables[store["store_id"]]),
                 # A link, not the numbers: the page always shows the current report's week,
                 # while this metadata only changes when the schedule does.
-                "latest_week": dg.MetadataValue.url(f"{api_url}/stores/{store['store_id']}/timeline.svg"),
+                "latest_week": dg.MetadataValue.url(api_url + timeline_path(store["store_id"])),
             },
         )
     # One line per run for the console; each partition's own event stays in the event log.
