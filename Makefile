@@ -68,8 +68,9 @@ test: lint
 test-fast: install
 	$(BIN)/python -m pytest -m "not e2e" -n 2
 
+# The history series on SQLite; with POSTGRES=<url of a database it may empty>, on PostgreSQL too.
 bench: install
-	$(BIN)/python scripts/benchmark.py
+	$(BIN)/python scripts/benchmark.py $(if $(POSTGRES),--postgres $(POSTGRES))
 
 # Requests/s and latency of polling a finished report, against dagster dev + storemon api.
 bench-api: install
