@@ -10,6 +10,20 @@ from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.parsing import parse_time_of_day_us, parse_timestamp_utc
 from storemon_assets.core.uptime import UptimeReport, compute_uptime
 
+# The SPEC's worked example as a report row: store "s", open Monday 09:00-12:00 Chicago, active
+# 10:14 and inactive 11:15 local, T = 12:00 local. Up 104.5 min (09:00 to the 10:44:30
+# midpoint), down 75.5 min: 104.5 / 60 = 1.7416.. h -> 1.74, 75.5 / 60 = 1.2583.. h -> 1.26;
+# the last hour (11:00-12:00 local, after the midpoint) all down, in minutes.
+WORKED_EXAMPLE_ROW = {
+    "store_id": "s",
+    "uptime_last_hour": 0.0,
+    "uptime_last_day": 1.74,
+    "uptime_last_week": 1.74,
+    "downtime_last_hour": 60.0,
+    "downtime_last_day": 1.26,
+    "downtime_last_week": 1.26,
+}
+
 
 def write_csv(folder: Path, name: str, text: str) -> Path:
     """Write one feed file as a delivery would (creating its folder); returns its path."""

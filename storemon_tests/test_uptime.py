@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from storemon_assets.core.uptime import _round_half_away
-from storemon_tests.helpers import HOUR, MINUTE, exact, example_report, row
+from storemon_tests.helpers import HOUR, MINUTE, WORKED_EXAMPLE_ROW, exact, example_report, row
 
 CHICAGO = {"s": "America/Chicago"}
 IN_UTC = {"s": "UTC"}
@@ -33,15 +33,7 @@ def test_spec_worked_example():
     # Last hour [17:00, 18:00) UTC = 11:00-12:00 local: all after the midpoint, so down.
     assert sums["up_hour"] == 0 and sums["down_hour"] == 60 * MINUTE
     # 104.5 / 60 = 1.7416.. h -> 1.74; 75.5 / 60 = 1.2583.. h -> 1.26; hour window in minutes.
-    assert row(report, "s") == {
-        "store_id": "s",
-        "uptime_last_hour": 0.0,
-        "uptime_last_day": 1.74,
-        "uptime_last_week": 1.74,
-        "downtime_last_hour": 60.0,
-        "downtime_last_day": 1.26,
-        "downtime_last_week": 1.26,
-    }
+    assert row(report, "s") == WORKED_EXAMPLE_ROW
 
 
 def test_default_as_of_is_the_latest_poll():
