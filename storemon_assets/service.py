@@ -114,8 +114,7 @@ def build_report(
     carries their text ids again.
     """
     with progress.phase("stores") as phase:
-        if as_of_us is None:
-            as_of_us = newest_poll_us(engine)
+        as_of_us = report_time_us(engine, as_of_us)
         if as_of_us is None:
             phase.detail = "no polls loaded"
             return ReportResult(empty_uptime_report(None), rejected_counts(engine))

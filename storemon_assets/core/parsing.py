@@ -124,7 +124,7 @@ def header_kind(head: bytes, name: str, whole_file: bool = True) -> tuple[str, l
     try:
         header_text = raw.decode("utf-8-sig" if line_number == 1 else "utf-8").removesuffix("\r")
     except UnicodeDecodeError as exc:
-        raise FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)") from exc
+        raise _not_utf8(name, exc) from exc
     header_fields = [f.strip().strip('"').strip() for f in header_text.split(",")]
     detected = detect_kind(header_fields)
     if detected is None:
@@ -211,9 +211,13 @@ def physical_lines(data: bytes, name: str) -> pl.DataFrame:
         try:
             data.decode("utf-8-sig")  # the offset as this message always gave it (after a BOM)
         except UnicodeDecodeError as exc:
-            raise FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)") from exc
+            raise _not_utf8(name, exc) from exc
         raise
     return lines.with_columns(pl.col("line_number").cast(pl.Int64))
+
+
+def _not_utf8(name: str, exc: UnicodeDecodeError) -> FeedFileError:
+    return FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)")
 
 
 def _bounded(text: pl.Expr) -> pl.Expr:
