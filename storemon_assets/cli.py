@@ -1,4 +1,4 @@
-"""The `storemon` command: report, ingest, generate, sample, db, api, dev, worker."""
+"""The `storemon` command: report, ingest, incidents, alerts, generate, sample, db, api, dev, worker."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
-from storemon_assets.core.instants import parse_as_of
+from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
 from storemon_assets.progress import Progress
 
@@ -147,6 +147,33 @@ def generated_end(text: str | None) -> dt.datetime:
     return dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=end_us)
 
 
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """The incidents of the report as of T (SPEC §9) from the configured database, as CSV."""
+    from storemon_assets import settings
+    from storemon_assets.core.incidents import incidents_csv
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.service import incidents_as_of, write_text_atomically
+
+    try:
+        as_of_us = parse_as_of(args.as_of)
+        engine = open_database(settings.database_url())
+        found = incidents_as_of(engine, as_of_us, settings.stale_after_minutes())
+        engine.dispose()
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        write_text_atomically(incidents_csv(found.incidents), Path(args.out))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+    still_open = int(found.incidents.get_column("open").sum())
+    print(
+        f"wrote {args.out}: {found.incidents.height} incidents ({still_open} open) as of "
+        f"{format_instant(found.as_of_us) or '(no polls)'}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from storemon_assets.core.generate import generate_feeds
 
@@ -270,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("files", nargs="+", metavar="FILE")
     ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")
     ingest.set_defaults(func=cmd_ingest)
+
+    incidents = sub.add_parser(
+        "incidents",
+        help="write the incidents of the report as of T (SPEC 9) from the configured database",
+        description="One row per incident: a store's down business time in the week before T, "
+        "store_id,started_utc,ended_utc,downtime_minutes,open.",
+    )
+    incidents.add_argument("--as-of", default=None, help="T (ISO-8601 or 'now'); default: the latest poll")
+    incidents.add_argument("--out", required=True, help="where to write the incidents CSV")
+    incidents.set_defaults(func=cmd_incidents)
 
     generate = sub.add_parser("generate", help="write a realistic synthetic data set")
     generate.add_argument(

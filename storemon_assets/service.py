@@ -15,11 +15,13 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.business_time import US_PER_DAY
+from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
+from storemon_assets.core.incidents import incidents_from_intervals, open_at, status_now
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
+from storemon_assets.core.tables import STORE_STATUS_INTERVALS
 from storemon_assets.core.uptime import (
     STATUSES,
     WEEK,
@@ -34,14 +36,17 @@ from storemon_assets.core.uptime import (
     utc_days,
     window_utc_days,
 )
-from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
+from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report, replace_incidents
 from storemon_assets.db.queries import (
     KeyRange,
+    current_report_info,
     last_poll_before,
     newest_poll_us,
+    newest_polls,
     polled_stores,
     read_polls,
     read_polls_in_ranges,
+    read_table,
     read_weekly_schedules,
     rejected_counts,
 )
@@ -303,7 +308,64 @@ def write_report_files(report: pl.DataFrame, reports_dir: Path, report_id: str |
 
 def write_report_text(report: pl.DataFrame, target: Path) -> None:
     """Write the report CSV so that readers never see a half-written file."""
+    write_text_atomically(report_csv(report), target)
+
+
+@dataclass(frozen=True)
+class Incidents:
+    """A report's incidents and each of its stores' status at its T (SPEC §9)."""
+
+    as_of_us: int | None
+    incidents: pl.DataFrame  # core.incidents.INCIDENT_SCHEMA
+    status: pl.DataFrame  # core.incidents.STATUS_NOW_SCHEMA
+
+
+def incidents_of(
+    engine: sa.Engine, as_of_us: int | None, intervals: pl.DataFrame, stale_after_minutes: int
+) -> Incidents:
+    """Incidents and status now from a report's status intervals: the one path from a report to
+    its incidents, for the current report (`refresh_incidents`) and for any T (`storemon incidents`).
+
+    What the intervals do not hold is read here: whether each store is inside its business time at
+    T (from its schedule, like the report's business time) and its newest poll (one seek per store).
+    """
+    incidents = incidents_from_intervals(intervals)
+    if as_of_us is None:
+        return Incidents(None, incidents, status_now(intervals, incidents, _no_stores(), _no_polls(), 0, 0))
+    stores = polled_stores(engine, as_of_us)
+    schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
+    open_now = open_at(schedule, stores.get_column("store_id"), as_of_us)
+    newest = newest_polls(engine, stores, as_of_us)
+    status = status_now(intervals, incidents, open_now, newest, as_of_us, stale_after_minutes * US_PER_MINUTE)
+    return Incidents(as_of_us, incidents, status)
+
+
+def _no_stores() -> pl.DataFrame:
+    return pl.DataFrame(schema={"store_id": pl.String, "timezone": pl.String, "open_now": pl.Boolean})
+
+
+def _no_polls() -> pl.DataFrame:
+    return pl.DataFrame(schema={"store_id": pl.String, "newest_poll_us": pl.Int64})
+
+
+def incidents_as_of(engine: sa.Engine, as_of_us: int | None, stale_after_minutes: int) -> Incidents:
+    """Incidents of the report as of T (default: the latest poll), computed afresh."""
+    result = build_report(engine, as_of_us)
+    return incidents_of(engine, result.uptime.as_of_us, result.uptime.intervals, stale_after_minutes)
+
+
+def refresh_incidents(engine: sa.Engine, stale_after_minutes: int) -> Incidents:
+    """Incidents of the current report, from the status intervals it published, stored beside them."""
+    info = current_report_info(engine)
+    as_of_us = info["as_of_us"] if info else None
+    current = incidents_of(engine, as_of_us, read_table(engine, STORE_STATUS_INTERVALS), stale_after_minutes)
+    replace_incidents(engine, current.incidents, current.status)
+    return current
+
+
+def write_text_atomically(text: str, target: Path) -> None:
+    """Write a file so that readers never see it half-written (a temporary file, then a rename)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(report_csv(report))
+    temporary.write_text(text)
     temporary.replace(target)

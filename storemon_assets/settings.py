@@ -70,6 +70,32 @@ CELERY_BROKER = Setting(
     "Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
     "`redis://127.0.0.1:6379/0`",
 )
+ALERT_URLS = Setting(
+    "STOREMON_ALERT_URLS",
+    "Apprise URLs that alerts go to, space-separated (Slack, ntfy, e-mail, JSON webhooks...; docs/monitor.md)",
+    "unset: no alerts are sent",
+)
+ALERT_MIN_DOWN_MINUTES = Setting(
+    "STOREMON_ALERT_MIN_DOWN_MINUTES",
+    "business minutes an open incident lasts before its store's *down* alert goes out",
+    "`30`",
+)
+ALERT_MAX_PER_MESSAGE = Setting(
+    "STOREMON_ALERT_MAX_PER_MESSAGE",
+    "more alerts of one kind due at once than this go out as one summary message",
+    "`20`",
+)
+STALE_AFTER_MINUTES = Setting(
+    "STOREMON_STALE_AFTER_MINUTES",
+    "an open store whose newest poll is older than this at T is *not reporting*; a report whose T is this far "
+    "after the newest poll is flagged stale",
+    "`120`",
+)
+PUBLIC_URL = Setting(
+    "STOREMON_PUBLIC_URL",
+    "where people reach the store pages, for links in alert messages",
+    "unset: messages carry no link",
+)
 
 SETTINGS: tuple[Setting, ...] = (
     DATABASE_URL,
@@ -85,6 +111,11 @@ SETTINGS: tuple[Setting, ...] = (
     REPORT_SHARDS,
     EXECUTOR,
     CELERY_BROKER,
+    ALERT_URLS,
+    ALERT_MIN_DOWN_MINUTES,
+    ALERT_MAX_PER_MESSAGE,
+    STALE_AFTER_MINUTES,
+    PUBLIC_URL,
 )
 EXECUTORS = ("in_process", "multiprocess", "celery")
 
@@ -186,3 +217,34 @@ def executor_name() -> str:
 
 def celery_broker() -> str:
     return _read(CELERY_BROKER) or "redis://127.0.0.1:6379/0"
+
+
+def _whole_number(setting: Setting, default: str, least: int) -> int:
+    value = _read(setting) or default
+    try:
+        number = int(value)
+    except ValueError:
+        number = least - 1
+    if number < least:
+        raise ValueError(f"{setting.name}={value!r} is not a whole number of at least {least}")
+    return number
+
+
+def alert_urls() -> list[str]:
+    return _read(ALERT_URLS).split()
+
+
+def alert_min_down_minutes() -> int:
+    return _whole_number(ALERT_MIN_DOWN_MINUTES, "30", 0)
+
+
+def alert_max_per_message() -> int:
+    return _whole_number(ALERT_MAX_PER_MESSAGE, "20", 1)
+
+
+def stale_after_minutes() -> int:
+    return _whole_number(STALE_AFTER_MINUTES, "120", 1)
+
+
+def public_url() -> str | None:
+    return _read(PUBLIC_URL).rstrip("/") or None

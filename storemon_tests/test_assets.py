@@ -5,10 +5,17 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from storemon_assets.core.tables import REJECTED_ROWS, STORE_SCHEDULES, STORE_STATUS_INTERVALS
+from storemon_assets.core.tables import (
+    REJECTED_ROWS,
+    STORE_INCIDENTS,
+    STORE_SCHEDULES,
+    STORE_STATUS_INTERVALS,
+    STORE_STATUS_NOW,
+)
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_assets.db.queries import current_report_info, current_report_rows, read_table
 from storemon_assets.defs.as_of_report import as_of_report_job
+from storemon_assets.defs.assets.incidents import store_incidents
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
@@ -29,6 +36,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "store_schedules",
         "uptime_report",
         "store_status_intervals",
+        "store_incidents",
     }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job", "as_of_report_job"):
         assert defs.resolve_job_def(job) is not None
@@ -209,3 +217,26 @@ def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisation
     # 2 of the 17,642 poll rows read were rejected: 0.0113 % -> 0.01.
     assert raw["raw_store_status"]["rejected_share_pct"] == dg.FloatMetadataValue(0.01)
     assert raw["raw_business_hours"]["rejected_share_pct"] == dg.FloatMetadataValue(0.0)
+
+
+def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(home, sample_files, instance):
+    home.drop(*sample_files)
+    result = dg.materialize(
+        [ingest_landing_files, uptime_report, store_incidents], resources=home.resources, instance=instance
+    )
+    assert result.success
+    engine = home.database.engine()
+    incidents = read_table(engine, STORE_INCIDENTS)
+    status = read_table(engine, STORE_STATUS_NOW)
+    report = current_report_rows(engine)
+    assert status.height == report.height == 100  # every reported store has a status now
+    # One path: each store's incidents, in hours, are its downtime_last_week (rounded to 0.01 h there).
+    summed = incidents.group_by("store_id").agg((pl.col("downtime_half_us").sum() / 7_200_000_000).alias("hours"))
+    both = report.join(summed, on="store_id", how="left").with_columns(pl.col("hours").fill_null(0.0))
+    assert both.filter((pl.col("hours") - pl.col("downtime_last_week")).abs() > 0.005).is_empty()
+    metadata = result.asset_materializations_for_node("store_incidents")[0].metadata
+    assert metadata["incidents"].value == incidents.height > 0
+    assert metadata["open_incidents"].value == incidents.get_column("open").sum()
+    counted = sum(metadata[f"stores_{s}_now"].value for s in ("up", "down", "closed", "no_data"))
+    assert counted == 100
+    assert metadata["stores_down_now"].value == status.filter(pl.col("status") == "down").height

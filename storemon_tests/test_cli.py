@@ -236,3 +236,30 @@ def test_report_from_an_empty_database_writes_just_the_header(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "r.csv").read_text().splitlines() == [",".join(REPORT_COLUMNS)]
     assert "as of (no polls)" in done.stderr
+
+
+def test_incidents_from_the_configured_database_sum_to_the_reports_downtime(small_feeds, tmp_path):
+    database = tmp_path / "storemon.db"
+    names = ("store_status.csv", "menu_hours.csv", "timezones.csv")
+    assert storemon_on(database, "ingest", "--quiet", *(str(small_feeds / n) for n in names)).returncode == 0
+    as_of = ["--as-of", "2023-01-24T06:00:00Z"]
+    done = storemon_on(database, "incidents", *as_of, "--out", str(tmp_path / "incidents.csv"))
+    assert done.returncode == 0, done.stderr
+    assert "as of 2023-01-24T06:00:00.000000Z" in done.stderr
+    assert storemon_on(database, "report", "--quiet", *as_of, "--out", str(tmp_path / "report.csv")).returncode == 0
+    incidents = pl.read_csv(
+        tmp_path / "incidents.csv", schema_overrides={"store_id": pl.String, "ended_utc": pl.String}
+    )
+    assert incidents.columns == ["store_id", "started_utc", "ended_utc", "downtime_minutes", "open"]
+    assert incidents.height > 0 and incidents.get_column("started_utc").str.ends_with("Z").all()
+    # Each store's incidents, in minutes, are its downtime_last_week in hours (both rounded: within 0.01 h).
+    report = pl.read_csv(tmp_path / "report.csv", schema_overrides={"store_id": pl.String})
+    summed = incidents.group_by("store_id").agg((pl.col("downtime_minutes").sum() / 60).alias("hours"))
+    both = report.join(summed, on="store_id", how="left").with_columns(pl.col("hours").fill_null(0.0))
+    assert both.filter((pl.col("hours") - pl.col("downtime_last_week")).abs() > 0.01).is_empty()
+
+
+def test_incidents_with_a_bad_as_of_is_one_line(tmp_path):
+    done = storemon_on(tmp_path / "s.db", "incidents", "--as-of", "soon", "--out", str(tmp_path / "i.csv"))
+    assert done.returncode == 2 and "as-of time 'soon' is not a timestamp" in done.stderr
+    assert not (tmp_path / "i.csv").exists()

@@ -1,5 +1,6 @@
 """Configuration (SPEC §7): every STOREMON_* variable is declared once in settings.SETTINGS, the
-README's table says the same, and each documented default is the one the code applies."""
+README's table (with the feature tables in docs/, for a feature's own settings) says the same, and
+each documented default is the one the code applies."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from storemon_assets import settings
 from storemon_assets.settings import SETTINGS, Setting
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+DOCS = README.parent / "docs"
 ROW = re.compile(r"^\| `(?P<name>[A-Z_]+)` \| (?P<meaning>.*?) \| (?P<default>.*?) \|$")
 
 
@@ -21,9 +23,21 @@ def readme_configuration_table() -> dict[str, tuple[str, str]]:
     return {m["name"]: (m["meaning"], m["default"]) for m in map(ROW.match, section.splitlines()) if m}
 
 
+def docs_configuration_rows() -> dict[str, tuple[str, str]]:
+    """STOREMON_* rows of the "Configuration" tables in docs/*.md (a feature documents its own settings)."""
+    rows = {}
+    for page in sorted(DOCS.glob("*.md")):
+        text = page.read_text()
+        if "\n## Configuration\n" in text:
+            section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+            rows |= {m["name"]: (m["meaning"], m["default"]) for m in map(ROW.match, section.splitlines()) if m}
+    return rows
+
+
 def test_readme_configuration_table_is_settings_SETTINGS():
     table = readme_configuration_table()
     assert "DAGSTER_HOME" in table  # the parser reads the table (a row that is not ours)
+    table = docs_configuration_rows() | table
     documented = {name: row for name, row in table.items() if name.startswith("STOREMON_")}
     declared = {s.name: (s.meaning, s.default) for s in SETTINGS}
     expected_rows = "\n".join(f"| `{s.name}` | {s.meaning} | {s.default} |" for s in SETTINGS)
@@ -97,3 +111,22 @@ def test_scale_out_settings_default_to_one_process_and_name_the_variable_when_wr
     monkeypatch.setenv(settings.EXECUTOR.name, "k8s")
     with pytest.raises(ValueError, match="STOREMON_EXECUTOR='k8s' is not one of in_process, multiprocess, celery"):
         settings.executor_name()
+
+
+def test_alert_settings_default_as_documented_and_name_the_variable_when_wrong(unset, monkeypatch):
+    assert settings.alert_urls() == [] and settings.public_url() is None  # unset: no alerts, no links
+    assert (settings.alert_min_down_minutes(), settings.alert_max_per_message()) == (30, 20)
+    assert settings.stale_after_minutes() == 120
+    for setting, shown in [
+        (settings.ALERT_MIN_DOWN_MINUTES, "`30`"),
+        (settings.ALERT_MAX_PER_MESSAGE, "`20`"),
+        (settings.STALE_AFTER_MINUTES, "`120`"),
+    ]:
+        assert setting.default == shown
+    monkeypatch.setenv(settings.ALERT_URLS.name, " json://127.0.0.1:9/a   ntfy://topic ")
+    monkeypatch.setenv(settings.PUBLIC_URL.name, "https://storemon.example/")
+    assert settings.alert_urls() == ["json://127.0.0.1:9/a", "ntfy://topic"]  # space-separated
+    assert settings.public_url() == "https://storemon.example"
+    monkeypatch.setenv(settings.ALERT_MAX_PER_MESSAGE.name, "0")
+    with pytest.raises(ValueError, match="STOREMON_ALERT_MAX_PER_MESSAGE='0' is not a whole number of at least 1"):
+        settings.alert_max_per_message()

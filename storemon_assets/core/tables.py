@@ -215,6 +215,80 @@ CURRENT_REPORT_INFO = Table(
     ),
 )
 
+
+# SPEC §9: the current report's incidents and each store's status at its T, replaced with it.
+STORE_INCIDENTS = Table(
+    "store_incidents",
+    "Incidents of the current report: maximal stretches of a store's down business time in the week before T "
+    "with no up business time between their parts (closed time does not end one). Read off "
+    "store_status_intervals, so each store's incidents sum to its downtime_last_week exactly.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        _int(
+            "started_half_us",
+            "First down instant, half-microseconds since 1970-01-01 UTC (the week's start if the store was down then).",
+            primary_key=True,
+        ),
+        _int(
+            "ended_half_us",
+            "First up instant after it, half-microseconds since 1970-01-01 UTC; null while open.",
+            nullable=True,
+        ),
+        _int("downtime_half_us", "Its down business time inside the week, in half-microseconds."),
+        Column("open", pl.Boolean(), "True while the store is still down at T."),
+        _int("started_local_us", "Start on the store's wall clock, microseconds since 1970-01-01 local time."),
+        _int("ended_local_us", "End on the store's wall clock; null while open.", nullable=True),
+    ),
+    clustered=True,
+)
+
+STORE_STATUS_NOW = Table(
+    "store_status_now",
+    "Each store of the current report at its T: up, down, closed or no_data, since when, its newest poll, "
+    "and whether it is not reporting (inside business time, newest poll older than STOREMON_STALE_AFTER_MINUTES).",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        _text("status", "'up', 'down', 'closed' (outside business time at T) or 'no_data' (no observation)."),
+        _int(
+            "since_half_us",
+            "Since when, half-microseconds since 1970-01-01 UTC; null: longer than the week.",
+            nullable=True,
+        ),
+        Column("open_now", pl.Boolean(), "Inside its business time at T."),
+        _text("timezone", f"IANA timezone used ({DEFAULT_TIMEZONE} when the store has none)."),
+        _int("newest_poll_us", "Its newest poll at or before T, microseconds since 1970-01-01 UTC.", nullable=True),
+        Column("not_reporting", pl.Boolean(), "Open at T and silent for longer than the stale limit: a guess."),
+    ),
+    clustered=True,
+)
+
+ALERT_DELIVERIES = Table(
+    "alert_deliveries",
+    "The alert ledger: one row per notification (store, subject, kind) and channel. A row is claimed "
+    "('sending') before its message goes out and marked 'sent' or 'failed' after, so each is sent at most once "
+    "across restarts; failed ones are tried again at the next evaluation while still due.",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        _text("kind", "'down', 'recovered' or 'not_reporting'.", primary_key=True),
+        _int(
+            "subject_us",
+            "What it is about: the incident's first notified start (half-microseconds), or for "
+            "not_reporting the newest poll it went silent after (microseconds).",
+            primary_key=True,
+        ),
+        _text(
+            "channel", "Short hash of the Apprise URL it goes to (never the URL: it holds secrets).", primary_key=True
+        ),
+        _text("state", "'sending', 'sent' or 'failed'."),
+        _int("attempts", "Delivery attempts so far."),
+        _int("first_due_us", "When it first became due, microseconds since 1970-01-01 UTC."),
+        _int("updated_us", "When the row last changed, microseconds since 1970-01-01 UTC."),
+        _int("as_of_us", "T of the report that made it due."),
+        _text("last_error", "Why the last attempt failed.", nullable=True),
+    ),
+    indexes=(Index("ix_alert_deliveries_state", ("state",)),),
+)
+
 STORED_TABLES: tuple[Table, ...] = (
     STORES,
     STORE_STATUS_POLLS,
@@ -226,4 +300,7 @@ STORED_TABLES: tuple[Table, ...] = (
     STORE_STATUS_INTERVALS,
     CURRENT_REPORT,
     CURRENT_REPORT_INFO,
+    STORE_INCIDENTS,
+    STORE_STATUS_NOW,
+    ALERT_DELIVERIES,
 )

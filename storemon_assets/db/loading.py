@@ -24,8 +24,10 @@ from storemon_assets.core.tables import (
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
+    STORE_INCIDENTS,
     STORE_SCHEDULES,
     STORE_STATUS_INTERVALS,
+    STORE_STATUS_NOW,
     STORE_STATUS_POLLS,
     STORE_TIMEZONES,
     STORES,
@@ -315,3 +317,14 @@ def replace_current_report(engine: sa.Engine, current: CurrentReport) -> None:
                 "stores_without_observations": current.stores_without_observations,
             },
         )
+
+
+def replace_incidents(engine: sa.Engine, incidents: pl.DataFrame, status: pl.DataFrame) -> None:
+    """Replace the current report's incidents and status now, together, in one transaction."""
+    with engine.begin() as conn:
+        for spec, frame, order in (
+            (STORE_INCIDENTS, incidents, ["store_id", "started_half_us"]),
+            (STORE_STATUS_NOW, status, ["store_id"]),
+        ):
+            conn.execute(SQL_TABLES[spec.name].delete())
+            _bulk_insert(conn, SQL_TABLES[spec.name], frame.select(spec.column_names).sort(order))

@@ -27,7 +27,9 @@ from storemon_assets.core.tables import (
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
+    STORE_INCIDENTS,
     STORE_STATUS_INTERVALS,
+    STORE_STATUS_NOW,
     STORE_TIMEZONES,
     STORES,
     Table,
@@ -431,3 +433,34 @@ def store_weekly_schedule(engine: sa.Engine, store_id: str) -> pl.DataFrame:
         engine, sa.select(zones.c.store_id, zones.c.timezone_str).where(zones.c.store_id == store_id), STORE_TIMEZONES
     )
     return weekly_schedule(own_hours, zone, pl.Series("store_id", [store_id], dtype=pl.String))
+
+
+def newest_polls(engine: sa.Engine, stores: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
+    """store_id, newest_poll_us: each store's newest poll at or before T (one seek per store).
+
+    `stores`: store_key, store_id (as `polled_stores` gives them)."""
+    cursors = stores.select("store_key", pl.lit(as_of_us + 1).alias("before_us"))
+    last = last_poll_before(engine, cursors)
+    return stores.join(last, on="store_key").select("store_id", pl.col("last_us").alias("newest_poll_us"))
+
+
+def store_incidents(engine: sa.Engine, store_id: str | None = None, open_only: bool = False) -> pl.DataFrame:
+    """Incidents of the current report: one store's (primary-key range) or all, open ones only if asked."""
+    table = SQL_TABLES[STORE_INCIDENTS.name]
+    query = sa.select(*table.columns).order_by(table.c.store_id, table.c.started_half_us)
+    if store_id is not None:
+        query = query.where(table.c.store_id == store_id)
+    if open_only:
+        query = query.where(table.c.open == sa.true())
+    return _select_frame(engine, query, STORE_INCIDENTS)
+
+
+def store_status_now(engine: sa.Engine, store_id: str | None = None, statuses: tuple[str, ...] = ()) -> pl.DataFrame:
+    """Status now of one store (primary-key lookup) or of every store, optionally only some statuses."""
+    table = SQL_TABLES[STORE_STATUS_NOW.name]
+    query = sa.select(*table.columns).order_by(table.c.store_id)
+    if store_id is not None:
+        query = query.where(table.c.store_id == store_id)
+    if statuses:
+        query = query.where(table.c.status.in_(statuses))
+    return _select_frame(engine, query, STORE_STATUS_NOW)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from storemon_assets.defs.assets.incidents import store_incidents
 from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
@@ -19,7 +20,7 @@ from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor
 
 defs = dg.Definitions(
-    assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report],
+    assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report, store_incidents],
     asset_checks=raw_checks,
     jobs=[ingest_and_report_job, ingest_job, report_job, store_schedules_job, as_of_report_job],
     schedules=[hourly_report_schedule],

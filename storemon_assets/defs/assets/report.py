@@ -24,6 +24,8 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
+from storemon_assets.core.business_time import US_PER_MINUTE
+from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
@@ -242,7 +244,8 @@ def publish_uptime_report(
     reads = [PollReads(**w["reads"]) for w in work]
     result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
     compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
-    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
+    newest_us = newest_poll_us(engine)
+    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_us)
     yield from check_results(findings)
     failed = blocking_failures(findings)
     if failed:
@@ -253,6 +256,10 @@ def publish_uptime_report(
     reports.discard_shards(run_id)
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
+    stale = stale_warning(result.uptime.as_of_us, newest_us, settings.stale_after_minutes() * US_PER_MINUTE)
+    if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
+        context.log.warning(stale)
+        run_metadata["stale_data_warning"] = stale
     yield dg.Output(None, output_name="report", metadata=report_metadata(result, paths, compute_seconds) | run_metadata)
     yield dg.Output(None, output_name="intervals", metadata=intervals_metadata(result))
 
