@@ -240,3 +240,18 @@ def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(home, sampl
     counted = sum(metadata[f"stores_{s}_now"].value for s in ("up", "down", "closed", "no_data"))
     assert counted == 100
     assert metadata["stores_down_now"].value == status.filter(pl.col("status") == "down").height
+
+
+def test_a_report_far_after_the_newest_poll_warns_that_its_statuses_are_guesses(
+    home, sample_files, instance, monkeypatch
+):
+    home.drop(*sample_files)
+    monkeypatch.setenv("STOREMON_AS_OF", "now")  # the sample's polls are from January 2023
+    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+    assert result.success
+    metadata = result.asset_materializations_for_node("uptime_report")[0].metadata
+    warning = metadata["stale_data_warning"].value
+    assert warning.startswith("stale data: T (") and "days after the newest poll loaded (2023-01-" in warning
+    monkeypatch.delenv("STOREMON_AS_OF")  # T = the newest poll: fresh, no warning
+    fresh = dg.materialize([uptime_report], resources=home.resources, instance=instance)
+    assert "stale_data_warning" not in fresh.asset_materializations_for_node("uptime_report")[0].metadata
