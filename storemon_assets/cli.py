@@ -134,6 +134,68 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 2 if unreadable else 0
 
 
+def _open_configured_database(progress: Progress):
+    from storemon_assets import settings
+    from storemon_assets.db.engine import open_database
+
+    with progress.phase("open database") as phase:
+        engine = open_database(settings.database_url())
+        phase.detail = engine.url.render_as_string(hide_password=True)
+    return engine
+
+
+def cmd_daily(args: argparse.Namespace) -> int:
+    """Daily values (SPEC §8) of the dates whose day meets [T - N days, T), as CSV: stored
+    values where they hold for T, the rest computed from the polls (storemon_assets/history.py)."""
+    from storemon_assets.history import daily_history, write_daily_csv
+
+    if args.days < 1:
+        return _fail(f"--days {args.days} must be at least 1")
+    progress = Progress.to_stderr(args.quiet)
+    try:
+        as_of_us = parse_as_of(args.as_of)
+        engine = _open_configured_database(progress)
+        history = daily_history(engine, as_of_us, days=args.days, progress=progress)
+        engine.dispose()
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        write_daily_csv(history, Path(args.out))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+    from storemon_assets.core.instants import format_instant
+
+    print(
+        f"wrote {args.out}: {history.values.height} store-days as of {format_instant(history.as_of_us) or '(no polls)'} "
+        f"({history.stored_rows} stored, {history.computed_rows} computed)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_sla(args: argparse.Namespace) -> int:
+    """Monthly SLA per store from the daily values of its local month (docs/history.md)."""
+    from storemon_assets.core.daily import month_dates, monthly_sla
+    from storemon_assets.history import daily_history, write_csv_atomically
+
+    progress = Progress.to_stderr(args.quiet)
+    try:
+        first, last = month_dates(args.month)
+        as_of_us = parse_as_of(args.as_of)
+        engine = _open_configured_database(progress)
+        history = daily_history(engine, as_of_us, first_date=first, last_date=last, progress=progress)
+        engine.dispose()
+    except ValueError as exc:
+        return _fail(str(exc))
+    sla = monthly_sla(history.values, first.strftime("%Y-%m"))
+    try:
+        write_csv_atomically(sla, Path(args.out))
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
+    print(f"wrote {args.out}: {sla.height} stores, {first:%Y-%m}", file=sys.stderr)
+    return 0
+
+
 def generated_end(text: str | None) -> dt.datetime:
     """The generator's end instant (naive UTC) from `--end`, or its default."""
     from storemon_assets.core.generate import DEFAULT_END
@@ -328,6 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
     sample = sub.add_parser("sample", help="copy the bundled sample data into the landing folder")
     sample.add_argument("--to", default=None, help="target folder (default: STOREMON_DATA_DIR)")
     sample.set_defaults(func=cmd_sample)
+    daily = sub.add_parser(
+        "daily",
+        help="write daily uptime per store and local date (business, uptime, downtime minutes) as CSV",
+        description="Daily values of the configured database's stores for the dates whose day meets "
+        "[T - N days, T): stored values where they hold for T, the rest computed (docs/history.md).",
+    )
+    daily.add_argument("--out", required=True, help="where to write the CSV")
+    daily.add_argument("--days", type=int, default=90, help="dates of the last N days before T (default 90)")
+    daily.add_argument("--as-of", default=None, help="T (ISO-8601, or 'now'); default: the latest poll")
+    daily.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    daily.set_defaults(func=cmd_daily)
+
+    sla = sub.add_parser("sla", help="write each store's business, uptime and downtime hours of a local month")
+    sla.add_argument("--month", required=True, help="YYYY-MM: each store's local calendar month")
+    sla.add_argument("--out", required=True, help="where to write the CSV")
+    sla.add_argument("--as-of", default=None, help="T (ISO-8601, or 'now'); default: the latest poll")
+    sla.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    sla.set_defaults(func=cmd_sla)
+
     db = sub.add_parser("db", help="the configured database (STOREMON_DATABASE_URL)")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="upgrade its schema to the current version, keeping every row")

@@ -111,3 +111,49 @@ def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
             if status_at((x + y) / 2):
                 up += y - x
     return business, up, business - up
+
+
+def store_daily(polls, rows, zone, as_of_us: int, dates: list[dt.date]) -> dict[dt.date, tuple]:
+    """SPEC §8, literally: per local date, (business, up, down) as Fractions of µs of the part of
+    the day [local midnight D, local midnight D + 1) before T. Stores without an observation get
+    up = down = 0 (business still counts)."""
+    tz = ZoneInfo(zone)
+
+    def local_date(at_us):
+        return (EPOCH + dt.timedelta(microseconds=at_us)).astimezone(tz).date()
+
+    observed: dict[int, bool] = {}
+    for at_us, status in polls:
+        if at_us > as_of_us:
+            continue
+        day = local_date(at_us)
+        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1))
+        if any(a <= at_us < b for a, b in intervals):
+            observed[at_us] = observed.get(at_us, True) and status == "active"
+    instants = sorted(observed)
+    midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:], strict=False)]
+
+    def status_at(point: Fraction) -> bool:
+        best = min(instants, key=lambda t: (abs(point - t), t))  # ties: the earlier poll
+        return observed[best]
+
+    result = {}
+    for date in dates:
+        midnight = dt.datetime(date.year, date.month, date.day)
+        day_start = to_us(local_to_utc(midnight, zone))
+        day_end = to_us(local_to_utc(midnight + dt.timedelta(days=1), zone))
+        business = up = down = Fraction(0)
+        for a, b in business_intervals(rows, zone, date - dt.timedelta(days=2), date + dt.timedelta(days=1)):
+            lo, hi = max(a, day_start), min(b, day_end, as_of_us)
+            if hi <= lo:
+                continue
+            cuts = [Fraction(lo)] + [m for m in midpoints if lo < m < hi] + [Fraction(hi)]
+            for x, y in zip(cuts, cuts[1:], strict=False):
+                business += y - x
+                if instants:
+                    if status_at((x + y) / 2):
+                        up += y - x
+                    else:
+                        down += y - x
+        result[date] = (business, up, down)
+    return result

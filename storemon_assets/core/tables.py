@@ -143,6 +143,8 @@ INGESTED_FILES = Table(
         _int("rows_read", "Data rows in the file (blank lines excluded)."),
         _int("rows_loaded", "Rows accepted (before de-duplication against earlier loads)."),
         _int("rows_rejected", "Rows sent to rejected_rows."),
+        _int("first_poll_us", "Polls files: the earliest accepted poll instant (a late poll's reach).", nullable=True),
+        _int("last_poll_us", "Polls files: the latest accepted poll instant.", nullable=True),
     ),
 )
 
@@ -289,6 +291,41 @@ ALERT_DELIVERIES = Table(
     indexes=(Index("ix_alert_deliveries_state", ("state",)),),
 )
 
+# Daily values (SPEC §8), exact: integer half-microseconds like the status intervals they sum.
+STORE_DAILY_UPTIME = Table(
+    "store_daily_uptime",
+    "Each store's business, up and down time per local calendar date (the part of the day before as_of_us), "
+    "split by the nearest observation; kept after the polls behind them are pruned (docs/history.md).",
+    (
+        _text("store_id", "Opaque store identifier.", primary_key=True),
+        Column("local_date", pl.Date(), "The store's local calendar date.", primary_key=True),
+        _int("business_half_us", "Business time of the day before as_of_us, half-microseconds."),
+        _int("up_half_us", "Of it, time whose nearest observation was active, half-microseconds."),
+        _int("down_half_us", "Of it, time whose nearest observation was inactive, half-microseconds."),
+        _int(
+            "final_from_us",
+            "Later observations cannot change the values for any T at or after this instant (null: the store had "
+            "no observation by as_of_us).",
+            nullable=True,
+        ),
+        _int("as_of_us", "The T the values were computed for, microseconds since 1970-01-01 UTC."),
+        _int("computed_at_us", "When they were computed, microseconds since 1970-01-01 UTC."),
+    ),
+    indexes=(Index("ix_store_daily_uptime_local_date", ("local_date",)),),
+    clustered=True,
+)
+
+RETENTION_STATE = Table(
+    "retention_state",
+    "At most one row: the retention cutoff in force. Polls before it were pruned (except each store's "
+    "carry-in and newest poll), and a poll before it that arrives later is rejected.",
+    (
+        Column("singleton", pl.Int8(), "Always 1: the table holds one row.", primary_key=True),
+        _int("cutoff_us", "Polls older than this were pruned, microseconds since 1970-01-01 UTC."),
+        _int("set_at_us", "When the cutoff was set, microseconds since 1970-01-01 UTC."),
+    ),
+)
+
 STORED_TABLES: tuple[Table, ...] = (
     STORES,
     STORE_STATUS_POLLS,
@@ -303,4 +340,6 @@ STORED_TABLES: tuple[Table, ...] = (
     STORE_INCIDENTS,
     STORE_STATUS_NOW,
     ALERT_DELIVERIES,
+    STORE_DAILY_UPTIME,
+    RETENTION_STATE,
 )

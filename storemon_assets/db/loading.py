@@ -32,6 +32,7 @@ from storemon_assets.core.tables import (
     STORE_TIMEZONES,
     STORES,
 )
+from storemon_assets.db.queries import retention_cutoff
 from storemon_assets.db.schema import SQL_TABLES
 
 INSERT_BATCH_ROWS = 20_000
@@ -215,6 +216,51 @@ def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool:
     return conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1
 
 
+BEFORE_RETENTION_CUTOFF = "before retention cutoff"
+
+
+def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A polls file's rows split at the retention cutoff in force (SPEC §11): polls older than
+    it are rejected, since their neighbours were pruned and they could change no stored value
+    correctly. Read inside the load's transaction, after the ledger row took the write lock, so
+    a prune that raises the cutoff is either wholly before or wholly after this load. The
+    ledger row then gets the file's accepted counts and its first and last poll instant (what
+    the daily refresh re-materialises). The parser drops the raw line of accepted rows, so a
+    row rejected here keeps its line number and its fields rejoined as the raw text."""
+    rows, rejected = feed.rows, feed.rejected
+    cutoff_us = retention_cutoff(conn)
+    if cutoff_us is not None:
+        old = pl.col("polled_at_us") < cutoff_us
+        late = rows.filter(old)
+        if late.height:
+            rows = rows.filter(~old)
+            rebuilt = late.select(
+                "line_number",
+                "store_id",
+                pl.concat_str(
+                    "store_id",
+                    "status",
+                    pl.from_epoch("polled_at_us", time_unit="us").dt.strftime("%Y-%m-%d %H:%M:%S%.6f UTC"),
+                    separator=",",
+                ).alias("raw_text"),
+                pl.lit(BEFORE_RETENTION_CUTOFF).alias("reason"),
+            )
+            rejected = pl.concat([rejected, rebuilt.cast(rejected.schema)]).sort("line_number")
+    ledger = SQL_TABLES[INGESTED_FILES.name]
+    times = rows.get_column("polled_at_us")
+    conn.execute(
+        ledger.update()
+        .where(ledger.c.file_sha256 == feed.sha256)
+        .values(
+            rows_loaded=rows.height,
+            rows_rejected=rejected.height,
+            first_poll_us=times.min(),
+            last_poll_us=times.max(),
+        )
+    )
+    return rows, rejected
+
+
 def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
     """Load one parsed file in one transaction; a file already in the ledger is a no-op.
 
@@ -225,9 +271,12 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
     """
     name = feed.path.name
     rows = feed.rows
+    rejected = feed.rejected
     with engine.begin() as conn:
         if not _enter_in_ledger(conn, feed):
             return LoadOutcome(name, feed.kind, already_loaded=True)
+        if feed.kind == POLLS:
+            rows, rejected = _apply_retention_cutoff(conn, feed)
         store_ids = rows.get_column("store_id").unique()
         if feed.kind == POLLS:
             _insert_polls(conn, rows, _store_keys(conn, store_ids), on_rows)
@@ -256,7 +305,7 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         else:  # pragma: no cover - parsing only yields the three kinds
             raise ValueError(f"unknown feed kind {feed.kind!r}")
 
-        rejected = feed.rejected.with_columns(
+        rejected = rejected.with_columns(
             pl.lit(feed.sha256).alias("file_sha256"), pl.lit(name).alias("file_name"), pl.lit(feed.kind).alias("kind")
         ).select(REJECTED_ROWS.column_names)
         _bulk_insert(conn, SQL_TABLES[REJECTED_ROWS.name], rejected)
@@ -266,7 +315,7 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         already_loaded=False,
         rows_read=feed.rows_read,
         rows_loaded=rows.height,
-        rows_rejected=feed.rejected.height,
+        rows_rejected=rejected.height,
         store_ids=tuple(store_ids.sort().to_list()),
     )
 

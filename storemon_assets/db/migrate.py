@@ -17,7 +17,7 @@ import sqlalchemy as sa
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration; a test checks it against the scripts, so that the start-up check
 # needs no Alembic import when there is nothing to do.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0007"
 # The release before migrations existed, and a table that tells its databases apart.
 RELEASE_REVISION = "0001"
 RELEASE_MARKER_TABLE = "ingested_files"
@@ -73,7 +73,36 @@ def upgrade_schema(engine: sa.Engine) -> tuple[str | None, str]:
                 command.stamp(config, RELEASE_REVISION)
             command.upgrade(config, "head")
         connection.commit()
+    incremental_auto_vacuum(engine)
     return before, HEAD_REVISION
+
+
+# SQLite's `PRAGMA auto_vacuum` value for INCREMENTAL.
+_SQLITE_INCREMENTAL = 2
+
+
+def incremental_auto_vacuum(engine: sa.Engine) -> None:
+    """SQLite: make the file able to shrink (`auto_vacuum = INCREMENTAL`, migration 0007).
+
+    The mode of a file that already has tables only changes with a VACUUM, which rewrites the
+    file and cannot run inside a transaction: it runs here, after the upgrade committed, once
+    per database (a file already in the mode is left alone; a fresh one is nearly empty). A
+    VACUUM needs free disk space of about the file's size. PostgreSQL reclaims space its own
+    way (deploy/README.md).
+    """
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return
+    with engine.connect() as connection:
+        if connection.exec_driver_sql("PRAGMA auto_vacuum").scalar() == _SQLITE_INCREMENTAL:
+            return
+        connection.exec_driver_sql("PRAGMA auto_vacuum = INCREMENTAL")
+        connection.commit()
+        raw = connection.connection.dbapi_connection
+        previous, raw.isolation_level = raw.isolation_level, None  # VACUUM outside any transaction
+        try:
+            raw.execute("VACUUM")
+        finally:
+            raw.isolation_level = previous
 
 
 def head_of_scripts() -> str:

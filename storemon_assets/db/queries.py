@@ -27,6 +27,7 @@ from storemon_assets.core.tables import (
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
+    RETENTION_STATE,
     STORE_INCIDENTS,
     STORE_STATUS_INTERVALS,
     STORE_STATUS_NOW,
@@ -464,3 +465,13 @@ def store_status_now(engine: sa.Engine, store_id: str | None = None, statuses: t
     if statuses:
         query = query.where(table.c.status.in_(statuses))
     return _select_frame(engine, query, STORE_STATUS_NOW)
+
+
+def retention_cutoff(engine_or_conn: sa.Engine | sa.Connection) -> int | None:
+    """The retention cutoff in force (None: nothing was ever pruned)."""
+    table = SQL_TABLES[RETENTION_STATE.name]
+    query = sa.select(table.c.cutoff_us)
+    if isinstance(engine_or_conn, sa.Connection):
+        return engine_or_conn.execute(query).scalar()
+    with engine_or_conn.connect() as conn:
+        return conn.execute(query).scalar()

@@ -14,6 +14,7 @@ _SQL_TYPES: dict[type[pl.DataType], type[sa.types.TypeEngine]] = {
     pl.Int8: sa.SmallInteger,
     pl.Float64: sa.Float,
     pl.Boolean: sa.Boolean,
+    pl.Date: sa.Date,
 }
 
 metadata = sa.MetaData()

@@ -1,0 +1,289 @@
+"""Store history from the database: daily values (SPEC §8), the monthly SLA, and retention
+(SPEC §11). One code path for Dagster (defs/assets/history.py), the CLI and the API.
+
+Daily values are *stored* (table store_daily_uptime) and *computed* by the same function:
+`daily_history` takes every stored row that provably holds for the requested T and computes
+the others from the polls, exactly as the report does (each store's observations of the range
+and its carry-in before it, however old). A stored row computed as of T' holds for T when
+  - nothing loaded after it was computed can have changed it: no polls file whose first poll
+    is at or before the instant it depends on up to (its final_from_us when final, else T'),
+    and no hours or timezone file (unless its polls were pruned: then it is frozen, below);
+  - and it is the value for T: T == T', or the row is final (final_from_us <= T') and
+    final_from_us <= T (core/daily.py says why that suffices).
+So a refresh at T makes the last dates hold for T, finished dates stay valid as they are, and
+`storemon daily --days 90` reads 90 days of stored rows without touching a poll.
+
+Pruning keeps enough polls that every date not frozen can still be computed exactly; see
+`prune` and docs/history.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+import sqlalchemy as sa
+
+from storemon_assets.core.business_time import store_zones
+from storemon_assets.core.daily import (
+    DAILY_VALUES_SCHEMA,
+    daily_csv_frame,
+    daily_values,
+    local_days,
+    requested_dates,
+)
+from storemon_assets.core.feeds import POLLS
+from storemon_assets.core.uptime import (
+    business_intervals_covering,
+    observations,
+    polls_observations,
+    utc_days,
+    window_utc_days,
+)
+from storemon_assets.db.history import (
+    ledger_arrivals,
+    now_us,
+    read_daily,
+    write_daily,
+)
+from storemon_assets.db.queries import (
+    KeyRange,
+    polled_stores,
+    read_polls,
+    read_polls_in_ranges,
+    read_weekly_schedules,
+    retention_cutoff,
+)
+from storemon_assets.progress import QUIET, Progress
+from storemon_assets.service import (
+    CARRY_IN_MARGIN_US,
+    _older_carry_ins,
+    keyed_by_store_key,
+    keyed_polls,
+    report_time_us,
+)
+
+DEFAULT_DAYS = 90
+# Dates computed together: 15 days of the real fleet's polls (~4.7 M) at a time keeps memory
+# flat however long the range, and each chunk's reads are one range per store.
+CHUNK_DAYS = 15
+# Fewer stores than this are read one primary-key range each; more, by one scan of the range.
+FEW_STORES = 2_000
+
+
+@dataclass(frozen=True)
+class DailyHistory:
+    """Daily values as of T: DAILY_VALUES_SCHEMA with text store ids, sorted by store and date."""
+
+    as_of_us: int | None
+    values: pl.DataFrame
+    stored_rows: int = 0  # of them, read from the table
+    computed_rows: int = 0  # computed from the polls (and written back when asked)
+
+    def csv_frame(self) -> pl.DataFrame:
+        return daily_csv_frame(self.values)
+
+
+def empty_values() -> pl.DataFrame:
+    return pl.DataFrame(schema=DAILY_VALUES_SCHEMA)
+
+
+def daily_history(
+    engine: sa.Engine,
+    as_of_us: int | None = None,
+    *,
+    days: int | None = DEFAULT_DAYS,
+    first_date: dt.date | None = None,
+    last_date: dt.date | None = None,
+    store_id: str | None = None,
+    use_stored: bool = True,
+    write: bool = False,
+    progress: Progress = QUIET,
+) -> DailyHistory:
+    """Daily values as of T (default: the latest poll) of every store polled by T (or one).
+
+    Dates: with `first_date`/`last_date`, those local dates (a Dagster partition range, a
+    month); else each store's dates whose day meets [T - days, T). Only days that start
+    before T have values. `use_stored`: take stored rows that hold for T (module docstring);
+    `write`: store the computed ones, as of T.
+    """
+    computed_at_us = now_us()  # before any read: a file loaded during the computation counts as later
+    with progress.phase("stores") as phase:
+        as_of_us = report_time_us(engine, as_of_us)
+        if as_of_us is None:
+            phase.detail = "no polls loaded"
+            return DailyHistory(None, empty_values())
+        stores = polled_stores(engine, as_of_us)
+        if store_id is not None:
+            stores = stores.filter(pl.col("store_id") == store_id)
+        schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
+        zones = store_zones(schedule)
+        if first_date is not None and last_date is not None:
+            ranges = zones.select(
+                "store_id", pl.lit(first_date).alias("first_date"), pl.lit(last_date).alias("last_date")
+            )
+        else:
+            ranges = requested_dates(zones, as_of_us, days or DEFAULT_DAYS)
+        wanted = local_days(zones, ranges).filter(pl.col("day_start_us") < as_of_us)
+        phase.detail = f"{stores.height:,} polled by T, {wanted.height:,} store-days"
+    if wanted.is_empty():
+        return DailyHistory(as_of_us, empty_values())
+    usable = empty_values()
+    if use_stored:
+        with progress.phase("stored values") as phase:
+            dates = wanted.get_column("local_date")
+            stored = read_daily(engine, dates.min(), dates.max(), store_id)
+            usable = holding_rows(stored, as_of_us, ledger_arrivals(engine), retention_cutoff(engine))
+            usable = usable.join(wanted.select("store_id", "local_date"), on=["store_id", "local_date"], how="semi")
+            usable = usable.select(list(DAILY_VALUES_SCHEMA))
+            phase.detail = f"{usable.height:,} of {stored.height:,} stored rows hold for T"
+    pending = wanted.join(usable, on=["store_id", "local_date"], how="anti")
+    computed = empty_values()
+    if not pending.is_empty():
+        computed = compute_daily(engine, stores, schedule, pending, as_of_us, progress)
+        if write:
+            with progress.phase("store values") as phase:
+                write_daily(
+                    engine,
+                    computed.with_columns(
+                        pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
+                    ),
+                )
+                phase.detail = f"{computed.height:,} rows"
+    values = pl.concat([usable, computed]).sort("store_id", "local_date")
+    return DailyHistory(as_of_us, values, usable.height, computed.height)
+
+
+def holding_rows(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cutoff_us: int | None) -> pl.DataFrame:
+    """The stored rows that hold for T (the module docstring's rule), vectorised.
+
+    `arrivals`: every loaded file's kind, ingested_at_us and (polls) first_poll_us.
+    """
+    if stored.is_empty():
+        return stored
+    final = pl.col("final_from_us").is_not_null() & (pl.col("final_from_us") <= pl.col("as_of_us"))
+    depends_until = pl.when(final).then(pl.col("final_from_us")).otherwise(pl.col("as_of_us"))
+    frozen = final & (pl.col("final_from_us") < (cutoff_us if cutoff_us is not None else -(2**62)))
+    polls = arrivals.filter(pl.col("kind") == POLLS)
+    # For each row: the earliest first poll among polls files loaded after it was computed.
+    later = (
+        polls.sort("ingested_at_us", descending=True)
+        .select("ingested_at_us", pl.col("first_poll_us").fill_null(-(2**62)).cum_min().alias("_earliest_later"))
+        .sort("ingested_at_us")
+    )
+    schedule_changed_at = arrivals.filter(pl.col("kind") != POLLS).get_column("ingested_at_us").max()
+    rows = stored.sort("computed_at_us").join_asof(
+        later,
+        left_on="computed_at_us",
+        right_on="ingested_at_us",
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
+    polls_changed = pl.col("_earliest_later").is_not_null() & (pl.col("_earliest_later") <= depends_until)
+    schedule_changed = (
+        pl.lit(False) if schedule_changed_at is None else (pl.col("computed_at_us") < schedule_changed_at) & ~frozen
+    )
+    for_t = (pl.col("as_of_us") == as_of_us) | (final & (pl.col("final_from_us") <= as_of_us))
+    return rows.filter(for_t & ~polls_changed & ~schedule_changed).drop("_earliest_later", "ingested_at_us")
+
+
+def compute_daily(
+    engine: sa.Engine,
+    stores: pl.DataFrame,
+    schedule: pl.DataFrame,
+    pending: pl.DataFrame,
+    as_of_us: int,
+    progress: Progress = QUIET,
+) -> pl.DataFrame:
+    """Daily values of the pending (store, date) days (DAY_SCHEMA rows), from the polls.
+
+    Dates go CHUNK_DAYS at a time. Per chunk, the stores with a pending date in it are
+    computed over all of their dates of the chunk (core/daily.py wants each store's dates
+    contiguous), reading the chunk's polls plus margins, each store's carry-in before the
+    chunk and its first observation after it (the day's last instants may be nearest to it).
+    """
+    by_key = stores.select("store_key", "store_id")
+    keyed_schedule = keyed_by_store_key(schedule, stores)
+    first, last = pending.get_column("local_date").min(), pending.get_column("local_date").max()
+    parts = []
+    chunk_start = first
+    while chunk_start <= last:
+        chunk_end = min(last, chunk_start + dt.timedelta(days=CHUNK_DAYS - 1))
+        in_chunk = pending.filter(pl.col("local_date").is_between(chunk_start, chunk_end))
+        if not in_chunk.is_empty():
+            with progress.phase(f"compute {chunk_start}..{chunk_end}") as phase:
+                spans = in_chunk.group_by("store_id").agg(
+                    pl.col("local_date").min().alias("first_date"), pl.col("local_date").max().alias("last_date")
+                )
+                days = local_days(store_zones(schedule), spans).filter(pl.col("day_start_us") < as_of_us)
+                chunk_stores = by_key.join(spans.select("store_id"), on="store_id")
+                values = _chunk_values(engine, chunk_stores, keyed_schedule, days, as_of_us)
+                parts.append(values.join(in_chunk.select("store_id", "local_date"), on=["store_id", "local_date"]))
+                phase.detail = f"{chunk_stores.height:,} stores, {parts[-1].height:,} store-days"
+        chunk_start = chunk_end + dt.timedelta(days=1)
+    return pl.concat(parts).sort("store_id", "local_date") if parts else empty_values()
+
+
+def _chunk_values(
+    engine: sa.Engine, stores: pl.DataFrame, keyed_schedule: pl.DataFrame, days: pl.DataFrame, as_of_us: int
+) -> pl.DataFrame:
+    """daily_values of `days` (text ids) computed with the stores' integer keys."""
+    start_us = days.get_column("day_start_us").min()
+    end_us = min(as_of_us, days.get_column("day_end_us").max())
+    read_from, read_to = start_us - CARRY_IN_MARGIN_US, min(as_of_us, end_us + CARRY_IN_MARGIN_US)
+    window = keyed_polls(_read_stores_polls(engine, stores, read_from, read_to))
+    store_keys = stores.get_column("store_key")
+    business = business_intervals_covering(
+        keyed_schedule,
+        pl.concat([utc_days(window, "polled_at_us"), window_utc_days(store_keys, start_us, end_us)]).unique(),
+    )
+    obs = observations(window, business)
+    # Carry-ins: stores with no observation before the chunk among the polls read.
+    found = obs.filter(pl.col("at_us") < start_us).get_column("store_id").unique()
+    pending = stores.filter(~pl.col("store_key").is_in(found.implode())).select(
+        "store_key", pl.lit(read_from).alias("before_us")
+    )
+    carry_ins, _, _ = _older_carry_ins(engine, pending, keyed_schedule)
+    # Carry-outs: the first observation at or after the chunk's end, when not among those read.
+    extra = []
+    if read_to < as_of_us:
+        found = obs.filter(pl.col("at_us") >= end_us).get_column("store_id").unique()
+        missing = stores.filter(~pl.col("store_key").is_in(found.implode())).select(
+            "store_key", pl.lit(read_to + 1).alias("first_us"), pl.lit(as_of_us).alias("last_us")
+        )
+        later = keyed_polls(read_polls_in_ranges(engine, missing))
+        later_obs = polls_observations(later, keyed_schedule)
+        extra.append(later_obs.filter(pl.col("at_us") == pl.col("at_us").min().over("store_id")))
+    obs = pl.concat([obs, *carry_ins, *extra]).sort("store_id", "at_us")
+    keyed_days = keyed_by_store_key(days, stores)
+    values = daily_values(obs, business, keyed_days, as_of_us)
+    ids = stores.select(pl.col("store_key").alias("store_id"), pl.col("store_id").alias("_text"))
+    return values.join(ids, on="store_id").with_columns(pl.col("_text").alias("store_id")).drop("_text")
+
+
+def _read_stores_polls(engine: sa.Engine, stores: pl.DataFrame, first_us: int, last_us: int) -> pl.DataFrame:
+    """Polls of [first, last] of these stores: one range each when they are few, else one read of
+    the key range that holds them all, filtered."""
+    if stores.height <= FEW_STORES:
+        ranges = stores.select("store_key", pl.lit(first_us).alias("first_us"), pl.lit(last_us).alias("last_us"))
+        return read_polls_in_ranges(engine, ranges)
+    keys = stores.get_column("store_key")
+    polls = read_polls(engine, first_us, last_us, KeyRange(keys.min(), keys.max()))
+    return polls.filter(pl.col("store_key").is_in(keys.implode()))
+
+
+def write_daily_csv(history: DailyHistory, target: Path) -> None:
+    """The SPEC §8 CSV, written atomically (2 decimals, sorted by store then date)."""
+    write_csv_atomically(history.csv_frame(), target)
+
+
+def write_csv_atomically(frame: pl.DataFrame, target: Path) -> None:
+    import os
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    frame.write_csv(temporary, float_precision=2)
+    temporary.replace(target)

@@ -1,0 +1,241 @@
+"""Daily values (SPEC §8) and the monthly SLA: hand-computed days, the independent reference
+model (reference_model.store_daily) on generated stores near DST changes, and the database
+path (stored rows reused only while they hold, chunked computation) against the pure one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storemon_assets.core.business_time import weekly_schedule
+from storemon_assets.core.daily import daily_csv_frame, daily_from_polls, month_dates, monthly_sla
+from storemon_assets.db.engine import open_database
+from storemon_assets.history import daily_history
+from storemon_assets.service import ingest_files
+from storemon_tests.helpers import at, write_csv
+from storemon_tests.reference_model import store_daily
+from storemon_tests.test_uptime_properties import scenarios
+
+HALF_US_PER_MINUTE = 2 * 60_000_000
+POLLS_HEADER = "store_id,status,timestamp_utc\n"
+
+
+def frames(polls, hours=(), zones=None):
+    """polls: (store, 'YYYY-MM-DD HH:MM' UTC, status); hours: (store, day, start_us, end_us)."""
+    poll_frame = pl.DataFrame(
+        [(s, at(t), status) for s, t, status in polls],
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        orient="row",
+    )
+    hours_frame = pl.DataFrame(
+        list(hours),
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+        orient="row",
+    )
+    zone_frame = pl.DataFrame(
+        list((zones or {}).items()), schema={"store_id": pl.String, "timezone_str": pl.String}, orient="row"
+    )
+    return poll_frame, weekly_schedule(hours_frame, zone_frame, poll_frame.get_column("store_id"))
+
+
+def one_range(store: str, first: str, last: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"store_id": [store], "first_date": [dt.date.fromisoformat(first)], "last_date": [dt.date.fromisoformat(last)]}
+    )
+
+
+def minutes(values: pl.DataFrame) -> dict[str, tuple[float, float, float]]:
+    return {
+        r["date_local"]: (r["business_minutes"], r["uptime_minutes"], r["downtime_minutes"])
+        for r in daily_csv_frame(values).to_dicts()
+    }
+
+
+def test_a_spring_forward_day_has_23_hours_and_a_fall_back_day_25():
+    # A 24x7 store in Chicago, always active. 2024-03-10: clocks go 02:00 CST -> 03:00 CDT, so
+    # the day runs 06:00 UTC (midnight CST) to 05:00 UTC on the 11th (midnight CDT): 23 h =
+    # 1380 min. 2024-11-03: 01:00 CDT -> 01:00 CST, midnight CDT 05:00 UTC to midnight CST
+    # 06:00 UTC on the 4th: 25 h = 1500 min. The days around them have 24 h = 1440 min.
+    polls, schedule = frames([("s", "2024-03-09 12:00", "active"), ("s", "2024-11-05 12:00", "active")])
+    values = daily_from_polls(polls, schedule, at("2024-11-05 12:00"), one_range("s", "2024-03-09", "2024-11-04"))
+    got = minutes(values)
+    assert got["2024-03-09"] == (1440.0, 1440.0, 0.0)
+    assert got["2024-03-10"] == (1380.0, 1380.0, 0.0)
+    assert got["2024-03-11"] == (1440.0, 1440.0, 0.0)
+    assert got["2024-11-03"] == (1500.0, 1500.0, 0.0)
+    assert got["2024-11-04"] == (1440.0, 1440.0, 0.0)
+
+
+def test_a_day_whose_midnight_does_not_exist_starts_when_the_clocks_jump():
+    # America/Havana, 2023-03-12: at 00:00 CST (05:00 UTC) the clocks jump to 01:00 CDT, so
+    # midnight of the 12th does not exist; the day starts at the jump (05:00 UTC) and ends at
+    # midnight CDT of the 13th (04:00 UTC): 23 h = 1380 min. The 11th runs from 05:00 UTC to
+    # the jump, 24 h. Polls: active 11th 12:00 UTC, inactive 12th 12:00 UTC; midpoint 12th
+    # 00:00 UTC, so the 11th is up until 00:00 UTC on the 12th (19 h = 1140 min) and down for
+    # its last 5 h (300 min); the 12th is all down.
+    polls, schedule = frames(
+        [("s", "2023-03-11 12:00", "active"), ("s", "2023-03-12 12:00", "inactive")], zones={"s": "America/Havana"}
+    )
+    values = daily_from_polls(polls, schedule, at("2023-03-14 00:00"), one_range("s", "2023-03-11", "2023-03-12"))
+    got = minutes(values)
+    assert got["2023-03-11"] == (1440.0, 1140.0, 300.0)
+    assert got["2023-03-12"] == (1380.0, 0.0, 1380.0)
+
+
+def test_the_worked_example_split_at_midnight_and_only_the_part_before_t():
+    # Chicago (CST, UTC-6), open 22:00-02:00 every day; active Mon 2023-01-16 23:00 local (05:00
+    # UTC 17th), inactive Tue 01:30 local (07:30 UTC 17th). Midpoint 00:15 local Tue. Monday
+    # holds Sunday's overnight 00:00-02:00 and its own 22:00-24:00, all before the first
+    # observation: 240 min up. Tuesday's 00:00-02:00 is up 15 min, down 105 min, and its
+    # own 22:00 opening is before T = Tue 23:00 local (05:00 UTC 18th): 60 min more down.
+    hours = [("s", day, 22 * 3_600_000_000, 2 * 3_600_000_000) for day in range(7)]
+    polls, schedule = frames(
+        [("s", "2023-01-17 05:00", "active"), ("s", "2023-01-17 07:30", "inactive")], hours, {"s": "America/Chicago"}
+    )
+    values = daily_from_polls(polls, schedule, at("2023-01-18 05:00"), one_range("s", "2023-01-16", "2023-01-18"))
+    got = minutes(values)
+    assert got["2023-01-16"] == (240.0, 240.0, 0.0)
+    assert got["2023-01-17"] == (180.0, 15.0, 165.0)
+    assert "2023-01-18" not in got  # starts at 06:00 UTC on the 18th, after T
+
+
+def test_a_store_without_observations_has_business_minutes_but_no_uptime_or_downtime():
+    # Open 09:00-10:00 UTC only; its one poll (12:00) is outside business time.
+    polls, schedule = frames(
+        [("s", "2023-01-16 12:00", "active")], [("s", 0, 9 * 3_600_000_000, 10 * 3_600_000_000)], {"s": "UTC"}
+    )
+    values = daily_from_polls(polls, schedule, at("2023-01-17 00:00"), one_range("s", "2023-01-16", "2023-01-16"))
+    assert minutes(values) == {"2023-01-16": (60.0, 0.0, 0.0)}
+    assert values.get_column("final_from_us").to_list() == [None]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.integers(1, 9))
+def test_daily_values_match_the_literal_reading_of_the_spec(scenario, days_back):
+    as_of_us, stores = scenario
+    polls = pl.DataFrame(
+        [(s, at_us, status) for s, d in stores.items() for at_us, status in d["polls"]],
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        orient="row",
+    )
+    hours = pl.DataFrame(
+        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+        orient="row",
+    )
+    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    schedule = weekly_schedule(hours, zones, polls.get_column("store_id"))
+    last = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=as_of_us)).date() + dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days_back)
+    ranges = pl.DataFrame({"store_id": list(stores)}).with_columns(
+        pl.lit(first).alias("first_date"), pl.lit(last).alias("last_date")
+    )
+    values = daily_from_polls(polls, schedule, as_of_us, ranges)
+    got = {(r["store_id"], r["local_date"]): r for r in values.to_dicts()}
+    for store_id, data in stores.items():
+        dates = [first + dt.timedelta(days=i) for i in range(days_back + 1)]
+        expected = store_daily(data["polls"], data["rows"], data["zone"], as_of_us, dates)
+        for date, (business, up, down) in expected.items():
+            row = got.get((store_id, date))
+            if row is None:  # the day starts at or after T: no part before T
+                assert business == 0
+                continue
+            assert (row["business_half_us"], row["up_half_us"], row["down_half_us"]) == (
+                2 * business,
+                2 * up,
+                2 * down,
+            ), f"{store_id} {date}"
+        # The daily values of these consecutive dates sum to their business time, which the
+        # reference computes from the merged business intervals of the whole span at once.
+        total = sum(row["business_half_us"] for (s, _), row in got.items() if s == store_id)
+        assert total == 2 * sum(b for b, _, _ in expected.values())
+
+
+def test_sla_hours_and_the_uptime_share_of_a_month_without_observed_time():
+    # Two stores' daily values in half-µs: "a" 3 days of 8 h business, up 20 h, down 4 h ->
+    # 24.00 / 20.00 / 4.00 h and 20 / 24 = 83.333..% -> 83.33; "b" never observed: 5 h of
+    # business, no up or down -> uptime_pct empty (nothing to measure).
+    hour = 2 * 3_600_000_000
+    values = pl.DataFrame(
+        {
+            "store_id": ["a", "a", "a", "b"],
+            "business_half_us": [8 * hour] * 3 + [5 * hour],
+            "up_half_us": [8 * hour, 8 * hour, 4 * hour, 0],
+            "down_half_us": [0, 0, 4 * hour, 0],
+        }
+    )
+    sla = monthly_sla(values, "2023-01").to_dicts()
+    assert sla == [
+        {
+            "store_id": "a",
+            "month": "2023-01",
+            "business_hours": 24.0,
+            "uptime_hours": 20.0,
+            "downtime_hours": 4.0,
+            "uptime_pct": 83.33,
+        },
+        {
+            "store_id": "b",
+            "month": "2023-01",
+            "business_hours": 5.0,
+            "uptime_hours": 0.0,
+            "downtime_hours": 0.0,
+            "uptime_pct": None,
+        },
+    ]
+    assert month_dates("2024-02") == (dt.date(2024, 2, 1), dt.date(2024, 2, 29))
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        month_dates("2024/02")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sample_engine(request, tmp_path):
+    from storemon_assets import settings
+    from storemon_tests.conftest import empty_postgres_engine
+
+    if request.param == "postgresql":
+        url = empty_postgres_engine().url.render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    engine = open_database(url)
+    ingest_files(engine, sorted(settings.SAMPLE_DATA_DIR.glob("*.csv")))
+    yield engine
+    engine.dispose()
+
+
+def test_the_database_path_equals_the_whole_history_in_memory_in_small_chunks(sample_engine, monkeypatch):
+    from storemon_assets import history
+    from storemon_assets.core.tables import STORE_STATUS_POLLS, STORES
+    from storemon_assets.db.queries import read_table, read_weekly_schedules
+
+    monkeypatch.setattr(history, "CHUNK_DAYS", 3)  # several chunks, each with carry-ins and carry-outs
+    result = daily_history(sample_engine, days=10, use_stored=False)
+    keys = read_table(sample_engine, STORES)
+    polls = read_table(sample_engine, STORE_STATUS_POLLS).join(keys, on="store_key").drop("store_key")
+    schedule = read_weekly_schedules(sample_engine, keys.get_column("store_id"))
+    ranges = result.values.group_by("store_id").agg(
+        pl.col("local_date").min().alias("first_date"), pl.col("local_date").max().alias("last_date")
+    )
+    expected = daily_from_polls(polls, schedule, result.as_of_us, ranges)
+    assert result.values.height == 100 * 11  # 10 days meet 11 local dates per store here
+    assert result.values.equals(expected)
+
+
+def test_stored_values_are_reused_only_while_they_hold(sample_engine, tmp_path):
+    first = daily_history(sample_engine, days=10, write=True)
+    assert (first.stored_rows, first.computed_rows) == (0, 1100)
+    again = daily_history(sample_engine, days=10)
+    assert (again.stored_rows, again.computed_rows) == (1100, 0) and again.values.equals(first.values)
+    # A late poll for a store, three days before T: rows that depended on instants at or after
+    # it are computed again; the result equals a computation from scratch.
+    store = first.values.get_column("store_id")[0]
+    late = write_csv(tmp_path, "late.csv", POLLS_HEADER + f"{store},inactive,2023-01-22 15:00:00 UTC\n")
+    ingest_files(sample_engine, [late])
+    t = first.as_of_us
+    after = daily_history(sample_engine, t, days=10)
+    assert 0 < after.computed_rows < 1100
+    assert after.values.equals(daily_history(sample_engine, t, days=10, use_stored=False).values)
