@@ -601,3 +601,16 @@ def test_as_of_is_read_by_the_poll_rules_and_quoted_briefly(text, message):
 def test_as_of_accepts_real_instants():
     assert parse_as_of("2023-01-22T12:09:59+14:00") == at("2023-01-21 22:09:59")
     assert parse_as_of(" 2023-01-22 12:09:39.388884 UTC ") == at("2023-01-22 12:09:39.388884")
+
+
+@pytest.mark.parametrize("store_id", ["=1+1", "@SUM(1)", "+1+1", "-1+1", '"=HYPERLINK(""http://x"",""y"")"', " =1"])
+def test_a_store_id_a_spreadsheet_would_run_as_a_formula_is_rejected(tmp_path, store_id):
+    # Issue 20 row 7: these reached combined_report.csv unescaped (SPEC §1 now rejects them).
+    text = (
+        f"store_id,status,timestamp_utc\n{store_id},active,2023-01-22 12:00:00 UTC\nok,active,2023-01-22 12:00:00 UTC\n"
+    )
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
+    assert feed.rows.get_column("store_id").to_list() == ["ok"]
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["line_number"] == 2
+    assert rejected["reason"] == "store_id begins with =, +, - or @ (a spreadsheet would run it as a formula)"

@@ -71,6 +71,10 @@ EXCERPT_CHARS = 60
 # A rejected record's raw text is kept up to this length (an unterminated quote can swallow
 # the rest of a file into one record).
 MAX_RAW_TEXT_CHARS = 2_000
+# SPEC §1: a store_id beginning with one of these is a formula to a spreadsheet (`=1+1`,
+# `@SUM(1)`): rejected, so that no report CSV served as a download carries one.
+FORMULA_START = r"^[=+\-@]"
+FORMULA_REASON = "store_id begins with =, +, - or @ (a spreadsheet would run it as a formula)"
 # SPEC §1: a poll more than this long after the moment its file is ingested is "from the future".
 FUTURE_TOLERANCE_US = 3_600 * 1_000_000
 
@@ -178,6 +182,8 @@ def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None)
         .then(pl.lit("missing store_id"))
         .when(pl.col("store_id").str.contains(r"\p{Cc}"))
         .then(pl.lit("store_id contains a control character (a newline inside a quoted field, a NUL, a tab)"))
+        .when(pl.col("store_id").str.contains(FORMULA_START))
+        .then(pl.lit(FORMULA_REASON))
         .otherwise(pl.col("_reason"))
     )
     typed = typed.with_columns(reason.alias("_reason"))
