@@ -361,3 +361,34 @@ def test_error_files_quote_only_a_short_sanitised_excerpt_of_a_file(home, instan
     tick(home, instance)
     error = (home.landing.failed_folder / "junk.csv.error.txt").read_text()
     assert len(error) < 400 and "\x1b" not in error and "AAAA" in error
+
+
+# --- issue 20 rows 2 and 3: failed/ never overwrites, whatever the entry ------------------------
+
+
+def test_a_second_delivery_moved_aside_under_the_same_name_keeps_the_first_and_both_errors(home, instance):
+    # Issue 20 row 3: failed/ overwrote the first weird.csv and its .error.txt, the only copy.
+    settled(write_csv(home.landing.folder, "weird.csv", "id,value\n1,2\n"))
+    first = tick(home, instance)
+    settled(write_csv(home.landing.folder, "weird.csv", "name,value\nsecond,3\n"))
+    tick(home, instance, first.cursor)
+    failed = home.landing.failed_folder
+    contents = sorted(p.read_text() for p in failed.glob("weird*.csv"))
+    assert contents == ["id,value\n1,2\n", "name,value\nsecond,3\n"]
+    errors = sorted(p.read_text() for p in failed.glob("weird*.csv.error.txt"))
+    assert len(errors) == 2 and "'id,value'" in errors[0] and "'name,value'" in errors[1]
+
+
+def test_a_folder_moved_aside_where_a_folder_of_its_name_waits_gets_its_own_name(home, instance):
+    # Issue 20 row 2: a non-empty folder d.csv moved onto failed/d.csv raised "Directory not
+    # empty" on every tick, and stopped every other file.
+    for folder in (home.landing.folder / "d.csv", home.landing.failed_folder / "d.csv"):
+        folder.mkdir(parents=True)
+        (folder / "inside.txt").write_text(f"{folder.parent.name}\n")
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    result = tick(home, instance)  # raised before
+    assert requested_files(result) == [["p.csv"]]
+    moved = [p for p in home.landing.failed_folder.glob("d.*.csv") if p.is_dir()]
+    assert [(p / "inside.txt").read_text() for p in moved] == ["landing\n"]
+    assert (home.landing.failed_folder / "d.csv" / "inside.txt").read_text() == "failed\n"
+    assert "refused unread" in (moved[0].parent / (moved[0].name + ".error.txt")).read_text()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -178,13 +179,32 @@ class LandingFolder(dg.ConfigurableResource):
 
     def move_aside(self, path: Path, error: str) -> Path:
         """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`.
-        A symbolic link is moved as a link: its target is neither read nor touched."""
+        A symbolic link is moved as a link: its target is neither read nor touched.
+
+        Nothing in failed/ is ever overwritten (it may hold the only copy of a delivery): a name
+        already taken there, by a file, a folder or an error text, gets the time it was moved
+        aside, `d.20261206T071502Z.csv`, then a counter, `d.20261206T071502Z-2.csv`.
+        """
         self.failed_folder.mkdir(parents=True, exist_ok=True)
-        target = self.failed_folder / path.name
+        target = self._free_failed_name(path.name)
         if os.path.lexists(path):
-            path.replace(target)
+            path.rename(target)  # a rename never replaces a folder, nor (checked above) a file
         target.with_name(target.name + ".error.txt").write_text(error + "\n")
         return target
+
+    def _free_failed_name(self, name: str) -> Path:
+        """`name` in failed/, or the first free one of its time-stamped forms."""
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, dot + suffix) if stem else (name, "")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        candidates = itertools.chain(
+            [name, f"{stem}.{stamp}{suffix}"], (f"{stem}.{stamp}-{n}{suffix}" for n in itertools.count(2))
+        )
+        for candidate in candidates:
+            target = self.failed_folder / candidate
+            if not os.path.lexists(target) and not os.path.lexists(target.with_name(candidate + ".error.txt")):
+                return target
+        raise AssertionError("unreachable: the counter is endless")
 
 
 class ReportsFolder(dg.ConfigurableResource):
