@@ -392,3 +392,21 @@ def test_a_folder_moved_aside_where_a_folder_of_its_name_waits_gets_its_own_name
     assert [(p / "inside.txt").read_text() for p in moved] == ["landing\n"]
     assert (home.landing.failed_folder / "d.csv" / "inside.txt").read_text() == "failed\n"
     assert "refused unread" in (moved[0].parent / (moved[0].name + ".error.txt")).read_text()
+
+
+def test_a_file_replaced_by_other_content_of_the_same_size_and_time_is_read_again(home, instance):
+    # Issue 20 row 12: change detection trusted size and modification time alone.
+    path = polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
+    run_requested(home, instance, first)
+    loaded = tick(home, instance, first.cursor)
+    before = path.stat()
+    replacement = path.with_name("p.csv.part")
+    replacement.write_text(path.read_text().replace("s1", "s2"))  # same size
+    os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+    replacement.replace(path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    again = tick(home, instance, loaded.cursor)
+    assert requested_files(again) == [["p.csv"]]
+    run_requested(home, instance, again)
+    assert [store for store, _, _ in stored_polls(home)] == ["s1", "s2"]

@@ -54,6 +54,8 @@ class LandingFile:
     path: Path
     size: int
     mtime_ns: int
+    inode: int
+    ctime_ns: int
 
     @property
     def name(self) -> str:
@@ -61,8 +63,11 @@ class LandingFile:
 
     @property
     def identity(self) -> str:
-        """Changes whenever the file is rewritten, extended or touched."""
-        return f"{self.mtime_ns}-{self.size}"
+        """Changes whenever the file is rewritten, extended, touched or replaced. Size and
+        modification time alone can be put back as they were (`touch -r`, `rsync -t`, a copy
+        keeping times): a file replaced that way has another inode, or a later status-change
+        time (ctime), which no program can set back."""
+        return f"{self.mtime_ns}-{self.size}-{self.inode}-{self.ctime_ns}"
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ class LandingFolder(dg.ConfigurableResource):
             except FileNotFoundError:
                 continue  # gone since the folder was listed
             if stat.S_ISREG(info.st_mode):
-                files.append(LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns))
+                files.append(
+                    LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+                )
             else:
                 refused.append(Path(entry.path))
         return sorted(files, key=lambda f: (f.mtime_ns, f.name)), sorted(refused)
