@@ -410,3 +410,22 @@ def test_a_file_replaced_by_other_content_of_the_same_size_and_time_is_read_agai
     assert requested_files(again) == [["p.csv"]]
     run_requested(home, instance, again)
     assert [store for store, _, _ in stored_polls(home)] == ["s1", "s2"]
+
+
+def test_the_ingest_job_refuses_files_named_outside_the_landing_folder_quoting_nothing(home, instance, tmp_path):
+    # Issue 20 row 13: the launchpad's `files: ["/etc/passwd"]` read any file on the server, and
+    # its first line appeared in the run's error.
+    (tmp_path / "passwd").write_text(SECRET)
+    (tmp_path / "polls.csv").write_text(HEADER + "stranger,active,2023-01-22 12:00:00 UTC\n")
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    named = [str(tmp_path / "passwd"), str(tmp_path / "polls.csv"), str(home.landing.folder / ".." / "passwd")]
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [*named, "p.csv"]}}}}
+    run = dg.materialize(
+        [ingest_landing_files], resources=home.resources, instance=instance, run_config=config, raise_on_error=False
+    )
+    assert not run.success
+    messages = " ".join(str(e.message) + str(e.event_specific_data) for e in run.all_events)
+    assert "passwd: refused unread, not directly inside the landing folder" in messages
+    assert "root:x" not in messages and "stranger" not in messages
+    assert stored_polls(home) == [("s1", 1674388800000000, True)]  # the landing file, by its name alone
+    assert (tmp_path / "passwd").read_text() == SECRET  # left where it was

@@ -20,7 +20,8 @@ def tick(sensor, instance, home, cursor=None):
 
 
 def ingest(home, instance, *paths):
-    config = {"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p in paths]}}}}
+    """Deliver the files to the landing folder and run the ingest job on them."""
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p in home.drop(*paths)]}}}}
     assert dg.materialize(
         [ingest_landing_files], resources=home.resources, instance=instance, run_config=config
     ).success

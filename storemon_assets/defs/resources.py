@@ -172,7 +172,7 @@ class LandingFolder(dg.ConfigurableResource):
 
     def _open(self, path: Path):
         if not self.holds(path):
-            raise NotALandingFile(f"{path.name}: refused, not directly inside the landing folder {self.folder}")
+            raise NotALandingFile(f"{path.name}: refused unread, not directly inside the landing folder")
         try:  # O_NOFOLLOW: a symbolic link fails to open instead of being followed
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:

@@ -6,7 +6,7 @@ import dagster as dg
 from pydantic import Field
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
-from storemon_assets.core.parsing import FeedFileError, ParsedFeed, parse_feed_bytes, read_feed_file
+from storemon_assets.core.parsing import FeedFileError, ParsedFeed, parse_feed_bytes
 from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.loading import LoadOutcome, load_feed
@@ -40,7 +40,8 @@ landing_folder = dg.AssetSpec(
 class IngestConfig(dg.Config):
     files: list[str] = Field(
         default_factory=list,
-        description="CSV files to load. Empty: every CSV in the landing folder (files already loaded are skipped).",
+        description="CSV files directly inside the landing folder (a name alone means one there); any other path "
+        "fails the run unread. Empty: every CSV in the landing folder (files already loaded are skipped).",
     )
 
 
@@ -53,10 +54,9 @@ def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str])
 
 
 def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
-    """Parse a file named in the run. One in the landing folder is read only if it is a regular
-    file there, and only when complete (None when it vanished or is still being written)."""
-    if not landing.holds(path):
-        return read_feed_file(path)  # named explicitly in the run's config by an operator
+    """Parse a file named in the run: only a regular file directly in the landing folder, and
+    only when complete (None when it vanished or is still being written). Anything else named in
+    the run's config (the launchpad takes any path) is refused unread, quoting nothing of it."""
     try:
         data = landing.read_bytes(path)
     except FileNotFoundError:
@@ -94,7 +94,7 @@ def ingest_landing_files(
     yet loaded left in place: the landing sensor runs them again.
     """
     engine = database.engine()
-    paths = [Path(p) for p in config.files] or landing.csv_files()
+    paths = [landing.folder / p for p in config.files] or landing.csv_files()
     outcomes: list[LoadOutcome] = []
     failures: list[str] = []
     for path in paths:
