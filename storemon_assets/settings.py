@@ -55,6 +55,12 @@ INGEST_RETRY_SECONDS = Setting(
     "wait before a landing file whose run failed is tried again; doubles after each failure (5 runs in all)",
     "`30`",
 )
+LAST_LINE_SETTLE_SECONDS = Setting(
+    "STOREMON_LAST_LINE_SETTLE_SECONDS",
+    "a landing file whose last line has no newline is taken as complete once unchanged this long "
+    "(one ending with a newline: after 2 s)",
+    "`30`",
+)
 REPORT_SHARDS = Setting(
     "STOREMON_REPORT_SHARDS",
     "store shards the report fans out over (one step each; the run config's `shards` overrides it)",
@@ -108,6 +114,7 @@ SETTINGS: tuple[Setting, ...] = (
     MAX_STORE_PARTITIONS,
     SQLITE_BUSY_TIMEOUT,
     INGEST_RETRY_SECONDS,
+    LAST_LINE_SETTLE_SECONDS,
     REPORT_SHARDS,
     EXECUTOR,
     CELERY_BROKER,
@@ -195,6 +202,10 @@ def sqlite_busy_timeout() -> float:
 
 def ingest_retry_seconds() -> float:
     return _seconds(INGEST_RETRY_SECONDS, "30")
+
+
+def last_line_settle_seconds() -> float:
+    return _seconds(LAST_LINE_SETTLE_SECONDS, "30")
 
 
 def report_shards() -> int:

@@ -24,6 +24,7 @@ from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.resources import LandingFolder
 from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor
+from storemon_tests.conftest import shared_data
 from storemon_tests.helpers import write_csv
 
 HEADER = "store_id,status,timestamp_utc\n"
@@ -279,7 +280,7 @@ def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(ho
     path = write_csv(
         home.landing.folder, "p.csv", HEADER + "s1,active,2023-01-25 09:00:00 UTC\ns1,inactive,2023-01-25 10:00"
     )
-    settled(path)  # unchanged for a minute: the writer stalled
+    settled(path, 20)  # unchanged for 20 s, settled for a file ending with a newline: the writer stalled
     stalled = tick(home, instance)
     run_requested(home, instance, stalled)
     with path.open("a") as f:
@@ -293,17 +294,42 @@ def test_a_stalled_writer_is_waited_for_and_only_the_completed_file_is_loaded(ho
     assert stored_polls(home) == [("s1", 1674637200000000, True), ("s1", 1674640839000000, False)]
 
 
-def test_a_file_left_unfinished_is_moved_aside_after_a_while(home, instance):
+def test_a_file_without_a_final_newline_is_complete_once_unchanged_long_enough(home, instance):
+    # Issue 20 row 11: the real feed's own store_status_sample.csv (no final newline) waited
+    # 10 min, then went to failed/. 30 s unchanged (STOREMON_LAST_LINE_SETTLE_SECONDS) now does.
+    path = write_csv(home.landing.folder, "p.csv", HEADER + "s1,active,2023-01-25 09:00:00 UTC")
+    settled(path, 20)
+    assert tick(home, instance).run_requests == []  # may still be written
+    settled(path, 31)
+    result = tick(home, instance)
+    assert requested_files(result) == [["p.csv"]]
+    [run] = run_requested(home, instance, result)
+    assert run.success and stored_polls(home) == [("s1", 1674637200000000, True)]
+
+
+def test_the_real_feeds_file_without_a_final_newline_is_loaded(home, instance):
+    source = shared_data("loop-2023", "store_status_sample.csv")
+    assert not source.read_bytes().endswith(b"\n")
+    impatient = {**home.resources, "landing": LandingFolder(path=home.landing.path, last_line_settle_seconds=5)}
+    [path] = home.drop(source)
+    settled(path, 6)
+    result = tick(home, instance, resources=impatient)
+    [run] = run_requested(home, instance, result, resources=impatient)
+    assert run.success
+    engine = home.database.engine()
+    # Every line after the header is a poll; the last, unterminated, too.
+    assert read_polls(engine, 0, 2**62).height == source.read_bytes().count(b"\n")
+
+
+def test_an_empty_file_is_moved_aside_after_a_while(home, instance):
     impatient = {**home.resources, "landing": LandingFolder(path=home.landing.path, incomplete_after_seconds=30)}
-    path = settled(write_csv(home.landing.folder, "p.csv", HEADER + "s1,active,2023-01-25 09:00:00 UTC"), 10)
+    path = settled(write_csv(home.landing.folder, "p.csv", ""), 10)
     assert tick(home, instance, resources=impatient).asset_events == []  # waited for
     settled(path, 60)
     result = tick(home, instance, resources=impatient)
     assert result.run_requests == [] and not result.asset_events[0].passed
     assert (
-        (home.landing.failed_folder / "p.csv.error.txt")
-        .read_text()
-        .startswith("p.csv: unfinished, its last line has no newline and unchanged for 30 s")
+        (home.landing.failed_folder / "p.csv.error.txt").read_text().startswith("p.csv: empty and unchanged for 30 s")
     )
 
 

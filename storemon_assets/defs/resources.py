@@ -89,13 +89,16 @@ class LandingFolder(dg.ConfigurableResource):
     (wherever it points), a FIFO or anything else is refused without being opened.
 
     A file is taken only once it is complete: unchanged for `settle_seconds` and ending with a
-    newline, so a writer that stalls mid-line is waited for (writers should still write
-    `name.csv.part` and rename it when done). One that stays without its final newline for
-    `incomplete_after_seconds` is moved aside, so it cannot wait unseen forever.
+    newline, or, without one, unchanged for `last_line_settle_seconds` (the real feed's own file
+    has no final newline). A writer that pauses mid-line for less than that is waited for, so a
+    half-written last line is never loaded as a poll (writers should still write `name.csv.part`
+    and rename it when done). An empty file still empty after `incomplete_after_seconds` is moved
+    aside, so it cannot wait unseen forever.
     """
 
     path: str
     settle_seconds: float = 2.0
+    last_line_settle_seconds: float = 30.0
     incomplete_after_seconds: float = 600.0
 
     @property
@@ -137,18 +140,24 @@ class LandingFolder(dg.ConfigurableResource):
         now = time.time() if now is None else now
         return now - file.mtime_ns / 1e9 >= self.settle_seconds
 
-    def is_complete(self, file: LandingFile) -> bool:
-        """Its last byte is a newline: a file whose last line is unfinished is still being written."""
+    def is_complete(self, file: LandingFile, now: float | None = None) -> bool:
+        """Not empty, and its last byte is a newline or it has not changed for
+        `last_line_settle_seconds`: a file whose last line is unfinished may still be written."""
         if file.size == 0:
             return False
+        if self._unchanged_for(file.mtime_ns, now) >= self.last_line_settle_seconds:
+            return True
         with self._open(file.path) as handle:
             handle.seek(file.size - 1)
             return handle.read(1) == b"\n"
 
     def is_stalled(self, file: LandingFile, now: float | None = None) -> bool:
-        """Incomplete and unchanged for `incomplete_after_seconds`: no writer is finishing it."""
-        now = time.time() if now is None else now
-        return now - file.mtime_ns / 1e9 >= self.incomplete_after_seconds
+        """Still empty after `incomplete_after_seconds`: nobody is writing it."""
+        return self._unchanged_for(file.mtime_ns, now) >= self.incomplete_after_seconds
+
+    @staticmethod
+    def _unchanged_for(mtime_ns: int, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - mtime_ns / 1e9
 
     def inspect(self, file: LandingFile, head_bytes: int = 64 * 1024) -> FileInspection:
         """Content hash (streamed, constant memory) and the first `head_bytes`, in one read."""
@@ -161,10 +170,14 @@ class LandingFolder(dg.ConfigurableResource):
                 digest.update(chunk)
         return FileInspection(digest.hexdigest(), head)
 
-    def read_bytes(self, path: Path) -> bytes:
-        """A file's bytes, refused unread unless it is a regular file directly in the folder."""
+    def read_complete(self, path: Path) -> bytes | None:
+        """A file's bytes if it is complete (see `is_complete`) as it is read, else None; refused
+        unread unless it is a regular file directly in the folder."""
         with self._open(path) as handle:
-            return handle.read()
+            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+            data = handle.read()
+        complete = data.endswith(b"\n") or self._unchanged_for(mtime_ns) >= self.last_line_settle_seconds
+        return data if data and complete else None
 
     def holds(self, path: Path) -> bool:
         """Whether `path` names an entry directly inside the landing folder (not resolved)."""
@@ -284,7 +297,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     reports = ReportsFolder(path=str(settings.reports_dir()))
     return {
         "database": StoremonDatabase(url=database_url),
-        "landing": LandingFolder(path=str(settings.landing_dir())),
+        "landing": LandingFolder(
+            path=str(settings.landing_dir()), last_line_settle_seconds=settings.last_line_settle_seconds()
+        ),
         "reports": reports,
         REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports_path=reports.path),
     }

@@ -206,12 +206,11 @@ def _look_at_new_files(
 def _examine(landing: LandingFolder, file: LandingFile, now: float) -> str | None:
     """The content hash of a complete file with a known header; None while it is unfinished.
     Raises FeedFileError for a file to move aside."""
-    if not landing.is_complete(file):
-        if landing.is_stalled(file, now):
-            state = "empty" if file.size == 0 else "unfinished, its last line has no newline"
+    if not landing.is_complete(file, now):
+        if file.size == 0 and landing.is_stalled(file, now):
             raise FeedFileError(
-                f"{file.name}: {state} and unchanged for {landing.incomplete_after_seconds:g} s; "
-                "if it is complete, end it with a newline and drop it again"
+                f"{file.name}: empty and unchanged for {landing.incomplete_after_seconds:g} s; "
+                "if it is complete, drop it again with its header and rows"
             )
         return None
     inspection = landing.inspect(file)

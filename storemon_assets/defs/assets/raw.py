@@ -58,14 +58,14 @@ def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
     only when complete (None when it vanished or is still being written). Anything else named in
     the run's config (the launchpad takes any path) is refused unread, quoting nothing of it."""
     try:
-        data = landing.read_bytes(path)
+        data = landing.read_complete(path)
     except FileNotFoundError:
         return None
     except NotALandingFile:
         raise
     except OSError as exc:
         raise FeedFileError(f"{path.name}: cannot read file ({exc.strerror or exc})") from exc
-    return parse_feed_bytes(data, path) if data.endswith(b"\n") else None
+    return None if data is None else parse_feed_bytes(data, path)
 
 
 @dg.multi_asset(
