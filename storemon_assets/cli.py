@@ -98,40 +98,65 @@ def _report_from_database(as_of_us: int | None, progress: Progress):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Load files of any of the three kinds into the configured database, one transaction each."""
+    """Load files of any of the three kinds into the configured database, one transaction each.
+
+    Prints one line per file. A file that cannot be read, or whose load the database refuses
+    (locked past its busy timeout, disk full), says why in that line and the next file is
+    tried; the exit status is then 2.
+    """
+    import sqlalchemy as sa
+
     from storemon_assets import settings
-    from storemon_assets.core.parsing import file_sha256, parse_feed_bytes
     from storemon_assets.db.engine import open_database
-    from storemon_assets.db.loading import LoadOutcome, load_feed
-    from storemon_assets.db.queries import is_loaded
 
     progress = Progress.to_stderr(args.quiet)
-    engine = open_database(settings.database_url())
-    unreadable = 0
+    try:
+        engine = open_database(settings.database_url())
+    except sa.exc.SQLAlchemyError as exc:
+        return _fail(f"cannot open the database: {database_error(exc)}")
+    failed = 0
     for name in args.files:
         path = Path(name)
         try:
-            with progress.phase(f"read {path.name}") as phase:
-                try:
-                    data = path.read_bytes()
-                except OSError as exc:
-                    raise FeedFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-                if is_loaded(engine, file_sha256(data)):  # in the ledger: no need to parse it again
-                    phase.detail = "in the ledger"
-                    print(LoadOutcome(path.name, "", already_loaded=True).describe(), flush=True)
-                    continue
-                feed = parse_feed_bytes(data, path)
-                phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+            print(_ingest_one(engine, path, progress), flush=True)
         except FeedFileError as exc:
-            unreadable += 1
+            failed += 1
             print(f"{path.name}: unreadable: {exc}", flush=True)
-            continue
-        with progress.phase(f"load {path.name}") as phase:
-            outcome = load_feed(engine, feed, on_rows=phase.advance)
-            phase.detail = f"{outcome.rows_loaded:,} rows"
-        print(outcome.describe(), flush=True)
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            failed += 1
+            print(f"{path.name}: not loaded: {database_error(exc)}", flush=True)
     engine.dispose()
-    return 2 if unreadable else 0
+    return 2 if failed else 0
+
+
+def _ingest_one(engine, path: Path, progress: Progress) -> str:
+    """Parse and load one file; the line saying what happened to it."""
+    from storemon_assets.core.parsing import file_sha256, parse_feed_bytes
+    from storemon_assets.db.loading import LoadOutcome, load_feed
+    from storemon_assets.db.queries import is_loaded
+
+    with progress.phase(f"read {path.name}") as phase:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise FeedFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+        if is_loaded(engine, file_sha256(data)):  # in the ledger: no need to parse it again
+            phase.detail = "in the ledger"
+            return LoadOutcome(path.name, "", already_loaded=True).describe()
+        feed = parse_feed_bytes(data, path)
+        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+    with progress.phase(f"load {path.name}") as phase:
+        outcome = load_feed(engine, feed, on_rows=phase.advance)
+        phase.detail = f"{outcome.rows_loaded:,} rows"
+    return outcome.describe()
+
+
+def database_error(exc: BaseException) -> str:
+    """One line for a database failure: the driver's own words ("database is locked", "database
+    or disk is full"), never SQLAlchemy's statement and parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines() or [type(cause).__name__]
+    return lines[0][:300]
 
 
 def _open_configured_database(progress: Progress):

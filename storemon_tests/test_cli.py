@@ -263,3 +263,50 @@ def test_incidents_with_a_bad_as_of_is_one_line(tmp_path):
     done = storemon_on(tmp_path / "s.db", "incidents", "--as-of", "soon", "--out", str(tmp_path / "i.csv"))
     assert done.returncode == 2 and "as-of time 'soon' is not a timestamp" in done.stderr
     assert not (tmp_path / "i.csv").exists()
+
+
+def test_ingest_on_a_locked_database_says_so_in_one_line_per_file_and_fails(small_feeds, tmp_path):
+    # Issue 20 row 10: a 40-line SQLAlchemy traceback (SQL and parameters), and the remaining
+    # files were not tried.
+    import sqlite3
+
+    database = tmp_path / "storemon.db"
+    assert storemon_on(database, "ingest", "--quiet", str(small_feeds / "timezones.csv")).returncode == 0
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        env = {**os.environ, "STOREMON_DATABASE_URL": sqlite_url(database), "STOREMON_SQLITE_BUSY_TIMEOUT": "0.2"}
+        files = [str(small_feeds / n) for n in ("menu_hours.csv", "store_status.csv")]
+        done = subprocess.run([STOREMON, "ingest", "--quiet", *files], capture_output=True, text=True, env=env)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert done.returncode == 2
+    assert done.stdout.splitlines() == [
+        "menu_hours.csv: not loaded: database is locked",
+        "store_status.csv: not loaded: database is locked",
+    ]
+    assert done.stderr == ""
+
+
+def test_ingest_on_a_full_disk_says_so_and_still_tries_the_other_files(small_feeds, tmp_path):
+    import resource
+
+    database = tmp_path / "storemon.db"
+    assert storemon_on(database, "ingest", "--quiet", str(small_feeds / "timezones.csv")).returncode == 0
+    tiny = write_csv(tmp_path, "tiny.csv", "store_id,timezone_str\nsmall,Asia/Beirut\n")
+    # No file may grow past 64 KiB more than the database has now: the polls do not fit, the
+    # one-row timezone file does (Python ignores SIGXFSZ, so the write fails with EFBIG, which
+    # SQLite reports as "disk I/O error"; a really full disk says "database or disk is full").
+    limit = database.stat().st_size + 64 * 1024
+    done = subprocess.run(
+        [STOREMON, "ingest", "--quiet", str(small_feeds / "store_status.csv"), str(tiny)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "STOREMON_DATABASE_URL": sqlite_url(database)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    assert done.returncode == 2
+    first, second = done.stdout.splitlines()
+    assert first.startswith("store_status.csv: not loaded: ") and "Traceback" not in done.stdout + done.stderr
+    assert second.startswith("tiny.csv: loaded, timezones, 1 rows")
