@@ -284,10 +284,8 @@ def store_pages_speed(engine, result, requests: int) -> None:
     from fastapi.testclient import TestClient
 
     from storemon_assets.api import create_app
-    from storemon_assets.web.routes import store_database
 
-    app = create_app(dagster_url="http://127.0.0.1:9", reports_dir=Path("."))
-    app.dependency_overrides[store_database] = lambda: engine
+    app = create_app(dagster_url="http://127.0.0.1:9", reports_dir=Path("."), engine=engine)
     stores = result.report.get_column("store_id").to_list()
     picked = random.Random(1).sample(stores, min(requests, len(stores)))
     with TestClient(app) as client:

@@ -4,27 +4,29 @@ CLI's CSV, failure reasons from real events, concurrency) is in test_api.py, end
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
-from dagster_graphql import DagsterGraphQLClientError
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storemon_assets.api import (
+from storemon_assets.api import create_app
+from storemon_assets.api.reports import report_runs
+from storemon_assets.api.runs import (
     FAILED_STATES,
     RUNNING_STATES,
+    DagsterRefused,
     DagsterRuns,
     DagsterUnavailable,
     RunInfo,
-    _failure_reason,
-    create_app,
-    report_runs,
+    failure_reason,
 )
-from storemon_assets.defs.jobs import REPORT_PRODUCING_JOBS, as_of_report_job, ingest_job, report_job
+from storemon_assets.names import AS_OF_REPORT_JOB, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
 from storemon_tests.dagster_server import free_port
 
 CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
@@ -43,9 +45,9 @@ class FakeRuns:
     def launch_report(self, as_of: str | None) -> str:
         self._check_reachable()
         if self.refuses:
-            raise DagsterGraphQLClientError("JobNotFoundError", "report_job not found")
+            raise DagsterRefused("JobNotFoundError", "report_job not found")
         self.launched.append(as_of)
-        return self.add(report_job.name, "QUEUED")
+        return self.add(REPORT_JOB, "QUEUED")
 
     def run_info(self, run_id: str) -> RunInfo | None:
         self._check_reachable()
@@ -74,7 +76,7 @@ def reports(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def client(dagster: FakeRuns, reports: Path):
-    app = create_app(dagster_url="http://dagster.test", reports_dir=reports)
+    app = create_app(dagster_url="http://dagster.test", reports_dir=reports, database_url="sqlite://")
     app.dependency_overrides[report_runs] = lambda: dagster
     with TestClient(app) as test_client:
         yield test_client
@@ -125,14 +127,14 @@ def test_two_triggers_give_two_ids(client, dagster):
 
 @pytest.mark.parametrize("status", sorted(RUNNING_STATES))
 def test_a_queued_or_running_run_is_running(client, dagster, status):
-    report_id = dagster.add(report_job.name, status)
+    report_id = dagster.add(REPORT_JOB, status)
     response = get_report(client, report_id)
     assert response.status_code == 200
     assert response.json() == {"status": "Running"}  # no "error" key while running
 
 
 def test_a_failed_run_is_failed_with_its_reason(client, dagster):
-    report_id = dagster.add(report_job.name, "FAILURE", "as-of time 2020-01-01 is before the first poll")
+    report_id = dagster.add(REPORT_JOB, "FAILURE", "as-of time 2020-01-01 is before the first poll")
     assert get_report(client, report_id).json() == {
         "status": "Failed",
         "error": "as-of time 2020-01-01 is before the first poll",
@@ -141,7 +143,7 @@ def test_a_failed_run_is_failed_with_its_reason(client, dagster):
 
 @pytest.mark.parametrize("status", sorted(FAILED_STATES))
 def test_a_failed_run_without_a_reason_names_its_end_state(client, dagster, status):
-    report_id = dagster.add(report_job.name, status)
+    report_id = dagster.add(REPORT_JOB, status)
     assert get_report(client, report_id).json() == {"status": "Failed", "error": f"the run ended as {status}"}
 
 
@@ -158,7 +160,7 @@ def test_a_finished_run_serves_its_csv_with_complete_header(client, dagster, rep
 
 
 def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file(client, dagster, reports):
-    report_id = dagster.add(report_job.name, "SUCCESS")
+    report_id = dagster.add(REPORT_JOB, "SUCCESS")
     response = get_report(client, report_id)
     assert response.json() == {
         "status": "Failed",
@@ -167,7 +169,7 @@ def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file(client, 
 
 
 def test_report_id_is_trimmed(client, dagster):
-    report_id = dagster.add(report_job.name, "STARTED")
+    report_id = dagster.add(REPORT_JOB, "STARTED")
     assert get_report(client, f"  {report_id}\n").json() == {"status": "Running"}
 
 
@@ -191,7 +193,7 @@ def test_a_long_malformed_id_is_cut_short_in_the_message(client):
 
 
 def test_a_run_of_another_job_is_404_not_a_report(client, dagster):
-    run_id = dagster.add(ingest_job.name, "SUCCESS")
+    run_id = dagster.add(INGEST_JOB, "SUCCESS")
     response = get_report(client, run_id)
     assert response.status_code == 404
     assert response.json()["detail"] == f"{run_id} is a Dagster run of ingest_job, not a report"
@@ -260,7 +262,7 @@ def test_failure_reason_is_the_innermost_cause_of_each_failed_step():
         {"__typename": "ExecutionStepFailureEvent", "error": wrapped},  # the same reason counts once
         {"__typename": "RunFailureEvent", "message": "Execution of run for report_job failed."},
     ]
-    assert _failure_reason(events) == "as-of time is in the future"
+    assert failure_reason(events) == "as-of time is in the future"
 
 
 def test_failure_reason_falls_back_to_the_last_run_message():
@@ -268,8 +270,8 @@ def test_failure_reason_falls_back_to_the_last_run_message():
         {"__typename": "RunFailureEvent", "message": "first"},
         {"__typename": "RunCanceledEvent", "message": "Run canceled by user"},
     ]
-    assert _failure_reason(events) == "Run canceled by user"
-    assert _failure_reason([]) is None
+    assert failure_reason(events) == "Run canceled by user"
+    assert failure_reason([]) is None
 
 
 # --- inputs fuzzed against the real client with nothing listening (no runs are launched) ----
@@ -303,29 +305,100 @@ def test_the_real_client_reports_an_unreachable_dagster_as_503():
         assert "is unreachable or did not answer within 10 s" in response.json()["detail"]
 
 
-def test_the_real_client_launches_the_current_report_or_an_as_of_report_as_its_own_job(monkeypatch):
+class FakeDagsterServer:
+    """Dagster's GraphQL endpoint as `DagsterRuns` meets it (an httpx transport): one code
+    location holding `jobs`; it records each request's GraphQL variables and answers launches
+    with a run id."""
+
+    def __init__(self, jobs=(REPORT_JOB, AS_OF_REPORT_JOB), launch_answer: dict | None = None):
+        self.jobs = jobs
+        self.launch_answer = launch_answer
+        self.launched: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if "repositoriesOrError" in body["query"]:
+            repository = {"name": "__repository__", "location": {"name": "storemon"}, "pipelines": []}
+            repository["pipelines"] = [{"name": job} for job in self.jobs]
+            data = {"repositoriesOrError": {"__typename": "RepositoryConnection", "nodes": [repository]}}
+        else:
+            self.launched.append(body["variables"]["executionParams"])
+            answer = self.launch_answer or {"__typename": "LaunchRunSuccess", "run": {"runId": str(uuid.uuid4())}}
+            data = {"launchRun": answer}
+        return httpx.Response(200, json={"data": data})
+
+
+def test_the_real_client_launches_the_current_report_or_an_as_of_report_as_its_own_job():
     """No `as_of`: a run of report_job (publishes combined_report.csv). With one: a run of
     as_of_report_job (writes only its own CSV), T fixed to an ISO instant and shown as a run tag."""
-    submitted = []
-
-    class GraphQLClient:
-        def submit_job_execution(self, job_name, run_config=None, tags=None):
-            submitted.append((job_name, run_config, tags))
-            return str(uuid.uuid4())
-
-    runs = DagsterRuns(f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setattr(runs, "_client", GraphQLClient)
+    server = FakeDagsterServer()
+    runs = DagsterRuns("http://dagster.test", transport=httpx.MockTransport(server))
     runs.launch_report(None)
     runs.launch_report("2023-01-24 01:00:00+01:00")
     t = "2023-01-24T00:00:00.000000Z"
-    assert submitted == [
-        (report_job.name, None, {"storemon/api": "trigger_report"}),
-        (
-            as_of_report_job.name,
-            {"loggers": {}, "resources": {}, "ops": {"as_of_report": {"config": {"as_of": t}}}, "execution": {}},
-            {"storemon/api": "trigger_report", "storemon/as_of": t},
-        ),
+    selector = {"repositoryLocationName": "storemon", "repositoryName": "__repository__"}
+    assert server.launched == [
+        {
+            "selector": selector | {"jobName": REPORT_JOB},
+            "runConfigData": {},
+            "executionMetadata": {"tags": [{"key": "storemon/api", "value": "trigger_report"}]},
+        },
+        {
+            "selector": selector | {"jobName": AS_OF_REPORT_JOB},
+            "runConfigData": {"ops": {"as_of_report": {"config": {"as_of": t}}}},
+            "executionMetadata": {
+                "tags": [{"key": "storemon/api", "value": "trigger_report"}, {"key": "storemon/as_of", "value": t}]
+            },
+        },
     ]
+
+
+def test_the_real_client_reports_a_job_dagster_does_not_have_as_502(tmp_path):
+    app = create_app(dagster_url="http://dagster.test", reports_dir=tmp_path, database_url="sqlite://")
+    app.state.report_runs = DagsterRuns(
+        "http://dagster.test", transport=httpx.MockTransport(FakeDagsterServer(jobs=()))
+    )
+    response = TestClient(app).post("/trigger_report")
+    assert response.status_code == 502
+    assert response.json() == {
+        "detail": "Dagster refused the request: JobNotFoundError No jobs with the name `report_job` exist"
+    }
+
+
+def test_the_real_client_passes_on_dagster_refusing_a_launch():
+    refusal = {"__typename": "RunConfigValidationInvalid", "errors": [{"message": "bad as_of"}, {"message": "x"}]}
+    server = FakeDagsterServer(launch_answer=refusal)
+    runs = DagsterRuns("http://dagster.test", transport=httpx.MockTransport(server))
+    with pytest.raises(DagsterRefused, match="^RunConfigValidationInvalid bad as_of; x$"):
+        runs.launch_report(None)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.ConnectError("[Errno 111] refused"),
+        httpx.ReadTimeout("no words a message-matcher would know"),  # by type, not by text
+        httpx.RemoteProtocolError("peer closed connection"),
+    ],
+)
+def test_the_real_client_knows_dagster_is_unreachable_by_the_error_type(error):
+    def fail(request):
+        raise error
+
+    runs = DagsterRuns("http://dagster.test", timeout=2, transport=httpx.MockTransport(fail))
+    for call in (lambda: runs.launch_report(None), lambda: runs.run_info(str(uuid.uuid4()))):
+        with pytest.raises(
+            DagsterUnavailable, match=f"unreachable or did not answer within 2 s .{type(error).__name__}."
+        ):
+            call()
+
+
+def test_the_real_client_takes_an_answer_that_is_not_graphql_as_unavailable():
+    runs = DagsterRuns(
+        "http://dagster.test", transport=httpx.MockTransport(lambda r: httpx.Response(502, text="<html>"))
+    )
+    with pytest.raises(DagsterUnavailable, match="HTTPStatusError"):
+        runs.run_info(str(uuid.uuid4()))
 
 
 # --- issue 9 row 8: finished runs answered from memory; bounded bodies and echoes -----------------
@@ -333,7 +406,7 @@ def test_the_real_client_launches_the_current_report_or_an_as_of_report_as_its_o
 
 def test_a_finished_report_is_looked_up_in_dagster_only_once(client, dagster, reports):
     # Every poll used to ask Dagster again: ~32 requests/s, p95 over a second at concurrency 20.
-    report_id = dagster.add(report_job.name, "SUCCESS")
+    report_id = dagster.add(REPORT_JOB, "SUCCESS")
     (reports / f"{report_id}.csv").write_text(CSV)
     assert [get_report(client, report_id).status_code for _ in range(3)] == [200, 200, 200]
     dagster.unreachable = True  # a finished report is still served while Dagster is away
@@ -342,9 +415,9 @@ def test_a_finished_report_is_looked_up_in_dagster_only_once(client, dagster, re
 
 
 def test_a_run_is_looked_up_on_every_poll_until_it_ends(client, dagster, reports):
-    report_id = dagster.add(report_job.name, "STARTED")
+    report_id = dagster.add(REPORT_JOB, "STARTED")
     assert get_report(client, report_id).json() == get_report(client, report_id).json() == {"status": "Running"}
-    dagster.runs[report_id] = RunInfo(report_job.name, "FAILURE", "database is locked")
+    dagster.runs[report_id] = RunInfo(REPORT_JOB, "FAILURE", "database is locked")
     assert get_report(client, report_id).json() == get_report(client, report_id).json()
     assert get_report(client, report_id).json() == {"status": "Failed", "error": "database is locked"}
     assert dagster.looked_up == [report_id] * 3

@@ -8,12 +8,13 @@ import dagster as dg
 import pytest
 
 from storemon_assets.core import quality
-from storemon_assets.core.instants import parse_as_of
+from storemon_assets.core.instants import as_of_instant, parse_as_of
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.defs.as_of_report import AS_OF_TAG, as_of_instant, as_of_report_job
+from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets import report as report_module
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.names import AS_OF_TAG
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 
 UPTIME_REPORT = dg.AssetKey("uptime_report")

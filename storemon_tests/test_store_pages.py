@@ -20,7 +20,7 @@ from storemon_assets.api import create_app
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
-from storemon_assets.web.routes import MAX_WORST, store_database
+from storemon_assets.web.routes import MAX_WORST
 from storemon_tests.helpers import WORKED_EXAMPLE_ROW, write_csv
 
 POLLS = """store_id,status,timestamp_utc
@@ -60,9 +60,7 @@ def engine(tmp_path):
 
 
 def client_for(engine) -> TestClient:
-    app = create_app(dagster_url="http://dagster.test", reports_dir=Path("/nonexistent"))
-    app.dependency_overrides[store_database] = lambda: engine
-    return TestClient(app)
+    return TestClient(create_app(dagster_url="http://dagster.test", reports_dir=Path("/nonexistent"), engine=engine))
 
 
 @pytest.fixture

@@ -35,3 +35,15 @@ def parse_as_of(text: str | None) -> int | None:
     if value > now_us + FUTURE_TOLERANCE_US:
         raise ValueError(f"as-of time {excerpt(text)} is in the future (more than 1 hour from now)")
     return value
+
+
+def as_of_instant(text: str) -> str:
+    """T as an as-of report's run tag and config carry it: ISO-8601 UTC, 'now' resolved to this
+    moment (so every step of the run, and the tag, name the same instant).
+
+    Raises ValueError for text that is not an instant (or is empty: an as-of report needs its T).
+    """
+    as_of_us = parse_as_of(text)
+    if as_of_us is None:
+        raise ValueError("an as-of report needs its T (ISO-8601 or 'now')")
+    return format_instant(as_of_us)

@@ -10,30 +10,19 @@ checks, writes only `<run id>.csv`, and records no asset materialisation. Its T 
 import dagster as dg
 from pydantic import Field
 
-from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.core.instants import as_of_instant
 from storemon_assets.defs.assets import report
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG
 from storemon_assets.service import write_report_text
-
-AS_OF_TAG = "storemon/as_of"
 
 
 class AsOfReportConfig(dg.Config):
     as_of: str = Field(description="Report time T: ISO-8601 (UTC unless an offset is given), or 'now'.")
 
 
-def as_of_instant(text: str) -> str:
-    """T as the run's tag and config carry it: ISO-8601 UTC, 'now' resolved to this moment.
-
-    Raises ValueError for text that is not an instant (or is empty: an as-of report needs its T).
-    """
-    as_of_us = parse_as_of(text)
-    if as_of_us is None:
-        raise ValueError("an as-of report needs its T (ISO-8601 or 'now')")
-    return format_instant(as_of_us)
-
-
 @dg.op(
+    name=AS_OF_REPORT_OP,
     description="The uptime report as of the configured T, written only to <run id>.csv: never to "
     "combined_report.csv, and no materialisation of uptime_report. The report's blocking checks run first.",
 )
@@ -67,6 +56,7 @@ def as_of_report(
 
 
 @dg.job(
+    name=AS_OF_REPORT_JOB,
     description="An as-of report: the uptime report for a chosen T, written only to <run id>.csv. "
     "The published report (combined_report.csv, uptime_report) stays the current one.",
 )

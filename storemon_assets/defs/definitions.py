@@ -2,19 +2,14 @@
 
 import dagster as dg
 
+from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets.incidents import store_incidents
 from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.checks import raw_checks
 from storemon_assets.defs.executors import selected_executor
-from storemon_assets.defs.jobs import (
-    as_of_report_job,
-    ingest_and_report_job,
-    ingest_job,
-    report_job,
-    store_schedules_job,
-)
+from storemon_assets.defs.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
 from storemon_assets.defs.resources import default_resources
 from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor

@@ -22,7 +22,6 @@ from storemon_assets.core.instants import format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
 from storemon_assets.core.uptime import NO_DATA
-from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import (
     current_report_info,
     current_report_rows,
@@ -110,11 +109,8 @@ class FleetSummary(BaseModel):
 
 
 def store_database(request: Request) -> sa.Engine:
-    """Dependency: the storemon database engine, made once per app."""
-    state = request.app.state
-    if getattr(state, "database_engine", None) is None:
-        state.database_engine = open_database(state.database_url)
-    return state.database_engine
+    """Dependency: the storemon database engine, opened by the app's lifespan (api/app.py)."""
+    return request.app.state.database_engine
 
 
 Database = Annotated[sa.Engine, Depends(store_database)]

@@ -1,0 +1,123 @@
+"""The app: its routers, the state they share, and what bounds every request.
+
+`create_app` builds the FastAPI app; its lifespan opens the storemon database (schema upgraded)
+at start-up, so the first page does not pay for it and a wrong database URL shows at once, and
+closes it and the connections to Dagster at shutdown. Request bodies are limited to
+MAX_BODY_BYTES, and no answer echoes more than a short excerpt of what it was sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from storemon_assets import settings
+from storemon_assets.api import reports
+from storemon_assets.api.runs import DagsterRuns, FinishedRuns
+from storemon_assets.core.parsing import EXCERPT_CHARS, excerpt
+from storemon_assets.db.engine import open_database
+from storemon_assets.web.routes import router as store_pages
+
+MAX_BODY_BYTES = 16 * 1024  # a trigger body is a few dozen bytes
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the storemon database for the store pages (unless the app was given an engine),
+    and close what the app opened when it stops."""
+    state = app.state
+    opened = None
+    if state.database_engine is None:
+        opened = state.database_engine = await run_in_threadpool(open_database, state.database_url)
+    try:
+        yield
+    finally:
+        state.report_runs.close()
+        if opened is not None:
+            opened.dispose()
+            state.database_engine = None
+
+
+def create_app(
+    dagster_url: str | None = None,
+    reports_dir: Path | None = None,
+    database_url: str | None = None,
+    engine: sa.Engine | None = None,
+) -> FastAPI:
+    """The storemon API: reports through Dagster (api/reports.py), the store pages and the web
+    page from the storemon database (web/routes.py). Unset arguments come from the settings;
+    `engine`, if given, is used as it is (and left open)."""
+    app = FastAPI(
+        title="storemon",
+        version="0.1.0",
+        description="Trigger an uptime report (a Dagster run) and poll for its CSV; see the fleet, the worst "
+        "stores and when each store was up or down (the page at /). Report semantics: docs/uptime-logic.md.",
+        lifespan=lifespan,
+    )
+    app.state.report_runs = DagsterRuns(dagster_url or settings.dagster_url())
+    app.state.reports_dir = reports_dir or settings.reports_dir()
+    app.state.finished_runs = FinishedRuns()
+    app.state.database_url = database_url or settings.database_url()
+    app.state.database_engine = engine
+    app.include_router(store_pages)
+    app.include_router(reports.router)
+    app.add_middleware(BodyLimit)
+    app.add_exception_handler(RequestValidationError, bounded_validation_error)
+    return app
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `max_bytes` is refused with 413, whether announced
+    by Content-Length or streamed in chunks, before it is read into memory."""
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            return await JSONResponse(status_code=413, content={"detail": self._too_large})(scope, receive, send)
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(status_code=413, detail=self._too_large)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request body larger than {self.max_bytes:,} bytes"
+
+
+def bounded_validation_error(_request, exc: RequestValidationError) -> JSONResponse:
+    """422 with FastAPI's validation errors, every echoed input cut to a short excerpt."""
+    return JSONResponse(status_code=422, content={"detail": jsonable_encoder(bounded_errors(exc.errors()))})
+
+
+def bounded_errors(errors) -> list[dict]:
+    """Validation errors with every echoed input cut to a short excerpt."""
+    bounded = []
+    for error in errors:
+        error = dict(error)
+        if "input" in error and not isinstance(error["input"], int | float | bool | None):
+            text = error["input"] if isinstance(error["input"], str) else repr(error["input"])
+            error["input"] = text if len(text) <= EXCERPT_CHARS else excerpt(text)
+        error.pop("ctx", None)  # may hold the input again
+        bounded.append(error)
+    return bounded

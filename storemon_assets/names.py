@@ -1,0 +1,20 @@
+"""The names Dagster knows storemon's runs by: jobs, the as-of op, run tags.
+
+Dagster's definitions (`defs/`) are built with these names and the HTTP API launches and
+recognises runs by them, so the API never imports `defs` (nor Dagster): a plain module both
+sides read.
+"""
+
+INGEST_AND_REPORT_JOB = "ingest_and_report_job"
+INGEST_JOB = "ingest_job"
+REPORT_JOB = "report_job"
+STORE_SCHEDULES_JOB = "store_schedules_job"
+AS_OF_REPORT_JOB = "as_of_report_job"
+AS_OF_REPORT_OP = "as_of_report"  # the one op of AS_OF_REPORT_JOB; its config is {"as_of": T}
+
+# Runs of these jobs leave a report behind under their run id (the API serves them): the
+# current report's jobs, and AS_OF_REPORT_JOB (a report for a chosen T that publishes nothing).
+REPORT_PRODUCING_JOBS = frozenset({REPORT_JOB, INGEST_AND_REPORT_JOB, AS_OF_REPORT_JOB})
+
+AS_OF_TAG = "storemon/as_of"  # an as-of report's T, ISO-8601 UTC (shown on the Runs page)
+API_TAG = "storemon/api"  # on runs the HTTP API launched: which endpoint did
