@@ -1,4 +1,4 @@
-"""A slow, literal reading of SPEC §2-§5, for cross-checking the vectorised code.
+"""A slow, literal reading of SPEC §2-§5 and §4a, for cross-checking the vectorised code.
 
 Written independently of storemon_assets: plain Python loops, the standard library's
 zoneinfo for time zones (storemon uses polars' chrono-tz), and exact Fractions. Suitable for
@@ -40,17 +40,24 @@ def local_to_utc(naive: dt.datetime, zone: str) -> dt.datetime:
             return min(utc, probe.replace(tzinfo=tz, fold=1).astimezone(UTC))
 
 
-def business_intervals(rows, zone, first_date: dt.date, last_date: dt.date) -> list[tuple[int, int]]:
-    """Merged UTC [open, close) in µs for local dates first..last. rows: (day, start_us, end_us)."""
+def business_intervals(rows, zone, first_date: dt.date, last_date: dt.date, special=None) -> list[tuple[int, int]]:
+    """Merged UTC [open, close) in µs for local dates first..last. rows: (day, start_us, end_us).
+
+    special (SPEC §4a): {local date: [(start_us, end_us), ...]}, (None, None) = closed; a date
+    listed there opens exactly its own rows instead of its weekday's.
+    """
+    special = special or {}
     if not rows:
         rows = [(day, 0, 0) for day in range(7)]
     raw = []
     date = first_date
     while date <= last_date:
         midnight = dt.datetime(date.year, date.month, date.day)
-        for day, start_us, end_us in rows:
-            if day != date.weekday():
-                continue
+        if date in special:
+            todays = [(start, end) for start, end in special[date] if start is not None and end is not None]
+        else:
+            todays = [(start, end) for day, start, end in rows if day == date.weekday()]
+        for start_us, end_us in todays:
             open_local = midnight + dt.timedelta(microseconds=start_us)
             close_local = midnight + dt.timedelta(microseconds=end_us)
             if end_us <= start_us:
@@ -68,10 +75,11 @@ def business_intervals(rows, zone, first_date: dt.date, last_date: dt.date) -> l
     return [(a, b) for a, b in merged]
 
 
-def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
+def store_sums(polls, rows, zone, as_of_us: int, window_us: int, special=None):
     """(business, up, down) as Fractions of µs for one store and window [T - w, T).
 
     polls: list of (at_us, status). rows: list of (day, start_us, end_us) ([] = 24x7).
+    special: as for `business_intervals`.
     Returns None when the store has no observation at all.
     """
     tz = ZoneInfo(zone)
@@ -84,7 +92,7 @@ def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
         if at_us > as_of_us:
             continue
         day = local_date(at_us)
-        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1))
+        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1), special)
         if any(a <= at_us < b for a, b in intervals):
             observed[at_us] = observed.get(at_us, True) and status == "active"
     if not observed:
@@ -97,7 +105,7 @@ def store_sums(polls, rows, zone, as_of_us: int, window_us: int):
 
     start_us = as_of_us - window_us
     intervals = business_intervals(
-        rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1)
+        rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1), special
     )
     business = up = Fraction(0)
     midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:], strict=False)]

@@ -33,6 +33,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "raw_store_status",
         "raw_business_hours",
         "raw_store_timezones",
+        "raw_special_hours",
         "store_schedules",
         "uptime_report",
         "store_status_intervals",
@@ -81,8 +82,8 @@ def test_rerunning_ingestion_loads_nothing_twice(home, sample_files, instance):
     second = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
     first_events = first.asset_materializations_for_node("ingest_landing_files")
     second_events = second.asset_materializations_for_node("ingest_landing_files")
-    assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0]
-    assert [e.metadata["files_loaded"].value for e in second_events] == ["none (unchanged)"] * 3
+    assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0, 0]  # one per feed
+    assert [e.metadata["files_loaded"].value for e in second_events] == ["none (unchanged)"] * 4
     # Unchanged tables keep their data version, so nothing downstream looks stale.
     assert [e.tags["dagster/data_version"] for e in first_events] == [
         e.tags["dagster/data_version"] for e in second_events
@@ -96,7 +97,7 @@ def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest
     bad = write_csv(home.landing.folder, "orders.csv", "order_id,amount\n1,2\n")
     result = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False)
     assert not result.success
-    assert len(result.asset_materializations_for_node("ingest_landing_files")) == 3  # the good files
+    assert len(result.asset_materializations_for_node("ingest_landing_files")) == 4  # the four feeds' tables
     moved = home.landing.failed_folder / "orders.csv"
     assert moved.exists() and not bad.exists()
     error = moved.with_name("orders.csv.error.txt").read_text()

@@ -2,7 +2,8 @@
 
 1. The vectorised computation agrees exactly with a literal, loop-by-loop reading of the SPEC
    (storemon_tests/reference_model.py) on random stores near daylight-saving changes, in zones
-   with unusual rules (30-minute DST, transitions at midnight, no DST).
+   with unusual rules (30-minute DST, transitions at midnight, no DST), with special hours
+   (closed dates, other hours, several rows on a date) on dates around the change.
 2. On a realistic generated data set, uptime + downtime = business time for every store with
    observations, and nothing is negative.
 """
@@ -41,6 +42,7 @@ PIVOTS = [
     ("Pacific/Chatham", dt.datetime(2024, 4, 6, 14, tzinfo=dt.UTC)),  # 03:45 -> 02:45
     ("Europe/London", dt.datetime(2024, 3, 31, 1, tzinfo=dt.UTC)),  # 01:00 -> 02:00
 ]
+SPECIAL_SCHEMA = {"store_id": pl.String, "local_date": pl.Date, "start_time_us": pl.Int64, "end_time_us": pl.Int64}
 US = 1_000_000
 QUARTER_HOUR = 15 * 60 * US
 
@@ -63,15 +65,23 @@ def scenarios(draw):
     )
     near_pivot = st.integers(pivot_us - 12 * 3600 * US, pivot_us + 12 * 3600 * US)
     anywhere = st.integers(as_of_us - 9 * 24 * 3600 * US, as_of_us + 2 * 3600 * US)
+    pivot_date = pivot.date()
+    # Special rows on dates from the window's start (and the days before it) to after T; a
+    # closed row (no times) now and then, alone or beside an hours row of the same date.
+    special_date = st.integers(-10, 4).map(lambda n: pivot_date + dt.timedelta(days=n))
+    special_times = st.tuples(time_of_day, time_of_day) | st.just((None, None))
     for store_id in draw(st.lists(st.sampled_from(["a", "b", "007"]), min_size=1, max_size=3, unique=True)):
         rows = draw(st.lists(st.tuples(weekend | st.integers(0, 6), time_of_day, time_of_day), max_size=6))
+        special: dict[dt.date, list] = {}
+        for date, times in draw(st.lists(st.tuples(special_date, special_times), max_size=4)):
+            special.setdefault(date, []).append(times)
         polls = draw(
             st.lists(st.tuples(near_pivot | anywhere, st.sampled_from(["active", "inactive"])), min_size=1, max_size=12)
         )
         if draw(st.booleans()) and polls:  # a same-instant conflict now and then
             polls.append((polls[0][0], "inactive" if polls[0][1] == "active" else "active"))
         zone = draw(st.just(pivot_zone) | st.sampled_from(ZONES))
-        stores[store_id] = {"zone": zone, "rows": rows, "polls": polls}
+        stores[store_id] = {"zone": zone, "rows": rows, "polls": polls, "special": special}
     return as_of_us, stores
 
 
@@ -90,7 +100,18 @@ def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario
         orient="row",
     )
     zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
-    result = compute_uptime(polls, weekly_schedule(hours, zones, polls.get_column("store_id")), as_of_us)
+    special = pl.DataFrame(
+        [
+            (s, date, start, end)
+            for s, d in stores.items()
+            for date, times in d["special"].items()
+            for start, end in times
+        ],
+        schema=SPECIAL_SCHEMA,
+        orient="row",
+    )
+    schedule = weekly_schedule(hours, zones, polls.get_column("store_id"), special)
+    result = compute_uptime(polls, schedule, as_of_us)
     computed = {r["store_id"]: r for r in result.exact.to_dicts()}
 
     for store_id, data in stores.items():
@@ -98,7 +119,9 @@ def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario
             assert store_id not in computed
             continue
         for window in WINDOWS:
-            expected = store_sums(data["polls"], data["rows"], data["zone"], as_of_us, window.length_us)
+            expected = store_sums(
+                data["polls"], data["rows"], data["zone"], as_of_us, window.length_us, data["special"]
+            )
             got = computed[store_id]
             if expected is None:
                 assert not got["has_observations"]

@@ -7,6 +7,10 @@ into UTC per date, so daylight-saving changes are honoured: an ambiguous local t
 earlier instant, a local time that does not exist takes the instant the clocks jump. The
 intervals of a store are half-open and merged, so no time counts twice.
 
+Special hours (SPEC §4a) travel in the same schedule frame, as rows with `special_date` set:
+for that date they replace the store's weekly rows (a row without times closes it all day).
+Every business-time computation takes the schedule, so each of them honours special hours.
+
 All instants here are integers: microseconds since the Unix epoch (UTC).
 """
 
@@ -32,14 +36,20 @@ INTERVAL_SCHEMA = {"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.In
 _MAX_GAP_MINUTES = 2 * 24 * 60
 
 
-def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.Series) -> pl.DataFrame:
-    """Each store's normalised weekly schedule with the SPEC §2 defaults applied.
+def weekly_schedule(
+    hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.Series, special: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Each store's normalised schedule with the SPEC §2 defaults applied.
 
     `hours`: store_id, day_of_week, start_time_us, end_time_us (valid rows only).
     `timezones`: store_id, timezone_str (one row per store).
+    `special`: store_id, local_date, start_time_us, end_time_us (SPEC §4a; times null on a
+    closed row), or None for none.
     A store without hours rows gets `start == end == 00:00` on all seven days, which SPEC §4
-    reads as 24 hours from each midnight: open around the clock. A store without a timezone
-    uses DEFAULT_TIMEZONE. Returns SCHEDULE_SCHEMA, one row per (store, weekday, interval).
+    reads as 24 hours from each midnight: open around the clock (special rows do not count as
+    hours). A store without a timezone uses DEFAULT_TIMEZONE. Returns SCHEDULE_SCHEMA: one row
+    per (store, weekday, interval) with `special_date` null, and one per special-hours row
+    with `special_date` its date and `day_of_week` that date's weekday.
     """
     stores = pl.DataFrame({"store_id": store_ids.cast(pl.String)}).unique()
     own_hours = hours.select("store_id", "day_of_week", "start_time_us", "end_time_us").join(
@@ -49,7 +59,20 @@ def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.
     around_the_clock = without_hours.join(
         pl.DataFrame({"day_of_week": pl.Series(range(7), dtype=pl.Int8)}), how="cross"
     ).with_columns(pl.lit(0, pl.Int64).alias("start_time_us"), pl.lit(0, pl.Int64).alias("end_time_us"))
-    rows = pl.concat([own_hours.cast({"day_of_week": pl.Int8}), around_the_clock], how="diagonal_relaxed")
+    parts = [own_hours.cast({"day_of_week": pl.Int8}), around_the_clock]
+    if special is not None:
+        parts.append(
+            special.join(stores, on="store_id", how="semi").select(
+                "store_id",
+                (pl.col("local_date").dt.weekday() - 1).cast(pl.Int8).alias("day_of_week"),
+                "start_time_us",
+                "end_time_us",
+                pl.col("local_date").alias("special_date"),
+            )
+        )
+    rows = pl.concat(parts, how="diagonal_relaxed")
+    if "special_date" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Date).alias("special_date"))
     zone = timezones.select("store_id", pl.col("timezone_str").alias("timezone"))
     return (
         rows.join(zone, on="store_id", how="left")
@@ -57,8 +80,22 @@ def weekly_schedule(hours: pl.DataFrame, timezones: pl.DataFrame, store_ids: pl.
         .select(list(SCHEDULE_SCHEMA))
         .cast(SCHEDULE_SCHEMA)
         .unique()
-        .sort("store_id", "day_of_week", "start_time_us", "end_time_us")
+        .sort("store_id", "special_date", "day_of_week", "start_time_us", "end_time_us", nulls_last=False)
     )
+
+
+def weekly_rows(schedule: pl.DataFrame) -> pl.DataFrame:
+    """The schedule's weekly rows (its special-hours rows left out)."""
+    if "special_date" not in schedule.columns:
+        return schedule
+    return schedule.filter(pl.col("special_date").is_null())
+
+
+def special_rows(schedule: pl.DataFrame) -> pl.DataFrame:
+    """The schedule's special-hours rows (none when it has no `special_date` column)."""
+    if "special_date" not in schedule.columns:
+        return schedule.clear().with_columns(pl.lit(None, pl.Date).alias("special_date"))
+    return schedule.filter(pl.col("special_date").is_not_null())
 
 
 def utc_to_local(instants_us: pl.DataFrame, timezone_col: str = "timezone") -> pl.DataFrame:
@@ -136,12 +173,30 @@ def business_intervals_utc(schedule: pl.DataFrame, store_dates: pl.DataFrame) ->
     """Merged UTC business intervals generated from the given (store_id, local_date) pairs.
 
     Each store's dates are expanded with that date's schedule rows, converted to UTC and
-    merged. Returns INTERVAL_SCHEMA sorted by store and time: disjoint, half-open
-    [open_us, close_us).
+    merged: the date's special-hours rows when it has any (SPEC §4a: none open on a date whose
+    only row is closed), else the weekly rows of its weekday. Intervals opened on other dates
+    are not touched (an overnight opening still runs into a holiday). Returns INTERVAL_SCHEMA
+    sorted by store and time: disjoint, half-open [open_us, close_us).
     """
-    rows = store_dates.with_columns((pl.col("local_date").dt.weekday() - 1).cast(pl.Int8).alias("day_of_week")).join(
-        schedule, on=["store_id", "day_of_week"], how="inner"
+    columns = ["store_id", "local_date", "start_time_us", "end_time_us", "timezone"]
+    dated = store_dates.select("store_id", "local_date").with_columns(
+        (pl.col("local_date").dt.weekday() - 1).cast(pl.Int8).alias("day_of_week")
     )
+    weekly, special = weekly_rows(schedule), special_rows(schedule)
+    if special.is_empty():
+        rows = dated.join(weekly, on=["store_id", "day_of_week"], how="inner").select(columns)
+    else:
+        special = special.select(
+            "store_id", pl.col("special_date").alias("local_date"), "start_time_us", "end_time_us", "timezone"
+        )
+        usual = dated.join(special, on=["store_id", "local_date"], how="anti")
+        rows = pl.concat(
+            [
+                usual.join(weekly, on=["store_id", "day_of_week"], how="inner").select(columns),
+                # A closed row has no times: its date joins, and opens nothing.
+                dated.join(special, on=["store_id", "local_date"], how="inner").select(columns).drop_nulls(),
+            ]
+        )
     midnight = pl.col("local_date").cast(pl.Datetime("us"))
     overnight = pl.col("end_time_us") <= pl.col("start_time_us")
     rows = rows.with_columns(
@@ -213,7 +268,7 @@ def weekly_open_hours(schedule: pl.DataFrame) -> pl.DataFrame:
         "store_id",
         pl.date_range(monday - dt.timedelta(days=1), monday + dt.timedelta(days=6)).implode().alias("local_date"),
     ).explode("local_date")
-    wall_clock = schedule.with_columns(pl.lit("UTC").alias("timezone"))
+    wall_clock = weekly_rows(schedule).with_columns(pl.lit("UTC").alias("timezone"))
     intervals = business_intervals_utc(wall_clock, dates).with_columns(
         pl.col("open_us").clip(week_start_us, week_end_us), pl.col("close_us").clip(week_start_us, week_end_us)
     )

@@ -1,4 +1,4 @@
-"""Reading the three input feeds (SPEC §1) into typed polars frames.
+"""Reading the four input feeds (SPEC §1) into typed polars frames.
 
 A file is recognised by its header, never by its name. Every data record either becomes a
 typed row or a rejected row carrying its line number, raw text and a reason; nothing is
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import polars as pl
 
-from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.tables import REJECTED_ROWS
 
 # Accepted header spellings per kind; the first spelling of each column is canonical.
@@ -38,12 +38,19 @@ FEED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
         "end_time_local": ("end_time_local",),
     },
     TIMEZONES: {"store_id": ("store_id",), "timezone_str": ("timezone_str",)},
+    SPECIAL: {
+        "store_id": ("store_id",),
+        "date_local": ("date_local",),
+        "start_time_local": ("start_time_local",),
+        "end_time_local": ("end_time_local",),
+    },
 }
 
 EXPECTED_HEADERS = (
     "store_id,status,timestamp_utc (status polls); "
     "store_id,dayOfWeek|day,start_time_local,end_time_local (business hours); "
-    "store_id,timezone_str (timezones)"
+    "store_id,timezone_str (timezones); "
+    "store_id,date_local,start_time_local,end_time_local (special hours)"
 )
 
 # What the parser knows of a rejected row; the loader adds the file and the kind.
@@ -137,7 +144,7 @@ def header_kind(head: bytes, name: str, whole_file: bool = True) -> tuple[str, l
 
 
 def read_feed_file(path: str | Path, ingested_at_us: int | None = None) -> ParsedFeed:
-    """Parse one file of any of the three kinds."""
+    """Parse one file of any of the four kinds."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -171,7 +178,7 @@ def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None)
     )
     if quoted:
         body = _unquote_columns(body, columns)
-    parser = {POLLS: _parse_polls, HOURS: _parse_hours, TIMEZONES: _parse_timezones}[kind]
+    parser = {POLLS: _parse_polls, HOURS: _parse_hours, TIMEZONES: _parse_timezones, SPECIAL: _parse_special}[kind]
     typed = parser(body, ingested_at_us)
     reason = (
         pl.when(pl.col("_unterminated"))
@@ -245,6 +252,7 @@ _RAW_ONLY = {
     POLLS: ("timestamp_utc",),
     HOURS: ("start_time_local", "end_time_local"),
     TIMEZONES: (),
+    SPECIAL: ("date_local", "start_time_local", "end_time_local"),
 }
 
 
@@ -539,6 +547,33 @@ def _parse_hours(body: pl.DataFrame, _ingested_at_us: int) -> pl.DataFrame:
         ).alias("_reason")
     )
     return body.with_columns(pl.col("_day").cast(pl.Int8, strict=False).alias("day_of_week"))
+
+
+# --- special hours (SPEC §4a) ---------------------------------------------------------------
+
+BAD_DATE = "bad date (expected a real calendar date YYYY-MM-DD)"
+BAD_TIME = (
+    "bad time (expected HH:MM or HH:MM:SS[.ffffff], 00:00-23:59:59, for both times; "
+    "both empty means closed all that date)"
+)
+
+
+def _parse_special(body: pl.DataFrame, _ingested_at_us: int) -> pl.DataFrame:
+    """store_id, local_date, start_time_us, end_time_us; both times null on a closed row."""
+    text = pl.col("date_local")
+    blank = lambda column: pl.col(column).is_null() | (pl.col(column) == "")  # noqa: E731
+    closed = blank("start_time_local") & blank("end_time_local")
+    body = body.with_columns(
+        pl.when(text.str.contains(r"^\d{4}-\d{2}-\d{2}$"))
+        .then(text.str.to_date("%Y-%m-%d", strict=False))
+        .alias("local_date"),
+        parse_time_of_day_us(pl.col("start_time_local")).alias("start_time_us"),
+        parse_time_of_day_us(pl.col("end_time_local")).alias("end_time_us"),
+    )
+    times_bad = ~closed & (pl.col("start_time_us").is_null() | pl.col("end_time_us").is_null())
+    return body.with_columns(
+        _first_reason((pl.col("local_date").is_null(), BAD_DATE), (times_bad, BAD_TIME)).alias("_reason")
+    )
 
 
 # --- timezones ----------------------------------------------------------------------------

@@ -23,17 +23,21 @@ def clock_text(us: pl.Expr) -> pl.Expr:
 
 
 def schedule_tables(schedule: pl.DataFrame) -> dict[str, str]:
-    """A markdown table of each store's weekly intervals, keyed by store id."""
-    lines = schedule.sort("store_id", "day_of_week", "start_time_us").select(
+    """A markdown table of each store's weekly intervals, then its special-hours dates (SPEC
+    §4a: a date with no times is closed), keyed by store id."""
+    if "special_date" not in schedule.columns:
+        schedule = schedule.with_columns(pl.lit(None, pl.Date).alias("special_date"))
+    weekday = pl.col("day_of_week").replace_strict(list(range(7)), WEEKDAYS, return_dtype=pl.String)
+    lines = schedule.sort("store_id", "special_date", "day_of_week", "start_time_us", nulls_last=False).select(
         "store_id",
         pl.format(
             "| {} | {} | {} |",
-            pl.col("day_of_week").replace_strict(list(range(7)), WEEKDAYS, return_dtype=pl.String),
-            clock_text(pl.col("start_time_us")),
-            clock_text(pl.col("end_time_us")),
+            pl.coalesce(pl.col("special_date").dt.to_string("%Y-%m-%d"), weekday),
+            pl.coalesce(clock_text(pl.col("start_time_us")), pl.lit("closed")),
+            pl.coalesce(clock_text(pl.col("end_time_us")), pl.lit("")),
         ).alias("line"),
     )
-    tables = lines.group_by("store_id").agg(pl.col("line").str.join("\n"))
+    tables = lines.group_by("store_id", maintain_order=True).agg(pl.col("line").str.join("\n"))
     return {store: "| day | opens | closes |\n| --- | --- | --- |\n" + body for store, body in tables.iter_rows()}
 
 

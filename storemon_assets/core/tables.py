@@ -125,7 +125,7 @@ REJECTED_ROWS = Table(
         _text("file_sha256", "Content hash of the file the row came from.", primary_key=True),
         _int("line_number", "1-based line number in that file (the header is line 1).", primary_key=True),
         _text("file_name", "Name of the file the row came from."),
-        _text("kind", "Feed kind: polls, hours or timezones."),
+        _text("kind", "Feed kind: polls, hours, timezones or special_hours."),
         _text("store_id", "The row's store_id where one could be read.", nullable=True),
         _text("raw_text", "The line exactly as it appeared."),
         _text("reason", "Why the row was rejected."),
@@ -138,7 +138,7 @@ INGESTED_FILES = Table(
     (
         _text("file_sha256", "SHA-256 of the file's bytes.", primary_key=True),
         _text("file_name", "Name of the file when it was loaded."),
-        _text("kind", "Feed kind: polls, hours or timezones."),
+        _text("kind", "Feed kind: polls, hours, timezones or special_hours."),
         _int("ingested_at_us", "When it was loaded, microseconds since 1970-01-01 UTC."),
         _int("rows_read", "Data rows in the file (blank lines excluded)."),
         _int("rows_loaded", "Rows accepted (before de-duplication against earlier loads)."),
@@ -148,11 +148,48 @@ INGESTED_FILES = Table(
     ),
 )
 
+# A special-hours row's times: both null on a row that closes the store for the whole date.
+_SPECIAL_START = _int("start_time_us", "Opening time, microseconds after local midnight; null: closed.", nullable=True)
+_SPECIAL_END = _int(
+    "end_time_us", "Closing time, microseconds after local midnight (<= start: next day); null: closed.", nullable=True
+)
+
+SPECIAL_HOURS = Table(
+    "special_hours",
+    "Dates on which a store's hours differ from its week (holidays, closures, short days), in local "
+    "wall-clock time. A date's rows replace the store's weekly rows for that date; a row without "
+    "times closes the store all that date. A file is authoritative for the (store, date) pairs it names.",
+    (
+        _text("store_id", "Opaque store identifier."),
+        Column("local_date", pl.Date(), "The store's local calendar date these hours are for."),
+        _SPECIAL_START,
+        _SPECIAL_END,
+        _text("source_file", "Name of the file these rows came from."),
+    ),
+    # No primary key: a closed row has no times. Rows are found and replaced by (store, date).
+    indexes=(Index("ix_special_hours_store_date", ("store_id", "local_date")),),
+)
+
 STORE_SCHEDULES = Table(
     "store_schedules",
-    "Each store's normalised weekly schedule, as last materialised for its store partition: "
-    "defaults applied (no rows = open around the clock) and timezone resolved.",
-    (*WEEKLY_INTERVAL_COLUMNS, _text("timezone", f"IANA timezone used ({DEFAULT_TIMEZONE} when the store has none).")),
+    "Each store's normalised schedule, as last materialised for its store partition: weekly rows with "
+    "the defaults applied (no rows = open around the clock), its special-hours rows (special_date set), "
+    "and its timezone resolved.",
+    (
+        *WEEKLY_INTERVAL_COLUMNS[:2],
+        _SPECIAL_START,
+        _SPECIAL_END,
+        _text("timezone", f"IANA timezone used ({DEFAULT_TIMEZONE} when the store has none)."),
+        Column(
+            "special_date",
+            pl.Date(),
+            "Null on a weekly row; on a special-hours row, the local date it replaces the weekly rows of "
+            "(day_of_week is then that date's weekday).",
+            nullable=True,
+        ),
+    ),
+    # No primary key (a closed special row has no times); a store's rows are read and replaced together.
+    indexes=(Index("ix_store_schedules_store_id", ("store_id",)),),
 )
 
 # The current report's status intervals. Bounds are integer half-microseconds since the epoch:
@@ -331,6 +368,7 @@ STORED_TABLES: tuple[Table, ...] = (
     STORE_STATUS_POLLS,
     BUSINESS_HOURS,
     STORE_TIMEZONES,
+    SPECIAL_HOURS,
     REJECTED_ROWS,
     INGESTED_FILES,
     STORE_SCHEDULES,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.parsing import ParsedFeed
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
@@ -24,6 +24,7 @@ from storemon_assets.core.tables import (
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
     REJECTED_ROWS,
+    SPECIAL_HOURS,
     STORE_INCIDENTS,
     STORE_SCHEDULES,
     STORE_STATUS_INTERVALS,
@@ -78,6 +79,8 @@ def _bulk_insert(
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         if conn.dialect.name == "sqlite":
+            # Dates as ISO text, which is how SQLite stores them (its driver's date adapter is deprecated).
+            frame = frame.with_columns(pl.col(pl.Date).dt.to_string("%Y-%m-%d"))
             placeholders = ", ".join("?" for _ in frame.columns)
             sql = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders}) ON CONFLICT {on_conflict}"
             for done, batch in enumerate(frame.iter_slices(INSERT_BATCH_ROWS), start=1):
@@ -265,7 +268,8 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
     """Load one parsed file in one transaction; a file already in the ledger is a no-op.
 
     Polls are appended (exact duplicates ignored). A business-hours file replaces the hours
-    of the stores whose rows it accepted. Timezones are upserted, the last row winning.
+    of the stores whose rows it accepted. Timezones are upserted, the last row winning. A
+    special-hours file replaces the special rows of the (store, date) pairs it accepted.
     Rejected rows of a store never erase what that store had. `on_rows(done, total)` hears
     how far the insert of a polls file has got.
     """
@@ -302,7 +306,9 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
                 frame,
                 "(store_id) DO UPDATE SET timezone_str = excluded.timezone_str, source_file = excluded.source_file",
             )
-        else:  # pragma: no cover - parsing only yields the three kinds
+        elif feed.kind == SPECIAL:
+            _replace_special_hours(conn, rows.with_columns(pl.lit(name).alias("source_file")))
+        else:  # pragma: no cover - parsing only yields the four kinds
             raise ValueError(f"unknown feed kind {feed.kind!r}")
 
         rejected = rejected.with_columns(
@@ -318,6 +324,22 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         rows_rejected=rejected.height,
         store_ids=tuple(store_ids.sort().to_list()),
     )
+
+
+def _replace_special_hours(conn: sa.Connection, rows: pl.DataFrame) -> None:
+    """SPEC §4a: the file is authoritative for the (store, date) pairs it names; their earlier
+    special rows go, whichever file they came from. Exact repeats within the file count once."""
+    table = SQL_TABLES[SPECIAL_HOURS.name]
+    frame = (
+        rows.select(SPECIAL_HOURS.column_names)
+        .unique(subset=["store_id", "local_date", "start_time_us", "end_time_us"], keep="first")
+        .sort("store_id", "local_date", "start_time_us", nulls_last=False)
+    )
+    pairs = frame.select("store_id", "local_date").unique().sort("store_id", "local_date").rows()
+    for start in range(0, len(pairs), DELETE_BATCH_KEYS):
+        chunk = pairs[start : start + DELETE_BATCH_KEYS]
+        conn.execute(table.delete().where(sa.tuple_(table.c.store_id, table.c.local_date).in_(chunk)))
+    _bulk_insert(conn, table, frame)
 
 
 def replace_store_schedules(engine: sa.Engine, schedule: pl.DataFrame, store_ids: Sequence[str]) -> None:

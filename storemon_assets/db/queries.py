@@ -28,6 +28,7 @@ from storemon_assets.core.tables import (
     INGESTED_FILES,
     REJECTED_ROWS,
     RETENTION_STATE,
+    SPECIAL_HOURS,
     STORE_INCIDENTS,
     STORE_STATUS_INTERVALS,
     STORE_STATUS_NOW,
@@ -84,8 +85,11 @@ def read_table(
 
 def _frame(rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Rows of plain values as a typed frame (SQLite hands booleans back as 0 and 1)."""
-    raw = {name: (pl.Int8 if dtype == pl.Boolean else dtype) for name, dtype in schema.items()}
-    return pl.DataFrame(rows, schema=raw, orient="row").cast(schema)  # type: ignore[arg-type]
+    # Dates come back as date objects or (SQLite's driver) as their ISO text: left to polars to tell.
+    raw = [(name, {pl.Boolean: pl.Int8, pl.Date: None}.get(dtype, dtype)) for name, dtype in schema.items()]
+    frame = pl.DataFrame(rows, schema=raw, orient="row")
+    iso_dates = [name for name, dtype in schema.items() if dtype == pl.Date and frame.schema[name] == pl.String]
+    return frame.with_columns(pl.col(iso_dates).str.to_date("%Y-%m-%d")).cast(schema)  # type: ignore[arg-type]
 
 
 def _fetch(engine: sa.Engine, sql: str, params: tuple, schema: dict[str, pl.DataType]) -> pl.DataFrame:
@@ -128,21 +132,30 @@ def table_counts(engine: sa.Engine, specs: Iterable[Table]) -> dict[str, int]:
 def read_weekly_schedules(
     engine: sa.Engine, store_ids: pl.Series | None = None, keys: KeyRange | None = None
 ) -> pl.DataFrame:
-    """Normalised weekly schedules of the given stores (default: every store any feed names),
-    derived from the raw hours and timezones tables with the SPEC §2 defaults. With `keys` (a
-    shard holding all of `store_ids`), only that shard's rows of those tables are read."""
+    """Normalised schedules of the given stores (default: every store any feed names), derived
+    from the raw hours, timezones and special-hours tables with the SPEC §2 defaults: weekly
+    rows, and special-hours rows (SPEC §4a) that every business-time computation given this
+    schedule honours. With `keys` (a shard holding all of `store_ids`), only that shard's rows
+    of those tables are read."""
     hours = read_table(engine, BUSINESS_HOURS, ("store_id", "day_of_week", "start_time_us", "end_time_us"), keys)
     timezones = read_table(engine, STORE_TIMEZONES, ("store_id", "timezone_str"), keys)
+    special = read_table(engine, SPECIAL_HOURS, SPECIAL_HOURS_READ, keys)
     if store_ids is None:
         store_ids = known_store_ids(engine)
-    return weekly_schedule(hours, timezones, store_ids)
+    return weekly_schedule(hours, timezones, store_ids, special)
+
+
+SPECIAL_HOURS_READ = ("store_id", "local_date", "start_time_us", "end_time_us")
 
 
 def known_store_ids(engine: sa.Engine) -> pl.Series:
     """Every store named by an accepted row of any feed."""
     with engine.connect() as conn:
         query = sa.union(
-            *(sa.select(SQL_TABLES[spec.name].c.store_id) for spec in (STORES, BUSINESS_HOURS, STORE_TIMEZONES))
+            *(
+                sa.select(SQL_TABLES[spec.name].c.store_id)
+                for spec in (STORES, BUSINESS_HOURS, STORE_TIMEZONES, SPECIAL_HOURS)
+            )
         )
         ids = [row[0] for row in conn.execute(query)]
     return pl.Series("store_id", ids, dtype=pl.String).sort()
@@ -421,8 +434,10 @@ def store_status_intervals(engine: sa.Engine, store_id: str) -> pl.DataFrame:
 
 
 def store_weekly_schedule(engine: sa.Engine, store_id: str) -> pl.DataFrame:
-    """One store's normalised weekly schedule, derived from its raw rows like the report's."""
+    """One store's normalised schedule (weekly and special-hours rows), derived from its raw
+    rows like the report's."""
     hours, zones = SQL_TABLES[BUSINESS_HOURS.name], SQL_TABLES[STORE_TIMEZONES.name]
+    special = SQL_TABLES[SPECIAL_HOURS.name]
     own_hours = _select_frame(
         engine,
         sa.select(hours.c.store_id, hours.c.day_of_week, hours.c.start_time_us, hours.c.end_time_us).where(
@@ -433,7 +448,12 @@ def store_weekly_schedule(engine: sa.Engine, store_id: str) -> pl.DataFrame:
     zone = _select_frame(
         engine, sa.select(zones.c.store_id, zones.c.timezone_str).where(zones.c.store_id == store_id), STORE_TIMEZONES
     )
-    return weekly_schedule(own_hours, zone, pl.Series("store_id", [store_id], dtype=pl.String))
+    own_special = _select_frame(
+        engine,
+        sa.select(*(special.c[name] for name in SPECIAL_HOURS_READ)).where(special.c.store_id == store_id),
+        SPECIAL_HOURS,
+    )
+    return weekly_schedule(own_hours, zone, pl.Series("store_id", [store_id], dtype=pl.String), own_special)
 
 
 def newest_polls(engine: sa.Engine, stores: pl.DataFrame, as_of_us: int) -> pl.DataFrame:

@@ -5,7 +5,7 @@ inside the report asset, which publishes nothing when a blocking one fails."""
 import dagster as dg
 
 from storemon_assets.core import quality
-from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.tables import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_TIMEZONES
 from storemon_assets.db.queries import polled_store_ids, read_table
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
@@ -49,6 +49,7 @@ def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
 rejected_polls_share = _rejected_share_check(POLLS)
 rejected_hours_share = _rejected_share_check(HOURS)
 rejected_timezones_share = _rejected_share_check(TIMEZONES)
+rejected_special_hours_share = _rejected_share_check(SPECIAL)
 
 
 @dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
@@ -101,6 +102,7 @@ raw_checks = [
     rejected_polls_share,
     rejected_hours_share,
     rejected_timezones_share,
+    rejected_special_hours_share,
     timezones_are_known,
     polled_stores_have_timezones,
     polled_stores_have_business_hours,

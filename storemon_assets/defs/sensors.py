@@ -13,7 +13,8 @@ landing_files_sensor
 
 store_schedules_sensor
     After the raw feeds change, compares each store's stored schedule with the one the raw
-    feeds give now and requests the stale partitions (new stores, changed hours or timezone)
+    feeds give now and requests the stale partitions (new stores, changed hours, special hours
+    or timezone)
     in at most MAX_SCHEDULE_RUNS runs over contiguous partition ranges.
 """
 
@@ -305,7 +306,7 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
     job=store_schedules_job,
     minimum_interval_seconds=30,
     default_status=RUNNING,
-    description="Materialises the store partitions whose hours or timezone changed, and new stores.",
+    description="Materialises the store partitions whose hours, special hours or timezone changed, and new stores.",
 )
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     engine = database.engine()

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from storemon_assets.core.business_time import special_rows, weekly_rows
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
@@ -70,10 +71,19 @@ class OpeningHours(BaseModel):
     closes: str = Field(description="Local wall-clock time; at or before `opens` means the next day.")
 
 
+class SpecialHours(BaseModel):
+    date: str = Field(description="The store's local calendar date, YYYY-MM-DD.")
+    opens: str | None = Field(description="Local wall-clock time, HH:MM[:SS]; null: closed all that date.")
+    closes: str | None = Field(description="Local wall-clock time; at or before `opens` means the next day.")
+
+
 class StoreDetail(BaseModel):
     store_id: str
     timezone: str = Field(description="IANA timezone used (the default one when the store has none).")
     schedule: list[OpeningHours] = Field(description="Weekly opening hours (no rows in the feed: open 24x7).")
+    special_hours: list[SpecialHours] = Field(
+        description="Dates whose hours replace the weekly ones (holidays, closures, short days), oldest first."
+    )
     as_of: str = Field(description="The report's T, ISO-8601 UTC.")
     report_id: str
     report: ReportRow
@@ -246,14 +256,20 @@ def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
     spans = _spans(store_status_intervals(engine, store_id))
+    times = (clock_text(pl.col("start_time_us")), clock_text(pl.col("end_time_us")))
     return StoreDetail(
         store_id=store_id,
         timezone=schedule.get_column("timezone")[0],
         schedule=[
             OpeningHours(day_of_week=day, day=WEEKDAYS[day], opens=opens, closes=closes)
-            for day, opens, closes in schedule.select(
-                "day_of_week", clock_text(pl.col("start_time_us")), clock_text(pl.col("end_time_us"))
-            ).iter_rows()
+            for day, opens, closes in weekly_rows(schedule).select("day_of_week", *times).iter_rows()
+        ],
+        special_hours=[
+            SpecialHours(date=date.isoformat(), opens=opens, closes=closes)
+            for date, opens, closes in special_rows(schedule)
+            .sort("special_date")
+            .select("special_date", *times)
+            .iter_rows()
         ],
         as_of=format_instant(info["as_of_us"]),
         report_id=info["report_id"],

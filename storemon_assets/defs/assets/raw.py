@@ -1,14 +1,14 @@
-"""The three raw feeds, loaded from the landing folder into the database."""
+"""The four raw feeds, loaded from the landing folder into the database."""
 
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
 
-from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.parsing import FeedFileError, ParsedFeed, parse_feed_bytes
 from storemon_assets.core.summaries import share_pct
-from storemon_assets.core.tables import BUSINESS_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.loading import LoadOutcome, load_feed
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
@@ -19,17 +19,24 @@ LANDING_FOLDER = dg.AssetKey("landing_folder")
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
 RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
+RAW_SPECIAL_HOURS = dg.AssetKey("raw_special_hours")
 
 RAW_ASSETS = {
     POLLS: (RAW_STORE_STATUS, STORE_STATUS_POLLS, "Status polls (UTC): is the store online? About hourly per store."),
     HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS, "Business hours per weekday, in each store's local time."),
     TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES, "Each store's IANA timezone."),
+    SPECIAL: (
+        RAW_SPECIAL_HOURS,
+        SPECIAL_HOURS,
+        "Special hours: dates whose hours differ from the store's week (holidays, closures, short days), "
+        "in local time; they replace the weekly hours of those dates.",
+    ),
 }
 
 
 landing_folder = dg.AssetSpec(
     LANDING_FOLDER,
-    description="The folder (STOREMON_DATA_DIR) where CSV files of any of the three feeds arrive, "
+    description="The folder (STOREMON_DATA_DIR) where CSV files of any of the four feeds arrive, "
     "recognised by their header. Watched by the landing_files_sensor; files that cannot be read "
     "are moved to its failed/ subfolder with the error beside them.",
     group_name="raw",
@@ -118,7 +125,7 @@ def ingest_landing_files(
     added = register_store_partitions(context.instance, {s for o in outcomes for s in o.store_ids})
     counts = table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
     versions = feed_versions(engine)
-    # Each raw asset is its table: every run records all three as they now are. The data
+    # Each raw asset is its table: every run records all four as they now are. The data
     # version only changes when files of that feed were loaded, so an unchanged feed does not
     # make its downstream assets look stale (and the report step is never skipped).
     for kind, (key, spec, _) in RAW_ASSETS.items():

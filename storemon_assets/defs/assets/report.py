@@ -32,7 +32,12 @@ from storemon_assets.core.summaries import weekly_uptime_distribution
 from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import newest_poll_us, polled_store_ids, store_shards
-from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.assets.raw import (
+    RAW_BUSINESS_HOURS,
+    RAW_SPECIAL_HOURS,
+    RAW_STORE_STATUS,
+    RAW_STORE_TIMEZONES,
+)
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import markdown_table, table_schema
 from storemon_assets.service import (
@@ -47,7 +52,7 @@ from storemon_assets.service import (
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
-RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES]
+RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
 
 
 def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
@@ -307,11 +312,12 @@ def _report_config(config: ReportShardsConfig) -> dict:
     config=_report_config,
     can_subset=False,
 )
-def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones):
+def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw_special_hours):
     shards, as_of_us = plan_report_shards(
         raw_store_status=raw_store_status,
         raw_business_hours=raw_business_hours,
         raw_store_timezones=raw_store_timezones,
+        raw_special_hours=raw_special_hours,
     )
     exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())

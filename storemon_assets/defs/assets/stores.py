@@ -18,7 +18,7 @@ from storemon_assets.core.summaries import schedule_tables
 from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db.loading import replace_store_schedules
 from storemon_assets.db.queries import read_weekly_schedules
-from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_SPECIAL_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.partitions import store_partitions
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
@@ -33,7 +33,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
 @dg.asset(
     partitions_def=store_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
+    deps=[RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS],
     group_name="stores",
     kinds={"polars", "sql"},
     output_required=False,
