@@ -1,144 +1,246 @@
 """Every setting storemon reads from the environment, declared and read here only (SPEC §7).
 
-`SETTINGS` is the one list of variables: the README's configuration table is checked against
-it by a test, and no other module reads a `STOREMON_*` variable.
+`StoremonSettings` (pydantic-settings, prefix `STOREMON_`) is the one declaration: each field's
+type, default (written once, in the field) and meaning. The README's configuration table is
+checked against it by a test (`SETTINGS`), and no other module reads a `STOREMON_*` variable.
+The environment is read afresh on every call, so a changed variable counts at once; a blank
+value counts as unset, and a wrong one is refused naming the variable (`STOREMON_X='y' is ...`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DATA_DIR = _PACKAGE_DIR / "sample_data"
+PREFIX = "STOREMON_"
+EXECUTORS = ("in_process", "multiprocess", "celery")
+
+
+# --- value rules, each with the words a refusal uses ------------------------------------------
+
+
+def _whole_number(least: int | None = None) -> BeforeValidator:
+    def check(value: Any) -> int:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or (least is not None and number < least):
+            raise ValueError("is not a whole number" + (f" of at least {least}" if least is not None else ""))
+        return number
+
+    return BeforeValidator(check)
+
+
+def _seconds(value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1
+    if not 0 <= seconds < float("inf"):
+        raise ValueError("is not a number of seconds")
+    return seconds
+
+
+def _one_of_executors(value: Any) -> Any:
+    if value not in EXECUTORS:
+        raise ValueError(f"is not one of {', '.join(EXECUTORS)}")
+    return value
+
+
+def _no_trailing_slash(value: str | None) -> str | None:
+    return value.rstrip("/") if value else value
+
+
+WholeNumber = Annotated[int, _whole_number()]
+Seconds = Annotated[float, BeforeValidator(_seconds)]
+Url = Annotated[str, AfterValidator(_no_trailing_slash)]
+
+
+def _shown(text: str) -> dict:
+    """The README's words for a default that is not a plain value (derived, or 'unset')."""
+    return {"shown": text}
+
+
+class StoremonSettings(BaseSettings):
+    """storemon's configuration: `STOREMON_<FIELD NAME>` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the storemon database (SQLite or PostgreSQL)",
+        json_schema_extra=_shown("`sqlite:///<home>/data/storemon.db`"),
+    )
+    data_dir: Path | None = Field(
+        None, description="landing folder where new CSV files arrive", json_schema_extra=_shown("`<home>/data/landing`")
+    )
+    reports_dir: Path | None = Field(
+        None,
+        description="where `combined_report.csv` and `<report_id>.csv` go",
+        json_schema_extra=_shown("`<home>/data/reports`"),
+    )
+    as_of: str = Field(
+        "",
+        description="fixed report time `T` of the current report (ISO-8601, or `now`)",
+        json_schema_extra=_shown("unset: the latest poll"),
+    )
+    dagster_url: Url = Field("http://127.0.0.1:3000", description="the Dagster webserver, for the HTTP API")
+    api_url: Url = Field(
+        "http://127.0.0.1:8000", description="where users reach the HTTP API and its page, for the links Dagster shows"
+    )
+    home: Path | None = Field(
+        None,
+        description="base of the default paths (`<home>`)",
+        json_schema_extra=_shown("the repository root in a checkout, else the current directory"),
+    )
+    max_store_partitions: WholeNumber = Field(100000, description="most store partitions to create")
+    sqlite_busy_timeout: Seconds = Field(
+        60,
+        description="seconds an SQLite statement waits for another writer before failing (the run is then retried)",
+    )
+    ingest_retry_seconds: Seconds = Field(
+        30,
+        description="wait before a landing file whose run failed is tried again; doubles after each failure "
+        "(5 runs in all)",
+    )
+    last_line_settle_seconds: Seconds = Field(
+        30,
+        description="a landing file whose last line has no newline is taken as complete once unchanged this long "
+        "(one ending with a newline: after 2 s)",
+    )
+    report_shards: Annotated[int, _whole_number(least=1)] = Field(
+        1, description="store shards the report fans out over (one step each; the run config's `shards` overrides it)"
+    )
+    executor: Annotated[Literal["in_process", "multiprocess", "celery"], BeforeValidator(_one_of_executors)] = Field(
+        "in_process",
+        description="how Dagster runs the steps: `in_process`, `multiprocess` (a process per step) or `celery` "
+        "(Celery workers)",
+    )
+    celery_broker: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
+    )
+    alert_urls: str = Field(
+        "",
+        description="Apprise URLs that alerts go to, space-separated (Slack, ntfy, e-mail, JSON webhooks...; "
+        "docs/monitor.md)",
+        json_schema_extra=_shown("unset: no alerts are sent"),
+    )
+    alert_min_down_minutes: Annotated[int, _whole_number(least=0)] = Field(
+        30, description="business minutes an open incident lasts before its store's *down* alert goes out"
+    )
+    alert_max_per_message: Annotated[int, _whole_number(least=1)] = Field(
+        20, description="more alerts of one kind due at once than this go out as one summary message"
+    )
+    stale_after_minutes: Annotated[int, _whole_number(least=1)] = Field(
+        120,
+        description="an open store whose newest poll is older than this at T is *not reporting*; a report whose T "
+        "is this far after the newest poll is flagged stale",
+    )
+    public_url: Url | None = Field(
+        None,
+        description="where people reach the store pages, for links in alert messages",
+        json_schema_extra=_shown("unset: messages carry no link"),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, values: Any) -> Any:
+        """Values trimmed; a blank one is dropped, so the default applies."""
+        if not isinstance(values, dict):
+            return values
+        trimmed = {key: value.strip() if isinstance(value, str) else value for key, value in values.items()}
+        return {key: value for key, value in trimmed.items() if value != ""}
+
+
+def load(field: str | None = None) -> StoremonSettings:
+    """The settings as the environment gives them now. A wrong value is refused naming its
+    variable (ValueError); with `field`, only a wrong value of that one is (each setting is read
+    independently: a wrong STOREMON_REPORT_SHARDS does not stop the API finding its database)."""
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
+    return _load(environment, field)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(environment: tuple[tuple[str, str], ...], field: str | None) -> StoremonSettings:
+    """`load` for one state of the STOREMON_* variables (reading them costs milliseconds)."""
+    try:
+        return StoremonSettings()
+    except ValidationError as exc:
+        wrong = {str(error["loc"][0]): error for error in exc.errors()}
+    if field is None or field in wrong:
+        error = wrong[field] if field in wrong else next(iter(wrong.values()))
+        problem = error["ctx"]["error"] if "error" in error.get("ctx", {}) else error["msg"]
+        raise ValueError(f"{PREFIX}{str(error['loc'][0]).upper()}={error['input']!r} {problem}")
+    return StoremonSettings(**{name: StoremonSettings.model_fields[name].default for name in wrong})
+
+
+# --- the variables, as the README's table and other modules name them --------------------------
 
 
 @dataclass(frozen=True)
 class Setting:
-    name: str
+    field: str
+    name: str  # the environment variable
     meaning: str
     default: str  # as the README shows it
 
 
-HOME = Setting(
-    "STOREMON_HOME",
-    "base of the default paths (`<home>`)",
-    "the repository root in a checkout, else the current directory",
-)
-DATABASE_URL = Setting(
-    "STOREMON_DATABASE_URL",
-    "SQLAlchemy URL of the storemon database (SQLite or PostgreSQL)",
-    "`sqlite:///<home>/data/storemon.db`",
-)
-DATA_DIR = Setting("STOREMON_DATA_DIR", "landing folder where new CSV files arrive", "`<home>/data/landing`")
-REPORTS_DIR = Setting(
-    "STOREMON_REPORTS_DIR", "where `combined_report.csv` and `<report_id>.csv` go", "`<home>/data/reports`"
-)
-AS_OF = Setting(
-    "STOREMON_AS_OF", "fixed report time `T` of the current report (ISO-8601, or `now`)", "unset: the latest poll"
-)
-DAGSTER_URL = Setting("STOREMON_DAGSTER_URL", "the Dagster webserver, for the HTTP API", "`http://127.0.0.1:3000`")
-MAX_STORE_PARTITIONS = Setting("STOREMON_MAX_STORE_PARTITIONS", "most store partitions to create", "`100000`")
-API_URL = Setting(
-    "STOREMON_API_URL",
-    "where users reach the HTTP API and its page, for the links Dagster shows",
-    "`http://127.0.0.1:8000`",
-)
-SQLITE_BUSY_TIMEOUT = Setting(
-    "STOREMON_SQLITE_BUSY_TIMEOUT",
-    "seconds an SQLite statement waits for another writer before failing (the run is then retried)",
-    "`60`",
-)
-INGEST_RETRY_SECONDS = Setting(
-    "STOREMON_INGEST_RETRY_SECONDS",
-    "wait before a landing file whose run failed is tried again; doubles after each failure (5 runs in all)",
-    "`30`",
-)
-LAST_LINE_SETTLE_SECONDS = Setting(
-    "STOREMON_LAST_LINE_SETTLE_SECONDS",
-    "a landing file whose last line has no newline is taken as complete once unchanged this long "
-    "(one ending with a newline: after 2 s)",
-    "`30`",
-)
-REPORT_SHARDS = Setting(
-    "STOREMON_REPORT_SHARDS",
-    "store shards the report fans out over (one step each; the run config's `shards` overrides it)",
-    "`1`",
-)
-EXECUTOR = Setting(
-    "STOREMON_EXECUTOR",
-    "how Dagster runs the steps: `in_process`, `multiprocess` (a process per step) or `celery` (Celery workers)",
-    "`in_process`",
-)
-CELERY_BROKER = Setting(
-    "STOREMON_CELERY_BROKER",
-    "Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
-    "`redis://127.0.0.1:6379/0`",
-)
-ALERT_URLS = Setting(
-    "STOREMON_ALERT_URLS",
-    "Apprise URLs that alerts go to, space-separated (Slack, ntfy, e-mail, JSON webhooks...; docs/monitor.md)",
-    "unset: no alerts are sent",
-)
-ALERT_MIN_DOWN_MINUTES = Setting(
-    "STOREMON_ALERT_MIN_DOWN_MINUTES",
-    "business minutes an open incident lasts before its store's *down* alert goes out",
-    "`30`",
-)
-ALERT_MAX_PER_MESSAGE = Setting(
-    "STOREMON_ALERT_MAX_PER_MESSAGE",
-    "more alerts of one kind due at once than this go out as one summary message",
-    "`20`",
-)
-STALE_AFTER_MINUTES = Setting(
-    "STOREMON_STALE_AFTER_MINUTES",
-    "an open store whose newest poll is older than this at T is *not reporting*; a report whose T is this far "
-    "after the newest poll is flagged stale",
-    "`120`",
-)
-PUBLIC_URL = Setting(
-    "STOREMON_PUBLIC_URL",
-    "where people reach the store pages, for links in alert messages",
-    "unset: messages carry no link",
-)
-
-SETTINGS: tuple[Setting, ...] = (
-    DATABASE_URL,
-    DATA_DIR,
-    REPORTS_DIR,
-    AS_OF,
-    DAGSTER_URL,
-    API_URL,
-    HOME,
-    MAX_STORE_PARTITIONS,
-    SQLITE_BUSY_TIMEOUT,
-    INGEST_RETRY_SECONDS,
-    LAST_LINE_SETTLE_SECONDS,
-    REPORT_SHARDS,
-    EXECUTOR,
-    CELERY_BROKER,
-    ALERT_URLS,
-    ALERT_MIN_DOWN_MINUTES,
-    ALERT_MAX_PER_MESSAGE,
-    STALE_AFTER_MINUTES,
-    PUBLIC_URL,
-)
-EXECUTORS = ("in_process", "multiprocess", "celery")
+def _declared(field: str) -> Setting:
+    info = StoremonSettings.model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    shown = str(extra.get("shown") or f"`{info.default}`")
+    return Setting(field, PREFIX + field.upper(), info.description or "", shown)
 
 
-def _read(setting: Setting) -> str:
-    return os.environ.get(setting.name, "").strip()
+SETTINGS: tuple[Setting, ...] = tuple(_declared(field) for field in StoremonSettings.model_fields)
+_BY_FIELD = {setting.field: setting for setting in SETTINGS}
+DATABASE_URL = _BY_FIELD["database_url"]
+DATA_DIR = _BY_FIELD["data_dir"]
+REPORTS_DIR = _BY_FIELD["reports_dir"]
+AS_OF = _BY_FIELD["as_of"]
+DAGSTER_URL = _BY_FIELD["dagster_url"]
+API_URL = _BY_FIELD["api_url"]
+HOME = _BY_FIELD["home"]
+MAX_STORE_PARTITIONS = _BY_FIELD["max_store_partitions"]
+SQLITE_BUSY_TIMEOUT = _BY_FIELD["sqlite_busy_timeout"]
+INGEST_RETRY_SECONDS = _BY_FIELD["ingest_retry_seconds"]
+LAST_LINE_SETTLE_SECONDS = _BY_FIELD["last_line_settle_seconds"]
+REPORT_SHARDS = _BY_FIELD["report_shards"]
+EXECUTOR = _BY_FIELD["executor"]
+CELERY_BROKER = _BY_FIELD["celery_broker"]
+ALERT_URLS = _BY_FIELD["alert_urls"]
+ALERT_MIN_DOWN_MINUTES = _BY_FIELD["alert_min_down_minutes"]
+ALERT_MAX_PER_MESSAGE = _BY_FIELD["alert_max_per_message"]
+STALE_AFTER_MINUTES = _BY_FIELD["stale_after_minutes"]
+PUBLIC_URL = _BY_FIELD["public_url"]
 
 
 def is_set(setting: Setting) -> bool:
     """Whether the environment gives this setting a value (else its default applies)."""
-    return bool(_read(setting))
+    return setting.field in load(setting.field).model_fields_set
+
+
+# --- the values -----------------------------------------------------------------------------
+
+
+def _get(field: str) -> Any:
+    return getattr(load(field), field)
 
 
 def storemon_home() -> Path:
-    if is_set(HOME):
-        return Path(_read(HOME)).resolve()
+    home = _get("home")
+    if home is not None:
+        return home.resolve()
     checkout = _PACKAGE_DIR.parent
     if (checkout / "workspace.yaml").exists():
         return checkout
@@ -154,108 +256,72 @@ def sqlite_url(path: str | Path) -> str:
 
 
 def database_url() -> str:
-    return _read(DATABASE_URL) or sqlite_url(data_home() / "storemon.db")
+    return _get("database_url") or sqlite_url(data_home() / "storemon.db")
 
 
 def landing_dir() -> Path:
-    return Path(_read(DATA_DIR) or data_home() / "landing").resolve()
+    return (_get("data_dir") or data_home() / "landing").resolve()
 
 
 def reports_dir() -> Path:
-    return Path(_read(REPORTS_DIR) or data_home() / "reports").resolve()
+    return (_get("reports_dir") or data_home() / "reports").resolve()
 
 
 def as_of_setting() -> str:
-    return _read(AS_OF)
+    return _get("as_of")
 
 
 def dagster_url() -> str:
-    return (_read(DAGSTER_URL) or "http://127.0.0.1:3000").rstrip("/")
+    return _get("dagster_url")
 
 
 def api_url() -> str:
-    return (_read(API_URL) or "http://127.0.0.1:8000").rstrip("/")
+    return _get("api_url")
 
 
 def max_store_partitions() -> int:
-    value = _read(MAX_STORE_PARTITIONS) or "100000"
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{MAX_STORE_PARTITIONS.name}={value!r} is not a whole number") from None
-
-
-def _seconds(setting: Setting, default: str) -> float:
-    value = _read(setting) or default
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1
-    if not 0 <= seconds < float("inf"):
-        raise ValueError(f"{setting.name}={value!r} is not a number of seconds")
-    return seconds
+    return _get("max_store_partitions")
 
 
 def sqlite_busy_timeout() -> float:
-    return _seconds(SQLITE_BUSY_TIMEOUT, "60")
+    return _get("sqlite_busy_timeout")
 
 
 def ingest_retry_seconds() -> float:
-    return _seconds(INGEST_RETRY_SECONDS, "30")
+    return _get("ingest_retry_seconds")
 
 
 def last_line_settle_seconds() -> float:
-    return _seconds(LAST_LINE_SETTLE_SECONDS, "30")
+    return _get("last_line_settle_seconds")
 
 
 def report_shards() -> int:
-    value = _read(REPORT_SHARDS) or "1"
-    try:
-        shards = int(value)
-    except ValueError:
-        shards = 0
-    if shards < 1:
-        raise ValueError(f"{REPORT_SHARDS.name}={value!r} is not a whole number of at least 1")
-    return shards
+    return _get("report_shards")
 
 
 def executor_name() -> str:
-    value = _read(EXECUTOR) or "in_process"
-    if value not in EXECUTORS:
-        raise ValueError(f"{EXECUTOR.name}={value!r} is not one of {', '.join(EXECUTORS)}")
-    return value
+    return _get("executor")
 
 
 def celery_broker() -> str:
-    return _read(CELERY_BROKER) or "redis://127.0.0.1:6379/0"
-
-
-def _whole_number(setting: Setting, default: str, least: int) -> int:
-    value = _read(setting) or default
-    try:
-        number = int(value)
-    except ValueError:
-        number = least - 1
-    if number < least:
-        raise ValueError(f"{setting.name}={value!r} is not a whole number of at least {least}")
-    return number
+    return _get("celery_broker")
 
 
 def alert_urls() -> list[str]:
-    return _read(ALERT_URLS).split()
+    return _get("alert_urls").split()
 
 
 def alert_min_down_minutes() -> int:
-    return _whole_number(ALERT_MIN_DOWN_MINUTES, "30", 0)
+    return _get("alert_min_down_minutes")
 
 
 def alert_max_per_message() -> int:
-    return _whole_number(ALERT_MAX_PER_MESSAGE, "20", 1)
+    return _get("alert_max_per_message")
 
 
 def stale_after_minutes() -> int:
-    return _whole_number(STALE_AFTER_MINUTES, "120", 1)
+    return _get("stale_after_minutes")
 
 
 def public_url() -> str | None:
-    return _read(PUBLIC_URL).rstrip("/") or None
+    return _get("public_url") or None

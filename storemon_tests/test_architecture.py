@@ -81,9 +81,9 @@ def _is_environ(node: ast.AST) -> bool:
 
 def _environment_reads(path: Path) -> list[str]:
     """Places in a file that read a variable from the environment (`os.environ[...]`,
-    `os.environ.get(...)`, `os.getenv(...)`) or name a STOREMON_* variable as a bare string (a key
-    for any of those, or for dg.EnvVar). Handing the whole environment on (`dict(os.environ)`)
-    is no read."""
+    `os.environ.get(...)`, `os.getenv(...)`), use pydantic-settings (which reads it for a class)
+    or name a STOREMON_* variable as a bare string (a key for any of those, or for dg.EnvVar).
+    Handing the whole environment on (`dict(os.environ)`) is no read."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Subscript) and _is_environ(node.value):
@@ -93,6 +93,8 @@ def _environment_reads(path: Path) -> list[str]:
                 node.func.attr == "getenv"
             ):
                 found.append(f"{path.name}:{node.lineno} calls {ast.unparse(node.func)}")
+        elif isinstance(node, ast.ImportFrom) and node.module == "pydantic_settings":
+            found.append(f"{path.name}:{node.lineno} imports pydantic_settings")
         elif isinstance(node, ast.ImportFrom) and node.module == "os":
             found += [
                 f"{path.name}:{node.lineno} imports {a.name}" for a in node.names if a.name in ("environ", "getenv")
@@ -116,6 +118,7 @@ def test_the_environment_check_sees_each_kind_of_read(tmp_path):
         "a = os.environ.get('STOREMON_AS_OF')\nb = dg.EnvVar('STOREMON_DATABASE_URL')\n"
         "c = os.environ['HOME'] + os.getenv('X', '')\n"
         "d = dict(os.environ)\ne = 'set STOREMON_AS_OF to fix T'\n"
+        "from pydantic_settings import BaseSettings\n"
     )
     assert _environment_reads(sneaky) == [
         "sneaky.py:2 imports getenv",
@@ -124,6 +127,7 @@ def test_the_environment_check_sees_each_kind_of_read(tmp_path):
         "sneaky.py:5 names STOREMON_DATABASE_URL",
         "sneaky.py:6 calls os.getenv",
         "sneaky.py:6 indexes environ",
+        "sneaky.py:9 imports pydantic_settings",
     ]
     assert _environment_reads(SETTINGS_MODULE)  # settings.py does read it: the check is not blind
 
