@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ def _fail(message: str) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """The report as CSV: from three files (in a fresh embedded database, through the same
     ingestion and computation as the assets) or, without them, from the configured database."""
-    from storemon_assets.service import write_report_text
+    from storemon_assets.publication import sweep_temporaries, write_report_text
 
     files = (args.status, args.hours, args.timezones)
     if any(files) and not all(files):
@@ -41,9 +42,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             result, rejected = _report_from_database(as_of_us, progress)
     except (FeedFileError, ValueError) as exc:
         return _fail(str(exc))
+    out = Path(args.out)
     try:
         with progress.phase("write") as phase:
-            write_report_text(result.report, Path(args.out))
+            sweep_temporaries(out.parent, out.name)  # what a killed `storemon report` left beside it
+            write_report_text(result.report, out)  # its temporary file goes whatever ends the write
             phase.detail = f"{result.store_count:,} rows to {args.out}"
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
@@ -466,8 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, _frame) -> None:
+    """SIGTERM ends the command as Ctrl-C does, through its clean-up (temporary files), not at once."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("report", "ingest", "generate"):  # the commands that write files; dev/api stop their own way
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if getattr(args, "stores", None) is None and args.command == "generate" and not (args.hours or args.timezones):
         args.stores = 100
     return args.func(args)

@@ -7,7 +7,6 @@ What it costs is set by the week, not by the length of the stored history.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ from storemon_assets.core.uptime import (
     empty_uptime_report,
     observations,
     polls_observations,
-    report_csv,
     report_from_observations,
     round_report,
     utc_days,
@@ -51,8 +49,14 @@ from storemon_assets.db.queries import (
     rejected_counts,
 )
 from storemon_assets.progress import QUIET, Progress
+from storemon_assets.publication import (  # noqa: F401 - the report's file names and writer, used through here
+    COMBINED_REPORT_NAME,
+    Publication,
+    write_report_text,
+    write_text_atomically,
+)
+from storemon_assets.publication import publish_report as publish_report_files
 
-COMBINED_REPORT_NAME = "combined_report.csv"
 # Read with the week: the day before it, where most stores' carry-in lies (a store open every
 # day was observed then). Stores without one there are looked up further back, each from its
 # own last poll, over spans that double each round, so a long silence costs one seek.
@@ -243,21 +247,30 @@ def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
 
 
-def publish_current_report(engine: sa.Engine, result: ReportResult, report_id: str) -> None:
-    """Make this the current report in the database: its rows and status intervals (the API's
-    /stores pages read them), replacing the previous ones in one transaction."""
+def current_report(result: ReportResult, report_id: str) -> CurrentReport | None:
+    """What the database keeps of a report when it is the current one (None: no polls, no T)."""
     if result.uptime.as_of_us is None:
-        return  # no polls at all: nothing to show, and nothing to replace
-    replace_current_report(
-        engine,
-        CurrentReport(
-            report_id,
-            result.uptime.as_of_us,
-            result.report,
-            result.uptime.intervals,
-            result.stores_without_observations,
-        ),
+        return None
+    return CurrentReport(
+        report_id,
+        result.uptime.as_of_us,
+        result.report,
+        result.uptime.intervals,
+        result.stores_without_observations,
     )
+
+
+def publish_current_report(engine: sa.Engine, result: ReportResult, report_id: str) -> bool:
+    """Make this the current report in the database only (its rows and status intervals, which the
+    API's pages read), unless a newer one is published; False then. Without polls, nothing."""
+    current = current_report(result, report_id)
+    return current is not None and replace_current_report(engine, current)
+
+
+def publish_report(engine: sa.Engine, reports_dir: Path, result: ReportResult, report_id: str) -> Publication:
+    """Write `<report_id>.csv` and make the report current, `combined_report.csv` and the database
+    together, unless a newer one is published (storemon_assets/publication.py has the order)."""
+    return publish_report_files(engine, reports_dir, current_report(result, report_id), result.report, report_id)
 
 
 def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:
@@ -295,20 +308,6 @@ def combine_report_shards(
         week_polls=sum(r.week_polls for r in reads),
     )
     return ReportResult(UptimeReport(as_of_us, report, exact, intervals), rejected_counts(engine), total)
-
-
-def write_report_files(report: pl.DataFrame, reports_dir: Path, report_id: str | None) -> list[Path]:
-    """Write `combined_report.csv` and, with an id, `<report_id>.csv`."""
-    names = [COMBINED_REPORT_NAME] + ([f"{report_id}.csv"] if report_id else [])
-    targets = [reports_dir / name for name in names]
-    for target in targets:
-        write_report_text(report, target)
-    return targets
-
-
-def write_report_text(report: pl.DataFrame, target: Path) -> None:
-    """Write the report CSV so that readers never see a half-written file."""
-    write_text_atomically(report_csv(report), target)
 
 
 @dataclass(frozen=True)
@@ -361,11 +360,3 @@ def refresh_incidents(engine: sa.Engine, stale_after_minutes: int) -> Incidents:
     current = incidents_of(engine, as_of_us, read_table(engine, STORE_STATUS_INTERVALS), stale_after_minutes)
     replace_incidents(engine, current.incidents, current.status)
     return current
-
-
-def write_text_atomically(text: str, target: Path) -> None:
-    """Write a file so that readers never see it half-written (a temporary file, then a rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    temporary.replace(target)

@@ -174,3 +174,37 @@ def fresh_postgres_engine():
     engine = empty_postgres_engine()
     create_tables(engine)
     return engine
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A folder on a file system of its own, 1 MiB (a tmpfs), for tests of a full disk; call
+    `fill()` on it to leave no byte free. Needs root (mount); skipped without it."""
+    import subprocess
+
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True).returncode
+        == 0
+    )
+    if not mounted:
+        pytest.skip("a full disk is simulated with a tmpfs, which needs root (mount -t tmpfs)")
+    try:
+        yield SmallDisk(folder)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@dataclass
+class SmallDisk:
+    folder: Path
+
+    def fill(self) -> None:
+        """Write a filler file until the file system refuses another byte."""
+        with open(self.folder / "filler", "ab", buffering=0) as filler:
+            try:
+                while True:
+                    filler.write(b"x" * 4096)
+            except OSError:
+                pass

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import polars as pl
@@ -310,3 +311,25 @@ def test_ingest_on_a_full_disk_says_so_and_still_tries_the_other_files(small_fee
     first, second = done.stdout.splitlines()
     assert first.startswith("store_status.csv: not loaded: ") and "Traceback" not in done.stdout + done.stderr
     assert second.startswith("tiny.csv: loaded, timezones, 1 rows")
+
+
+def test_report_on_a_full_disk_fails_in_one_line_and_leaves_no_temporary_file(tmp_path, small_disk):
+    out = small_disk.folder / "rep.csv"
+    small_disk.fill()
+    done = storemon_on(tmp_path / "s.db", "report", "--out", str(out))
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == f"storemon: error: cannot write {out}: No space left on device"
+    assert [p.name for p in small_disk.folder.iterdir()] == ["filler"]
+
+
+def test_report_sweeps_the_temporary_files_a_killed_report_left_beside_its_target(tmp_path):
+    killed = tmp_path / ".rep.csv.4242.tmp"  # a `storemon report --out rep.csv` killed an hour ago
+    writing = tmp_path / ".rep.csv.4343.tmp"  # another one, writing right now
+    other = tmp_path / ".other.csv.4242.tmp"  # not the report's: not ours to remove
+    for path in (killed, writing, other):
+        path.write_text("store_id,")
+    for path in (killed, other):
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
+    done = storemon_on(tmp_path / "s.db", "report", "--out", str(tmp_path / "rep.csv"))
+    assert done.returncode == 0, done.stderr
+    assert not killed.exists() and writing.exists() and other.exists()

@@ -361,13 +361,30 @@ class CurrentReport:
     stores_without_observations: int
 
 
-def replace_current_report(engine: sa.Engine, current: CurrentReport) -> None:
-    """Replace the current report's rows, status intervals and info, in one transaction.
+def replace_current_report(
+    engine: sa.Engine, current: CurrentReport, before_commit: Callable[[], None] = lambda: None
+) -> bool:
+    """Make `current` the current report, unless the published one has a newer T (SPEC §6):
+    compare and replace in one transaction. Returns False, having changed nothing, when a newer
+    report is published.
 
-    Readers see the previous report until the commit, then the new one: never a mix.
+    The transaction first takes the current report's write lock (PostgreSQL: a table lock that
+    readers pass; SQLite: its first statement is a write, which takes the database's write lock
+    before anything is read), so two publications are ordered and the later one sees the other's
+    T. `before_commit` runs inside it, after the tables were replaced (the reports folder's CSV
+    is switched there, storemon_assets/publication.py). Readers see the previous report until the
+    commit, then the new one: never a mix.
     """
-    with engine.begin() as conn:
-        for spec in (CURRENT_REPORT_INFO, CURRENT_REPORT, STORE_STATUS_INTERVALS):
+    info = SQL_TABLES[CURRENT_REPORT_INFO.name]
+    with engine.connect() as conn, conn.begin() as transaction:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"LOCK TABLE {CURRENT_REPORT_INFO.name} IN SHARE ROW EXCLUSIVE MODE")
+        conn.execute(info.delete().where(info.c.as_of_us <= current.as_of_us))
+        newer = conn.execute(sa.select(sa.func.count()).select_from(info)).scalar_one()
+        if newer:
+            transaction.rollback()
+            return False
+        for spec in (CURRENT_REPORT, STORE_STATUS_INTERVALS):
             conn.execute(SQL_TABLES[spec.name].delete())
         # Sorted by key, rows append to the primary-key B-tree.
         _bulk_insert(
@@ -379,7 +396,7 @@ def replace_current_report(engine: sa.Engine, current: CurrentReport) -> None:
             current.intervals.select(STORE_STATUS_INTERVALS.column_names).sort("store_id", "start_half_us"),
         )
         conn.execute(
-            SQL_TABLES[CURRENT_REPORT_INFO.name].insert(),
+            info.insert(),
             {
                 "report_id": current.report_id,
                 "as_of_us": current.as_of_us,
@@ -388,6 +405,8 @@ def replace_current_report(engine: sa.Engine, current: CurrentReport) -> None:
                 "stores_without_observations": current.stores_without_observations,
             },
         )
+        before_commit()
+    return True
 
 
 def replace_incidents(engine: sa.Engine, incidents: pl.DataFrame, status: pl.DataFrame) -> None:

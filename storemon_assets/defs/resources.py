@@ -25,6 +25,15 @@ import sqlalchemy as sa
 
 from storemon_assets import settings
 from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.publication import (
+    COMBINED_REPORT_NAME,
+    SHARDS_FOLDER,
+    reconcile_combined_report,
+    sweep_temporaries,
+)
+
+# Dagster's tag on a failed run that its run retries will re-execute ("true") or not.
+WILL_RETRY_TAG = "dagster/will_retry"
 
 
 @lru_cache(maxsize=8)
@@ -243,13 +252,44 @@ class ReportsFolder(dg.ConfigurableResource):
         return shard_folder(self.folder, run_id)
 
     def discard_shards(self, run_id: str) -> None:
-        """Delete a run's intermediate files once the report they made is published."""
+        """Delete a run's intermediate files (its report was published, or failed for good)."""
         shutil.rmtree(self.shard_folder(run_id), ignore_errors=True)
+
+    def sweep(self, instance: dg.DagsterInstance, engine: sa.Engine) -> list[str]:
+        """What runs killed or failed before left behind, swept at a report run's start (names).
+
+        Temporary files untouched for a while (publication.sweep_temporaries); a
+        `combined_report.csv` left ahead of the database by a run killed before its commit
+        (publication.reconcile_combined_report); and the intermediate files of every run whose
+        run group has ended with no retry to come. A retry of a run re-executed from its failure
+        reads its parent's step results, so those stay while any run of the group may still
+        need them.
+        """
+        swept = [path.name for path in sweep_temporaries(self.folder)]
+        if reconcile_combined_report(engine, self.folder):
+            swept.append(COMBINED_REPORT_NAME)
+        for folder in sorted((self.folder / SHARDS_FOLDER).glob("*")):
+            if _run_group_has_ended(instance, folder.name):
+                self.discard_shards(folder.name)
+                swept.append(f"{SHARDS_FOLDER}/{folder.name}")
+        return swept
+
+
+def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether no run of `run_id`'s group is going on or will be retried (True for a run the
+    instance does not know)."""
+    try:
+        group = instance.get_run_group(run_id)
+    except dg.DagsterRunNotFoundError:
+        return True
+    if group is None:
+        return True
+    return all(run.is_finished and run.tags.get(WILL_RETRY_TAG) != "true" for run in group[1])
 
 
 def shard_folder(reports_folder: Path, run_id: str) -> Path:
     """Where a report run keeps its intermediate step results (ReportShardsIOManager)."""
-    return reports_folder / ".shards" / run_id
+    return reports_folder / SHARDS_FOLDER / run_id
 
 
 class ReportShardsIOManager(dg.ConfigurableIOManager):
@@ -273,12 +313,15 @@ class ReportShardsIOManager(dg.ConfigurableIOManager):
         stem = self._stem(context)
         stem.parent.mkdir(parents=True, exist_ok=True)
         temporary = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
-        if isinstance(obj, pl.DataFrame):
-            obj.write_parquet(temporary)
-            temporary.replace(stem.with_name(stem.name + ".parquet"))
-        else:
-            temporary.write_text(json.dumps(obj))
-            temporary.replace(stem.with_name(stem.name + ".json"))
+        try:  # a failed write (a full disk) leaves no half-written temporary file
+            if isinstance(obj, pl.DataFrame):
+                obj.write_parquet(temporary)
+                temporary.replace(stem.with_name(stem.name + ".parquet"))
+            else:
+                temporary.write_text(json.dumps(obj))
+                temporary.replace(stem.with_name(stem.name + ".json"))
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def load_input(self, context: dg.InputContext):
         stem = self._stem(context.upstream_output)

@@ -46,9 +46,8 @@ from storemon_assets.service import (
     build_report,
     build_report_shard,
     combine_report_shards,
-    publish_current_report,
+    publish_report,
     report_time_us,
-    write_report_files,
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
@@ -177,8 +176,13 @@ def peak_rss_mib() -> float:
     },
     description="Fix T once for the whole report and cut the stores into ranges, one step per range.",
 )
-def plan_report_shards(context: dg.OpExecutionContext, config: ReportShardsConfig, database: StoremonDatabase):
+def plan_report_shards(
+    context: dg.OpExecutionContext, config: ReportShardsConfig, database: StoremonDatabase, reports: ReportsFolder
+):
     engine = database.engine()
+    swept = reports.sweep(context.instance, engine)
+    if swept:
+        context.log.info(f"swept what earlier runs left in the reports folder: {', '.join(swept)}")
     as_of_us = report_time_us(engine, instant_or_failure(settings.as_of_setting()))
     try:
         shards = store_shards(engine, config.shards or settings.report_shards())
@@ -232,8 +236,8 @@ def _check_output(name: str) -> str:
         "intervals": dg.Out(dg.Nothing, is_required=False),
     }
     | {name: dg.Out(dg.Nothing, is_required=False) for name in REPORT_CHECKS},
-    description="Combine the shards, run the blocking checks, publish combined_report.csv atomically "
-    "and the status intervals in the database.",
+    description="Combine the shards, run the blocking checks, then publish: combined_report.csv and the "
+    "database's current report together, unless a report with a newer T is already published.",
 )
 def publish_uptime_report(
     context: dg.OpExecutionContext,
@@ -245,6 +249,17 @@ def publish_uptime_report(
     work: list[dict],
 ):
     engine = database.engine()
+    run_id = context.run.run_id
+    # Whatever ends this step, the run's intermediate files go; only a retry of the run from this
+    # step (the instance's run retries) would read them, and the next run's sweep removes them then.
+    try:
+        yield from _publish(context, engine, reports, as_of_us, exact_parts, interval_parts, work)
+    finally:
+        if not context.instance.run_retries_enabled:
+            reports.discard_shards(run_id)
+
+
+def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, interval_parts, work):
     started = time.perf_counter()
     reads = [PollReads(**w["reads"]) for w in work]
     result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
@@ -256,9 +271,16 @@ def publish_uptime_report(
     if failed:
         raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
     run_id = context.run.run_id
-    publish_current_report(engine, result, run_id)  # the timelines the API shows
-    paths = write_report_files(result.report, reports.folder, run_id)
+    publication = publish_report(engine, reports.folder, result, run_id)
     reports.discard_shards(run_id)
+    if not publication.published:
+        # Like an as-of report: kept under its id, no materialisation (the latest stays the newer one).
+        context.log.warning(
+            f"report as of {result.as_of_iso} not published: the published report is newer "
+            f"(as of {format_instant(publication.published_as_of_us)}); kept only as {publication.run_copy.name}"
+        )
+        return
+    paths = [publication.combined, publication.run_copy]
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
     stale = stale_warning(result.uptime.as_of_us, newest_us, settings.stale_after_minutes() * US_PER_MINUTE)

@@ -1,0 +1,231 @@
+"""Publishing the current report (SPEC §6): only forward in T, the CSV and the database's current
+report together or not at all, and no temporary or shard file left behind on any exit path."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pathlib
+import time
+
+import dagster as dg
+import polars as pl
+import pytest
+import sqlalchemy as sa
+
+from storemon_assets.core.instants import format_instant
+from storemon_assets.db.queries import current_report_info, current_report_rows
+from storemon_assets.defs.assets.raw import ingest_landing_files
+from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.service import COMBINED_REPORT_NAME
+from storemon_tests.helpers import at
+
+# The sample's newest poll is 2023-01-25 18:12:56.113981 UTC: the current report's default T.
+NEWEST_POLL = "2023-01-25T18:12:56.113981Z"
+# An older T, as a slow run would have fixed it before a newer run published.
+OLDER_T = "2023-01-25T12:00:00Z"
+
+
+def combined(home) -> pathlib.Path:
+    return home.reports.folder / COMBINED_REPORT_NAME
+
+
+def report_run(home, instance, monkeypatch, as_of: str = "", raise_on_error: bool = True, shards: int = 1):
+    """One run of the current report's asset, with T fixed by STOREMON_AS_OF (empty: the newest poll)."""
+    monkeypatch.setenv("STOREMON_AS_OF", as_of)
+    return dg.materialize(
+        [uptime_report],
+        resources=home.resources,
+        instance=instance,
+        selection=list(uptime_report.keys),
+        run_config={"ops": {"uptime_report": {"config": {"shards": shards}}}},
+        raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture
+def loaded(home, sample_files, instance):
+    home.drop(*sample_files)
+    assert dg.materialize([ingest_landing_files], resources=home.resources, instance=instance).success
+    return home
+
+
+def leftovers(home) -> list[str]:
+    """Every temporary or intermediate file in the reports folder (names starting with a dot; the
+    folder of every run's intermediate files, `.shards`, is one of them once a run left its own)."""
+    found = [p for p in home.reports.folder.rglob(".*") if not (p.name == ".shards" and not any(p.iterdir()))]
+    return sorted(str(p.relative_to(home.reports.folder)) for p in found)
+
+
+def test_an_older_report_never_replaces_a_newer_published_one(loaded, instance, monkeypatch):
+    newer = report_run(loaded, instance, monkeypatch)
+    published_csv = combined(loaded).read_text()
+    engine = loaded.database.engine()
+    assert format_instant(current_report_info(engine)["as_of_us"]) == NEWEST_POLL
+
+    # A slow run that fixed an older T finishes after the newer one was published.
+    older = report_run(loaded, instance, monkeypatch, as_of=OLDER_T)
+    assert older.success  # its report is valid for its T, and kept under its id ...
+    assert loaded.reports.report_path(older.run_id).exists()
+    assert loaded.reports.report_path(older.run_id).read_text() != published_csv
+    # ... but the published report (CSV, tables, latest materialisation) stays the newer one.
+    assert combined(loaded).read_text() == published_csv
+    info = current_report_info(engine)
+    assert (info["report_id"], format_instant(info["as_of_us"])) == (newer.run_id, NEWEST_POLL)
+    latest = instance.get_latest_materialization_event(dg.AssetKey("uptime_report"))
+    assert latest.run_id == newer.run_id
+    assert not older.asset_materializations_for_node("uptime_report")
+    assert leftovers(loaded) == []
+
+    # The same T again is not older: it is published (a re-run after a correction of the data).
+    again = report_run(loaded, instance, monkeypatch, as_of=NEWEST_POLL)
+    assert current_report_info(engine)["report_id"] == again.run_id
+
+
+def fail_writes_of_temporaries(monkeypatch):
+    """The reports folder is full by the time the report is written: every write of a report CSV
+    (under its temporary name) fails with ENOSPC, half-way."""
+    real_write_text = pathlib.Path.write_text
+
+    def full_disk(self, data, *args, **kwargs):
+        if self.name.endswith(".tmp") and ".csv." in self.name:
+            real_write_text(self, data[: len(data) // 2], *args, **kwargs)  # what fitted
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self))
+        return real_write_text(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_disk)
+
+
+def test_a_full_reports_folder_changes_nothing_published_and_leaves_no_file_behind(loaded, instance, monkeypatch):
+    first = report_run(loaded, instance, monkeypatch, as_of=OLDER_T)
+    published_csv = combined(loaded).read_text()
+    engine = loaded.database.engine()
+    published_rows = current_report_rows(engine)
+
+    fail_writes_of_temporaries(monkeypatch)
+    failed = report_run(loaded, instance, monkeypatch, raise_on_error=False, shards=2)
+    assert not failed.success
+    # The database still names the previous run as current, with its rows; the CSV is the same.
+    assert current_report_info(engine)["report_id"] == first.run_id
+    assert current_report_rows(engine).equals(published_rows)
+    assert combined(loaded).read_text() == published_csv
+    # Neither the half-written temporary files nor the failed run's shard files are left.
+    assert leftovers(loaded) == []
+
+
+def test_temporaries_and_shards_of_killed_runs_are_swept_at_the_next_start(loaded, instance, monkeypatch):
+    reports = loaded.reports.folder
+    # What a run killed half-way leaves: a half-written report and its intermediate step results
+    # (its run unknown to the instance, or long over).
+    stale = [reports / ".combined_report.csv.4242.tmp", reports / ".5c0ffee.csv.4242.tmp"]
+    killed_shards = reports / ".shards" / "00000000-dead-4bad-8bad-000000000000"
+    killed_shards.mkdir(parents=True)
+    (killed_shards / "plan_report_shards__as_of_us.json").write_text("1")
+    for path in stale:
+        path.write_text("store_id,uptime_last_hour\n1,")
+        an_hour_ago = time.time() - 3600
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    # A temporary file being written right now by another process is left alone.
+    fresh = reports / ".combined_report.csv.4343.tmp"
+    fresh.write_text("store_id")
+
+    report_run(loaded, instance, monkeypatch)
+    assert leftovers(loaded) == [fresh.name]
+
+
+def test_a_commit_that_fails_after_the_csv_was_switched_puts_the_previous_csv_back(loaded, instance, monkeypatch):
+    first = report_run(loaded, instance, monkeypatch, as_of=OLDER_T)
+    published_csv = combined(loaded).read_text()
+    engine = loaded.database.engine()
+
+    def refuse(_conn):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    sa.event.listen(engine, "commit", refuse)
+    try:
+        failed = report_run(loaded, instance, monkeypatch, raise_on_error=False)
+    finally:
+        sa.event.remove(engine, "commit", refuse)
+    assert not failed.success
+    assert current_report_info(engine)["report_id"] == first.run_id
+    assert combined(loaded).read_text() == published_csv
+    assert leftovers(loaded) == []
+
+
+def test_a_csv_switched_by_a_run_killed_before_its_commit_is_put_right_at_the_next_start(loaded, instance, monkeypatch):
+    from storemon_assets.publication import reconcile_combined_report
+
+    first = report_run(loaded, instance, monkeypatch, as_of=OLDER_T)
+    published_csv = combined(loaded).read_text()
+    # Killed between the rename and the commit: the CSV is the new one, the database the old one.
+    combined(loaded).write_text(published_csv.replace("\n", "\n", 1) + "killed,1,1,1,1,1,1\n")
+    assert reconcile_combined_report(loaded.database.engine(), loaded.reports.folder) is True
+    assert combined(loaded).read_text() == published_csv
+    assert loaded.reports.report_path(first.run_id).read_text() == published_csv
+    assert reconcile_combined_report(loaded.database.engine(), loaded.reports.folder) is False  # nothing to do
+
+
+def test_no_report_without_polls_replaces_a_published_one(loaded, instance, monkeypatch):
+    report_run(loaded, instance, monkeypatch)
+    published_csv = combined(loaded).read_text()
+    # T before the first poll: a report of no store, older than the published one.
+    report_run(loaded, instance, monkeypatch, as_of="2000-01-01T00:00:00Z")
+    assert combined(loaded).read_text() == published_csv
+    assert pl.read_csv(combined(loaded)).height == 100
+    assert current_report_info(loaded.database.engine())["as_of_us"] == at("2023-01-25 18:12:56.113981")
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_the_database_compares_and_replaces_in_one_transaction(dialect, tmp_path):
+    from storemon_assets.core.tables import STORE_STATUS_INTERVALS
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.db.loading import CurrentReport, replace_current_report
+    from storemon_assets.settings import sqlite_url
+    from storemon_tests.conftest import fresh_postgres_engine
+
+    engine = fresh_postgres_engine() if dialect == "postgresql" else open_database(sqlite_url(tmp_path / "s.db"))
+    no_intervals = pl.DataFrame(schema=STORE_STATUS_INTERVALS.polars_schema)
+
+    def current(report_id: str, as_of: str) -> CurrentReport:
+        report = pl.DataFrame({"store_id": [report_id]}).with_columns(
+            pl.lit(1.0).alias(c) for c in ("uptime_last_hour", "uptime_last_day", "uptime_last_week")
+        )
+        report = report.with_columns(
+            pl.lit(0.0).alias(c) for c in ("downtime_last_hour", "downtime_last_day", "downtime_last_week")
+        )
+        return CurrentReport(report_id, at(as_of), report, no_intervals, 0)
+
+    switched = []
+    try:
+        assert replace_current_report(engine, current("newer", "2023-01-25 20:30"), lambda: switched.append("newer"))
+        assert not replace_current_report(
+            engine, current("older", "2023-01-25 19:10"), lambda: switched.append("older")
+        )
+        assert switched == ["newer"]  # the CSV is switched only by the publication that commits
+        assert current_report_info(engine)["report_id"] == "newer"
+        assert current_report_rows(engine).get_column("store_id").to_list() == ["newer"]
+        assert replace_current_report(engine, current("same", "2023-01-25 20:30"))  # not older: replaces
+        assert current_report_info(engine)["report_id"] == "same"
+    finally:
+        engine.dispose()
+
+
+def test_a_really_full_reports_folder_changes_nothing_published(home, sample_files, instance, monkeypatch, small_disk):
+    from storemon_assets.defs.resources import ReportsFolder
+
+    home.reports = ReportsFolder(path=str(small_disk.folder))
+    home.drop(*sample_files)
+    assert dg.materialize([ingest_landing_files], resources=home.resources, instance=instance).success
+    first = report_run(home, instance, monkeypatch, as_of=OLDER_T)
+    published_csv = combined(home).read_text()
+    small_disk.fill()
+
+    failed = report_run(home, instance, monkeypatch, raise_on_error=False)  # newer T, nowhere to write it
+    assert not failed.success
+    assert current_report_info(home.database.engine())["report_id"] == first.run_id
+    assert combined(home).read_text() == published_csv
+    # No half-written file; what the failed run had stored for its next steps goes at the next start.
+    assert [name for name in leftovers(home) if not name.startswith(".shards")] == []
+    (small_disk.folder / "filler").unlink()
+    assert report_run(home, instance, monkeypatch).success
+    assert leftovers(home) == []
