@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -215,3 +216,62 @@ def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path):
         # Written out with its slash, the id still names the store.
         assert client.get("/stores/a/b c").json()["store_id"] == "a/b c"
         assert client.get("/stores/a/b").status_code == 404
+
+
+ODD_IDS = ["$x^{$", "a$b$c", ".", "..", "x/timeline.svg", "s" * 201, "a/../b", "%2F"]
+
+
+@pytest.fixture
+def odd_client(tmp_path):
+    """Stores whose ids are legal (SPEC §1: opaque text) but awkward in a URL or a picture's title:
+    each open around the clock (UTC), active at 06:00 and 18:00 on the 16th."""
+    quoted = ['"' + store.replace('"', '""') + '"' for store in ODD_IDS]
+    polls = "store_id,status,timestamp_utc\n" + "".join(
+        f"{q},active,2023-01-16 06:00:00 UTC\n{q},active,2023-01-16 18:00:00 UTC\n" for q in quoted
+    )
+    engine = make_engine(tmp_path)
+    files = [
+        write_csv(tmp_path, "polls.csv", polls),
+        write_csv(tmp_path, "tz.csv", "store_id,timezone_str\n" + "".join(f"{q},UTC\n" for q in quoted)),
+    ]
+    ingest_files(engine, files)
+    publish_current_report(engine, build_report(engine), "report-1")
+    with client_for(engine) as client:
+        yield client
+
+
+@pytest.mark.parametrize("store_id", ODD_IDS)
+def test_every_store_in_the_report_has_reachable_pages(odd_client, store_id):
+    # The page and the JSON link to a store the way this test does: detail by its id in a query
+    # parameter (any id), the picture by the link the detail gives.
+    detail = odd_client.get("/store", params={"store_id": store_id})
+    assert detail.status_code == 200, detail.text
+    body = detail.json()
+    assert body["store_id"] == store_id
+    assert body["report"]["uptime_last_week"] == 168.0  # the whole week [9th 18:00, 16th 18:00)
+    picture = odd_client.get(body["timeline_svg"])
+    assert picture.status_code == 200, picture.text
+    assert picture.headers["content-type"] == "image/svg+xml"
+    ElementTree.fromstring(picture.content)  # well-formed XML
+    # The id is drawn as the text it is: no mathematics made of a `$...$` pair.
+    title = next(t for t in ElementTree.fromstring(picture.content).iter() if (t.text or "").startswith("store "))
+    assert title.text.startswith(f"store {store_id} · UTC")
+    assert odd_client.get("/store/timeline.svg", params={"store_id": store_id}).content == picture.content
+
+
+def test_plain_ids_keep_their_path_links_and_odd_ones_get_the_query_form():
+    from storemon_assets.web import timeline_path
+
+    assert timeline_path("a/b c") == "/stores/a%2Fb%20c/timeline.svg"
+    assert timeline_path("..") == "/store/timeline.svg?store_id=.."
+    assert timeline_path("x/timeline.svg") == "/store/timeline.svg?store_id=x%2Ftimeline.svg"
+    assert timeline_path("s" * 201) == "/store/timeline.svg?store_id=" + "s" * 201
+    assert timeline_path("%2F") == "/store/timeline.svg?store_id=%252F"
+
+
+@pytest.mark.parametrize("store_id", ["$x^{$", "a$b$c"])
+def test_an_id_with_dollars_is_drawn_as_text_through_its_path_too(odd_client, store_id):
+    picture = odd_client.get(f"/stores/{quote(store_id, safe='')}/timeline.svg")
+    assert picture.status_code == 200  # was a 500: matplotlib read `$...$` as mathematics
+    texts = ElementTree.fromstring(picture.content).itertext()
+    assert any(text.startswith(f"store {store_id} · UTC") for text in texts)

@@ -31,7 +31,7 @@ from storemon_assets.db.queries import (
     store_weekly_schedule,
     worst_stores,
 )
-from storemon_assets.web import timeline_path
+from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
 from storemon_assets.web.timeline import timeline_svg
 
 MAX_WORST = 1000
@@ -124,7 +124,14 @@ def store_database(request: Request) -> sa.Engine:
 
 
 Database = Annotated[sa.Engine, Depends(store_database)]
-StoreId = Annotated[str, Path(description="The store's id, as in the report.", max_length=200)]
+StoreId = Annotated[str, Path(description="The store's id, as in the report.", max_length=PATH_ID_MAX_CHARS)]
+StoreIdQuery = Annotated[
+    str, Query(description="The store's id, as in the report: any id.", max_length=QUERY_ID_MAX_CHARS)
+]
+TIMELINE_RESPONSES = {
+    200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
+    404: {"description": "Unknown store, or no report published yet."},
+}
 
 
 def _current(engine: sa.Engine) -> dict:
@@ -221,17 +228,49 @@ def list_worst_stores(
 
 
 # Store ids are opaque text and may hold a `/`: both routes take the rest of the path, and the
-# picture's route comes first, so `<id>/timeline.svg` is never read as a store id.
+# picture's route comes first, so `<id>/timeline.svg` is never read as a store id. Ids no path can
+# carry (`.`, `..`, `<id>/timeline.svg`, over 200 characters) have the query forms below.
 @router.get(
     "/stores/{store_id:path}/timeline.svg",
     response_class=Response,
-    responses={
-        200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
-        404: {"description": "Unknown store, or no report published yet."},
-    },
+    responses=TIMELINE_RESPONSES,
     summary="One store's week as a picture",
 )
 def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
+    return _timeline(engine, store_id)
+
+
+@router.get(
+    "/stores/{store_id:path}",
+    response_model=StoreDetail,
+    responses={404: {"description": "Unknown store, or no report published yet."}},
+    summary="One store: schedule, report row and when it was up or down last week",
+)
+def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
+    return _detail(engine, store_id)
+
+
+@router.get(
+    "/store/timeline.svg",
+    response_class=Response,
+    responses=TIMELINE_RESPONSES,
+    summary="One store's week as a picture, for any id (the id as a query parameter)",
+)
+def store_timeline_svg_by_query(engine: Database, store_id: StoreIdQuery) -> Response:
+    return _timeline(engine, store_id)
+
+
+@router.get(
+    "/store",
+    response_model=StoreDetail,
+    responses={404: {"description": "Unknown store, or no report published yet."}},
+    summary="One store, for any id (the id as a query parameter: `.`, `..`, or one ending in /timeline.svg)",
+)
+def store_detail_by_query(engine: Database, store_id: StoreIdQuery) -> StoreDetail:
+    return _detail(engine, store_id)
+
+
+def _timeline(engine: sa.Engine, store_id: str) -> Response:
     info = _current(engine)
     _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
@@ -245,13 +284,7 @@ def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
     )
 
 
-@router.get(
-    "/stores/{store_id:path}",
-    response_model=StoreDetail,
-    responses={404: {"description": "Unknown store, or no report published yet."}},
-    summary="One store: schedule, report row and when it was up or down last week",
-)
-def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
+def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
     info = _current(engine)
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)

@@ -80,7 +80,8 @@ def timeline_svg(rows: DayRows, title: str) -> bytes:
             axes.text(-0.25, index, date.strftime("%a %d %b"), fontsize=8, ha="right", va="center")
         for hour in hours:
             axes.text(hour, days - 0.45, f"{hour:02d}:00", fontsize=8, ha="center", va="top")
-        figure.text(0.12, 1 - 0.12 / (1.1 + 0.4 * days), title, fontsize=9, va="top")
+        # The title holds the store's id, opaque text: drawn as it is, `$...$` included (no mathtext).
+        figure.text(0.12, 1 - 0.12 / (1.1 + 0.4 * days), title, fontsize=9, va="top", parse_math=False, usetex=False)
         handles = [Patch(facecolor=COLOURS[UP], label=LABELS[UP]), Patch(facecolor=COLOURS[DOWN], label=LABELS[DOWN])]
         handles += [
             Patch(facecolor="white", edgecolor=NO_DATA_EDGE, hatch="////", label=LABELS[NO_DATA]),
