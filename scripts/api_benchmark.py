@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,9 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers start the real stack
-from storemon_tests.dagster_server import dagster_dev, storemon_api  # noqa: E402
-from storemon_tests.test_api import poll, prepared_home  # noqa: E402
+from storemon_assets.local_servers import dagster_dev, poll_report, prepared_home, storemon_api
 
 
 async def load(url: str, requests: int, concurrency: int) -> tuple[float, list[float]]:
@@ -65,7 +62,7 @@ def main() -> None:
     home = prepared_home(Path(tempfile.mkdtemp(prefix="storemon-api-bench-")))
     with dagster_dev(home) as dagster_url, storemon_api(home, dagster_url) as api:
         report_id = httpx.post(f"{api}/trigger_report", timeout=30).json()["report_id"]
-        size = len(poll(api, report_id).content)
+        size = len(poll_report(api, report_id).content)
         url = f"{api}/get_report?report_id={report_id}"
         asyncio.run(load(url, 200, args.concurrency))  # warm up: the finished run is remembered
         elapsed, latencies = asyncio.run(load(url, args.requests, args.concurrency))

@@ -26,7 +26,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -35,9 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from storemon_assets import settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test helpers that start servers
-from storemon_tests.dagster_server import free_port, wait_for  # noqa: E402
+from storemon_assets.local_servers import free_port, wait_for
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict, bytes]:

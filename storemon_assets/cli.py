@@ -142,7 +142,7 @@ def _ingest_one(engine, path: Path, progress: Progress) -> str:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise FeedFileError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+            raise FeedFileError.unreadable(str(path), exc) from exc
         if is_loaded(engine, file_sha256(data)):  # in the ledger: no need to parse it again
             phase.detail = "in the ledger"
             return LoadOutcome(path.name, "", already_loaded=True).describe()

@@ -7,6 +7,7 @@ What it costs is set by the week, not by the length of the stored history.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
+from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.incidents import incidents_from_intervals, open_at, status_now
 from storemon_assets.core.instants import format_instant
@@ -41,6 +43,7 @@ from storemon_assets.db.queries import (
     last_poll_before,
     newest_poll_us,
     newest_polls,
+    polled_store_ids,
     polled_stores,
     read_polls,
     read_polls_in_ranges,
@@ -242,11 +245,6 @@ def keyed_polls(polls: pl.DataFrame) -> pl.DataFrame:
     return polls.rename({"store_key": "store_id"})
 
 
-def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
-    """Polls as read (store_key, ...) with the stores' text ids instead."""
-    return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
-
-
 def current_report(result: ReportResult, report_id: str) -> CurrentReport | None:
     """What the database keeps of a report when it is the current one (None: no polls, no T)."""
     if result.uptime.as_of_us is None:
@@ -271,6 +269,22 @@ def publish_report(engine: sa.Engine, reports_dir: Path, result: ReportResult, r
     """Write `<report_id>.csv` and make the report current, `combined_report.csv` and the database
     together, unless a newer one is published (storemon_assets/publication.py has the order)."""
     return publish_report_files(engine, reports_dir, current_report(result, report_id), result.report, report_id)
+
+
+def check_report(engine: sa.Engine, result: ReportResult) -> dict[str, quality.Finding]:
+    """What the report's checks (core/quality.REPORT_CHECKS) find: the one place they are
+    computed, for the current report (Dagster) and as-of reports."""
+    polled = polled_store_ids(engine, result.uptime.as_of_us)
+    return quality.report_findings(result.report, result.uptime, polled, newest_poll_us(engine))
+
+
+def checked_report(engine: sa.Engine, as_of_us: int | None) -> tuple[ReportResult, dict[str, quality.Finding], float]:
+    """The report as of T (None: the latest poll), what its checks found, and the seconds the
+    computation took."""
+    started = time.perf_counter()
+    result = build_report(engine, as_of_us)
+    compute_seconds = time.perf_counter() - started
+    return result, check_report(engine, result), compute_seconds
 
 
 def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,21 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storemon_assets.db.engine import create_db_engine, create_tables
-from storemon_assets.service import ingest_files
+from storemon_assets.local_servers import dagster_dev, poll_report, prepared_home, storemon_api
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
-from storemon_tests.dagster_server import dagster_dev, storemon_api
 
 pytestmark = pytest.mark.e2e
-
-
-def prepared_home(root: Path) -> Path:
-    """A storemon home whose database already holds the bundled sample."""
-    engine = create_db_engine(sqlite_url(root / "data" / "storemon.db"))
-    create_tables(engine)
-    ingest_files(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
-    engine.dispose()
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +59,13 @@ def api(api_home):
         yield api_url
 
 
-def poll(api: str, report_id: str, timeout: float = 120) -> httpx.Response:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
-        if response.headers["content-type"].startswith("text/csv") or response.json().get("status") != "Running":
-            return response
-        time.sleep(1)
-    raise TimeoutError(f"report {report_id} still running after {timeout} s")
-
-
 def test_trigger_then_poll_gives_running_then_the_csv_the_cli_writes(api, expected_csv):
     triggered = httpx.post(f"{api}/trigger_report", timeout=30)
     assert triggered.status_code == 200
     report_id = triggered.json()["report_id"]
     first = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
     assert first.json() == {"status": "Running"}  # queued: the answer comes back at once
-    done = poll(api, report_id)
+    done = poll_report(api, report_id)
     assert done.status_code == 200
     assert done.headers["x-report-status"] == "Complete"
     assert done.headers["content-type"].startswith("text/csv")
@@ -101,17 +79,17 @@ def test_two_triggers_at_once_give_two_ids_and_two_correct_reports(api, expected
     ids = [r.json()["report_id"] for r in responses]
     assert len(set(ids)) == 2
     for report_id in ids:
-        assert poll(api, report_id).text == expected_csv
+        assert poll_report(api, report_id).text == expected_csv
 
 
 def test_an_as_of_report_is_kept_under_its_id_and_never_replaces_the_published_report(api, api_home, expected_csv):
     current = httpx.post(f"{api}/trigger_report", timeout=30).json()["report_id"]
-    assert poll(api, current).text == expected_csv
+    assert poll_report(api, current).text == expected_csv
     published = api_home / "data" / "reports" / "combined_report.csv"
     assert published.read_text() == expected_csv
 
     as_of = httpx.post(f"{api}/trigger_report", json={"as_of": "2023-01-24T00:00:00Z"}, timeout=30).json()
-    older = poll(api, as_of["report_id"])
+    older = poll_report(api, as_of["report_id"])
     assert older.status_code == 200 and older.headers["x-report-status"] == "Complete"
     assert older.text != expected_csv and older.text.splitlines()[0] == expected_csv.splitlines()[0]
     # The published report is still the current one (an hourly run may rewrite it, identically).
@@ -152,7 +130,7 @@ def test_failed_run_surfaces_its_reason_and_a_stopped_dagster_gives_503(tmp_path
     with dagster_dev(home, extra_env={"STOREMON_DATABASE_URL": sqlite_url(broken)}) as dagster_url:
         with storemon_api(home, dagster_url) as api_url:
             report_id = httpx.post(f"{api_url}/trigger_report", timeout=30).json()["report_id"]
-            failed = poll(api_url, report_id)
+            failed = poll_report(api_url, report_id)
             assert failed.json()["status"] == "Failed"
             assert "file is not a database" in failed.json()["error"]
     # Dagster is gone (the whole process group was stopped); a new API in front of its old address:

@@ -26,8 +26,8 @@ from storemon_assets.api.runs import (
     RunInfo,
     failure_reason,
 )
+from storemon_assets.local_servers import free_port
 from storemon_assets.names import AS_OF_REPORT_JOB, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
-from storemon_tests.dagster_server import free_port
 
 CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
 

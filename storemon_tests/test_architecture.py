@@ -135,7 +135,7 @@ def test_the_environment_check_sees_each_kind_of_read(tmp_path):
 # --- the fast tier: whatever starts servers is marked e2e -------------------------------------
 
 TESTS = Path(__file__).resolve().parent
-SERVER_STARTERS = {"dagster_dev", "storemon_api"}  # storemon_tests/dagster_server.py
+SERVER_STARTERS = {"dagster_dev", "storemon_api"}  # storemon_assets/local_servers.py
 
 
 def _starts_servers_unmarked(path: Path) -> bool:
@@ -165,9 +165,19 @@ def test_every_test_module_that_starts_servers_is_e2e():
 
 def test_the_e2e_check_sees_an_unmarked_module(tmp_path):
     unmarked = tmp_path / "test_x.py"
-    unmarked.write_text("from storemon_tests.dagster_server import dagster_dev\n\ndef test_x():\n    pass\n")
+    unmarked.write_text("from storemon_assets.local_servers import dagster_dev\n\ndef test_x():\n    pass\n")
     assert _starts_servers_unmarked(unmarked)
     unmarked.write_text("import subprocess\n\ndef test_x():\n    subprocess.Popen(['sleep', '1'])\n")
     assert _starts_servers_unmarked(unmarked)
     unmarked.write_text("import pytest, subprocess\npytestmark = pytest.mark.e2e\nsubprocess.Popen\n")
     assert not _starts_servers_unmarked(unmarked)
+
+
+def test_scripts_do_not_import_the_tests():
+    """The benchmark scripts stand on the package (storemon_assets/local_servers.py starts the
+    servers), never on the test suite."""
+    imports = {path.name: imported_modules(path) for path in sorted(SCRIPTS.glob("*.py"))}
+    assert imports  # the check reads the scripts
+    assert {
+        name: sorted(m for m in modules if m.startswith("storemon_tests")) for name, modules in imports.items()
+    } == {name: [] for name in imports}

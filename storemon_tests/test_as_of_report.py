@@ -11,7 +11,6 @@ from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant, parse_as_of
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.defs.as_of_report import as_of_report_job
-from storemon_assets.defs.assets import report as report_module
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.names import AS_OF_TAG
@@ -78,12 +77,12 @@ def test_an_as_of_run_with_a_bad_t_fails_saying_why(home, instance, sample_files
 
 
 def test_an_as_of_report_that_fails_a_blocking_check_is_not_written(home, instance, sample_files, monkeypatch):
-    real = report_module.report_findings
+    real = quality.report_findings
 
     def with_a_failure(*args):
         return real(*args) | {"no_negative_values": quality.Finding(False, "crafted failure")}
 
-    monkeypatch.setattr(report_module, "report_findings", with_a_failure)
+    monkeypatch.setattr(quality, "report_findings", with_a_failure)
     home.drop(*sample_files)
     dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
     result = as_of_run(home, instance, raise_on_error=False)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.uptime import report_csv
+from storemon_assets.local_servers import REPO, SERVER_INSTANCE_CONFIG, storemon_workers, wait_for
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report, ingest_files
 from storemon_tests.conftest import (
     dagster_postgres_env,
@@ -27,7 +28,6 @@ from storemon_tests.conftest import (
     postgres_url,
     redis_url,
 )
-from storemon_tests.dagster_server import REPO, SERVER_INSTANCE_CONFIG, storemon_workers, wait_for
 
 pytestmark = pytest.mark.e2e
 

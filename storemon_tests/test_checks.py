@@ -6,7 +6,6 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets.core import quality
-from storemon_assets.defs.assets import report as report_module
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.checks import (
@@ -149,14 +148,14 @@ def test_report_checks_pass_and_an_old_as_of_only_warns(home, instance, sample_f
 
 def test_failed_blocking_check_publishes_nothing(home, instance, sample_files, monkeypatch):
     # Wrap the real findings and break one, to exercise the asset's refusal to publish.
-    real = report_module.report_findings
+    real = quality.report_findings
 
     def with_a_failure(*args):
         findings = real(*args)
         findings["no_negative_values"] = quality.Finding(False, "crafted failure")
         return findings
 
-    monkeypatch.setattr(report_module, "report_findings", with_a_failure)
+    monkeypatch.setattr(quality, "report_findings", with_a_failure)
     home.drop(*sample_files)
     result = dg.materialize(
         [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, raise_on_error=False

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
+from storemon_assets.local_servers import SERVER_INSTANCE_CONFIG, dagster_dev, wait_for
 from storemon_assets.settings import SAMPLE_DATA_DIR
 from storemon_tests.conftest import dagster_postgres_env, fresh_postgres_database, fresh_postgres_engine, postgres_url
-from storemon_tests.dagster_server import SERVER_INSTANCE_CONFIG, dagster_dev, wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ import polars as pl
 import pytest
 
 from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.local_servers import dagster_dev, wait_for
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
-from storemon_tests.dagster_server import dagster_dev, wait_for
 from storemon_tests.helpers import write_csv
 
 pytestmark = pytest.mark.e2e

@@ -10,7 +10,7 @@ import sys
 import dagster as dg
 import pytest
 
-from storemon_tests.dagster_server import LOCAL_INSTANCE_CONFIG, REPO
+from storemon_assets.local_servers import LOCAL_INSTANCE_CONFIG, REPO
 
 
 def test_shipped_instance_turns_off_telemetry_the_first_visit_prompt_and_debug_console_lines(tmp_path):

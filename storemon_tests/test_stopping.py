@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storemon_tests.dagster_server import REPO, _answers, free_port, wait_for
+from storemon_assets.local_servers import REPO, _answers, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 

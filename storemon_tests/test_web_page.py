@@ -10,10 +10,10 @@ import tempfile
 import pytest
 
 from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.local_servers import dagster_dev, storemon_api
 from storemon_assets.service import ingest_files
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.conftest import chromium
-from storemon_tests.dagster_server import dagster_dev, storemon_api
 
 pytestmark = pytest.mark.e2e
 

@@ -26,7 +26,7 @@ from storemon_assets.core.business_time import US_PER_DAY, US_PER_HOUR
 from storemon_assets.core.uptime import WEEK, compute_uptime
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.queries import KeyRange, read_polls, read_weekly_schedules, store_keys
-from storemon_assets.service import CARRY_IN_MARGIN_US, build_report, ingest_files, with_store_ids
+from storemon_assets.service import CARRY_IN_MARGIN_US, build_report, ingest_files
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import write_csv
 from storemon_tests.reference_model import to_us
@@ -36,6 +36,11 @@ BASE_US = to_us(dt.datetime(2024, 3, 20, tzinfo=dt.UTC))  # weeks from DST chang
 US = 1_000_000
 MINUTE_US = 60 * US
 FAR_PAST_US = -(2**62)
+
+
+def with_store_ids(polls: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """Polls as read (store_key, ...) with the stores' text ids instead."""
+    return polls.join(stores, on="store_key").select("store_id", "polled_at_us", "active")
 
 
 def text_instant(at_us: int) -> str:

@@ -29,7 +29,6 @@ US_PER_DAY = 24 * US_PER_HOUR
 
 # A store's normalised weekly schedule: the columns of the store_schedules table.
 SCHEDULE_SCHEMA = STORE_SCHEDULES.polars_schema
-INTERVAL_SCHEMA = {"store_id": pl.String, "open_us": pl.Int64, "close_us": pl.Int64}
 
 # The longest clock jump searched for when a local time does not exist. Real gaps are 30 min
 # to 2 h; whole skipped days (Pacific/Apia, 2011-12-30) are covered too.
@@ -175,7 +174,7 @@ def business_intervals_utc(schedule: pl.DataFrame, store_dates: pl.DataFrame) ->
     Each store's dates are expanded with that date's schedule rows, converted to UTC and
     merged: the date's special-hours rows when it has any (SPEC §4a: none open on a date whose
     only row is closed), else the weekly rows of its weekday. Intervals opened on other dates
-    are not touched (an overnight opening still runs into a holiday). Returns INTERVAL_SCHEMA
+    are not touched (an overnight opening still runs into a holiday). Returns store_id, open_us, close_us
     sorted by store and time: disjoint, half-open [open_us, close_us).
     """
     columns = ["store_id", "local_date", "start_time_us", "end_time_us", "timezone"]
@@ -227,26 +226,6 @@ def merge_intervals(intervals: pl.DataFrame) -> pl.DataFrame:
         .agg(pl.col("open_us").min(), pl.col("close_us").max())
         .drop("_run")
         .cast({"open_us": pl.Int64, "close_us": pl.Int64})
-    )
-
-
-def local_dates_around(
-    instants: pl.DataFrame, schedule_zones: pl.DataFrame, before_days: int, after_days: int
-) -> pl.DataFrame:
-    """For each (store_id, at_us), the store's local dates from `before_days` before to `after_days` after."""
-    located = utc_to_local(
-        instants.join(schedule_zones, on="store_id", how="left").with_columns(
-            pl.col("timezone").fill_null(DEFAULT_TIMEZONE)
-        )
-    )
-    local_dates = located.select("store_id", pl.col("local").dt.date().alias("_date")).unique()
-    return store_local_dates(
-        local_dates.with_columns(
-            (pl.col("_date") - dt.timedelta(days=before_days)).alias("_first"),
-            (pl.col("_date") + dt.timedelta(days=after_days)).alias("_last"),
-        ),
-        "_first",
-        "_last",
     )
 
 

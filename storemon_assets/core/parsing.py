@@ -60,6 +60,11 @@ REJECTED_COLUMNS = REJECTED_ROWS.subset("line_number", "store_id", "raw_text", "
 class FeedFileError(ValueError):
     """A whole file cannot be ingested; the message is one line meant for the user."""
 
+    @classmethod
+    def unreadable(cls, name: str, exc: OSError) -> FeedFileError:
+        """'<name>: cannot read file (<the system's reason>)': the one wording, wherever a read fails."""
+        return cls(f"{name}: cannot read file ({exc.strerror or exc})")
+
 
 @dataclass(frozen=True)
 class ParsedFeed:
@@ -149,7 +154,7 @@ def read_feed_file(path: str | Path, ingested_at_us: int | None = None) -> Parse
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise FeedFileError(f"{path.name}: cannot read file ({exc.strerror or exc})") from exc
+        raise FeedFileError.unreadable(path.name, exc) from exc
     return parse_feed_bytes(data, path, ingested_at_us)
 
 

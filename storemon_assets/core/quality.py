@@ -129,3 +129,34 @@ def as_of_not_older_than_newest_poll(as_of_us: int | None, newest_poll_us: int |
         f"T is {behind_h:.2f} h older than the newest poll; polls after T are ignored. "
         "Clear STOREMON_AS_OF to report as of the newest poll",
     )
+
+
+# The report's checks (SPEC §6): name -> (blocking, description). A blocking failure keeps the
+# report unpublished (the current report) or unwritten (an as-of report); the others warn.
+REPORT_CHECKS = {
+    "every_polled_store_reported": (True, "Every store with a poll at or before T has exactly one row."),
+    "no_negative_values": (True, "No value is negative or missing."),
+    "uptime_plus_downtime_is_business_time": (
+        True,
+        "For every store with observations, uptime + downtime equals its business time in each window, exactly.",
+    ),
+    "as_of_not_older_than_newest_poll": (False, "T is not older than the newest poll loaded."),
+}
+
+
+def report_findings(
+    report: pl.DataFrame, uptime: UptimeReport, polled: pl.Series, newest_us: int | None
+) -> dict[str, Finding]:
+    """What each of REPORT_CHECKS finds in a report (`polled`: the stores polled at or before T)."""
+    return {
+        "every_polled_store_reported": every_polled_store_reported(report, polled),
+        "no_negative_values": no_negative_values(report),
+        "uptime_plus_downtime_is_business_time": uptime_plus_downtime_is_business_time(uptime),
+        "as_of_not_older_than_newest_poll": as_of_not_older_than_newest_poll(uptime.as_of_us, newest_us),
+    }
+
+
+def blocking_failures(findings: dict[str, Finding]) -> str | None:
+    """'name: summary; ...' of the blocking checks that failed, or None: the report may be written."""
+    failed = [f"{name}: {f.summary}" for name, f in findings.items() if REPORT_CHECKS[name][0] and not f.passed]
+    return "; ".join(failed) or None

@@ -32,11 +32,6 @@ def schema_revision(connection: sa.Connection) -> str | None:
     return connection.exec_driver_sql(f"SELECT version_num FROM {VERSION_TABLE}").scalar()
 
 
-def is_current(engine: sa.Engine) -> bool:
-    with engine.connect() as connection:
-        return schema_revision(connection) == HEAD_REVISION
-
-
 def _alembic_config(connection: sa.Connection):
     from alembic.config import Config
 

@@ -10,11 +10,12 @@ checks, writes only `<run id>.csv`, and records no asset materialisation. Its T 
 import dagster as dg
 from pydantic import Field
 
+from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant
 from storemon_assets.defs.assets import report
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG
-from storemon_assets.service import write_report_text
+from storemon_assets.service import checked_report, write_report_text
 
 
 class AsOfReportConfig(dg.Config):
@@ -34,8 +35,8 @@ def as_of_report(
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
     engine = database.engine()
-    result, findings, compute_seconds = report.checked_report(engine, report.instant_or_failure(as_of))
-    failed = report.blocking_failures(findings)
+    result, findings, compute_seconds = checked_report(engine, report.instant_or_failure(as_of))
+    failed = quality.blocking_failures(findings)
     if failed:
         raise dg.Failure(description=f"report not written, blocking checks failed: {failed}")
     path = reports.report_path(context.run.run_id)

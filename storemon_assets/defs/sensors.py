@@ -188,7 +188,7 @@ def _look_at_new_files(
             continue  # gone since the folder was listed
         except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
             known = isinstance(exc, FeedFileError | NotALandingFile)
-            message = str(exc) if known else f"{file.name}: cannot read file ({exc.strerror or exc})"
+            message = str(exc if known else FeedFileError.unreadable(file.name, exc))
             landing.move_aside(file.path, message)
             moved.append(message)
             continue

@@ -71,7 +71,7 @@ def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
     except NotALandingFile:
         raise
     except OSError as exc:
-        raise FeedFileError(f"{path.name}: cannot read file ({exc.strerror or exc})") from exc
+        raise FeedFileError.unreadable(path.name, exc) from exc
     return None if data is None else parse_feed_bytes(data, path)
 
 

@@ -31,7 +31,7 @@ from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
 from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
-from storemon_assets.db.queries import newest_poll_us, polled_store_ids, store_shards
+from storemon_assets.db.queries import newest_poll_us, store_shards
 from storemon_assets.defs.assets.raw import (
     RAW_BUSINESS_HOURS,
     RAW_SPECIAL_HOURS,
@@ -43,8 +43,8 @@ from storemon_assets.defs.ui_metadata import markdown_table, table_schema
 from storemon_assets.service import (
     PollReads,
     ReportResult,
-    build_report,
     build_report_shard,
+    check_report,
     combine_report_shards,
     publish_report,
     report_time_us,
@@ -95,35 +95,6 @@ def intervals_metadata(result: ReportResult) -> dict:
 
 
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
-REPORT_CHECKS = {
-    # name: (blocking, description)
-    "every_polled_store_reported": (True, "Every store with a poll at or before T has exactly one row."),
-    "no_negative_values": (True, "No value is negative or missing."),
-    "uptime_plus_downtime_is_business_time": (
-        True,
-        "For every store with observations, uptime + downtime equals its business time in each window, exactly.",
-    ),
-    "as_of_not_older_than_newest_poll": (False, "T is not older than the newest poll loaded."),
-}
-
-
-def report_findings(result: ReportResult, polled: pl.Series, newest_us: int | None) -> dict[str, quality.Finding]:
-    return {
-        "every_polled_store_reported": quality.every_polled_store_reported(result.report, polled),
-        "no_negative_values": quality.no_negative_values(result.report),
-        "uptime_plus_downtime_is_business_time": quality.uptime_plus_downtime_is_business_time(result.uptime),
-        "as_of_not_older_than_newest_poll": quality.as_of_not_older_than_newest_poll(result.uptime.as_of_us, newest_us),
-    }
-
-
-def checked_report(engine, as_of_us: int | None) -> tuple[ReportResult, dict[str, quality.Finding], float]:
-    """The report as of T (None: the latest poll), what its checks found, and the seconds the
-    computation took: shared by the current report and the as-of job."""
-    started = time.perf_counter()
-    result = build_report(engine, as_of_us)
-    compute_seconds = time.perf_counter() - started
-    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_poll_us(engine))
-    return result, findings, compute_seconds
 
 
 def instant_or_failure(text: str) -> int | None:
@@ -134,18 +105,12 @@ def instant_or_failure(text: str) -> int | None:
         raise dg.Failure(description=str(exc)) from exc
 
 
-def blocking_failures(findings: dict[str, quality.Finding]) -> str | None:
-    """'name: summary; ...' of the blocking checks that failed, or None: the report may be written."""
-    failed = [f"{name}: {f.summary}" for name, f in findings.items() if REPORT_CHECKS[name][0] and not f.passed]
-    return "; ".join(failed) or None
-
-
 def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckResult]:
     return [
         dg.AssetCheckResult(
             check_name=name,
             passed=finding.passed,
-            severity=ERROR if REPORT_CHECKS[name][0] else WARN,
+            severity=ERROR if quality.REPORT_CHECKS[name][0] else WARN,
             description=finding.summary,
             metadata={"summary": finding.summary}
             | {k: str(v) for k, v in finding.details.items() if isinstance(v, list) and v},
@@ -235,7 +200,7 @@ def _check_output(name: str) -> str:
         "report": dg.Out(dg.Nothing, is_required=False),
         "intervals": dg.Out(dg.Nothing, is_required=False),
     }
-    | {name: dg.Out(dg.Nothing, is_required=False) for name in REPORT_CHECKS},
+    | {name: dg.Out(dg.Nothing, is_required=False) for name in quality.REPORT_CHECKS},
     description="Combine the shards, run the blocking checks, then publish: combined_report.csv and the "
     "database's current report together, unless a report with a newer T is already published.",
 )
@@ -264,10 +229,9 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
     reads = [PollReads(**w["reads"]) for w in work]
     result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
     compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
-    newest_us = newest_poll_us(engine)
-    findings = report_findings(result, polled_store_ids(engine, result.uptime.as_of_us), newest_us)
+    findings = check_report(engine, result)
     yield from check_results(findings)
-    failed = blocking_failures(findings)
+    failed = quality.blocking_failures(findings)
     if failed:
         raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
     run_id = context.run.run_id
@@ -283,7 +247,9 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
     paths = [publication.combined, publication.run_copy]
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
-    stale = stale_warning(result.uptime.as_of_us, newest_us, settings.stale_after_minutes() * US_PER_MINUTE)
+    stale = stale_warning(
+        result.uptime.as_of_us, newest_poll_us(engine), settings.stale_after_minutes() * US_PER_MINUTE
+    )
     if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
         context.log.warning(stale)
         run_metadata["stale_data_warning"] = stale
@@ -329,7 +295,7 @@ def _report_config(config: ReportShardsConfig) -> dict:
     },
     check_specs=[
         dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
-        for name, (blocking, description) in REPORT_CHECKS.items()
+        for name, (blocking, description) in quality.REPORT_CHECKS.items()
     ],
     config=_report_config,
     can_subset=False,
@@ -344,5 +310,5 @@ def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw
     exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
     return {UPTIME_REPORT.name: published.report, STORE_STATUS_INTERVALS.name: published.intervals} | {
-        _check_output(name): getattr(published, name) for name in REPORT_CHECKS
+        _check_output(name): getattr(published, name) for name in quality.REPORT_CHECKS
     }
