@@ -327,6 +327,29 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_prune(args: argparse.Namespace) -> int:
+    """Retention (SPEC §11): prune polls older than STOREMON_RETENTION_DAYS and the run reports
+    older than STOREMON_REPORT_KEEP_DAYS, as the daily Dagster schedule does."""
+    from storemon_assets import settings
+    from storemon_assets.history import delete_old_report_files, prune
+
+    progress = Progress.to_stderr(args.quiet)
+    try:
+        days = settings.retention_days() if args.retention_days is None else args.retention_days
+        keep_days = settings.report_keep_days()
+        engine = _open_configured_database(progress)
+        if days == 0:
+            print(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept", file=sys.stderr)
+        else:
+            print(prune(engine, days, progress=progress).describe(), file=sys.stderr)
+        engine.dispose()
+    except ValueError as exc:
+        return _fail(str(exc))
+    removed = delete_old_report_files(settings.reports_dir(), keep_days)
+    print(f"{len(removed)} run report(s) older than {keep_days} days deleted", file=sys.stderr)
+    return 0
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     """Serve the trigger/poll HTTP API in front of the Dagster webserver."""
     import uvicorn
@@ -441,6 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_sub.add_parser("upgrade", help="upgrade its schema to the current version, keeping every row")
     upgrade.set_defaults(func=cmd_db_upgrade)
+    db_prune = db_sub.add_parser(
+        "prune",
+        help="delete polls older than STOREMON_RETENTION_DAYS (daily values stored first; answers unchanged) "
+        "and run reports older than STOREMON_REPORT_KEEP_DAYS",
+    )
+    db_prune.add_argument(
+        "--retention-days", type=int, default=None, help="instead of STOREMON_RETENTION_DAYS (at least 8)"
+    )
+    db_prune.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    db_prune.set_defaults(func=cmd_db_prune)
     api = sub.add_parser("api", help="serve the HTTP API (/trigger_report, /get_report) beside Dagster")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.business_time import store_zones
+from storemon_assets.core.business_time import US_PER_DAY, store_zones, utc_to_local
 from storemon_assets.core.daily import (
     DAILY_VALUES_SCHEMA,
     daily_csv_frame,
@@ -34,7 +34,7 @@ from storemon_assets.core.daily import (
     local_days,
     requested_dates,
 )
-from storemon_assets.core.feeds import POLLS
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
 from storemon_assets.core.uptime import (
     business_intervals_covering,
     observations,
@@ -43,13 +43,16 @@ from storemon_assets.core.uptime import (
     window_utc_days,
 )
 from storemon_assets.db.history import (
+    delete_old_polls,
     ledger_arrivals,
     now_us,
     read_daily,
+    reclaim_space,
     write_daily,
 )
 from storemon_assets.db.queries import (
     KeyRange,
+    last_poll_before,
     polled_stores,
     read_polls,
     read_polls_in_ranges,
@@ -287,3 +290,144 @@ def write_csv_atomically(frame: pl.DataFrame, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     frame.write_csv(temporary, float_precision=2)
     temporary.replace(target)
+
+
+# --- retention (SPEC §11) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PruneOutcome:
+    """What a prune did; `cutoff_us` None when there was nothing to prune (no polls)."""
+
+    cutoff_us: int | None
+    daily_rows_computed: int = 0
+    polls_deleted: int = 0
+    space: str = ""
+
+    def describe(self) -> str:
+        from storemon_assets.core.instants import format_instant
+
+        if self.cutoff_us is None:
+            return "nothing to prune: no polls loaded"
+        return (
+            f"cutoff {format_instant(self.cutoff_us)}: {self.daily_rows_computed:,} daily rows stored first, "
+            f"{self.polls_deleted:,} polls deleted; {self.space}"
+        )
+
+
+def prune(
+    engine: sa.Engine, retention_days: int, as_of_us: int | None = None, progress: Progress = QUIET
+) -> PruneOutcome:
+    """Delete polls older than T - retention (T: the latest poll) without changing any answer for
+    a T after the cutoff's week. Each step is one transaction and the steps can be repeated, so a
+    prune killed at any moment leaves a consistent database that the next prune completes:
+
+    1. the cutoff is put in force (never moved back): from now on a load rejects polls older than
+       it, so nothing can be added behind the data being removed;
+    2. the daily values of the last max(90, retention) days up to the cutoff's dates are stored as
+       of T (rows that already hold are kept);
+    3. each store's polls before min(cutoff, local midnight starting the date of its carry-in)
+       are deleted, except its carry-in (newest observation before the cutoff), its newest
+       observation before that midnight, and its newest poll. Keeping the carry-in's whole date
+       (and the observation before it) keeps that date computable; every earlier date's stored
+       row is final before the cutoff (docs/history.md);
+    4. freed space is handed back (SQLite incremental vacuum).
+    """
+    from storemon_assets.db.history import raise_retention_cutoff
+    from storemon_assets.settings import MIN_RETENTION_DAYS
+
+    if retention_days < MIN_RETENTION_DAYS:
+        raise ValueError(
+            f"retention of {retention_days} days refused: a report needs its week and a day, "
+            f"so keep at least {MIN_RETENTION_DAYS} days"
+        )
+    as_of_us = report_time_us(engine, as_of_us)
+    if as_of_us is None:
+        return PruneOutcome(None)
+    with progress.phase("cutoff") as phase:
+        cutoff_us = raise_retention_cutoff(engine, as_of_us - retention_days * US_PER_DAY)
+        phase.detail = f"{cutoff_us}"
+    with progress.phase("daily values") as phase:
+        cutoff_date = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=cutoff_us)).date()
+        first = cutoff_date - dt.timedelta(days=max(DEFAULT_DAYS, retention_days) + 1)
+        kept = daily_history(
+            engine, as_of_us, first_date=first, last_date=cutoff_date + dt.timedelta(days=1), write=True
+        )
+        phase.detail = f"{kept.computed_rows:,} computed and stored, {kept.stored_rows:,} held already"
+    with progress.phase("plan") as phase:
+        plan = prune_plan(engine, cutoff_us)
+        phase.detail = f"{plan.height:,} stores"
+    with progress.phase("delete polls") as phase:
+        deleted = delete_old_polls(engine, plan)
+        phase.detail = f"{deleted:,} polls"
+    with progress.phase("reclaim space") as phase:
+        space = reclaim_space(engine)
+        phase.detail = space
+    return PruneOutcome(cutoff_us, kept.computed_rows, deleted, space)
+
+
+def prune_plan(engine: sa.Engine, cutoff_us: int) -> pl.DataFrame:
+    """Per store: store_key, before_us (polls before it go) and keep_1..keep_3 (kept anyway)."""
+    stores = polled_stores(engine, None)
+    schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
+    keyed = keyed_by_store_key(schedule, stores)
+    everyone = stores.select("store_key")
+    carry_in = _newest_observations_before(engine, everyone.with_columns(pl.lit(cutoff_us).alias("before_us")), keyed)
+    # The local midnight that starts the carry-in's date, in the store's zone.
+    zones = keyed_by_store_key(store_zones(schedule), stores)
+    located = utc_to_local(
+        carry_in.rename({"store_key": "store_id"})
+        .join(zones, on="store_id", how="left")
+        .with_columns(pl.col("timezone").fill_null(DEFAULT_TIMEZONE))
+    ).select("store_id", pl.col("local").dt.date().alias("first_date"), pl.col("local").dt.date().alias("last_date"))
+    starts = local_days(zones, located).select(pl.col("store_id").cast(pl.Int32).alias("store_key"), "day_start_us")
+    before_day = _newest_observations_before(engine, starts.rename({"day_start_us": "before_us"}), keyed)
+    newest = last_poll_before(engine, everyone.with_columns(pl.lit(2**62).alias("before_us")))
+    return (
+        everyone.join(starts, on="store_key", how="left")
+        .join(carry_in.rename({"at_us": "keep_1"}), on="store_key", how="left")
+        .join(before_day.rename({"at_us": "keep_2"}), on="store_key", how="left")
+        .join(newest.rename({"last_us": "keep_3"}), on="store_key", how="left")
+        .select(
+            "store_key",
+            pl.min_horizontal(pl.col("day_start_us").fill_null(cutoff_us), pl.lit(cutoff_us)).alias("before_us"),
+            "keep_1",
+            "keep_2",
+            "keep_3",
+        )
+    )
+
+
+def _newest_observations_before(engine: sa.Engine, cursors: pl.DataFrame, keyed_schedule: pl.DataFrame) -> pl.DataFrame:
+    """store_key, at_us: each store's newest observation strictly before its before_us (stores
+    without one are left out), found as the report finds carry-ins."""
+    found, _, _ = _older_carry_ins(engine, cursors.select("store_key", "before_us"), keyed_schedule)
+    if not found:
+        return pl.DataFrame(schema={"store_key": pl.Int32, "at_us": pl.Int64})
+    return (
+        pl.concat(found)
+        .group_by("store_id")
+        .agg(pl.col("at_us").max())
+        .select(pl.col("store_id").cast(pl.Int32).alias("store_key"), "at_us")
+    )
+
+
+def delete_old_report_files(reports_dir: Path, keep_days: int, now_s: float | None = None) -> list[Path]:
+    """Delete the per-run report copies `<report_id>.csv` last written more than `keep_days`
+    ago (issue #20): regular CSV files directly in the reports folder, never
+    combined_report.csv (the current report), nor hidden temporary files."""
+    import time
+
+    from storemon_assets.service import COMBINED_REPORT_NAME
+
+    if not reports_dir.is_dir():
+        return []
+    limit = (time.time() if now_s is None else now_s) - keep_days * 86_400
+    deleted = []
+    for path in sorted(reports_dir.glob("*.csv")):
+        if path.name == COMBINED_REPORT_NAME or path.name.startswith(".") or not path.is_file() or path.is_symlink():
+            continue
+        if path.stat().st_mtime < limit:
+            path.unlink(missing_ok=True)
+            deleted.append(path)
+    return deleted

@@ -60,6 +60,19 @@ def _no_trailing_slash(value: str | None) -> str | None:
     return value.rstrip("/") if value else value
 
 
+# A report needs its week and a day (SPEC §11): a shorter retention is refused.
+MIN_RETENTION_DAYS = 8
+
+
+def _retention(days: int) -> int:
+    if 0 < days < MIN_RETENTION_DAYS:
+        raise ValueError(
+            f"is refused: a report needs its week and a day, so keep at least {MIN_RETENTION_DAYS} days "
+            "(or 0 to keep every poll)"
+        )
+    return days
+
+
 WholeNumber = Annotated[int, _whole_number()]
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 Url = Annotated[str, AfterValidator(_no_trailing_slash)]
@@ -152,6 +165,15 @@ class StoremonSettings(BaseSettings):
         json_schema_extra=_shown("unset: messages carry no link"),
     )
 
+    retention_days: Annotated[int, _whole_number(least=0), AfterValidator(_retention)] = Field(
+        0,
+        description="days of polls kept; older ones are pruned daily, keeping each store's carry-in and newest poll "
+        "(0 keeps all, under 8 is refused; docs/history.md)",
+    )
+    report_keep_days: Annotated[int, _whole_number(least=1)] = Field(
+        30, description="days a run's own `<report_id>.csv` is kept in the reports folder (never `combined_report.csv`)"
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _blank_is_unset(cls, values: Any) -> Any:
@@ -223,6 +245,8 @@ ALERT_MIN_DOWN_MINUTES = _BY_FIELD["alert_min_down_minutes"]
 ALERT_MAX_PER_MESSAGE = _BY_FIELD["alert_max_per_message"]
 STALE_AFTER_MINUTES = _BY_FIELD["stale_after_minutes"]
 PUBLIC_URL = _BY_FIELD["public_url"]
+RETENTION_DAYS = _BY_FIELD["retention_days"]
+REPORT_KEEP_DAYS = _BY_FIELD["report_keep_days"]
 
 
 def is_set(setting: Setting) -> bool:
@@ -325,3 +349,12 @@ def stale_after_minutes() -> int:
 
 def public_url() -> str | None:
     return _get("public_url") or None
+
+
+def retention_days() -> int:
+    """STOREMON_RETENTION_DAYS: 0 (keep every poll) or at least MIN_RETENTION_DAYS."""
+    return _get("retention_days")
+
+
+def report_keep_days() -> int:
+    return _get("report_keep_days")

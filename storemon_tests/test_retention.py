@@ -1,0 +1,151 @@
+"""Retention (SPEC §11): pruning changes no answer for a T after the cutoff's week (report,
+status intervals, daily values), later polls older than the cutoff are rejected, a prune killed
+at any moment leaves a consistent database that the next prune completes, and old run reports
+go while combined_report.csv stays."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storemon_assets.core.business_time import US_PER_DAY, US_PER_HOUR
+from storemon_assets.core.generate import generate_feeds
+from storemon_assets.core.tables import REJECTED_ROWS
+from storemon_assets.db.engine import open_database
+from storemon_assets.db.loading import BEFORE_RETENTION_CUTOFF
+from storemon_assets.db.queries import newest_poll_us, read_table, retention_cutoff
+from storemon_assets.history import daily_history, delete_old_report_files, prune
+from storemon_assets.service import COMBINED_REPORT_NAME, build_report, ingest_files
+from storemon_tests.helpers import write_csv
+
+POLLS_HEADER = "store_id,status,timestamp_utc\n"
+
+
+def generated_database(folder: Path, stores: int, days: int, seed: int) -> sa.Engine:
+    feeds = generate_feeds(stores, days, seed)
+    paths = feeds.write(folder / "feeds")
+    engine = open_database(f"sqlite:///{folder / 'storemon.db'}")
+    ingest_files(engine, sorted(paths.values()))
+    return engine
+
+
+def answers(engine: sa.Engine, as_of_us: int) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """What a user can ask for T: the report's exact sums, its status intervals, 30 days of daily values."""
+    report = build_report(engine, as_of_us)
+    daily = daily_history(engine, as_of_us, days=30).values
+    return report.uptime.exact, report.uptime.intervals, daily
+
+
+@settings(
+    max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 1000),
+    retention_days=st.integers(8, 14),
+    later_hours=st.lists(st.integers(0, 5 * 24), min_size=1, max_size=3),
+)
+def test_pruning_never_changes_an_answer_for_a_t_after_the_cutoffs_week(
+    tmp_path_factory, seed, retention_days, later_hours
+):
+    engine = generated_database(tmp_path_factory.mktemp("prune"), stores=25, days=24, seed=seed)
+    newest = newest_poll_us(engine)
+    # T values after the cutoff's week: the cutoff is newest - retention, its week ends 7 days later.
+    cutoff = newest - retention_days * US_PER_DAY
+    moments = sorted({max(cutoff + 7 * US_PER_DAY + US_PER_HOUR, newest - h * US_PER_HOUR) for h in later_hours})
+    before = {t: answers(engine, t) for t in moments}
+    polls_before = read_table(engine, REJECTED_ROWS).height  # unchanged by a prune
+    outcome = prune(engine, retention_days)
+    assert outcome.polls_deleted > 0 and outcome.cutoff_us == cutoff
+    for t in moments:
+        after = answers(engine, t)
+        for name, old, new in zip(("exact sums", "intervals", "daily values"), before[t], after, strict=True):
+            assert new.equals(old), f"{name} changed for T = {t}"
+    assert read_table(engine, REJECTED_ROWS).height == polls_before
+    engine.dispose()
+
+
+def test_a_poll_older_than_the_cutoff_arriving_later_is_rejected(tmp_path):
+    engine = generated_database(tmp_path, stores=5, days=12, seed=3)
+    outcome = prune(engine, 8)
+    assert retention_cutoff(engine) == outcome.cutoff_us
+    cutoff = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=outcome.cutoff_us)
+    old = (cutoff - dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    new = (cutoff + dt.timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S")
+    late = write_csv(tmp_path, "late.csv", POLLS_HEADER + f"s1,active,{old} UTC\ns1,inactive,{new} UTC\n")
+    (loaded,) = ingest_files(engine, [late])
+    assert (loaded.rows_loaded, loaded.rows_rejected) == (1, 1)
+    rejected = read_table(engine, REJECTED_ROWS).filter(pl.col("file_name") == "late.csv").to_dicts()
+    assert [(r["line_number"], r["reason"]) for r in rejected] == [(2, BEFORE_RETENTION_CUTOFF)]
+    assert rejected[0]["raw_text"].startswith("s1,active,")
+    engine.dispose()
+
+
+def test_a_retention_under_eight_days_is_refused(tmp_path, monkeypatch):
+    from storemon_assets import settings as storemon_settings
+
+    monkeypatch.setenv("STOREMON_RETENTION_DAYS", "7")
+    with pytest.raises(ValueError, match="keep at least 8 days"):
+        storemon_settings.retention_days()
+    monkeypatch.setenv("STOREMON_RETENTION_DAYS", "0")
+    assert storemon_settings.retention_days() == 0
+    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(ValueError, match="at least 8 days"):
+        prune(engine, 5)
+    engine.dispose()
+
+
+def test_a_prune_killed_at_any_moment_leaves_a_consistent_database_the_next_prune_completes(tmp_path):
+    """kill -9 after each step's progress line (and once at the very start): the database is
+    intact, no answer changed, and the next prune finishes the job."""
+    engine = generated_database(tmp_path, stores=60, days=24, seed=5)
+    newest = newest_poll_us(engine)
+    expected = answers(engine, newest)
+    engine.dispose()
+    env = os.environ | {
+        "STOREMON_DATABASE_URL": f"sqlite:///{tmp_path / 'storemon.db'}",
+        "STOREMON_REPORTS_DIR": str(tmp_path / "r"),
+    }
+    command = [sys.executable, "-m", "storemon_assets.cli", "db", "prune", "--retention-days", "9"]
+    for after_line in ("open database", "cutoff", "daily values", "plan", "delete polls"):
+        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        for line in process.stderr:
+            if line.startswith(after_line):
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        engine = open_database(env["STOREMON_DATABASE_URL"])
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        for old, new in zip(expected, answers(engine, newest), strict=True):
+            assert new.equals(old), f"killed after {after_line!r}"
+        engine.dispose()
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert "polls deleted" in done.stderr
+    engine = open_database(env["STOREMON_DATABASE_URL"])
+    for old, new in zip(expected, answers(engine, newest), strict=True):
+        assert new.equals(old)
+    again = prune(engine, 9)
+    assert again.polls_deleted == 0  # the killed runs and the last one did it all
+    engine.dispose()
+
+
+def test_old_run_reports_are_deleted_and_the_combined_report_never(tmp_path):
+    now = time.time()
+    old, recent, combined = (tmp_path / name for name in ("run-old.csv", "run-new.csv", COMBINED_REPORT_NAME))
+    for path in (old, recent, combined):
+        path.write_text("store_id\n")
+    for path in (old, combined):  # 31 days old
+        os.utime(path, (now - 31 * 86_400, now - 31 * 86_400))
+    assert delete_old_report_files(tmp_path, 30, now) == [old]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [COMBINED_REPORT_NAME, "run-new.csv"]
