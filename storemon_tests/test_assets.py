@@ -38,6 +38,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "uptime_report",
         "store_status_intervals",
         "store_incidents",
+        "store_daily_uptime",
     }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job", "as_of_report_job"):
         assert defs.resolve_job_def(job) is not None
@@ -53,7 +54,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         "raw_store_status:rejected_rows_share",
     } <= checks
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
-    assert groups == {"raw", "stores", "report"}
+    assert groups == {"raw", "stores", "report", "history"}
 
 
 def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files, instance):

@@ -263,3 +263,36 @@ def daily_from_polls(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int,
     end_us = days.get_column("day_end_us").max()
     business = business_intervals_covering(schedule, window_utc_days(days.get_column("store_id"), start_us, end_us))
     return daily_values(obs, business, days, as_of_us)
+
+
+def refresh_ranges(
+    as_of_us: int, late_files: pl.DataFrame, first_partition: dt.date, last_partition: dt.date
+) -> list[tuple[dt.date, dt.date]]:
+    """The date ranges a refresh re-materialises: the current and previous local date of every
+    store at T, and the dates around each newly loaded polls file's polls (`late_files`:
+    first_poll_us, last_poll_us), merged and clipped to the partitions that exist.
+
+    A local date is within a day of the UTC date (offsets stay within +-14 h), so the current
+    and previous local dates lie in UTC date(T) - 2 ... date(T) + 1, and a poll's own date and
+    the one before it (whose last instants may be nearest to it) in date(poll) - 2 ... + 1.
+    A row depending on a poll further away is not lost: it no longer holds (history.py) and is
+    computed wherever it is read, until a backfill of its date stores it again.
+    """
+
+    def utc_date(at_us: int) -> dt.date:
+        return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
+
+    day = dt.timedelta(days=1)
+    wanted = [(utc_date(as_of_us) - 2 * day, utc_date(as_of_us) + day)]
+    for first_us, last_us in late_files.select("first_poll_us", "last_poll_us").drop_nulls().iter_rows():
+        wanted.append((utc_date(first_us) - 2 * day, utc_date(min(last_us, as_of_us)) + day))
+    merged: list[list[dt.date]] = []
+    for first, last in sorted(wanted):
+        first, last = max(first, first_partition), min(last, last_partition)
+        if first > last:
+            continue
+        if merged and first <= merged[-1][1] + day:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    return [(first, last) for first, last in merged]

@@ -1,0 +1,99 @@
+"""Daily values (SPEC §8) as a daily-partitioned asset: one partition per local date, all stores.
+
+A run materialises a range of dates in one step (BackfillPolicy.single_run: a backfill of any
+range from the UI is ONE run, which reads `context.partition_keys`), through
+`history.daily_history`: rows already stored that hold for T are kept, the others are computed
+from the polls and stored. T is the latest poll (or STOREMON_AS_OF), as for the report.
+The refresh (defs/history.py) asks only for the dates that can have changed.
+"""
+
+import datetime as dt
+import time
+import warnings
+
+import dagster as dg
+import polars as pl
+
+from storemon_assets import settings
+from storemon_assets.core.daily import fleet_uptime_pct
+from storemon_assets.core.instants import format_instant
+from storemon_assets.core.tables import STORE_DAILY_UPTIME
+from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.assets.report import instant_or_failure, peak_rss_mib
+from storemon_assets.defs.resources import StoremonDatabase
+from storemon_assets.defs.ui_metadata import markdown_table, table_schema
+from storemon_assets.history import daily_history
+
+# As in stores.py: `backfill_policy` (one run for any range) is labelled beta in Dagster 1.13.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
+
+# The first local date with a partition: the real feed starts in January 2023. Dates before it
+# are still computed by `storemon daily` and the API; they only have no partition to click.
+DAILY_PARTITIONS_START = "2023-01-01"
+# end_offset=1: today's (UTC) date has a partition too, so the current day can be refreshed;
+# stores east of UTC already live in tomorrow for a few hours, and the refresh clips to this.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_START, end_offset=1)
+
+
+def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, computed: int, seconds: float) -> dict:
+    """What the UI plots across materialisations: the fleet's uptime over the range and on its
+    newest date (uptime over uptime + downtime, weighted by business time), and the work done."""
+    per_date = (
+        values.group_by("local_date")
+        .agg(pl.col("up_half_us").sum(), pl.col("down_half_us").sum(), pl.len().alias("stores"))
+        .sort("local_date")
+    )
+    newest = values.filter(pl.col("local_date") == values.get_column("local_date").max()) if values.height else values
+    fleet = fleet_uptime_pct(values) if values.height else None
+    fleet_newest = fleet_uptime_pct(newest) if newest.height else None
+    shares = per_date.select(
+        pl.col("local_date").cast(pl.String).alias("date"),
+        "stores",
+        (pl.col("up_half_us") / (pl.col("up_half_us") + pl.col("down_half_us")) * 100)
+        .round(2)
+        .alias("fleet_uptime_pct"),
+    )
+    return {
+        "as_of": format_instant(as_of_us) or "(no polls loaded)",
+        **({"fleet_uptime_pct": dg.MetadataValue.float(fleet)} if fleet is not None else {}),
+        **({"fleet_uptime_pct_newest_date": dg.MetadataValue.float(fleet_newest)} if fleet_newest is not None else {}),
+        "store_days": values.height,
+        "rows_computed": computed,
+        "rows_already_holding": stored,
+        "compute_seconds": round(seconds, 3),
+        "peak_rss_mib": peak_rss_mib(),
+        "fleet_uptime_by_date": markdown_table(shares.tail(40)),
+        "dagster/row_count": values.height,
+        "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
+        "table": STORE_DAILY_UPTIME.name,
+    }
+
+
+@dg.asset(
+    name=STORE_DAILY_UPTIME.name,
+    group_name="history",
+    kinds={"polars", "sql"},
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
+    description="Each store's business, uptime and downtime minutes per local calendar date (SPEC §8, "
+    "docs/history.md): the part of the day before T, split by the nearest observation, DST-exact. One partition "
+    "per date, all stores; a backfill of any range is one run. Rows that already hold for T are kept, the rest "
+    "computed and stored (table store_daily_uptime).",
+)
+def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonDatabase) -> dg.MaterializeResult:
+    keys = context.partition_keys
+    first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
+    engine = database.engine()
+    started = time.perf_counter()
+    history = daily_history(
+        engine, instant_or_failure(settings.as_of_setting()), first_date=first, last_date=last, write=True
+    )
+    seconds = time.perf_counter() - started
+    context.log.info(
+        f"{first}..{last} as of {format_instant(history.as_of_us)}: {history.computed_rows:,} store-days computed, "
+        f"{history.stored_rows:,} held already, in {seconds:.1f} s"
+    )
+    return dg.MaterializeResult(
+        metadata=daily_metadata(history.values, history.as_of_us, history.stored_rows, history.computed_rows, seconds)
+    )

@@ -1,0 +1,110 @@
+"""The store history's jobs, refresh sensor and retention schedule (docs/history.md).
+
+daily_uptime_sensor
+    Decides which daily partitions to refresh, and nothing else: after polls files were loaded
+    (the ledger gives each file's first and last poll instant) or at least hourly when T moves,
+    it asks for the current and previous local dates and the dates around late polls
+    (core/daily.py:refresh_ranges), one run per contiguous range. Its work is a ledger query and
+    T; the asset run does the computing, and keeps every stored row that still holds.
+
+retention_schedule
+    Daily: prunes polls older than STOREMON_RETENTION_DAYS (when set) and deletes run reports
+    older than STOREMON_REPORT_KEEP_DAYS.
+"""
+
+import datetime as dt
+import json
+import time
+
+import dagster as dg
+
+from storemon_assets import settings
+from storemon_assets.core.daily import refresh_ranges
+from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.db.history import polls_files_since
+from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
+from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.history import delete_old_report_files, prune
+from storemon_assets.service import report_time_us
+
+REFRESH_EVERY_SECONDS = 3_600
+
+daily_uptime_job = dg.define_asset_job(
+    "daily_uptime_job",
+    selection=dg.AssetSelection.assets(store_daily_uptime),
+    description="Materialise a range of daily partitions (one run: the asset reads every date of the range).",
+)
+
+
+@dg.sensor(
+    job=daily_uptime_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Refreshes the daily partitions that can have changed: the current and previous dates, and the "
+    "dates around polls that arrived late. Never the whole history.",
+)
+def daily_uptime_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
+    engine = database.engine()
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    try:
+        as_of_us = report_time_us(engine, parse_as_of(settings.as_of_setting()))
+    except ValueError as exc:
+        return dg.SkipReason(f"{settings.AS_OF.name}: {exc}")
+    if as_of_us is None:
+        return dg.SkipReason("no polls loaded")
+    files = polls_files_since(engine, cursor.get("ingested_until_us", 0))
+    now = time.time()
+    moved = as_of_us != cursor.get("as_of_us")
+    if files.is_empty() and not (moved and now - cursor.get("requested_at", 0) >= REFRESH_EVERY_SECONDS):
+        return dg.SkipReason("no polls file loaded and T refreshed within the hour")
+    today = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
+    ranges = refresh_ranges(as_of_us, files, dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d")), today)
+    watermark = max(cursor.get("ingested_until_us", 0), files.get_column("ingested_at_us").max() or 0)
+    run_requests = [
+        dg.RunRequest(
+            run_key=f"daily-{as_of_us}-{watermark}-{first}-{last}",
+            tags={
+                "dagster/asset_partition_range_start": first.isoformat(),
+                "dagster/asset_partition_range_end": last.isoformat(),
+            },
+        )
+        for first, last in ranges
+    ]
+    context.log.info(
+        f"T {format_instant(as_of_us)}, {files.height} new polls file(s): "
+        + ", ".join(f"{first}..{last}" for first, last in ranges)
+    )
+    new_cursor = {"as_of_us": as_of_us, "ingested_until_us": watermark, "requested_at": now}
+    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(new_cursor))
+
+
+@dg.op(
+    description="Prune polls older than STOREMON_RETENTION_DAYS, then run reports older than STOREMON_REPORT_KEEP_DAYS."
+)
+def prune_history(context: dg.OpExecutionContext, database: StoremonDatabase, reports: ReportsFolder) -> None:
+    try:
+        days = settings.retention_days()
+        keep_days = settings.report_keep_days()
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    if days:
+        outcome = prune(database.engine(), days)
+        context.log.info(outcome.describe())
+    else:
+        context.log.info(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept")
+    removed = delete_old_report_files(reports.folder, keep_days)
+    context.log.info(f"{len(removed)} run report(s) older than {keep_days} days deleted")
+
+
+@dg.job(description="Retention: prune old polls (daily values stored first) and old run reports.")
+def retention_job():
+    prune_history()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="retention_schedule",
+    job=retention_job,
+    cron_schedule="17 3 * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Daily at 03:17 UTC: retention (STOREMON_RETENTION_DAYS, STOREMON_REPORT_KEEP_DAYS).",
+)
