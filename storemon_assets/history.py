@@ -46,8 +46,10 @@ from storemon_assets.db.history import (
     delete_old_polls,
     ledger_arrivals,
     now_us,
+    oldest_poll_us,
     read_daily,
     reclaim_space,
+    store_key_of,
     write_daily,
 )
 from storemon_assets.db.queries import (
@@ -72,8 +74,9 @@ DEFAULT_DAYS = 90
 # Dates computed together: 15 days of the real fleet's polls (~4.7 M) at a time keeps memory
 # flat however long the range, and each chunk's reads are one range per store.
 CHUNK_DAYS = 15
-# Fewer stores than this are read one primary-key range each; more, by one scan of the range.
-FEW_STORES = 2_000
+# Stores whose keys are spread over more than this many keys each are read one listed range
+# each; otherwise one read of their key range (several times faster per poll).
+SPARSE_KEYS = 8
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,14 @@ def daily_history(
         if as_of_us is None:
             phase.detail = "no polls loaded"
             return DailyHistory(None, empty_values())
-        stores = polled_stores(engine, as_of_us)
-        if store_id is not None:
-            stores = stores.filter(pl.col("store_id") == store_id)
-        schedule = read_weekly_schedules(engine, stores.get_column("store_id"))
+        keys = None
+        if store_id is not None:  # one store: its own key range only (a store page's request)
+            key = store_key_of(engine, store_id)
+            if key is None:
+                return DailyHistory(as_of_us, empty_values())
+            keys = KeyRange(key, key)
+        stores = polled_stores(engine, as_of_us, keys)
+        schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
         zones = store_zones(schedule)
         if first_date is not None and last_date is not None:
             ranges = zones.select(
@@ -157,6 +164,35 @@ def daily_history(
                 phase.detail = f"{computed.height:,} rows"
     values = pl.concat([usable, computed]).sort("store_id", "local_date")
     return DailyHistory(as_of_us, values, usable.height, computed.height)
+
+
+# The fleet's uptime share over the last days, per (database, T, data version): /summary asks
+# on every page load, and the answer only changes when T, the files or the stored rows do.
+_FLEET_SHARES: dict[tuple, float | None] = {}
+
+
+def fleet_uptime_share(engine: sa.Engine, as_of_us: int, days: int = 30) -> float | None:
+    """All stores' uptime / (uptime + downtime) over the dates whose day meets [T - days, T),
+    weighted by business time, 0-1 (None: nothing observed). Daily values as `daily_history`."""
+    from storemon_assets.db.history import stored_daily_count
+
+    arrivals = ledger_arrivals(engine)
+    key = (
+        engine.url.render_as_string(hide_password=True),
+        as_of_us,
+        days,
+        arrivals.height,
+        arrivals.get_column("ingested_at_us").max(),
+        stored_daily_count(engine),
+    )
+    if key not in _FLEET_SHARES:
+        values = daily_history(engine, as_of_us, days=days).values
+        up = values.get_column("up_half_us").sum()
+        observed = up + values.get_column("down_half_us").sum()
+        if len(_FLEET_SHARES) > 64:
+            _FLEET_SHARES.clear()
+        _FLEET_SHARES[key] = round(up / observed, 4) if observed else None
+    return _FLEET_SHARES[key]
 
 
 def holding_rows(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cutoff_us: int | None) -> pl.DataFrame:
@@ -268,14 +304,19 @@ def _chunk_values(
 
 
 def _read_stores_polls(engine: sa.Engine, stores: pl.DataFrame, first_us: int, last_us: int) -> pl.DataFrame:
-    """Polls of [first, last] of these stores: one range each when they are few, else one read of
-    the key range that holds them all, filtered."""
-    if stores.height <= FEW_STORES:
+    """Polls of [first, last] of these stores: one read of the key range that holds them all
+    (one primary-key range per store), filtered; stores scattered thinly over the keys are read
+    one listed range each instead (slower per poll, but no stores in between)."""
+    keys = stores.get_column("store_key")
+    if (keys.max() - keys.min() + 1) > SPARSE_KEYS * keys.len():
         ranges = stores.select("store_key", pl.lit(first_us).alias("first_us"), pl.lit(last_us).alias("last_us"))
         return read_polls_in_ranges(engine, ranges)
-    keys = stores.get_column("store_key")
     polls = read_polls(engine, first_us, last_us, KeyRange(keys.min(), keys.max()))
-    return polls.filter(pl.col("store_key").is_in(keys.implode()))
+    return (
+        polls
+        if polls.get_column("store_key").n_unique() == keys.len()
+        else polls.filter(pl.col("store_key").is_in(keys.implode()))
+    )
 
 
 def write_daily_csv(history: DailyHistory, target: Path) -> None:
@@ -324,8 +365,8 @@ def prune(
 
     1. the cutoff is put in force (never moved back): from now on a load rejects polls older than
        it, so nothing can be added behind the data being removed;
-    2. the daily values of the last max(90, retention) days up to the cutoff's dates are stored as
-       of T (rows that already hold are kept);
+    2. the daily values of every date from the oldest poll's (or T - 90 days) to the cutoff's
+       are stored as of T (rows that already hold are kept);
     3. each store's polls before min(cutoff, local midnight starting the date of its carry-in)
        are deleted, except its carry-in (newest observation before the cutoff), its newest
        observation before that midnight, and its newest poll. Keeping the carry-in's whole date
@@ -344,15 +385,19 @@ def prune(
     as_of_us = report_time_us(engine, as_of_us)
     if as_of_us is None:
         return PruneOutcome(None)
+    oldest_us = oldest_poll_us(engine)
+    if oldest_us is None or oldest_us >= as_of_us - retention_days * US_PER_DAY:
+        return PruneOutcome(as_of_us - retention_days * US_PER_DAY, space="no poll is older than the cutoff")
     with progress.phase("cutoff") as phase:
         cutoff_us = raise_retention_cutoff(engine, as_of_us - retention_days * US_PER_DAY)
         phase.detail = f"{cutoff_us}"
     with progress.phase("daily values") as phase:
-        cutoff_date = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=cutoff_us)).date()
-        first = cutoff_date - dt.timedelta(days=max(DEFAULT_DAYS, retention_days) + 1)
-        kept = daily_history(
-            engine, as_of_us, first_date=first, last_date=cutoff_date + dt.timedelta(days=1), write=True
-        )
+        # Every date whose polls go, and at least the last 90 days (SPEC §8): from the oldest
+        # poll's date, or T - 90 days if earlier (a day early, for zones behind UTC), to the day
+        # after the cutoff's (zones ahead of it).
+        first = _utc_date(min(oldest_us, as_of_us - DEFAULT_DAYS * US_PER_DAY)) - dt.timedelta(days=1)
+        last = _utc_date(cutoff_us) + dt.timedelta(days=1)
+        kept = daily_history(engine, as_of_us, first_date=first, last_date=last, write=True)
         phase.detail = f"{kept.computed_rows:,} computed and stored, {kept.stored_rows:,} held already"
     with progress.phase("plan") as phase:
         plan = prune_plan(engine, cutoff_us)
@@ -364,6 +409,10 @@ def prune(
         space = reclaim_space(engine)
         phase.detail = space
     return PruneOutcome(cutoff_us, kept.computed_rows, deleted, space)
+
+
+def _utc_date(at_us: int) -> dt.date:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
 
 
 def prune_plan(engine: sa.Engine, cutoff_us: int) -> pl.DataFrame:

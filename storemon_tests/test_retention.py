@@ -1,15 +1,11 @@
 """Retention (SPEC §11): pruning changes no answer for a T after the cutoff's week (report,
-status intervals, daily values), later polls older than the cutoff are rejected, a prune killed
-at any moment leaves a consistent database that the next prune completes, and old run reports
-go while combined_report.csv stays."""
+status intervals, daily values), later polls older than the cutoff are rejected, and old run
+reports go while combined_report.csv stays. (A prune killed with kill -9: test_retention_kill.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -102,41 +98,6 @@ def test_a_retention_under_eight_days_is_refused(tmp_path, monkeypatch):
     engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with pytest.raises(ValueError, match="at least 8 days"):
         prune(engine, 5)
-    engine.dispose()
-
-
-def test_a_prune_killed_at_any_moment_leaves_a_consistent_database_the_next_prune_completes(tmp_path):
-    """kill -9 after each step's progress line (and once at the very start): the database is
-    intact, no answer changed, and the next prune finishes the job."""
-    engine = generated_database(tmp_path, stores=60, days=24, seed=5)
-    newest = newest_poll_us(engine)
-    expected = answers(engine, newest)
-    engine.dispose()
-    env = os.environ | {
-        "STOREMON_DATABASE_URL": f"sqlite:///{tmp_path / 'storemon.db'}",
-        "STOREMON_REPORTS_DIR": str(tmp_path / "r"),
-    }
-    command = [sys.executable, "-m", "storemon_assets.cli", "db", "prune", "--retention-days", "9"]
-    for after_line in ("open database", "cutoff", "daily values", "plan", "delete polls"):
-        process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-        for line in process.stderr:
-            if line.startswith(after_line):
-                break
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        engine = open_database(env["STOREMON_DATABASE_URL"])
-        with engine.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
-        for old, new in zip(expected, answers(engine, newest), strict=True):
-            assert new.equals(old), f"killed after {after_line!r}"
-        engine.dispose()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    assert "polls deleted" in done.stderr
-    engine = open_database(env["STOREMON_DATABASE_URL"])
-    for old, new in zip(expected, answers(engine, newest), strict=True):
-        assert new.equals(old)
-    again = prune(engine, 9)
-    assert again.polls_deleted == 0  # the killed runs and the last one did it all
     engine.dispose()
 
 

@@ -275,3 +275,45 @@ def test_an_id_with_dollars_is_drawn_as_text_through_its_path_too(odd_client, st
     assert picture.status_code == 200  # was a 500: matplotlib read `$...$` as mathematics
     texts = ElementTree.fromstring(picture.content).itertext()
     assert any(text.startswith(f"store {store_id} · UTC") for text in texts)
+
+
+def test_store_detail_has_the_daily_values_of_the_last_90_dates(client):
+    daily = client.get("/stores/s").json()["daily"]
+    # T = Monday 2023-01-16 18:00 UTC = 12:00 Chicago: the dates whose day meets the 90 days
+    # before T are 2022-10-18 (12:00 CST on it is T - 90 d) to 2023-01-16: 91 dates, oldest first.
+    assert (len(daily), daily[0]["date"], daily[-1]["date"]) == (91, "2022-10-18", "2023-01-16")
+    # The worked example's Monday: 180 business minutes, 104.5 up and 75.5 down.
+    assert daily[-1] == {
+        "date": "2023-01-16",
+        "business_minutes": 180.0,
+        "uptime_minutes": 104.5,
+        "downtime_minutes": 75.5,
+        "uptime_share": 0.5806,  # 104.5 / 180 = 0.58055.. -> 0.5806
+    }
+    # The Monday before: open 09:00-12:00, all of it nearer to the first observation (active).
+    assert daily[-8] == {
+        "date": "2023-01-09",
+        "business_minutes": 180.0,
+        "uptime_minutes": 180.0,
+        "downtime_minutes": 0.0,
+        "uptime_share": 1.0,
+    }
+    assert daily[-2]["business_minutes"] == 0 and daily[-2]["uptime_share"] is None  # a closed Sunday
+    quiet = client.get("/stores/quiet").json()["daily"]
+    assert quiet[-1] == {  # no observation: business minutes count, nothing up or down
+        "date": "2023-01-16",
+        "business_minutes": 180.0,
+        "uptime_minutes": 0.0,
+        "downtime_minutes": 0.0,
+        "uptime_share": None,
+    }
+
+
+def test_summary_has_the_fleets_uptime_over_the_last_30_days(client):
+    share = client.get("/summary").json()["uptime_share_last_30_days"]
+    # The dates meeting [T - 30 d, T) = [2022-12-17 18:00, 2023-01-16 18:00) UTC: 2022-12-17 ..
+    # 2023-01-16. "s" is open 5 Mondays x 3 h (12-19 .. 01-16), of which only the last Monday's
+    # 75.5 min are down: 900 - 75.5 = 824.5 min up. "up" (24x7 UTC, always active) has those
+    # dates up to T: 30 days + 18 h = 44,280 min, all up. "quiet" observed nothing. Share =
+    # (824.5 + 44,280) / (900 + 44,280) = 45,104.5 / 45,180 = 0.99833.. -> 0.9983.
+    assert share == 0.9983

@@ -13,7 +13,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets.core.feeds import POLLS
-from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_UPTIME
+from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_UPTIME, STORES
 from storemon_assets.db.loading import _bulk_insert
 from storemon_assets.db.queries import _fetch, _placeholder, retention_cutoff
 from storemon_assets.db.schema import SQL_TABLES
@@ -65,6 +65,13 @@ def stored_daily_count(engine: sa.Engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(SQL_TABLES[STORE_DAILY_UPTIME.name])).scalar_one()
 
 
+def store_key_of(engine: sa.Engine, store_id: str) -> int | None:
+    """The integer key of a store that has polls (None: no such store)."""
+    table = SQL_TABLES[STORES.name]
+    with engine.connect() as conn:
+        return conn.execute(sa.select(table.c.store_key).where(table.c.store_id == store_id)).scalar()
+
+
 # --- what arrived after values were computed ---------------------------------------------------
 
 
@@ -89,6 +96,15 @@ def polls_files_since(engine: sa.Engine, after_us: int) -> pl.DataFrame:
         rows = conn.execute(query).all()
     schema = {"ingested_at_us": pl.Int64(), "first_poll_us": pl.Int64(), "last_poll_us": pl.Int64()}
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+def oldest_poll_us(engine: sa.Engine) -> int | None:
+    """The earliest poll instant: one seek per store for its first poll."""
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(
+            "SELECT MIN((SELECT MIN(q.polled_at_us) FROM store_status_polls q WHERE q.store_key = s.store_key)) "
+            "FROM stores s"
+        ).scalar()
 
 
 # --- retention ---------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from storemon_assets.db.queries import (
     store_weekly_schedule,
     worst_stores,
 )
+from storemon_assets.history import daily_history, fleet_uptime_share
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
 from storemon_assets.web.timeline import timeline_svg
 
@@ -77,6 +78,18 @@ class SpecialHours(BaseModel):
     closes: str | None = Field(description="Local wall-clock time; at or before `opens` means the next day.")
 
 
+class DailyValue(BaseModel):
+    """One local date of a store (SPEC §8): the part of the day before T, in minutes (2 decimals)."""
+
+    date: str = Field(description="The store's local calendar date, YYYY-MM-DD.")
+    business_minutes: float
+    uptime_minutes: float
+    downtime_minutes: float
+    uptime_share: float | None = Field(
+        description="Uptime / (uptime + downtime), 0-1, 4 decimals; null when nothing was observed that day."
+    )
+
+
 class StoreDetail(BaseModel):
     store_id: str
     timezone: str = Field(description="IANA timezone used (the default one when the store has none).")
@@ -94,6 +107,9 @@ class StoreDetail(BaseModel):
         description="Business time with no observation to take a status from (a store with no observation at all)."
     )
     timeline_svg: str = Field(description="Path of the picture of this week.")
+    daily: list[DailyValue] = Field(
+        default_factory=list, description="The last 90 local dates before T, oldest first (docs/history.md)."
+    )
 
 
 class WorstStores(BaseModel):
@@ -113,6 +129,11 @@ class FleetSummary(BaseModel):
     uptime_share_last_week: float | None = Field(description="Uptime / (uptime + downtime) over all stores, 0-1.")
     stores_below_95_percent: int = Field(description="Stores with business time last week and uptime under 95 %.")
     stores_below_80_percent: int
+    uptime_share_last_30_days: float | None = Field(
+        default=None,
+        description="Uptime / (uptime + downtime) over all stores' dates of the last 30 days before T, 0-1 "
+        "(daily values; null when nothing was observed).",
+    )
 
 
 # --- dependencies ---------------------------------------------------------------------------
@@ -205,6 +226,7 @@ def fleet_summary(engine: Database) -> FleetSummary:
         uptime_share_last_week=round(totals["uptime_hours"] / open_hours, 4) if open_hours else None,
         stores_below_95_percent=totals["below_95"],
         stores_below_80_percent=totals["below_80"],
+        uptime_share_last_30_days=fleet_uptime_share(engine, info["as_of_us"], 30),
     )
 
 
@@ -310,4 +332,19 @@ def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
         intervals=[StatusInterval(**s) for s in spans.filter(pl.col("status") != NO_DATA).iter_rows(named=True)],
         no_data=[Span(**s) for s in spans.filter(pl.col("status") == NO_DATA).drop("status").iter_rows(named=True)],
         timeline_svg=timeline_path(store_id),
+        daily=store_daily_values(engine, store_id, info["as_of_us"]),
     )
+
+
+def store_daily_values(engine: sa.Engine, store_id: str, as_of_us: int, days: int = 90) -> list[DailyValue]:
+    """The store's daily values of the last `days` dates before T (stored where they hold)."""
+    values = daily_history(engine, as_of_us, days=days, store_id=store_id).csv_frame()
+    observed = pl.col("uptime_minutes") + pl.col("downtime_minutes")
+    shares = values.select(
+        pl.col("date_local").alias("date"),
+        "business_minutes",
+        "uptime_minutes",
+        "downtime_minutes",
+        pl.when(observed > 0).then((pl.col("uptime_minutes") / observed).round(4)).alias("uptime_share"),
+    )
+    return [DailyValue(**row) for row in shares.iter_rows(named=True)]

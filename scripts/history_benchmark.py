@@ -1,0 +1,173 @@
+"""The store history's goals (docs/history.md), on a database holding a long history: `make bench`
+runs them on its 90-day SQLite database; alone:
+
+    python scripts/history_benchmark.py [--days 90] [--stores N] [--real DIR]
+
+1. backfill of 30 and of 90 days of daily values into an empty table (one `daily_history` call,
+   as the single-run Dagster backfill makes it), and their ratio (goal: 90 days <= 60 s, 30 days
+   <= 0.4 x 90 days);
+2. the hourly refresh: the report run, and the daily partitions the sensor asks for after an
+   hour (stored rows as of T - 1 h, refreshed as of T: the current dates are computed, the rest
+   hold), against the report run alone (goal: <= 1.3 x);
+3. `storemon daily --days 90` reading stored values, as a whole process (goal: <= 1 s);
+4. prune 90 -> 30 days (`storemon db prune`), and the SQLite file before and after (goal: <= 30 s,
+   file >= 50 % smaller);
+each in a process of its own with its peak RSS (goal: <= 1 GiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import BIN, CHUNK_DAYS, SHARED, generate_chunk, run_measured  # noqa: E402
+
+from storemon_assets import settings  # noqa: E402
+from storemon_assets.core.parsing import read_feed_file  # noqa: E402
+from storemon_assets.db.engine import open_database  # noqa: E402
+from storemon_assets.db.loading import load_feed  # noqa: E402
+from storemon_assets.settings import sqlite_url  # noqa: E402
+
+# Each measurement runs in a fresh process (run_measured reports its own peak RSS).
+BACKFILL = """
+import sys, time
+from storemon_assets.db.engine import open_database
+from storemon_assets.history import daily_history
+engine = open_database(sys.argv[1])
+days = int(sys.argv[2])
+as_of = int(sys.argv[3]) if len(sys.argv) > 3 else None
+with engine.begin() as conn:
+    conn.exec_driver_sql("DELETE FROM store_daily_uptime")
+start = time.perf_counter()
+h = daily_history(engine, as_of, days=days, use_stored=False, write=True)
+print(f"{time.perf_counter() - start:.3f} {h.computed_rows}")
+"""
+REFRESH = """
+import sys, time, datetime as dt
+from storemon_assets.db.engine import open_database
+from storemon_assets.core.daily import refresh_ranges
+from storemon_assets.db.queries import newest_poll_us
+from storemon_assets.history import daily_history
+import polars as pl
+engine = open_database(sys.argv[1])
+as_of = newest_poll_us(engine)
+start = time.perf_counter()
+computed = 0
+empty = pl.DataFrame(schema={"first_poll_us": pl.Int64, "last_poll_us": pl.Int64})
+for first, last in refresh_ranges(as_of, empty, dt.date(2000, 1, 1), dt.date(2100, 1, 1)):
+    computed += daily_history(engine, as_of, first_date=first, last_date=last, write=True).computed_rows
+print(f"{time.perf_counter() - start:.3f} {computed}")
+"""
+REPORT = """
+import sys, time
+from storemon_assets.db.engine import open_database
+from storemon_assets.service import build_report
+engine = open_database(sys.argv[1])
+start = time.perf_counter()
+build_report(engine)
+print(f"{time.perf_counter() - start:.3f}")
+"""
+HOUR_US = 3_600_000_000
+
+
+def measured(code: str, *args: str) -> tuple[float, float, list[str]]:
+    """(seconds inside, peak RSS MB, printed fields) of a snippet run in a fresh process."""
+    _, rss, done = run_measured([sys.executable, "-c", code, *args])
+    fields = done.stdout.split()
+    return float(fields[0]), rss, fields[1:]
+
+
+def file_mb(path: Path) -> float:
+    engine = open_database(sqlite_url(path))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path.stat().st_size / 2**20
+
+
+def history_benchmarks(url: str, path: Path, days: int) -> list[str]:
+    """Run the four measurements on a database of `days` days; returns the table's lines."""
+    from storemon_assets.db.queries import newest_poll_us
+
+    engine = open_database(url)
+    as_of = newest_poll_us(engine)
+    engine.dispose()
+    rows = []
+    load = os.getloadavg()[0]
+    short = min(30, days)
+    s_short, rss_short, (n_short,) = measured(BACKFILL, url, str(short))
+    s_long, rss_long, (n_long,) = measured(BACKFILL, url, str(days), str(as_of - HOUR_US))  # as of T - 1 h
+    rows.append(
+        f"| backfill {days} days of daily values ({int(n_long):,} store-days) | {s_long:.1f} s | {rss_long:.0f} MB | goal <= 60 s |"
+    )
+    rows.append(
+        f"| backfill {short} days ({int(n_short):,} store-days) | {s_short:.1f} s = {s_short / s_long:.2f} x {days} days "
+        f"| {rss_short:.0f} MB | goal <= 0.4 x |"
+    )
+    report_s, report_rss, _ = measured(REPORT, url)
+    refresh_s, refresh_rss, (refreshed,) = measured(REFRESH, url)
+    rows.append(
+        f"| hourly refresh: report {report_s:.2f} s + changed daily partitions {refresh_s:.2f} s ({int(refreshed):,} "
+        f"store-days computed) | {(report_s + refresh_s) / report_s:.2f} x the report run | {max(report_rss, refresh_rss):.0f} MB "
+        "| goal <= 1.3 x |"
+    )
+    env = {**os.environ, settings.DATABASE_URL.name: url}
+    daily_s, daily_rss, done = run_measured(
+        [str(BIN / "storemon"), "daily", "--days", str(min(days, 90)), "--quiet", "--out", os.devnull], env
+    )
+    rows.append(
+        f"| `storemon daily --days {min(days, 90)}` from stored values (whole process) | {daily_s:.2f} s | {daily_rss:.0f} MB | goal <= 1 s |"
+    )
+    before = file_mb(path)
+    prune_s, prune_rss, _ = run_measured(
+        [str(BIN / "storemon"), "db", "prune", "--retention-days", "30", "--quiet"], env
+    )
+    after = file_mb(path)
+    rows.append(
+        f"| prune {days} -> 30 days (`storemon db prune`) | {prune_s:.1f} s; file {before:.0f} -> {after:.0f} MB "
+        f"({100 * (1 - after / before):.0f} % smaller) | {prune_rss:.0f} MB | goal <= 30 s, >= 50 % |"
+    )
+    rows.append(f"(load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--stores", type=int, default=None, help="a sample of the real stores (default: all)")
+    parser.add_argument("--real", type=Path, default=SHARED)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="storemon-history-bench-") as scratch:
+        scratch = Path(scratch)
+        chunks: list[Path] = []
+        for index in range(-(-args.days // CHUNK_DAYS)):
+            chunks.append(
+                generate_chunk(scratch / f"chunk{index}", index, args.stores, chunks[0] if chunks else None, args.real)
+            )
+        path = scratch / "bench.db"
+        engine = open_database(sqlite_url(path))
+        start = time.perf_counter()
+        for index, chunk in enumerate(chunks):
+            for name in ["store_status.csv"] + (["menu_hours.csv", "timezones.csv"] if index == 0 else []):
+                load_feed(engine, read_feed_file(chunk / name))
+        engine.dispose()
+        print(f"loaded {len(chunks)} files of {CHUNK_DAYS} days in {time.perf_counter() - start:.0f} s")
+        print_table(history_benchmarks(sqlite_url(path), path, len(chunks) * CHUNK_DAYS))
+
+
+def print_table(rows: list[str]) -> None:
+    print()
+    print("| store history (SQLite) | measured | peak RSS | goal |")
+    print("| --- | --- | ---: | --- |")
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main()
