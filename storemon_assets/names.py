@@ -10,6 +10,8 @@ INGEST_JOB = "ingest_job"
 REPORT_JOB = "report_job"
 STORE_SCHEDULES_JOB = "store_schedules_job"
 AS_OF_REPORT_JOB = "as_of_report_job"
+DAILY_UPTIME_JOB = "daily_uptime_job"  # a range of daily partitions of store_daily_uptime
+RETENTION_JOB = "retention_job"
 AS_OF_REPORT_OP = "as_of_report"  # the one op of AS_OF_REPORT_JOB; its config is {"as_of": T}
 
 # Runs of these jobs leave a report behind under their run id (the API serves them): the

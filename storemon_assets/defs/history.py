@@ -25,12 +25,13 @@ from storemon_assets.db.history import polls_files_since
 from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.history import delete_old_report_files, prune
+from storemon_assets.names import DAILY_UPTIME_JOB, RETENTION_JOB
 from storemon_assets.service import report_time_us
 
 REFRESH_EVERY_SECONDS = 3_600
 
 daily_uptime_job = dg.define_asset_job(
-    "daily_uptime_job",
+    DAILY_UPTIME_JOB,
     selection=dg.AssetSelection.assets(store_daily_uptime),
     description="Materialise a range of daily partitions (one run: the asset reads every date of the range).",
 )
@@ -96,7 +97,7 @@ def prune_history(context: dg.OpExecutionContext, database: StoremonDatabase, re
     context.log.info(f"{len(removed)} run report(s) older than {keep_days} days deleted")
 
 
-@dg.job(description="Retention: prune old polls (daily values stored first) and old run reports.")
+@dg.job(name=RETENTION_JOB, description="Retention: prune old polls (daily values stored first) and old run reports.")
 def retention_job():
     prune_history()
 
