@@ -80,9 +80,10 @@ def test_the_sensor_asks_for_the_current_dates_then_only_for_late_polls(home, sa
         return daily_uptime_sensor(context)
 
     first = evaluate(None)
-    # T = 2023-01-25 18:12:56 UTC: current and previous local dates in 01-23 .. 01-26, and the
-    # sample's polls file itself (01-17 .. 01-25) reaches back to 01-15: one merged range.
-    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in first.run_requests] == [("2023-01-15", "2023-01-26")]
+    # T = 2023-01-25 18:12:56 UTC. The sample's hours and timezones files are new too, so every
+    # date may have changed: the last 90 dates, clipped to the first partition (2023-01-01),
+    # up to 01-26 (the current local dates lie in 01-23 .. 01-26).
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in first.run_requests] == [("2023-01-01", "2023-01-26")]
     assert isinstance(evaluate(first.cursor), dg.SkipReason)  # nothing new
     # A late file with one poll on 01-19: only the dates around it, plus the current ones.
     late = write_csv(
@@ -100,6 +101,21 @@ def test_the_sensor_asks_for_the_current_dates_then_only_for_late_polls(home, sa
         ("2023-01-23", "2023-01-26"),
     ]
     assert json.loads(later.cursor)["as_of_us"] == json.loads(first.cursor)["as_of_us"]
+    # New business hours change every date's business time: the last 90 dates (T's UTC date
+    # 01-25 - 91 = 2022-10-26, clipped to the first partition 2023-01-01) to 01-26.
+    hours = write_csv(
+        home.landing.folder, "hours2.csv", "store_id,dayOfWeek,start_time_local,end_time_local\nx,0,09:00,17:00\n"
+    )
+    assert dg.materialize(
+        [ingest_landing_files],
+        resources=home.resources,
+        instance=instance,
+        run_config={"ops": {ingest_landing_files.op.name: {"config": {"files": [str(hours)]}}}},
+    ).success
+    after_hours = evaluate(later.cursor)
+    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in after_hours.run_requests] == [
+        ("2023-01-01", "2023-01-26")
+    ]
 
 
 def test_the_retention_job_keeps_polls_when_retention_is_off_and_deletes_old_run_reports(home, instance, monkeypatch):

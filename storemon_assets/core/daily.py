@@ -266,11 +266,16 @@ def daily_from_polls(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int,
 
 
 def refresh_ranges(
-    as_of_us: int, late_files: pl.DataFrame, first_partition: dt.date, last_partition: dt.date
+    as_of_us: int,
+    late_files: pl.DataFrame,
+    first_partition: dt.date,
+    last_partition: dt.date,
+    schedule_changed: bool = False,
 ) -> list[tuple[dt.date, dt.date]]:
     """The date ranges a refresh re-materialises: the current and previous local date of every
     store at T, and the dates around each newly loaded polls file's polls (`late_files`:
-    first_poll_us, last_poll_us), merged and clipped to the partitions that exist.
+    first_poll_us, last_poll_us), merged and clipped to the partitions that exist. A new hours
+    or timezones file (`schedule_changed`) changes every date: the last 90 are asked for.
 
     A local date is within a day of the UTC date (offsets stay within +-14 h), so the current
     and previous local dates lie in UTC date(T) - 2 ... date(T) + 1, and a poll's own date and
@@ -283,7 +288,7 @@ def refresh_ranges(
         return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
 
     day = dt.timedelta(days=1)
-    wanted = [(utc_date(as_of_us) - 2 * day, utc_date(as_of_us) + day)]
+    wanted = [(utc_date(as_of_us) - (91 if schedule_changed else 2) * day, utc_date(as_of_us) + day)]
     for first_us, last_us in late_files.select("first_poll_us", "last_poll_us").drop_nulls().iter_rows():
         wanted.append((utc_date(first_us) - 2 * day, utc_date(min(last_us, as_of_us)) + day))
     merged: list[list[dt.date]] = []

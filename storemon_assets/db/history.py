@@ -12,7 +12,6 @@ import time
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.feeds import POLLS
 from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_UPTIME, STORES
 from storemon_assets.db.loading import _bulk_insert
 from storemon_assets.db.queries import _fetch, _placeholder, retention_cutoff
@@ -76,25 +75,18 @@ def store_key_of(engine: sa.Engine, store_id: str) -> int | None:
 
 
 def ledger_arrivals(engine: sa.Engine) -> pl.DataFrame:
-    """Every loaded file's kind, when it was loaded and, for polls files, its first poll instant:
-    what can have changed values computed before it (a few rows per file ever loaded)."""
+    """Every loaded file's kind, when it was loaded and, for polls files, its first and last poll
+    instant: what can have changed values computed before it (a row per file ever loaded)."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
-    query = sa.select(ledger.c.kind, ledger.c.ingested_at_us, ledger.c.first_poll_us)
+    query = sa.select(ledger.c.kind, ledger.c.ingested_at_us, ledger.c.first_poll_us, ledger.c.last_poll_us)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    schema = {"kind": pl.String(), "ingested_at_us": pl.Int64(), "first_poll_us": pl.Int64()}
-    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
-
-
-def polls_files_since(engine: sa.Engine, after_us: int) -> pl.DataFrame:
-    """Polls files loaded after an instant: ingested_at_us, first_poll_us, last_poll_us."""
-    ledger = SQL_TABLES[INGESTED_FILES.name]
-    query = sa.select(ledger.c.ingested_at_us, ledger.c.first_poll_us, ledger.c.last_poll_us).where(
-        (ledger.c.kind == POLLS) & (ledger.c.ingested_at_us > after_us)
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    schema = {"ingested_at_us": pl.Int64(), "first_poll_us": pl.Int64(), "last_poll_us": pl.Int64()}
+    schema = {
+        "kind": pl.String(),
+        "ingested_at_us": pl.Int64(),
+        "first_poll_us": pl.Int64(),
+        "last_poll_us": pl.Int64(),
+    }
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
