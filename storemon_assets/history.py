@@ -130,25 +130,37 @@ def daily_history(
         stores = polled_stores(engine, as_of_us, keys)
         schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
         zones = store_zones(schedule)
+        # Each store's dates; none after the local date of the instant just before T (those days
+        # start at or after T, so nothing of them is before T).
+        latest = requested_dates(zones, as_of_us, days or DEFAULT_DAYS)
         if first_date is not None and last_date is not None:
-            ranges = zones.select(
-                "store_id", pl.lit(first_date).alias("first_date"), pl.lit(last_date).alias("last_date")
+            latest = latest.with_columns(
+                pl.lit(first_date).alias("first_date"),
+                pl.min_horizontal(pl.lit(last_date), "last_date").alias("last_date"),
             )
-        else:
-            ranges = requested_dates(zones, as_of_us, days or DEFAULT_DAYS)
-        wanted = local_days(zones, ranges).filter(pl.col("day_start_us") < as_of_us)
-        phase.detail = f"{stores.height:,} polled by T, {wanted.height:,} store-days"
-    if wanted.is_empty():
+        ranges = latest.filter(pl.col("first_date") <= pl.col("last_date"))
+        expected = ranges.select(
+            "store_id", ((pl.col("last_date") - pl.col("first_date")).dt.total_days() + 1).alias("days")
+        )
+        phase.detail = f"{stores.height:,} polled by T, {expected.get_column('days').sum() or 0:,} store-days"
+    if ranges.is_empty():
         return DailyHistory(as_of_us, empty_values())
     usable = empty_values()
     if use_stored:
         with progress.phase("stored values") as phase:
-            dates = wanted.get_column("local_date")
-            stored = read_daily(engine, dates.min(), dates.max(), store_id)
+            stored = read_daily(
+                engine, ranges.get_column("first_date").min(), ranges.get_column("last_date").max(), store_id
+            )
+            stored = stored.join(ranges, on="store_id").filter(
+                pl.col("local_date").is_between(pl.col("first_date"), pl.col("last_date"))
+            )
             usable = holding_rows(stored, as_of_us, ledger_arrivals(engine), retention_cutoff(engine))
-            usable = usable.join(wanted.select("store_id", "local_date"), on=["store_id", "local_date"], how="semi")
             usable = usable.select(list(DAILY_VALUES_SCHEMA))
             phase.detail = f"{usable.height:,} of {stored.height:,} stored rows hold for T"
+    # Only stores missing a date need their days laid out (UTC bounds: a time-zone conversion each).
+    complete = usable.group_by("store_id").len().join(expected, on="store_id").filter(pl.col("len") == pl.col("days"))
+    incomplete = ranges.join(complete, on="store_id", how="anti")
+    wanted = local_days(zones, incomplete).filter(pl.col("day_start_us") < as_of_us)
     pending = wanted.join(usable, on=["store_id", "local_date"], how="anti")
     computed = empty_values()
     if not pending.is_empty():

@@ -110,3 +110,22 @@ def test_old_run_reports_are_deleted_and_the_combined_report_never(tmp_path):
         os.utime(path, (now - 31 * 86_400, now - 31 * 86_400))
     assert delete_old_report_files(tmp_path, 30, now) == [old]
     assert sorted(p.name for p in tmp_path.iterdir()) == [COMBINED_REPORT_NAME, "run-new.csv"]
+
+
+def test_the_sqlite_file_shrinks_after_a_prune(tmp_path):
+    engine = generated_database(tmp_path, stores=40, days=24, seed=8)
+    newest = newest_poll_us(engine)
+    last = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=newest)).date()
+    # The daily values a prune stores first, stored beforehand, so only the deletion changes the file.
+    daily_history(engine, first_date=last - dt.timedelta(days=95), last_date=last, write=True)
+
+    def pages() -> tuple[int, int]:
+        with engine.connect() as conn:
+            return tuple(conn.exec_driver_sql(f"PRAGMA {name}").scalar() for name in ("page_count", "freelist_count"))
+
+    before, _ = pages()
+    outcome = prune(engine, 8)
+    after, free = pages()
+    assert outcome.polls_deleted > 0 and outcome.daily_rows_computed == 0
+    assert free == 0 and after < before  # freed pages went back to the file system (migration 0007's mode)
+    engine.dispose()

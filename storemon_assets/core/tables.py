@@ -334,8 +334,8 @@ STORE_DAILY_UPTIME = Table(
     "Each store's business, up and down time per local calendar date (the part of the day before as_of_us), "
     "split by the nearest observation; kept after the polls behind them are pruned (docs/history.md).",
     (
-        _text("store_id", "Opaque store identifier.", primary_key=True),
         Column("local_date", pl.Date(), "The store's local calendar date.", primary_key=True),
+        _text("store_id", "Opaque store identifier.", primary_key=True),
         _int("business_half_us", "Business time of the day before as_of_us, half-microseconds."),
         _int("up_half_us", "Of it, time whose nearest observation was active, half-microseconds."),
         _int("down_half_us", "Of it, time whose nearest observation was inactive, half-microseconds."),
@@ -348,7 +348,9 @@ STORE_DAILY_UPTIME = Table(
         _int("as_of_us", "The T the values were computed for, microseconds since 1970-01-01 UTC."),
         _int("computed_at_us", "When they were computed, microseconds since 1970-01-01 UTC."),
     ),
-    indexes=(Index("ix_store_daily_uptime_local_date", ("local_date",)),),
+    # Keyed by date first: a range of dates (the CLI's 90 days, a partition) is one range of the
+    # clustered key; one store's dates (its page) go through the index.
+    indexes=(Index("ix_store_daily_uptime_store_id", ("store_id", "local_date")),),
     clustered=True,
 )
 

@@ -50,12 +50,12 @@ def write_daily(engine: sa.Engine, values: pl.DataFrame) -> int:
     """Insert or replace daily values (STORE_DAILY_UPTIME columns), in one transaction."""
     if values.is_empty():
         return 0
-    frame = values.select(DAILY_COLUMNS).sort("store_id", "local_date")
+    frame = values.select(DAILY_COLUMNS).sort("local_date", "store_id")  # key order: appends to the B-tree
     if engine.dialect.name == "sqlite":
         frame = frame.with_columns(pl.col("local_date").cast(pl.String))
     update = ", ".join(f"{name} = excluded.{name}" for name in _VALUE_COLUMNS)
     with engine.begin() as conn:
-        _bulk_insert(conn, SQL_TABLES[STORE_DAILY_UPTIME.name], frame, f"(store_id, local_date) DO UPDATE SET {update}")
+        _bulk_insert(conn, SQL_TABLES[STORE_DAILY_UPTIME.name], frame, f"(local_date, store_id) DO UPDATE SET {update}")
     return frame.height
 
 
@@ -153,7 +153,8 @@ def reclaim_space(engine: sa.Engine) -> str:
     with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         freed = raw.execute("PRAGMA freelist_count").fetchone()[0]
-        raw.execute("PRAGMA incremental_vacuum").fetchall()
-        raw.commit()
+        # Through sqlite3_exec, which steps the pragma to its end: the driver's execute() steps
+        # once, and each step frees a single page.
+        raw.executescript("PRAGMA incremental_vacuum;")
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
     return f"SQLite: {freed:,} free pages handed back to the file system"

@@ -38,10 +38,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "store_daily_uptime",
-        sa.Column("store_id", sa.Text(), primary_key=True, nullable=False, comment="Opaque store identifier."),
         sa.Column(
             "local_date", sa.Date(), primary_key=True, nullable=False, comment="The store's local calendar date."
         ),
+        sa.Column("store_id", sa.Text(), primary_key=True, nullable=False, comment="Opaque store identifier."),
         sa.Column(
             "business_half_us",
             sa.BigInteger(),
@@ -84,7 +84,7 @@ def upgrade() -> None:
         "(docs/history.md).",
         sqlite_with_rowid=False,
     )
-    op.create_index("ix_store_daily_uptime_local_date", "store_daily_uptime", ["local_date"])
+    op.create_index("ix_store_daily_uptime_store_id", "store_daily_uptime", ["store_id", "local_date"])
     op.create_table(
         "retention_state",
         sa.Column(
@@ -116,7 +116,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("retention_state")
-    op.drop_index("ix_store_daily_uptime_local_date", table_name="store_daily_uptime")
+    op.drop_index("ix_store_daily_uptime_store_id", table_name="store_daily_uptime")
     op.drop_table("store_daily_uptime")
     with op.batch_alter_table("ingested_files") as batch:  # SQLite rebuilds the table to drop columns
         batch.drop_column("last_poll_us")
