@@ -239,3 +239,31 @@ def test_stored_values_are_reused_only_while_they_hold(sample_engine, tmp_path):
     after = daily_history(sample_engine, t, days=10)
     assert 0 < after.computed_rows < 1100
     assert after.values.equals(daily_history(sample_engine, t, days=10, use_stored=False).values)
+
+
+def test_special_hours_close_a_day_and_shorten_another(tmp_path):
+    # A 24x7 store in UTC, active at 12:00 on the 16th and the 20th. Special hours (SPEC 4a):
+    # closed all of Tuesday the 17th, open only 09:00-12:00 on Thursday the 19th. Daily values:
+    # 16th, 18th: 1440 business minutes; 17th: none; 19th: 180; all up (only active polls).
+    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    files = [
+        write_csv(
+            tmp_path, "polls.csv", POLLS_HEADER + "s,active,2023-01-16 12:00:00 UTC\ns,active,2023-01-20 12:00:00 UTC\n"
+        ),
+        write_csv(tmp_path, "zones.csv", "store_id,timezone_str\ns,UTC\n"),
+        write_csv(
+            tmp_path,
+            "special.csv",
+            "store_id,date_local,start_time_local,end_time_local\ns,2023-01-17,,\ns,2023-01-19,09:00,12:00\n",
+        ),
+    ]
+    ingest_files(engine, files)
+    got = minutes(daily_history(engine, days=4).values)
+    assert got == {
+        "2023-01-16": (1440.0, 1440.0, 0.0),
+        "2023-01-17": (0.0, 0.0, 0.0),
+        "2023-01-18": (1440.0, 1440.0, 0.0),
+        "2023-01-19": (180.0, 180.0, 0.0),
+        "2023-01-20": (720.0, 720.0, 0.0),  # up to T = the last poll, 12:00
+    }
+    engine.dispose()
