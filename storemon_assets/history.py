@@ -7,7 +7,7 @@ the others from the polls, exactly as the report does (each store's observations
 and its carry-in before it, however old). A stored row computed as of T' holds for T when
   - nothing loaded after it was computed can have changed it: no polls file whose first poll
     is at or before the instant it depends on up to (its final_from_us when final, else T'),
-    and no hours or timezone file (unless its polls were pruned: then it is frozen, below);
+    and no hours, timezone or special-hours file (unless its polls were pruned: frozen, below);
   - and it is the value for T: T == T', or the row is final (final_from_us <= T') and
     final_from_us <= T (core/daily.py says why that suffices).
 So a refresh at T makes the last dates hold for T, finished dates stay valid as they are, and

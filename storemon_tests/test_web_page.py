@@ -92,6 +92,13 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
         lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", first)
     )
     assert "/timeline.svg" in first.get_attribute("src")
+    # Under each week, the store's 90-day strip: a bar per local date (T - 90 days to T meets 91
+    # of them), each with the day's minutes in its tooltip.
+    WebDriverWait(browser, 30).until(
+        lambda b: len(b.find_elements(By.CSS_SELECTOR, "#timelines .store:first-child .strip span")) == 91
+    )
+    bar = browser.find_element(By.CSS_SELECTOR, "#timelines .store:first-child .strip span:last-child")
+    assert "min up" in bar.get_attribute("title") and "business minutes" in bar.get_attribute("title")
     browser.save_screenshot(str(tmp_path / "page.png"))  # kept with the test's temporary files
     # A clean console: no failed request (a missing icon included) and no script error. The one
     # expected: /summary's 404 before the first report was published (the API's answer for "none").
