@@ -1,5 +1,6 @@
 """Speed and memory of the report path as the stored history grows (`make bench`); then what
-the status intervals add to a report run, and how fast the API's store pages answer.
+the status intervals add to a report run, how fast the API's store pages answer, and the store
+history's goals (scripts/history_benchmark.py: daily values, refresh, prune).
 
     python scripts/benchmark.py [--days 8,30,90] [--repeat 3] [--postgres URL] [--stores N]
                                 [--real DIR] [--requests R]
@@ -225,6 +226,11 @@ def main() -> None:
         points = series(
             "sqlite", sqlite_url(scratch / "bench.db"), scratch / "bench.db", chunks, days, args.repeat, extras
         )
+        # The store history's goals on the longest SQLite history (docs/history.md); the prune
+        # they end with is the last use of that database.
+        from history_benchmark import history_benchmarks, print_table
+
+        history_rows = history_benchmarks(sqlite_url(scratch / "bench.db"), scratch / "bench.db", days[-1])
         if args.postgres:
             points += series("postgresql", args.postgres, None, chunks, days, args.repeat)
 
@@ -246,6 +252,7 @@ def main() -> None:
             f"| {statistics.median(p.report_s):.2f} | {statistics.median(p.process_s):.2f} "
             f"| {statistics.median(p.process_rss_mb):.0f} | {p.bytes_per_poll:.1f} |"
         )
+    print_table(history_rows)
     for engine in dict.fromkeys(p.engine for p in points):
         mine = [p for p in points if p.engine == engine]
         first, last = mine[0], mine[-1]
