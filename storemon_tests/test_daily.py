@@ -267,3 +267,29 @@ def test_special_hours_close_a_day_and_shorten_another(tmp_path):
         "2023-01-20": (720.0, 720.0, 0.0),  # up to T = the last poll, 12:00
     }
     engine.dispose()
+
+
+def test_the_daily_and_sla_commands_write_the_specs_csvs(tmp_path, monkeypatch, capsys):
+    from storemon_assets import settings
+    from storemon_assets.cli import main
+
+    monkeypatch.setenv("STOREMON_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    engine = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    ingest_files(engine, sorted(settings.SAMPLE_DATA_DIR.glob("*.csv")))
+    engine.dispose()
+    assert main(["daily", "--out", str(tmp_path / "daily.csv"), "--days", "3", "--quiet"]) == 0
+    daily = pl.read_csv(tmp_path / "daily.csv", schema_overrides={"store_id": pl.String})
+    assert daily.columns == ["store_id", "date_local", "business_minutes", "uptime_minutes", "downtime_minutes"]
+    # T = 2023-01-25 18:12:56 UTC: 3 days back meets 4 local dates in every store's zone here.
+    assert daily.height == 100 * 4 and daily.equals(daily.sort("store_id", "date_local"))
+    assert "400 store-days" in capsys.readouterr().err
+    assert main(["sla", "--month", "2023-01", "--out", str(tmp_path / "sla.csv"), "--quiet"]) == 0
+    sla = pl.read_csv(tmp_path / "sla.csv", schema_overrides={"store_id": pl.String})
+    assert sla.columns == ["store_id", "month", "business_hours", "uptime_hours", "downtime_hours", "uptime_pct"]
+    assert sla.height == 100 and (sla.get_column("month") == "2023-01").all()
+    # A month's uptime + downtime never exceeds its business hours (equal for observed stores).
+    assert sla.filter(pl.col("uptime_hours") + pl.col("downtime_hours") > pl.col("business_hours") + 0.011).height == 0
+    assert main(["sla", "--month", "January", "--out", str(tmp_path / "x.csv")]) == 2
+    assert "expected YYYY-MM" in capsys.readouterr().err
+    assert main(["db", "prune", "--retention-days", "5"]) == 2
+    assert "keep at least 8 days" in capsys.readouterr().err
