@@ -159,13 +159,22 @@ def test_a_finished_run_serves_its_csv_with_complete_header(client, dagster, rep
     assert response.text == CSV + "s1,60.0,24.0,168.0,0.0,0.0,0.0\n"
 
 
-def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file(client, dagster, reports):
+def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file_not_its_server_path(client, dagster):
     report_id = dagster.add(REPORT_JOB, "SUCCESS")
     response = get_report(client, report_id)
     assert response.json() == {
         "status": "Failed",
-        "error": f"the run succeeded but its report file {reports / f'{report_id}.csv'} is missing",
+        "error": f"the run succeeded but its report file {report_id}.csv is missing from the reports folder",
     }
+
+
+def test_a_failure_reason_names_files_relative_to_the_configured_folders(client, dagster, reports):
+    # What a report run on a full disk says (an OSError naming its file), as Dagster hands it on.
+    reason = f"[Errno 28] No space left on device: '{reports}/.combined_report.csv.4242.tmp'"
+    report_id = dagster.add(REPORT_JOB, "FAILURE", reason)
+    assert get_report(client, report_id).json()["error"] == (
+        "[Errno 28] No space left on device: '<reports folder>/.combined_report.csv.4242.tmp'"
+    )
 
 
 def test_report_id_is_trimmed(client, dagster):

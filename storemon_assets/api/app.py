@@ -2,12 +2,14 @@
 
 `create_app` builds the FastAPI app; its lifespan opens the storemon database (schema upgraded)
 at start-up, so the first page does not pay for it and a wrong database URL shows at once, and
-closes it and the connections to Dagster at shutdown. Request bodies are limited to
+closes it and the connections to Dagster at shutdown. The database is never created here
+(web/database.py): missing, deleted or unreadable, the pages answer 503 with a one-line reason. Request bodies are limited to
 MAX_BODY_BYTES, and no answer echoes more than a short excerpt of what it was sent.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,27 +25,29 @@ from storemon_assets import settings
 from storemon_assets.api import reports
 from storemon_assets.api.runs import DagsterRuns, FinishedRuns
 from storemon_assets.core.parsing import EXCERPT_CHARS, excerpt
-from storemon_assets.db.engine import open_database
+from storemon_assets.db.engine import DatabaseUnavailable, unreadable
+from storemon_assets.web.database import ReaderDatabase
 from storemon_assets.web.routes import router as store_pages
 
+logger = logging.getLogger("storemon.api")
 MAX_BODY_BYTES = 16 * 1024  # a trigger body is a few dozen bytes
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the storemon database for the store pages (unless the app was given an engine),
-    and close what the app opened when it stops."""
+    """Open the storemon database for the store pages at start-up, so the first page does not pay
+    for it and a wrong URL shows at once; a database not there yet is not an error (the pages say
+    503 until it is). Close the database and the connections to Dagster when the app stops."""
     state = app.state
-    opened = None
-    if state.database_engine is None:
-        opened = state.database_engine = await run_in_threadpool(open_database, state.database_url)
+    try:
+        await run_in_threadpool(state.database.engine)
+    except DatabaseUnavailable as exc:
+        logger.warning(f"store pages: {exc}")
     try:
         yield
     finally:
         state.report_runs.close()
-        if opened is not None:
-            opened.dispose()
-            state.database_engine = None
+        state.database.close()
 
 
 def create_app(
@@ -65,13 +69,25 @@ def create_app(
     app.state.report_runs = DagsterRuns(dagster_url or settings.dagster_url())
     app.state.reports_dir = reports_dir or settings.reports_dir()
     app.state.finished_runs = FinishedRuns()
-    app.state.database_url = database_url or settings.database_url()
-    app.state.database_engine = engine
+    app.state.database = ReaderDatabase(database_url or settings.database_url(), engine)
     app.include_router(store_pages)
     app.include_router(reports.router)
     app.add_middleware(BodyLimit)
     app.add_exception_handler(RequestValidationError, bounded_validation_error)
+    app.add_exception_handler(DatabaseUnavailable, database_unavailable)
+    app.add_exception_handler(sa.exc.DBAPIError, database_error)
     return app
+
+
+def database_unavailable(_request, exc: DatabaseUnavailable) -> JSONResponse:
+    """503: the storemon database is missing or unreadable, in one line (db/engine.py)."""
+    return JSONResponse(status_code=503, content={"detail": str(exc)})
+
+
+def database_error(_request, exc: sa.exc.DBAPIError) -> JSONResponse:
+    """503 for what the database refused while a page read it (a corrupt file, a table missing, the
+    server down): the driver's reason in one line, never the SQL or its parameters."""
+    return JSONResponse(status_code=503, content={"detail": unreadable(exc)})
 
 
 class BodyLimit:

@@ -22,6 +22,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from storemon_assets import settings
 from storemon_assets.api.runs import (
     FAILED_STATES,
     RUNNING_STATES,
@@ -154,10 +155,14 @@ async def get_report(
     if run.status in RUNNING_STATES:
         return ReportStatus(status="Running")
     if run.status in FAILED_STATES:
-        return ReportStatus(status="Failed", error=run.error or f"the run ended as {run.status}")
+        error = without_server_paths(run.error, reports) if run.error else f"the run ended as {run.status}"
+        return ReportStatus(status="Failed", error=error)
     path = reports / f"{report_id}.csv"
     if not path.exists():
-        return ReportStatus(status="Failed", error=f"the run succeeded but its report file {path} is missing")
+        return ReportStatus(
+            status="Failed",
+            error=f"the run succeeded but its report file {path.name} is missing from the reports folder",
+        )
     return Response(
         content=path.read_bytes(),
         media_type="text/csv",
@@ -166,6 +171,22 @@ async def get_report(
             "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"',
         },
     )
+
+
+def without_server_paths(text: str, reports: Path) -> str:
+    """A message for a client with the configured folders' absolute paths written relative to them
+    (`<reports folder>/x.csv`): a run's failure names files where the server keeps them, and a
+    client has no business with the server's layout (issue 20 row 14)."""
+    folders = {
+        "reports folder": reports,
+        "landing folder": settings.landing_dir(),
+        "data folder": settings.data_home(),
+        "storemon home": settings.storemon_home(),
+    }
+    for label, folder in sorted(folders.items(), key=lambda item: -len(str(item[1]))):  # the deepest first
+        for form in {str(folder), str(folder.resolve())}:
+            text = text.replace(form.rstrip("/") + "/", f"<{label}>/").replace(form, f"<{label}>")
+    return text
 
 
 # Trailing slashes work too (no redirect: clients like curl do not follow one by default).

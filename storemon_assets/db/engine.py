@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -25,7 +26,7 @@ def create_db_engine(url: str) -> sa.Engine:
             cursor.close()
 
         database = engine.url.database
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not engine.url.query.get("uri"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         return engine
     if sa.engine.make_url(url).get_backend_name() == "postgresql":
@@ -38,6 +39,49 @@ def open_database(url: str) -> sa.Engine:
     engine = create_db_engine(url)
     upgrade_schema(engine)
     return engine
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The storemon database cannot be used as it is: missing, unreadable or not a database. The
+    message is one line for a client, without the server's paths."""
+
+
+NOT_LOADED_YET = (
+    "the storemon database does not exist: nothing has been loaded yet (storemon ingest, or a file in the "
+    "landing folder), or it was removed"
+)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another database, or SQLite in memory)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return None if parsed.query.get("uri") else Path(parsed.database)
+
+
+def open_existing_database(url: str) -> sa.Engine:
+    """For readers (the API's pages): like `open_database`, but a SQLite file is opened only if it
+    exists (SQLite's `mode=rw`): a missing one is never created, empty, under the readers' feet.
+    Raises DatabaseUnavailable when the database is missing or cannot be read."""
+    path = sqlite_file(url)
+    if path is not None:
+        if not path.is_file():
+            raise DatabaseUnavailable(NOT_LOADED_YET)
+        url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=rw&uri=true"
+    engine = create_db_engine(url)
+    try:
+        upgrade_schema(engine)
+    except sa.exc.DBAPIError as exc:
+        engine.dispose()
+        raise DatabaseUnavailable(unreadable(exc)) from exc
+    return engine
+
+
+def unreadable(exc: sa.exc.DBAPIError) -> str:
+    """One line for a client on a database error: the driver's reason, without SQL or parameters."""
+    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+    return f"the storemon database cannot be read: {reason}"
 
 
 # The `postgres` extra: the driver, and connectorx + pyarrow for reading tables into polars.

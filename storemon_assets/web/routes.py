@@ -140,8 +140,9 @@ class FleetSummary(BaseModel):
 
 
 def store_database(request: Request) -> sa.Engine:
-    """Dependency: the storemon database engine, opened by the app's lifespan (api/app.py)."""
-    return request.app.state.database_engine
+    """Dependency: the storemon database engine (web/database.py: never created here; missing or
+    unreadable, the app answers 503 saying so)."""
+    return request.app.state.database.engine()
 
 
 Database = Annotated[sa.Engine, Depends(store_database)]
