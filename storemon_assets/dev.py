@@ -1,20 +1,24 @@
 """`storemon dev`: the Dagster webserver and daemon (`dagster dev`) and the HTTP API, started
 and stopped as one foreground command (what `make run` and `make dev` serve).
 
+Without DAGSTER_HOME, Dagster's instance lives in `<data folder>/dagster_home` with the shipped
+settings (`with_dagster_home`), as under make: `storemon dev` is the same command outside it.
+
 One Ctrl-C (SIGINT), SIGTERM or SIGHUP stops everything it started within STOP_GRACE_SECONDS
 plus a moment. Each service runs in a process group of its own, so the supervisor alone decides
-how it is stopped: the group gets SIGINT, which `dagster dev` (webserver, daemon, code servers,
-run workers) and uvicorn handle as a graceful stop; whatever is still alive after the grace
-period gets SIGKILL. What is usually left by then is a Python interpreter garbage-collecting its
-way out after its shutdown is done (measured: 2-4 s for the Dagster webserver and daemon on
-this 2-core machine), and the code-server processes, which `dagster dev` leaves to notice by
-themselves that their parent has gone. Signals that were ignored when the supervisor started
-(a shell starting it in the background) are restored for the services, so they always stop.
+how it is stopped: each service's own process gets SIGINT, on which `dagster dev` stops its
+webserver and daemon in order (through the pipes it keeps to them) and then its code servers,
+and uvicorn finishes its requests; whatever is still alive after the grace period gets SIGKILL.
+Most of a stop is interpreters tearing down the modules they imported after their shutdown is
+done (about a second of CPU each); the API skips that part (`storemon api` ends with os._exit
+once uvicorn has stopped). Signals that were ignored when the supervisor started (a shell
+starting it in the background) are restored for the services, so they always stop.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +32,8 @@ STOP_GRACE_SECONDS = 3.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CHECKOUT = Path(__file__).resolve().parent.parent
 DEFINITIONS_MODULE = "storemon_assets.defs.definitions"
+DAGSTER_HOME = "DAGSTER_HOME"  # Dagster's own variable: where its instance (runs, events, settings) lives
+LOCAL_INSTANCE_SETTINGS = CHECKOUT / "deploy" / "local" / "dagster.yaml"
 # Dagster 1.13 marks `dagster dev` as superseded by `dg dev` (a separate package, dagster-dg-cli)
 # and says so on every start; the message is about Dagster's tooling, not about storemon, and the
 # command is still supported. Only that one message is filtered (start of the message, literal).
@@ -55,6 +61,20 @@ def dagster_dev_environment(env: dict[str, str]) -> dict[str, str]:
     return {**env, "PYTHONWARNINGS": ",".join(filters)}
 
 
+def with_dagster_home(env: dict[str, str]) -> dict[str, str]:
+    """The environment with DAGSTER_HOME: the caller's, else a persistent one under the data folder
+    (`make dev`'s too), holding the shipped instance settings (deploy/local/dagster.yaml: no
+    telemetry, no first-visit prompt). Without it, `dagster dev` would make a throw-away
+    `.tmp_dagster_home_*` in the checkout, forgetting every run at each start, and ask both."""
+    if env.get(DAGSTER_HOME, "").strip():
+        return env
+    home = settings.data_home() / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    if LOCAL_INSTANCE_SETTINGS.exists():  # an installed package has no deploy/: Dagster's defaults then
+        shutil.copyfile(LOCAL_INSTANCE_SETTINGS, home / "dagster.yaml")
+    return {**env, DAGSTER_HOME: str(home)}
+
+
 def _as_service_child() -> None:
     """In the child before exec: a process group of its own, default signal handling."""
     os.setsid()
@@ -79,6 +99,13 @@ class Service:
             return True
         return True
 
+    def signal_leader(self, sig: int) -> None:
+        """Signal the service's own process only: it stops what it started, in its own order."""
+        try:
+            self.process.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
     def signal_group(self, sig: int) -> None:
         try:
             os.killpg(self.process.pid, sig)
@@ -92,10 +119,14 @@ def start_service(name: str, command: list[str], env: dict[str, str], cwd: Path)
 
 
 def stop_services(services: list[Service], grace: float = STOP_GRACE_SECONDS) -> list[str]:
-    """SIGINT to every group, then SIGKILL to what is left after `grace` s; returns the names of
-    the services that had to be killed."""
+    """SIGINT to each service's leader, then SIGKILL to what is left of its group after `grace` s;
+    returns the names of the services that had to be killed.
+
+    Only the leader: `dagster dev` then stops its webserver and daemon itself, through the pipes it
+    keeps to them for that, and waits for them. A SIGINT to the whole group would interrupt each of
+    them wherever it was, beside that orderly shutdown, and slow it down."""
     for service in services:
-        service.signal_group(signal.SIGINT)
+        service.signal_leader(signal.SIGINT)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(s.group_alive for s in services):
         time.sleep(0.05)
@@ -124,7 +155,7 @@ def serve(host: str, port: int, api_port: int, grace: float = STOP_GRACE_SECONDS
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, request_stop)
-    env = dict(os.environ)
+    env = with_dagster_home(dict(os.environ))
     services: list[Service] = []
     exited = None
     try:

@@ -127,3 +127,37 @@ def test_one_signal_stops_every_process_of_make_dev_within_5_s(tmp_path, how):
         if group_alive(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+def test_storemon_dev_outside_make_keeps_dagster_in_the_data_folder_and_stops_whole(tmp_path):
+    """No make, no DAGSTER_HOME: Dagster's instance is `<data folder>/dagster_home` with the shipped
+    settings (no telemetry, no first-visit prompt), and nothing is left in the checkout."""
+    port, api_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"} | {"STOREMON_HOME": str(tmp_path)}
+    before = set(REPO.glob(".tmp_dagster_home_*"))
+    log = (tmp_path / "dev.log").open("wb")
+    command = [str(Path(sys.executable).parent / "storemon"), "dev", "--port", str(port), "--api-port", str(api_port)]
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(
+            lambda: process.poll() is not None or (_answers(f"http://127.0.0.1:{port}/server_info") or None),
+            120,
+            "Dagster",
+        )
+        home = tmp_path / "data" / "dagster_home"
+        assert (home / "dagster.yaml").read_text() == (REPO / "deploy" / "local" / "dagster.yaml").read_text()
+        assert set(REPO.glob(".tmp_dagster_home_*")) == before
+        started = descendants(process.pid) | {process.pid}
+        os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C
+        process.wait(30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and alive(started):
+            time.sleep(0.05)
+        assert alive(started) == set()
+        assert "storemon dev: stopped in" in (tmp_path / "dev.log").read_text()
+        assert (home / "history" / "runs.db").exists()  # the runs stay for the next start
+    finally:
+        if group_alive(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+        log.close()
