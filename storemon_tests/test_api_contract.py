@@ -5,6 +5,7 @@ CLI's CSV, failure reasons from real events, concurrency) is in test_api.py, end
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -466,3 +467,26 @@ def test_a_refusal_quotes_at_most_a_short_excerpt_of_the_request(client, dagster
     assert response.status_code == 422
     assert len(response.content) < 400, response.text
     assert dagster.launched == []
+
+
+# --- the API's own documentation pages, offline ---------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_documentation_pages_load_everything_from_the_api_itself(client, page):
+    html = client.get(page)
+    assert html.status_code == 200
+    sources = re.findall(r"""(?:src|href)=["']?([^"' >]+)""", html.text) + re.findall(
+        r"""url: ['"]([^'"]+)""", html.text
+    )
+    assert sources and all(source.startswith("/") for source in sources), sources  # no CDN, no internet
+    for source in sources:
+        assert client.get(source).status_code == 200, source
+    assert "swagger-ui-bundle.js" in html.text or "redoc.standalone.js" in html.text
+
+
+@pytest.mark.parametrize("path", ["/summary/", "/stores/", "/get_report/?report_id=x"])
+def test_a_trailing_slash_is_answered_not_redirected(client, path):
+    response = client.get(path, follow_redirects=False)
+    assert response.status_code not in (301, 302, 307, 308)
+    assert response.json()["detail"]  # the same answer as without the slash (here: nothing published)

@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from storemon_assets import settings
 from storemon_assets.api import reports
@@ -59,7 +60,10 @@ def create_app(
     """The storemon API: reports through Dagster (api/reports.py), the store pages and the web
     page from the storemon database (web/routes.py). Unset arguments come from the settings;
     `engine`, if given, is used as it is (and left open)."""
-    app = FastAPI(
+    # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files the
+    # package ships (under /static-offline-docs), not from a CDN: the pages work offline.
+    app = FastAPIOffline(
+        redirect_slashes=False,  # `/summary/` is answered, never a 307 with an empty body (aliases)
         title="storemon",
         version="0.1.0",
         description="Trigger an uptime report (a Dagster run) and poll for its CSV; see the fleet, the worst "

@@ -206,6 +206,8 @@ def web_page() -> HTMLResponse:
     return HTMLResponse(resources.files("storemon_assets.web").joinpath("index.html").read_text())
 
 
+# Trailing slashes answer too (the app does not redirect: curl and others would not follow).
+@router.get("/summary/", include_in_schema=False, response_model=FleetSummary)
 @router.get(
     "/summary",
     response_model=FleetSummary,
@@ -231,6 +233,7 @@ def fleet_summary(engine: Database) -> FleetSummary:
     )
 
 
+@router.get("/stores/", include_in_schema=False, response_model=WorstStores)
 @router.get(
     "/stores",
     response_model=WorstStores,
