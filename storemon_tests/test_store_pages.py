@@ -317,3 +317,80 @@ def test_summary_has_the_fleets_uptime_over_the_last_30_days(client):
     # dates up to T: 30 days + 18 h = 44,280 min, all up. "quiet" observed nothing. Share =
     # (824.5 + 44,280) / (900 + 44,280) = 45,104.5 / 45,180 = 0.99833.. -> 0.9983.
     assert share == 0.9983
+
+
+def test_a_picture_is_drawn_once_per_report_and_store(engine, monkeypatch):
+    from storemon_assets.web import routes
+
+    drawn = []
+    real = routes.timeline_svg
+    monkeypatch.setattr(routes, "timeline_svg", lambda rows, title: drawn.append(title) or real(rows, title))
+    with client_for(engine) as client:
+        first = client.get("/stores/s/timeline.svg")
+        assert client.get("/stores/s/timeline.svg").content == first.content
+        assert client.get("/store/timeline.svg", params={"store_id": "s"}).content == first.content
+        assert len(drawn) == 1  # the same report and store: kept
+        client.get("/stores/up/timeline.svg")
+        assert len(drawn) == 2
+        publish_current_report(engine, build_report(engine), "report-2")  # a new report: drawn anew
+        assert client.get("/stores/s/timeline.svg").status_code == 200
+        assert len(drawn) == 3
+        assert client.get("/stores/nobody/timeline.svg").status_code == 404  # an unknown store: nothing kept
+
+
+def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp_path, monkeypatch):
+    """40 stores' pictures at once, each slow to draw (0.2 s), on a pool of 4 worker threads: they
+    are drawn at most DRAWING_AT_ONCE at a time, and /summary, asked for once they all wait, is
+    answered before the tenth is drawn (it used to wait for a thread behind nearly all of them)."""
+    import threading
+    import time
+
+    import anyio
+    import httpx
+
+    from storemon_assets.web import routes
+    from storemon_assets.web.pictures import DRAWING_AT_ONCE
+
+    stores = [f"store-{n:02d}" for n in range(40)]
+    engine = make_engine(tmp_path)
+    polls = "store_id,status,timestamp_utc\n" + "".join(f"{s},active,2023-01-16 18:00:00 UTC\n" for s in stores)
+    ingest_files(engine, [write_csv(tmp_path, "polls.csv", polls)])
+    publish_current_report(engine, build_report(engine), "report-1")
+
+    drawing, most, events = [0], [0], []
+    guard = threading.Lock()
+
+    def slow_picture(rows, title):
+        with guard:
+            drawing[0] += 1
+            most[0] = max(most[0], drawing[0])
+        time.sleep(0.2)
+        with guard:
+            drawing[0] -= 1
+            events.append("picture")
+        return b"<svg/>"
+
+    monkeypatch.setattr(routes, "timeline_svg", slow_picture)
+    app = create_app(dagster_url="http://dagster.test", reports_dir=Path("/nonexistent"), engine=engine)
+
+    async def load():
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 4
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+
+            async def picture(store: str):
+                assert (await client.get(f"/stores/{store}/timeline.svg")).status_code == 200
+
+            async def summary():
+                await anyio.sleep(0.1)  # the pictures all asked for by then
+                assert (await client.get("/summary")).status_code == 200
+                events.append("summary")
+
+            async with anyio.create_task_group() as group:
+                for store in stores:
+                    group.start_soon(picture, store)
+                group.start_soon(summary)
+
+    anyio.run(load)
+    assert events.count("picture") == len(stores)
+    assert most[0] <= DRAWING_AT_ONCE
+    assert events.index("summary") < 10, events.index("summary")

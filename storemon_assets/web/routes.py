@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import polars as pl
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
@@ -33,6 +34,7 @@ from storemon_assets.db.queries import (
 )
 from storemon_assets.history import daily_history, fleet_uptime_share
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
+from storemon_assets.web.pictures import TimelinePictures
 from storemon_assets.web.timeline import timeline_svg
 
 MAX_WORST = 1000
@@ -262,8 +264,8 @@ def list_worst_stores(
     responses=TIMELINE_RESPONSES,
     summary="One store's week as a picture",
 )
-def store_timeline_svg(engine: Database, store_id: StoreId) -> Response:
-    return _timeline(engine, store_id)
+async def store_timeline_svg(request: Request, engine: Database, store_id: StoreId) -> Response:
+    return await _timeline(request, engine, store_id)
 
 
 @router.get(
@@ -282,8 +284,8 @@ def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
     responses=TIMELINE_RESPONSES,
     summary="One store's week as a picture, for any id (the id as a query parameter)",
 )
-def store_timeline_svg_by_query(engine: Database, store_id: StoreIdQuery) -> Response:
-    return _timeline(engine, store_id)
+async def store_timeline_svg_by_query(request: Request, engine: Database, store_id: StoreIdQuery) -> Response:
+    return await _timeline(request, engine, store_id)
 
 
 @router.get(
@@ -296,18 +298,26 @@ def store_detail_by_query(engine: Database, store_id: StoreIdQuery) -> StoreDeta
     return _detail(engine, store_id)
 
 
-def _timeline(engine: sa.Engine, store_id: str) -> Response:
-    info = _current(engine)
+async def _timeline(request: Request, engine: sa.Engine, store_id: str) -> Response:
+    """The picture, drawn once per report and store (web/pictures.py): the routes are `async` so
+    that a request waiting for its turn to draw holds no worker thread."""
+    info = await run_in_threadpool(_current, engine)
+    pictures: TimelinePictures = request.app.state.timeline_pictures
+    picture = await pictures.get_or_draw(info["report_id"], store_id, lambda: _draw_timeline(engine, store_id, info))
+    return Response(
+        picture,
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "no-cache"},  # the next report replaces it
+    )
+
+
+def _draw_timeline(engine: sa.Engine, store_id: str, info: dict) -> bytes:
     _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
     rows = day_rows(store_status_intervals(engine, store_id), schedule, info["as_of_us"])
     as_of = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=info["as_of_us"])
     title = f"store {store_id} · {schedule.get_column('timezone')[0]} · week before {as_of:%Y-%m-%d %H:%M} UTC"
-    return Response(
-        timeline_svg(rows, title),
-        media_type="image/svg+xml",
-        headers={"Cache-Control": "no-cache"},  # the next report replaces it
-    )
+    return timeline_svg(rows, title)
 
 
 def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
