@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, TIMEZONES
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
 from storemon_assets.progress import Progress
@@ -137,14 +137,15 @@ def _ingest_one(engine, path: Path, progress: Progress) -> str:
     """Parse and load one file; the line saying what happened to it."""
     from storemon_assets.core.parsing import file_sha256, parse_feed_bytes
     from storemon_assets.db.loading import LoadOutcome, load_feed
-    from storemon_assets.db.queries import is_loaded
+    from storemon_assets.db.queries import loaded_kind
 
     with progress.phase(f"read {path.name}") as phase:
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise FeedFileError.unreadable(str(path), exc) from exc
-        if is_loaded(engine, file_sha256(data)):  # in the ledger: no need to parse it again
+        kind = loaded_kind(engine, file_sha256(data))
+        if kind is not None and kind not in AUTHORITATIVE_KINDS:  # in the ledger: no need to parse it again
             phase.detail = "in the ledger"
             return LoadOutcome(path.name, "", already_loaded=True).describe()
         feed = parse_feed_bytes(data, path)

@@ -333,3 +333,16 @@ def test_report_sweeps_the_temporary_files_a_killed_report_left_beside_its_targe
     done = storemon_on(tmp_path / "s.db", "report", "--out", str(tmp_path / "rep.csv"))
     assert done.returncode == 0, done.stderr
     assert not killed.exists() and writing.exists() and other.exists()
+
+
+def test_ingest_applies_hours_delivered_again_in_delivery_order(tmp_path):
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    v1 = write_csv(tmp_path, "v1.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n")
+    v2 = write_csv(tmp_path, "v2.csv", header + "1,0,10:00,18:00\n")
+    done = storemon_on(tmp_path / "s.db", "ingest", "--quiet", str(v1), str(v2), str(v1))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "v1.csv: loaded, hours, 2 rows, 0 rejected",
+        "v2.csv: loaded, hours, 1 rows, 0 rejected; WARNING: 1 stores lost weekdays they had: 1",
+        "v1.csv: loaded again (delivered before: its rows are current again), hours, 2 rows, 0 rejected",
+    ]

@@ -614,3 +614,68 @@ def test_a_store_id_a_spreadsheet_would_run_as_a_formula_is_rejected(tmp_path, s
     [rejected] = feed.rejected.to_dicts()
     assert rejected["line_number"] == 2
     assert rejected["reason"] == "store_id begins with =, +, - or @ (a spreadsheet would run it as a formula)"
+
+
+# --- SPEC §1: authoritative feeds apply in delivery order (issue 20 row 4) ----------------------
+
+
+def test_hours_delivered_again_after_a_newer_version_are_current_again(tmp_path, engine):
+    # Issue 20 row 4: v1, v2, v1 again left the store on v2 ("already loaded").
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    v1 = write_csv(tmp_path, "hours_v1.csv", header + "1,0,09:00,17:00\n")
+    v2 = write_csv(tmp_path, "hours_v2.csv", header + "1,0,10:00,18:00\n")
+    outcomes = [load_feed(engine, read_feed_file(path)) for path in (v1, v2, v1)]
+    assert [(o.already_loaded, o.redelivered) for o in outcomes] == [(False, False), (False, False), (False, True)]
+    hours = read_table(engine, BUSINESS_HOURS)
+    # 09:00 = 32,400 s after midnight: v1's opening.
+    assert hours.select("store_id", "start_time_us", "source_file").rows() == [("1", 32_400_000_000, "hours_v1.csv")]
+    assert read_table(engine, INGESTED_FILES).height == 2  # one ledger row per content, named by its last delivery
+
+
+def test_timezones_delivered_again_after_a_newer_version_are_current_again(tmp_path, engine):
+    v1 = write_csv(tmp_path, "tz_v1.csv", "store_id,timezone_str\n1,Asia/Beirut\n")
+    v2 = write_csv(tmp_path, "tz_v2.csv", "store_id,timezone_str\n1,America/Boise\n")
+    for path in (v1, v2, v1):
+        load_feed(engine, read_feed_file(path))
+    assert read_table(engine, STORE_TIMEZONES).select("store_id", "timezone_str").rows() == [("1", "Asia/Beirut")]
+
+
+def test_a_polls_file_delivered_again_is_still_a_no_op(tmp_path, engine):
+    path = write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
+    load_feed(engine, read_feed_file(path))
+    again = load_feed(engine, read_feed_file(path))
+    assert again.already_loaded and not again.redelivered
+
+
+def test_an_hours_file_that_takes_weekdays_from_stores_names_them(tmp_path, engine):
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    load_feed(
+        engine,
+        read_feed_file(write_csv(tmp_path, "a.csv", header + "1,0,09:00,17:00\n1,1,09:00,17:00\n2,0,09:00,17:00\n")),
+    )
+    # Store 1 keeps Monday but loses Tuesday; store 2 changes its hours on the same day; store 3 is new.
+    outcome = load_feed(
+        engine,
+        read_feed_file(write_csv(tmp_path, "b.csv", header + "1,0,10:00,11:00\n2,0,10:00,11:00\n3,4,10:00,11:00\n")),
+    )
+    assert outcome.stores_losing_weekdays == ("1",)
+    assert outcome.describe().endswith("; WARNING: 1 stores lost weekdays they had: 1")
+
+
+def test_the_real_hours_split_in_two_names_every_store_that_lost_weekdays(tmp_path, engine):
+    # Issue 20 row 4: the real 2023 hours split in two dropped rows of the stores whose rows
+    # straddle the cut, silently.
+    source = shared_data("loop-2023", "menu_hours.csv")
+    lines = source.read_text().splitlines(keepends=True)
+    middle = len(lines) // 2
+    first = write_csv(tmp_path, "hours_1.csv", "".join(lines[:middle]))
+    second = write_csv(tmp_path, "hours_2.csv", lines[0] + "".join(lines[middle:]))
+    load_feed(engine, read_feed_file(first))
+    outcome = load_feed(engine, read_feed_file(second))
+    # Expected, from the files alone: stores with a weekday in the first half that the second
+    # half, which names them too, does not give them.
+    halves = [read_feed_file(p).rows.select("store_id", "day_of_week").unique() for p in (first, second)]
+    named_again = halves[0].filter(pl.col("store_id").is_in(halves[1].get_column("store_id").implode()))
+    expected = named_again.join(halves[1], on=["store_id", "day_of_week"], how="anti").get_column("store_id").unique()
+    assert expected.len() > 0
+    assert outcome.stores_losing_weekdays == tuple(expected.sort().to_list())

@@ -455,3 +455,16 @@ def test_the_ingest_job_refuses_files_named_outside_the_landing_folder_quoting_n
     assert "root:x" not in messages and "stranger" not in messages
     assert stored_polls(home) == [("s1", 1674388800000000, True)]  # the landing file, by its name alone
     assert (tmp_path / "passwd").read_text() == SECRET  # left where it was
+
+
+def test_an_hours_file_that_takes_weekdays_from_stores_fails_a_warning_check(home, instance):
+    # Issue 20 row 4: an accidental split of a store's rows over two files was silent.
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    first = write_csv(home.landing.folder, "hours_1.csv", header + "s1,0,09:00,17:00\ns2,0,09:00,17:00\n")
+    second = write_csv(home.landing.folder, "hours_2.csv", header + "s1,1,09:00,17:00\n")
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [first.name, second.name]}}}}
+    run = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, run_config=config)
+    [check] = run.get_asset_check_evaluations()
+    assert check.check_name == "no_store_lost_weekdays" and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["stores"].value == 1 and "`s1`" in check.metadata["files"].value

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.parsing import ParsedFeed
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
@@ -52,12 +52,29 @@ class LoadOutcome:
     rows_loaded: int = 0
     rows_rejected: int = 0
     store_ids: tuple[str, ...] = ()  # stores the file's accepted rows name
+    redelivered: bool = False  # an authoritative file whose content was loaded before, applied again
+    # Hours files: stores that had a weekday this file does not give them (an accidental split
+    # of one store's rows over two files looks like this).
+    stores_losing_weekdays: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line for a person: what happened to the file."""
         if self.already_loaded:
             return f"{self.file_name}: already loaded"
-        return f"{self.file_name}: loaded, {self.kind}, {self.rows_loaded:,} rows, {self.rows_rejected:,} rejected"
+        again = " again (delivered before: its rows are current again)" if self.redelivered else ""
+        line = (
+            f"{self.file_name}: loaded{again}, {self.kind}, {self.rows_loaded:,} rows, {self.rows_rejected:,} rejected"
+        )
+        if self.stores_losing_weekdays:
+            shown = ", ".join(self.stores_losing_weekdays[:SHOWN_STORES])
+            more = len(self.stores_losing_weekdays) - SHOWN_STORES
+            line += f"; WARNING: {len(self.stores_losing_weekdays):,} stores lost weekdays they had: {shown}" + (
+                f" and {more:,} more" if more > 0 else ""
+            )
+        return line
+
+
+SHOWN_STORES = 10  # store ids a one-line message names
 
 
 def _bulk_insert(
@@ -200,23 +217,71 @@ def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str
         conn.execute(table.delete().where(table.c.store_id.in_(chunk)))
 
 
-def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool:
-    """Write the file's ledger row as the transaction's first statement; False when the ledger
-    already has it. Another process loading the same content at the same moment holds the
-    write lock (SQLite) or the row (PostgreSQL) until it commits, so this waits, then finds
-    the row: the loser reports "already loaded" instead of failing on the primary key."""
+def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
+    """Write the file's ledger row as the transaction's first statement: True when it is new;
+    False when the ledger has it and there is nothing to do (a polls file; an authoritative file
+    that is still the latest delivery of its kind, as when the ingest job runs again over the
+    landing folder); None when the ledger has it, its kind is authoritative and a file of that
+    kind was delivered after it: delivered again, it applies again (SPEC §1), and the row takes
+    this delivery's name and time, which order the deliveries.
+
+    Another process loading the same content at the same moment holds the write lock (SQLite)
+    or the row (PostgreSQL) until it commits, so this waits, then finds the row: the loser
+    reports "already loaded" instead of failing on the primary key."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
     insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[conn.dialect.name](ledger)
+    now_us = time.time_ns() // 1000
     row = {
         "file_sha256": feed.sha256,
         "file_name": feed.path.name,
         "kind": feed.kind,
-        "ingested_at_us": time.time_ns() // 1000,
+        "ingested_at_us": now_us,
         "rows_read": feed.rows_read,
         "rows_loaded": feed.rows.height,
         "rows_rejected": feed.rejected.height,
     }
-    return conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1
+    if conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1:
+        return True
+    if feed.kind not in AUTHORITATIVE_KINDS:
+        return False
+    this = sa.select(ledger.c.ingested_at_us).where(ledger.c.file_sha256 == feed.sha256).scalar_subquery()
+    newer = sa.select(ledger.c.file_sha256).where(ledger.c.kind == feed.kind, ledger.c.ingested_at_us > this).limit(1)
+    if conn.execute(newer).first() is None:
+        return False  # still the latest delivery of its kind: its rows are current already
+    conn.execute(
+        ledger.update()
+        .where(ledger.c.file_sha256 == feed.sha256)
+        .values(file_name=feed.path.name, ingested_at_us=now_us)
+    )
+    return None
+
+
+def _weekdays(conn: sa.Connection, store_ids: Sequence[str]) -> pl.DataFrame:
+    """(store_id, day_of_week) of the stored business hours of these stores."""
+    table = SQL_TABLES[BUSINESS_HOURS.name]
+    found = []
+    for start in range(0, len(store_ids), DELETE_BATCH_KEYS):
+        chunk = list(store_ids[start : start + DELETE_BATCH_KEYS])
+        query = sa.select(table.c.store_id, table.c.day_of_week).where(table.c.store_id.in_(chunk)).distinct()
+        found.extend(conn.execute(query).all())
+    return pl.DataFrame(found, schema={"store_id": pl.String, "day_of_week": pl.Int8}, orient="row")
+
+
+def _replace_hours(conn: sa.Connection, frame: pl.DataFrame) -> tuple[str, ...]:
+    """Replace the hours of the stores `frame` names; returns those that lost a weekday they had."""
+    table = SQL_TABLES[BUSINESS_HOURS.name]
+    key = ["store_id", "day_of_week", "start_time_us", "end_time_us"]
+    # In key order, the primary-key index is appended to rather than written all over
+    # (docs/performance.md has the figures); every reader sorts anyway.
+    frame = frame.unique(subset=key, keep="first").sort(key)
+    stores = frame.get_column("store_id").unique().sort().to_list()
+    had = _weekdays(conn, stores)
+    lost = had.join(
+        frame.select("store_id", pl.col("day_of_week").cast(pl.Int8)), on=["store_id", "day_of_week"], how="anti"
+    )
+    _delete_stores(conn, table, stores)
+    _bulk_insert(conn, table, frame)
+    return tuple(lost.get_column("store_id").unique().sort().to_list())
 
 
 BEFORE_RETENTION_CUTOFF = "before retention cutoff"
@@ -265,19 +330,23 @@ def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.D
 
 
 def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
-    """Load one parsed file in one transaction; a file already in the ledger is a no-op.
+    """Load one parsed file in one transaction. A polls file already in the ledger is a no-op;
+    an hours or timezones file is authoritative and applies at every delivery (SPEC §1).
 
     Polls are appended (exact duplicates ignored). A business-hours file replaces the hours
-    of the stores whose rows it accepted. Timezones are upserted, the last row winning. A
-    special-hours file replaces the special rows of the (store, date) pairs it accepted.
+    of the stores whose rows it accepted, and names those that lost a weekday they had.
+    Timezones are upserted, the last row winning. A special-hours file replaces the special
+    rows of the (store, date) pairs it accepted.
     Rejected rows of a store never erase what that store had. `on_rows(done, total)` hears
     how far the insert of a polls file has got.
     """
     name = feed.path.name
     rows = feed.rows
     rejected = feed.rejected
+    losing: tuple[str, ...] = ()
     with engine.begin() as conn:
-        if not _enter_in_ledger(conn, feed):
+        entered = _enter_in_ledger(conn, feed)
+        if entered is False:
             return LoadOutcome(name, feed.kind, already_loaded=True)
         if feed.kind == POLLS:
             rows, rejected = _apply_retention_cutoff(conn, feed)
@@ -285,14 +354,9 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         if feed.kind == POLLS:
             _insert_polls(conn, rows, _store_keys(conn, store_ids), on_rows)
         elif feed.kind == HOURS:
-            table = SQL_TABLES[BUSINESS_HOURS.name]
-            frame = rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)
-            key = ["store_id", "day_of_week", "start_time_us", "end_time_us"]
-            # In key order, the primary-key index is appended to rather than written all over
-            # (docs/performance.md has the figures); every reader sorts anyway.
-            frame = frame.unique(subset=key, keep="first").sort(key)
-            _delete_stores(conn, table, frame.get_column("store_id").unique().sort().to_list())
-            _bulk_insert(conn, table, frame)
+            losing = _replace_hours(
+                conn, rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)
+            )
         elif feed.kind == TIMEZONES:
             table = SQL_TABLES[STORE_TIMEZONES.name]
             frame = (
@@ -323,6 +387,8 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
         rows_loaded=rows.height,
         rows_rejected=rejected.height,
         store_ids=tuple(store_ids.sort().to_list()),
+        redelivered=entered is None,
+        stores_losing_weekdays=losing,
     )
 
 

@@ -39,8 +39,11 @@ from storemon_assets.core.tables import (
 from storemon_assets.db.schema import SQL_TABLES
 
 
-def is_loaded(engine: sa.Engine, sha256: str) -> bool:
-    return bool(loaded_hashes(engine, [sha256]))
+def loaded_kind(engine: sa.Engine, sha256: str) -> str | None:
+    """The feed kind of the content with this hash if the ledger holds it, else None."""
+    ledger = SQL_TABLES[INGESTED_FILES.name]
+    with engine.connect() as conn:
+        return conn.scalar(sa.select(ledger.c.kind).where(ledger.c.file_sha256 == sha256))
 
 
 def loaded_hashes(engine: sa.Engine, sha256s: Iterable[str]) -> set[str]:
@@ -109,15 +112,18 @@ def connectorx_uri(engine: sa.Engine) -> str:
 
 
 def feed_versions(engine: sa.Engine) -> dict[str, str]:
-    """Per feed kind, a hash of the files loaded so far: it changes exactly when the feed does."""
+    """Per feed kind, a hash of the files loaded so far and of when each was last delivered: it
+    changes exactly when the feed does (an authoritative file delivered again changes it)."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(ledger.c.kind, ledger.c.file_sha256).order_by(ledger.c.kind, ledger.c.file_sha256)
+            sa.select(ledger.c.kind, ledger.c.file_sha256, ledger.c.ingested_at_us).order_by(
+                ledger.c.kind, ledger.c.file_sha256
+            )
         ).all()
     digests: dict = {}
-    for kind, sha in rows:
-        digests.setdefault(kind, hashlib.sha256()).update(sha.encode())
+    for kind, sha, at_us in rows:
+        digests.setdefault(kind, hashlib.sha256()).update(f"{sha}:{at_us};".encode())
     return {kind: digest.hexdigest()[:16] for kind, digest in digests.items()}
 
 

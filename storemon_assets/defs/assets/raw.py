@@ -52,6 +52,31 @@ class IngestConfig(dg.Config):
     )
 
 
+NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
+
+
+def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
+    """A warning naming the stores the run's hours files took weekdays from, per file."""
+    losing = {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
+    stores = sorted({s for names in losing.values() for s in names})
+    listed = "\n".join(
+        f"- `{name}`: {len(ids):,} stores: "
+        + ", ".join(f"`{s}`" for s in ids[:100])
+        + (" ..." if len(ids) > 100 else "")
+        for name, ids in losing.items()
+    )
+    return dg.AssetCheckResult(
+        check_name=NO_STORE_LOST_WEEKDAYS,
+        asset_key=RAW_BUSINESS_HOURS,
+        passed=not stores,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"{len(stores):,} stores lost weekdays they had: is one store's hours split across files?"
+        if stores
+        else "no store lost a weekday",
+        metadata={"stores": len(stores), "files": dg.MetadataValue.md(listed or "none")},
+    )
+
+
 def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> int:
     """Add partitions for stores not seen before (the sensor usually has); returns how many."""
     new = new_store_partitions(instance, store_ids)
@@ -88,6 +113,18 @@ def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
         )
         for key, spec, description in RAW_ASSETS.values()
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            NO_STORE_LOST_WEEKDAYS,
+            asset=RAW_BUSINESS_HOURS,
+            description="No hours file loaded took from a store a weekday it had (SPEC 1: a store's rows must not "
+            "be split across files; an accidental split looks like this). Evaluated by each run that loads hours.",
+        )
+    ],
+    # Only so that a run loading no hours file may leave the check's last result standing (a
+    # warning stays visible until hours arrive again): the function loads every file whatever
+    # is selected, and records each selected raw table.
+    can_subset=True,
 )
 def ingest_landing_files(
     context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
@@ -129,6 +166,8 @@ def ingest_landing_files(
     # version only changes when files of that feed were loaded, so an unchanged feed does not
     # make its downstream assets look stale (and the report step is never skipped).
     for kind, (key, spec, _) in RAW_ASSETS.items():
+        if key not in context.selected_asset_keys:
+            continue
         loaded = [o for o in outcomes if o.kind == kind and not o.already_loaded]
         # Rows loaded and the share rejected, per run: numbers the UI plots across runs (a run
         # that read no rows of this feed has no share, and records none).
@@ -148,6 +187,9 @@ def ingest_landing_files(
                 "database": database.display_url,
             },
         )
+    hours = [o for o in outcomes if o.kind == HOURS and not o.already_loaded]
+    if hours:
+        yield lost_weekdays_check(hours)
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} file(s) could not be ingested and were moved aside: " + "; ".join(failures),
