@@ -111,7 +111,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import sqlalchemy as sa
 
     from storemon_assets import settings
-    from storemon_assets.db.engine import open_database
+    from storemon_assets.db.engine import database_error, open_database
 
     progress = Progress.to_stderr(args.quiet)
     try:
@@ -154,14 +154,6 @@ def _ingest_one(engine, path: Path, progress: Progress) -> str:
         outcome = load_feed(engine, feed, on_rows=phase.advance)
         phase.detail = f"{outcome.rows_loaded:,} rows"
     return outcome.describe()
-
-
-def database_error(exc: BaseException) -> str:
-    """One line for a database failure: the driver's own words ("database is locked", "database
-    or disk is full"), never SQLAlchemy's statement and parameters."""
-    cause = getattr(exc, "orig", None) or exc
-    lines = str(cause).strip().splitlines() or [type(cause).__name__]
-    return lines[0][:300]
 
 
 def _open_configured_database(progress: Progress):

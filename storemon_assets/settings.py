@@ -122,8 +122,8 @@ class StoremonSettings(BaseSettings):
     )
     ingest_retry_seconds: Seconds = Field(
         30,
-        description="wait before a landing file whose run failed is tried again; doubles after each failure "
-        "(5 runs in all)",
+        description="wait before the ingest step retries a database error (locked, unreachable); doubles after "
+        "each retry (5 attempts in all)",
     )
     last_line_settle_seconds: Seconds = Field(
         30,

@@ -89,3 +89,14 @@ def exact(report: UptimeReport, store_id: str) -> dict:
 
 
 MINUTE, HOUR = 60, 3600
+
+
+def add_store_partitions(home, instance):
+    """What the daemon does with the landing sensor's partition requests."""
+    import dagster as dg
+
+    from storemon_assets.defs.sensors import landing_files_sensor
+
+    context = dg.build_sensor_context(instance=instance, resources=home.resources)
+    for request in landing_files_sensor(context).dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

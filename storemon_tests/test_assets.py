@@ -23,7 +23,7 @@ from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 from storemon_assets.settings import sqlite_url
-from storemon_tests.helpers import write_csv
+from storemon_tests.helpers import add_store_partitions, write_csv
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():
@@ -73,7 +73,8 @@ def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample
     assert metadata["stores"].value == 100
     assert metadata["as_of"].value.startswith("2023-01-25T18:")
     assert metadata["rejected_polls_rows"].value == 2  # the two bad rows planted in the sample
-    # Every sample store became a store partition while its files were ingested.
+    # Every sample store becomes a store partition at the landing sensor's next tick.
+    add_store_partitions(home, instance)
     assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
 
 
@@ -108,6 +109,7 @@ def test_unreadable_file_is_moved_aside_and_fails_the_run_after_loading_the_rest
 def test_store_partitions_hold_each_stores_weekly_schedule(home, sample_files, instance):
     home.drop(*sample_files)
     dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    add_store_partitions(home, instance)
     stores = sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))[:3]
     result = dg.materialize(
         [store_schedules],
@@ -144,7 +146,7 @@ def test_a_polls_only_delivery_still_refreshes_the_report(home, sample_files, in
         [ingest_landing_files, uptime_report],
         resources=home.resources,
         instance=instance,
-        run_config={"ops": {"ingest_landing_files": {"config": {"files": [str(new)]}}}},
+        run_config={"ops": {"ingest_landing_files": {"config": {"files": [new.name]}}}},
     )
     assert result.success
     report = pl.read_csv(home.reports.folder / COMBINED_REPORT_NAME, schema_overrides={"store_id": pl.String})

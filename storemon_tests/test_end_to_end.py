@@ -122,12 +122,21 @@ def write_lock_held(database):
         holder.close()
 
 
+def step_retried(dagster_home, run_id: str) -> bool | None:
+    """Whether a run's step has been up for retry (Dagster's step retries) yet."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return bool(instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)) or None
+
+
 def test_failed_ingest_runs_are_retried_until_the_polls_reach_the_report(tmp_path):
     # Issue 9 row 1: a run that failed (database locked past the busy timeout, worker killed)
-    # was never retried, and the file was neither loaded nor moved aside.
+    # was never retried, and the file was neither loaded nor moved aside. Issue 16 item 2: the
+    # retries are Dagster's: the step's own for the lock, the instance's run retries for the
+    # killed worker.
     landing = tmp_path / "data" / "landing"
     landing.mkdir(parents=True)
     database = tmp_path / "data" / "storemon.db"
+    dagster_home = tmp_path / "dagster_home"
     create_tables(create_db_engine(sqlite_url(database)))  # tables exist, journal in WAL mode
     settings = {"STOREMON_SQLITE_BUSY_TIMEOUT": "15", "STOREMON_INGEST_RETRY_SECONDS": "1"}
 
@@ -136,18 +145,24 @@ def test_failed_ingest_runs_are_retried_until_the_polls_reach_the_report(tmp_pat
         return rows is not None and store in rows.get_column("store_id").to_list()
 
     with dagster_dev(tmp_path, extra_env=settings) as url:
-        # 1. The database stays locked past the busy timeout while a file arrives.
+        # 1. The database stays locked past the busy timeout while a file arrives: the step
+        # retries in the same run, which loads the file once the lock is gone.
         with write_lock_held(database):
             (landing / "locked.csv").write_text(HEADER + "locked-store,inactive,2023-01-25 18:30:00 UTC\n")
-            failed = wait_for(lambda: run_of(url, "locked.csv", "FAILURE"), 180, "the ingest run to fail on the lock")
-        wait_for(lambda: reported("locked-store"), 180, "the retried run to report the locked file's polls")
+            locked = wait_for(lambda: run_of(url, "locked.csv", "STARTED"), 180, "the ingest run to start")
+            wait_for(lambda: step_retried(dagster_home, locked), 180, "the ingest step to retry on the lock")
+        wait_for(lambda: reported("locked-store"), 180, "the retried step to report the locked file's polls")
+        assert run_of(url, "locked.csv", "SUCCESS") == locked
 
-        # 2. The run worker is killed (kill -9) while it waits for the lock.
+        # 2. The run worker is killed (kill -9) while it waits for the lock: the instance runs
+        # the run again (run retries), with the batch's tags.
         with write_lock_held(database):
             (landing / "killed.csv").write_text(HEADER + "killed-store,active,2023-01-25 18:30:00 UTC\n")
             started = wait_for(lambda: run_of(url, "killed.csv", "STARTED"), 180, "the ingest run to start")
-            pid = wait_for(lambda: run_worker_pid(tmp_path / "dagster_home", started), 60, "the run worker's pid")
+            pid = wait_for(lambda: run_worker_pid(dagster_home, started), 60, "the run worker's pid")
             os.kill(pid, signal.SIGKILL)
             wait_for(lambda: run_of(url, "killed.csv", "FAILURE") == started or None, 60, "the killed run to fail")
-        wait_for(lambda: reported("killed-store"), 180, "the retried run to report the killed run's polls")
-    assert failed != started
+        wait_for(lambda: reported("killed-store"), 180, "the re-run to report the killed run's polls")
+        [retry] = [r for r in ingest_runs(url) if r["tags"].get("dagster/parent_run_id") == started]
+        assert retry["status"] == "SUCCESS" and "killed.csv" in retry["tags"]["storemon/files"]
+    assert not (landing / "failed").exists()

@@ -8,8 +8,10 @@ the request's tags, as Dagster would), on a temporary instance with real resourc
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +20,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+import storemon_assets.defs.assets.raw as raw
 import storemon_assets.defs.sensors as sensors
 from storemon_assets.db.queries import read_polls, store_keys
 from storemon_assets.defs.assets.raw import ingest_landing_files
@@ -31,8 +34,12 @@ HEADER = "store_id,status,timestamp_utc\n"
 
 
 def tick(home, instance, cursor=None, resources=None) -> dg.SensorResult:
+    """One evaluation of the sensor; its partition requests are applied, as the daemon does."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources or home.resources)
-    return landing_files_sensor(context)
+    result = landing_files_sensor(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
 
 
 def run_requested(home, instance, result, resources=None) -> list[dg.ExecuteInProcessResult]:
@@ -74,11 +81,6 @@ def stored_polls(home) -> list[tuple]:
     return sorted(polls.select("store_id", "polled_at_us", "active").rows())
 
 
-@pytest.fixture
-def no_backoff(monkeypatch):
-    monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0")
-
-
 # --- the basics ---------------------------------------------------------------------------
 
 
@@ -87,29 +89,48 @@ def test_a_new_file_gives_one_run_which_loads_it_and_adds_its_stores(home, insta
     first = tick(home, instance)
     [request] = first.run_requests
     assert request.run_key.startswith("ingest-") and request.tags[sensors.BATCH_TAG] == request.run_key
-    assert request.run_config["ops"]["ingest_landing_files"]["config"]["files"] == [str(path)]
-    assert not first.dynamic_partitions_requests  # the run registers store partitions, not the sensor
+    assert request.run_config["ops"]["ingest_landing_files"]["config"]["files"] == [path.name]
     [run] = run_requested(home, instance, first)
     assert run.success
-    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["007", "7"]
     after = tick(home, instance, first.cursor)
     assert after.run_requests == []
+    # Issue 16 item 3: the sensor adds the partitions of the stores loaded, not the run.
+    [partitions] = after.dynamic_partitions_requests
+    assert sorted(partitions.partition_keys) == ["007", "7"]
+    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["007", "7"]
+    assert not tick(home, instance, after.cursor).dynamic_partitions_requests  # asked once
 
 
-def test_touching_a_loaded_file_does_nothing_but_extending_it_loads_it_again(home, instance):
+def test_stores_loaded_by_storemon_ingest_get_their_partitions_too(home, instance, tmp_path):
+    # Issue 16 item 3: they appeared only after the next report run.
+    from storemon_assets.core.parsing import read_feed_file
+    from storemon_assets.db.loading import load_feed
+
+    engine = home.database.engine()
+    load_feed(engine, read_feed_file(write_csv(tmp_path, "tz.csv", "store_id,timezone_str\ncli-store,UTC\n")))
+    result = tick(home, instance)
+    assert result.run_requests == []
+    assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["cli-store"]
+
+
+def test_touching_a_loaded_file_loads_nothing_but_extending_it_loads_it_again(home, instance):
     path = polls_file(home, "p1.csv", [("1", "2023-01-22 12:00:00 UTC")])
     first = tick(home, instance)
     run_requested(home, instance, first)
     loaded = tick(home, instance, first.cursor)
     settled(path, 30)  # a touch: new modification time, same content (in the ledger)
     touched = tick(home, instance, loaded.cursor)
-    assert touched.run_requests == []
+    # The sensor hashes nothing (issue 20 row 2): the run finds the content in the ledger.
+    [run] = run_requested(home, instance, touched)
+    polls = run.asset_materializations_for_node("ingest_landing_files")[0].metadata
+    assert polls["files_loaded"].value == "none (unchanged)" and polls["rows_loaded"].value == 0
     with path.open("a") as f:
         f.write("1,inactive,2023-01-22 13:00:00 UTC\n")
     settled(path, 20)
-    extended = tick(home, instance, touched.cursor)
+    extended = tick(home, instance, tick(home, instance, touched.cursor).cursor)
     assert requested_files(extended) == [["p1.csv"]]
-    assert extended.run_requests[0].run_key != first.run_requests[0].run_key
+    run_requested(home, instance, extended)
+    assert len(stored_polls(home)) == 2
 
 
 def test_an_unrecognised_file_is_moved_aside_at_once_and_reported(home, instance):
@@ -153,80 +174,145 @@ def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(h
         "p.csv",
         [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"), ("c", "2023-01-22 12:00:00 UTC")],
     )
-    config = {"ops": {"ingest_landing_files": {"config": {"files": [str(path)]}}}}
+    config = {"ops": {"ingest_landing_files": {"config": {"files": [path.name]}}}}
     dg.materialize(
         [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
     )
+    tick(home, instance)
     assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
     report = pl.read_csv(home.reports.folder / "combined_report.csv")
     assert report.get_column("store_id").to_list() == ["a", "b", "c"]
 
 
-# --- row 1: a failed ingest is retried, then surfaced -----------------------------------------
+# --- row 1: a failed ingest is retried (by Dagster: issue 16 item 2), then surfaced -------------
 
 
 @contextmanager
-def database_locked(home):
-    """Another process holds SQLite's write lock (readers still read: WAL)."""
+def database_locked(home, seconds: float | None = None):
+    """Another process holds SQLite's write lock (readers still read: WAL), for `seconds` or
+    until the block ends."""
     home.database.engine()  # tables exist, journal in WAL mode
-    holder = sqlite3.connect(home.database.url.removeprefix("sqlite:///"), isolation_level=None)
+    holder = sqlite3.connect(
+        home.database.url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
+    )
     holder.execute("BEGIN EXCLUSIVE")
+    released = threading.Lock()
+
+    def release():
+        with released:
+            if holder.in_transaction:
+                holder.execute("ROLLBACK")
+
+    timer = threading.Timer(seconds, release) if seconds is not None else None
+    if timer:
+        timer.start()
     try:
         yield holder
     finally:
-        holder.execute("ROLLBACK")
+        if timer:
+            timer.join()
+        release()
         holder.close()
 
 
-def test_a_run_failing_on_a_locked_database_is_retried_until_the_file_is_loaded(
-    home, instance, monkeypatch, no_backoff
-):
-    # Issue 9 row 1: the failed run was never retried; cursor and run key both said "done".
+def step_retries(run: dg.ExecuteInProcessResult) -> list[float]:
+    """The waits of the step's retries in a run, in seconds."""
+    return [
+        e.event_specific_data.seconds_to_wait
+        for e in run.all_events
+        if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+    ]
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
     monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
+    monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0.3")
+
+
+def test_a_run_meeting_a_locked_database_retries_its_step_until_the_file_is_loaded(home, instance, quick_retries):
+    # Issue 9 row 1: the failed run was never retried. The step now retries itself (Dagster's
+    # step retries, with backoff) in the same run, until the lock is gone.
     polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
-    with database_locked(home):
-        first = tick(home, instance)
-        [failed] = run_requested(home, instance, first)
-        assert not failed.success
-        retry = tick(home, instance, first.cursor)
-    assert requested_files(retry) == [["p.csv"]]
-    assert retry.run_requests[0].run_key != first.run_requests[0].run_key
-    [succeeded] = run_requested(home, instance, retry)
-    assert succeeded.success
+    first = tick(home, instance)
+    with database_locked(home, seconds=1.5):
+        [run] = run_requested(home, instance, first)
+    assert run.success
+    waits = step_retries(run)
+    assert waits and waits == [0.3 * 2**n for n in range(len(waits))]  # 0.3 s, then doubling
     assert stored_polls(home) == [("s1", 1674388800000000, True)]
-    done = tick(home, instance, retry.cursor)
+    done = tick(home, instance, first.cursor)
     assert done.run_requests == [] and not done.asset_events
 
 
-def test_the_retry_waits_for_its_backoff(home, instance, monkeypatch):
-    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
+def test_after_the_last_retry_the_files_not_loaded_are_moved_aside_with_the_runs_error(
+    home, instance, quick_retries, monkeypatch
+):
+    monkeypatch.setattr(raw, "MAX_STEP_RETRIES", 1)
     polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    first = tick(home, instance)
     with database_locked(home):
-        first = tick(home, instance)
-        run_requested(home, instance, first)
-    waiting = tick(home, instance, first.cursor)
-    assert waiting.run_requests == []  # the first retry comes 30 s after the failure
-    assert sensors.LandingCursor.parse(waiting.cursor).waiting["p.csv"].retry_at > time.time() + 25
-
-
-def test_after_the_last_attempt_the_file_is_moved_aside_with_the_runs_error(home, instance, monkeypatch, no_backoff):
-    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
-    monkeypatch.setattr(sensors, "MAX_ATTEMPTS", 2)
-    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
-    cursor = None
-    with database_locked(home):
-        for _ in range(2):
-            result = tick(home, instance, cursor)
-            assert requested_files(result) == [["p.csv"]]
-            run_requested(home, instance, result)
-            cursor = result.cursor
-        last = tick(home, instance, cursor)
+        [run] = run_requested(home, instance, first)
+    assert not run.success and step_retries(run) == [0.3]
+    last = tick(home, instance, first.cursor)  # the run failed for good: Dagster will not re-run it
     assert last.run_requests == []
     error = (home.landing.failed_folder / "p.csv.error.txt").read_text()
-    assert error.startswith("p.csv: not loaded after 2 runs") and "database is locked" in error
+    assert error.startswith(f"p.csv: not loaded by run {run.run_id} (FAILURE, 1 attempt(s)): ")
+    assert "database is locked" in error
     [evaluation] = last.asset_events
     assert evaluation.check_name == "no_unreadable_files" and not evaluation.passed
     assert tick(home, instance, last.cursor).run_requests == []
+
+
+def test_a_run_dagster_will_run_again_is_waited_for_and_its_retry_loads_the_files(
+    home, instance, quick_retries, monkeypatch
+):
+    # Issue 9 row 1, a killed run: the instance re-runs a run whose worker was lost (run retries,
+    # which set `dagster/will_retry` on the failed run and copy its tags to the retry).
+    monkeypatch.setattr(raw, "MAX_STEP_RETRIES", 0)
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    polls_file(home, "q.csv", [("s2", "2023-01-22 12:00:00 UTC")], age=30)
+    first = tick(home, instance)
+    with database_locked(home):
+        [failed] = run_requested(home, instance, first)
+    instance.add_run_tags(failed.run_id, {"dagster/will_retry": "true"})  # as run retries would
+    waiting = tick(home, instance, first.cursor)
+    assert waiting.run_requests == [] and not home.landing.failed_folder.exists()  # a retry is coming
+    [request] = first.run_requests
+    retried = dg.materialize(
+        [ingest_landing_files],
+        resources=home.resources,
+        instance=instance,
+        run_config=request.run_config,
+        tags={**request.tags, "dagster/parent_run_id": failed.run_id, "dagster/retry_number": "1"},
+    )
+    assert retried.success
+    done = tick(home, instance, waiting.cursor)
+    assert done.run_requests == [] and not home.landing.failed_folder.exists()
+    assert [store for store, _, _ in stored_polls(home)] == ["s1", "s2"]
+
+
+def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance, quick_retries, monkeypatch):
+    monkeypatch.setattr(raw, "MAX_STEP_RETRIES", 0)
+    polls_file(home, "early.csv", [("s1", "2023-01-22 12:00:00 UTC")], age=90)
+    polls_file(home, "late.csv", [("s2", "2023-01-22 12:00:00 UTC")], age=60)
+    first = tick(home, instance)
+    original = raw.load_feed
+    calls = []
+
+    def locked_on_the_second_file(engine, feed, **kwargs):
+        calls.append(feed.path.name)
+        if len(calls) == 2:
+            with database_locked(home):
+                return original(engine, feed, **kwargs)
+        return original(engine, feed, **kwargs)
+
+    monkeypatch.setattr(raw, "load_feed", locked_on_the_second_file)
+    [run] = run_requested(home, instance, first)
+    assert not run.success and calls == ["early.csv", "late.csv"]
+    tick(home, instance, first.cursor)
+    assert sorted(p.name for p in home.landing.failed_folder.iterdir()) == ["late.csv", "late.csv.error.txt"]
+    assert stored_polls(home) == [("s1", 1674388800000000, True)]
 
 
 # --- row 2: the sensor reads headers only; runs take bounded batches ---------------------------
@@ -468,3 +554,41 @@ def test_an_hours_file_that_takes_weekdays_from_stores_fails_a_warning_check(hom
     assert check.check_name == "no_store_lost_weekdays" and not check.passed
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["stores"].value == 1 and "`s1`" in check.metadata["files"].value
+
+
+def test_a_huge_sparse_file_costs_the_sensor_a_bounded_read_and_does_not_hold_back_a_small_file(
+    home, instance, monkeypatch
+):
+    # Issue 20 row 2: a 120 GB sparse file made every tick hash at 100 % until Dagster's 60 s
+    # limit; a small file behind it waited 4.5 min. The sensor now reads the first 64 KiB and
+    # the last byte of an entry, whatever its size; hashing is the run's.
+    huge = home.landing.folder / "huge.csv"
+    home.landing.folder.mkdir(parents=True)
+    huge.write_text(HEADER)
+    os.truncate(huge, 4 * 2**30)  # 4 GiB, a hole after the header: nothing on disk
+    settled(huge, 120)
+    polls_file(home, "small.csv", [("late", "2023-01-22 13:00:00 UTC")], age=60)
+    sparse = home.landing.folder / "zeros.csv"
+    with sparse.open("wb") as f:
+        f.truncate(120 * 2**30)  # the probe's 120 GB, all NUL
+    settled(sparse, 120)
+    read = []
+    original = LandingFolder._open
+
+    class Counted(io.BufferedReader):
+        def read(self, size=-1):
+            data = super().read(size)
+            read.append(len(data))
+            return data
+
+    def counting_open(self, path):
+        return Counted(original(self, path).detach())
+
+    monkeypatch.setattr(LandingFolder, "_open", counting_open)
+    result = tick(home, instance)
+    assert sum(read) <= 3 * (64 * 1024 + 1)  # a head and a last byte per entry
+    assert requested_files(result) == [["small.csv", "huge.csv"]]  # the small file first, beside it
+    assert (
+        "no header line within the first 65,536 bytes"
+        in (home.landing.failed_folder / "zeros.csv.error.txt").read_text()
+    )

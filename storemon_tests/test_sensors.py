@@ -11,7 +11,7 @@ from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import store_schedules_sensor
-from storemon_tests.helpers import write_csv
+from storemon_tests.helpers import add_store_partitions, write_csv
 
 
 def tick(sensor, instance, home, cursor=None):
@@ -20,11 +20,13 @@ def tick(sensor, instance, home, cursor=None):
 
 
 def ingest(home, instance, *paths):
-    """Deliver the files to the landing folder and run the ingest job on them."""
+    """Deliver the files to the landing folder and run the ingest job on them; the landing
+    sensor then adds the partitions of their stores."""
     config = {"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p in home.drop(*paths)]}}}}
     assert dg.materialize(
         [ingest_landing_files], resources=home.resources, instance=instance, run_config=config
     ).success
+    add_store_partitions(home, instance)
 
 
 # --- store_schedules_sensor ----------------------------------------------------------------

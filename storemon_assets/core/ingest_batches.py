@@ -1,4 +1,4 @@
-"""Which landing files go into the next ingestion run, and when a failed one is tried again.
+"""Which landing files go into the next ingestion run, and how long a retry waits.
 
 A run reads a bounded amount of data, so a backlog drains over several runs, and no file waits
 behind a large backlog for long:
@@ -14,8 +14,6 @@ files arrived before it. Neither kind can starve the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-MAX_ATTEMPTS = 5  # runs per file before it is moved to failed/
 
 
 def choose_batch(pending: Sequence[tuple[str, int]], budget_bytes: int, max_files: int) -> list[str]:
@@ -37,5 +35,5 @@ def choose_batch(pending: Sequence[tuple[str, int]], budget_bytes: int, max_file
 
 def retry_delay_seconds(failed_attempts: int, first_delay_seconds: float) -> float:
     """Wait before the next attempt after `failed_attempts` failures, doubling each time: with
-    30 s, the five runs span 30 s + 1 + 2 + 4 min, about 7.5 minutes."""
+    30 s, five attempts span 30 s + 1 + 2 + 4 min, about 7.5 minutes."""
     return first_delay_seconds * 2 ** max(0, failed_attempts - 1)

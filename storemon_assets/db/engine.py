@@ -80,8 +80,15 @@ def open_existing_database(url: str) -> sa.Engine:
 
 def unreadable(exc: sa.exc.DBAPIError) -> str:
     """One line for a client on a database error: the driver's reason, without SQL or parameters."""
-    reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
-    return f"the storemon database cannot be read: {reason}"
+    return f"the storemon database cannot be read: {database_error(exc)}"
+
+
+def database_error(exc: BaseException) -> str:
+    """One line for a database failure: the driver's own words ("database is locked", "database
+    or disk is full"), never SQLAlchemy's statement and parameters."""
+    cause = getattr(exc, "orig", None) or exc
+    lines = str(cause).strip().splitlines() or [type(cause).__name__]
+    return lines[0][:300]
 
 
 # The `postgres` extra: the driver, and connectorx + pyarrow for reading tables into polars.

@@ -7,7 +7,6 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -77,14 +76,6 @@ class LandingFile:
         keeping times): a file replaced that way has another inode, or a later status-change
         time (ctime), which no program can set back."""
         return f"{self.mtime_ns}-{self.size}-{self.inode}-{self.ctime_ns}"
-
-
-@dataclass(frozen=True)
-class FileInspection:
-    """What the landing sensor learns from one streaming read: content hash and first bytes."""
-
-    sha256: str
-    head: bytes
 
 
 class NotALandingFile(OSError):
@@ -168,16 +159,10 @@ class LandingFolder(dg.ConfigurableResource):
     def _unchanged_for(mtime_ns: int, now: float | None = None) -> float:
         return (time.time() if now is None else now) - mtime_ns / 1e9
 
-    def inspect(self, file: LandingFile, head_bytes: int = 64 * 1024) -> FileInspection:
-        """Content hash (streamed, constant memory) and the first `head_bytes`, in one read."""
-        digest = hashlib.sha256()
-        head = b""
+    def head(self, file: LandingFile, head_bytes: int = 64 * 1024) -> bytes:
+        """The first `head_bytes` of a file: enough to recognise its feed, whatever its size."""
         with self._open(file.path) as handle:
-            while chunk := handle.read(1 << 20):
-                if len(head) < head_bytes:
-                    head += chunk[: head_bytes - len(head)]
-                digest.update(chunk)
-        return FileInspection(digest.hexdigest(), head)
+            return handle.read(head_bytes)
 
     def read_complete(self, path: Path) -> bytes | None:
         """A file's bytes if it is complete (see `is_complete`) as it is read, else None; refused

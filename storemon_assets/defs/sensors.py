@@ -1,15 +1,24 @@
 """Sensors: they decide what to run when data arrives; the assets do the work.
 
 landing_files_sensor
-    Watches the landing folder and does O(header) work per file: `stat`, the last byte, one
-    streaming hash and the first bytes (to recognise the feed); parsing, loading and store
-    partitions happen in the run. A file is taken once it is complete (settled, ending with a
-    newline) and its content hash is not in the ledger. Runs take a bounded amount of data
-    (core/ingest_batches.py) and one runs at a time, so a backlog drains over several runs. A
-    file still not in the ledger after its run ended is tried again with backoff, up to
-    MAX_ATTEMPTS runs, then moved to failed/ with the run's error; files that cannot be read
-    (unknown header, symbolic links, files left unfinished) go there at once. Everything in
-    failed/ fails the `no_unreadable_files` check of `landing_folder`.
+    Watches the landing folder and does bounded work per entry: `stat`, the last byte and the
+    first 64 KiB (to recognise the feed), whatever the file's size; content hashes are taken by
+    the run, where the ledger decides what is new. A file is handed to a run once it is complete
+    (settled, ending with a newline or unchanged long enough without one) and this version of it
+    was not handed before. Runs take a bounded amount of data (core/ingest_batches.py) and one
+    runs at a time, so a backlog drains over several runs.
+
+    Retries are Dagster's: the ingest step retries transient database errors itself, with
+    backoff (raw.py), and the instance re-runs a run whose worker was lost (`run_retries` in
+    dagster.yaml; the retry keeps the batch's tags). A batch whose last run failed for good
+    (failed with Dagster's `dagster/will_retry` tag false, or canceled) has its files that
+    are still waiting, unchanged and not loaded by any of its runs moved to failed/ with the
+    run's error. Files that cannot be read (unknown header, symbolic links, folders, files
+    still empty after a while) go there at once. Everything in failed/ fails the
+    `no_unreadable_files` check of `landing_folder`.
+
+    Store partitions: when the feeds change, whoever loaded them (a run, `storemon ingest`),
+    the stores they name that have no partition yet are added in the sensor's result.
 
 store_schedules_sensor
     After the raw feeds change, compares each store's stored schedule with the one the raw
@@ -22,32 +31,31 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets import settings
-from storemon_assets.core.ingest_batches import MAX_ATTEMPTS, choose_batch, retry_delay_seconds
+from storemon_assets.core.ingest_batches import choose_batch
 from storemon_assets.core.parsing import FeedFileError, header_kind
 from storemon_assets.core.staleness import fingerprint, partition_ranges, stale_store_ids
 from storemon_assets.core.tables import STORE_SCHEDULES
-from storemon_assets.db.queries import feed_versions, loaded_hashes, read_table, read_weekly_schedules
-from storemon_assets.defs.assets.raw import LANDING_FOLDER, IngestConfig, ingest_landing_files
+from storemon_assets.db.queries import feed_versions, known_store_ids, read_table, read_weekly_schedules
+from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestConfig, ingest_landing_files
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
-from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFile, LandingFolder, NotALandingFile, StoremonDatabase
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
-HASH_SECONDS_PER_TICK = 2.5  # a tick stops starting new hashes after this (limit: 60 s)
+MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (instance run retries)
 MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this
 MAX_SCHEDULE_RUNS = 4
 RUNNING = dg.DefaultSensorStatus.RUNNING
 BATCH_TAG = "storemon/ingest_batch"
+WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run: whether run retries will re-run it
 REFUSED = (
     "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
     "directly inside the landing folder are read"
@@ -55,55 +63,38 @@ REFUSED = (
 
 
 @dataclass
-class WaitingFile:
-    """A landing file whose content is not in the ledger yet."""
-
-    identity: str
-    sha256: str
-    size: int
-    attempts: int = 0  # runs that ended without loading it
-    retry_at: float = 0.0
-    batch: str | None = None  # run key of the batch it is in, while that run has not ended
-    runs: tuple[str, ...] = ()
-
-
-@dataclass
 class LandingCursor:
-    """The sensor's memory: identities of files already loaded, and the files still waiting."""
+    """What only the sensor can know; Dagster keeps everything else (runs, retries, outcomes).
 
-    loaded: dict[str, str]
-    waiting: dict[str, WaitingFile]
+    `handed`: the version (identity) of each file last handed to a run. Files stay in the
+    folder after loading, and Dagster knows runs, not versions of files: without this every
+    tick would hand the whole folder over again.
+    `batches`: the files of each batch (by run key) until its runs have settled, so that a
+    batch whose run Dagster has not created yet is asked for again (a run key already
+    launched is skipped), and one whose runs failed for good has its files moved aside.
+    `feeds`: the feed versions whose stores got their partitions.
+    """
+
+    handed: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, list[str]] = field(default_factory=dict)
+    feeds: str = ""
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         data = json.loads(text) if text else {}
-        if data.get("version") != 2:  # an older cursor: look at every file again (the ledger decides)
-            return cls({}, {})
-        waiting = {n: WaitingFile(**{**w, "runs": tuple(w["runs"])}) for n, w in data["waiting"].items()}
-        return cls(data["loaded"], waiting)
+        if data.get("version") != 3:  # an older cursor: look at every file again (the ledger decides)
+            return cls()
+        return cls(data["handed"], data["batches"], data["feeds"])
 
     def dump(self) -> str:
-        waiting = {name: asdict(w) for name, w in self.waiting.items()}
-        return json.dumps({"version": 2, "loaded": self.loaded, "waiting": waiting}, sort_keys=True)
-
-    def knows(self, file: LandingFile) -> bool:
-        """Loaded or waiting as it is now, or in a batch whose run has not ended (looked at after)."""
-        waiting = self.waiting.get(file.name)
-        if waiting is not None and (waiting.batch or waiting.identity == file.identity):
-            return True
-        return self.loaded.get(file.name) == file.identity
-
-    def batches(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for name, waiting in self.waiting.items():
-            if waiting.batch:
-                found.setdefault(waiting.batch, []).append(name)
-        return found
+        return json.dumps(
+            {"version": 3, "handed": self.handed, "batches": self.batches, "feeds": self.feeds}, sort_keys=True
+        )
 
 
 def _run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
-    """The run's own error, short: the innermost cause of its first failed step, else its failure message."""
-    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+    """The run's own error, short: the innermost cause of its last failed step, else its failure message."""
+    for record in reversed(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)):
         error = record.dagster_event.step_failure_data.error if record.dagster_event else None
         while error is not None and error.cause is not None:
             error = error.cause
@@ -115,75 +106,72 @@ def _run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     return f"the run ended as {run.status.value} without loading the file"
 
 
-def _follow_up_batches(
+def _loaded_by(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> set[str]:
+    """Names of the files these runs loaded (or found loaded), from the observations they logged."""
+    names = set()
+    for run in runs:
+        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
+            observation = record.asset_observation
+            if observation is not None and LOADED_FILE in observation.metadata:
+                names.add(observation.metadata[LOADED_FILE].value)
+    return names
+
+
+def _settle_batches(
     context: dg.SensorEvaluationContext,
-    engine: sa.Engine,
     landing: LandingFolder,
     cursor: LandingCursor,
     present: dict[str, LandingFile],
     moved: list[str],
 ) -> tuple[bool, dict[str, list[str]]]:
-    """Settle the batches whose run ended. Returns whether a batch is still queued or running,
-    and the batches without a run yet (to be asked for again)."""
-    batches = cursor.batches()
-    if not batches:
+    """Settle the batches whose runs ended for good. Returns whether a batch is still queued,
+    running or about to be re-run, and the batches without a run yet (to be asked for again)."""
+    if not cursor.batches:
         return False, {}
-    runs = context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: list(batches)}))
-    latest = {}
-    for run in runs:  # newest first
-        latest.setdefault(run.tags[BATCH_TAG], run)
-    ended = {key: run for key, run in latest.items() if run.is_finished}
-    names = [n for key in ended for n in batches[key]]
-    loaded = loaded_hashes(engine, [cursor.waiting[n].sha256 for n in names])
-    now = time.time()
-    for key, run in ended.items():
-        for name in batches.pop(key):
-            waiting = cursor.waiting.pop(name)
-            file = present.get(name)
-            if waiting.sha256 in loaded:
-                cursor.loaded[name] = waiting.identity
-            elif file is None or file.identity != waiting.identity:
-                continue  # moved aside by the run, deleted, or changed: looked at afresh
-            else:
-                waiting.attempts += 1
-                waiting.batch, waiting.runs = None, (*waiting.runs, run.run_id)
-                if waiting.attempts < MAX_ATTEMPTS:
-                    waiting.retry_at = now + retry_delay_seconds(waiting.attempts, settings.ingest_retry_seconds())
-                    cursor.waiting[name] = waiting
-                    context.log.warning(f"{name}: not loaded by run {run.run_id} ({run.status.value}); trying again")
-                    continue
-                error = (
-                    f"{name}: not loaded after {waiting.attempts} runs ({', '.join(waiting.runs)}); "
-                    f"the last one said: {_run_error(context.instance, run)}"
-                )
-                landing.move_aside(file.path, error)
-                moved.append(error)
-    without_run = {key: names for key, names in batches.items() if key not in latest}
-    for names in without_run.values():
-        for name in [n for n in names if n not in present]:
-            del cursor.waiting[name]  # gone before its run was created: nothing to run
-    without_run = {key: [n for n in names if n in present] for key, names in without_run.items()}
-    return bool(batches), {key: names for key, names in without_run.items() if names}
-
-
-def _look_at_new_files(
-    engine: sa.Engine,
-    landing: LandingFolder,
-    cursor: LandingCursor,
-    files: list[LandingFile],
-    moved: list[str],
-) -> None:
-    """Complete files not seen in this form before: hash, header, ledger (hashing time-boxed)."""
-    now = time.time()
-    started = time.monotonic()
-    candidates: list[tuple[LandingFile, str]] = []
-    for file in files:
-        if cursor.knows(file) or not landing.is_settled(file, now):
+    runs_by_key: dict[str, list[dg.DagsterRun]] = {}
+    for run in context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):  # newest first
+        runs_by_key.setdefault(run.tags[BATCH_TAG], []).append(run)
+    in_flight, without_run = False, {}
+    for key, names in list(cursor.batches.items()):
+        runs = runs_by_key.get(key)
+        if not runs:
+            without_run[key] = [n for n in names if n in present]
+            if not without_run[key]:
+                del cursor.batches[key], without_run[key]  # all gone before the run was created
             continue
-        if time.monotonic() - started > HASH_SECONDS_PER_TICK:
-            break  # the rest waits for the next tick
+        last = runs[0]
+        retrying = last.status == dg.DagsterRunStatus.FAILURE and last.tags.get(WILL_RETRY_TAG) == "true"
+        if not last.is_finished or retrying:
+            in_flight = True
+            continue
+        del cursor.batches[key]
+        if last.status == dg.DagsterRunStatus.SUCCESS:
+            continue
+        loaded = _loaded_by(context.instance, runs)
+        error = _run_error(context.instance, last)
+        for name in names:
+            file = present.get(name)
+            if file is None or file.identity != cursor.handed.get(name) or name in loaded:
+                continue  # moved aside by the run, deleted, changed (looked at afresh), or loaded
+            message = f"{name}: not loaded by run {last.run_id} ({last.status.value}, {len(runs)} attempt(s)): {error}"
+            landing.move_aside(file.path, message)
+            del cursor.handed[name]
+            moved.append(message)
+    return in_flight, {key: names for key, names in without_run.items() if names}
+
+
+def _ready_files(
+    landing: LandingFolder, cursor: LandingCursor, files: list[LandingFile], moved: list[str]
+) -> list[LandingFile]:
+    """Complete files whose current version was not handed to a run, oldest first. Bounded work
+    per file: its last byte and first 64 KiB, whatever its size."""
+    ready = []
+    for file in files:
+        if cursor.handed.get(file.name) == file.identity or not landing.is_settled(file):
+            continue
         try:
-            sha256 = _examine(landing, file, now)
+            if _examine(landing, file):
+                ready.append(file)
         except FileNotFoundError:
             continue  # gone since the folder was listed
         except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
@@ -191,55 +179,62 @@ def _look_at_new_files(
             message = str(exc if known else FeedFileError.unreadable(file.name, exc))
             landing.move_aside(file.path, message)
             moved.append(message)
-            continue
-        if sha256 is not None:
-            candidates.append((file, sha256))
-    loaded = loaded_hashes(engine, [sha for _, sha in candidates])
-    for file, sha in candidates:
-        cursor.waiting.pop(file.name, None)
-        cursor.loaded.pop(file.name, None)
-        if sha in loaded:
-            cursor.loaded[file.name] = file.identity
-        else:
-            cursor.waiting[file.name] = WaitingFile(file.identity, sha, file.size)
+    return ready
 
 
-def _examine(landing: LandingFolder, file: LandingFile, now: float) -> str | None:
-    """The content hash of a complete file with a known header; None while it is unfinished.
+def _examine(landing: LandingFolder, file: LandingFile) -> bool:
+    """Whether a file is complete with a known header (False while it may still be written).
     Raises FeedFileError for a file to move aside."""
-    if not landing.is_complete(file, now):
-        if file.size == 0 and landing.is_stalled(file, now):
+    if not landing.is_complete(file):
+        if file.size == 0 and landing.is_stalled(file):
             raise FeedFileError(
                 f"{file.name}: empty and unchanged for {landing.incomplete_after_seconds:g} s; "
                 "if it is complete, drop it again with its header and rows"
             )
-        return None
-    inspection = landing.inspect(file)
-    header_kind(inspection.head, file.name, whole_file=file.size <= len(inspection.head))
-    return inspection.sha256
+        return False
+    head = landing.head(file)
+    header_kind(head, file.name, whole_file=file.size <= len(head))
+    return True
 
 
 def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=key,
-        run_config=dg.RunConfig(ops={ingest_landing_files.op.name: IngestConfig(files=[str(f.path) for f in files])}),
+        run_config=dg.RunConfig(ops={ingest_landing_files.op.name: IngestConfig(files=[f.name for f in files])}),
         tags={
             BATCH_TAG: key,
             "storemon/files": ", ".join(f.name for f in files)[:200],
-            # This sensor retries files itself, with backoff; run monitoring fails a run whose
-            # worker died unnoticed once it has run this long, and the sensor then retries.
-            "dagster/max_retries": "0",
+            # A run whose worker was lost is re-run by the instance (run_retries in dagster.yaml);
+            # a step's own failure is not: the step already retried what was worth retrying.
+            "dagster/max_retries": str(MAX_RUN_RETRIES),
+            "dagster/retry_on_asset_or_op_failure": "false",
+            # Run monitoring fails a run whose worker died unnoticed once it has run this long.
             "dagster/max_runtime": str(MAX_RUN_SECONDS),
         },
     )
+
+
+def _new_store_partitions(
+    context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """Partitions for the stores the feeds name that have none yet, once per change of the feeds."""
+    feeds = json.dumps(feed_versions(engine), sort_keys=True)
+    if feeds == cursor.feeds:
+        return []
+    cursor.feeds = feeds
+    new = new_store_partitions(context.instance, set(known_store_ids(engine).to_list()))
+    if not new:
+        return []
+    context.log.info(f"{len(new)} new store partitions")
+    return [dg.AddDynamicPartitionsRequest(partitions_def_name=STORE_PARTITIONS_NAME, partition_keys=new)]
 
 
 @dg.sensor(
     job=ingest_and_report_job,
     minimum_interval_seconds=15,
     default_status=RUNNING,
-    description="Ingests each new or changed complete CSV in the landing folder, retrying failed runs, "
-    "then refreshes the report.",
+    description="Ingests each new or changed complete CSV in the landing folder, then refreshes the report; "
+    "adds the partitions of new stores.",
 )
 def landing_files_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase, landing: LandingFolder):
     cursor = LandingCursor.parse(context.cursor)
@@ -251,29 +246,25 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
         landing.move_aside(path, message)
         moved.append(message)
     present = {f.name: f for f in files}
-    cursor.loaded = {n: i for n, i in cursor.loaded.items() if n in present}
-    cursor.waiting = {n: w for n, w in cursor.waiting.items() if n in present or w.batch}
+    cursor.handed = {n: i for n, i in cursor.handed.items() if n in present}
 
-    in_flight, without_run = _follow_up_batches(context, engine, landing, cursor, present, moved)
-    _look_at_new_files(engine, landing, cursor, files, moved)
+    in_flight, without_run = _settle_batches(context, landing, cursor, present, moved)
+    ready = _ready_files(landing, cursor, files, moved)
     for message in moved:
         context.log.error(f"moved aside: {message}")
 
     # Asked again while no run exists for them (Dagster skips a run key it has launched already).
     run_requests = [_batch_request(key, [present[n] for n in names]) for key, names in without_run.items()]
-    if not in_flight:
-        now = time.time()
-        ready = sorted(
-            (present[n] for n, w in cursor.waiting.items() if n in present and w.retry_at <= now),
-            key=lambda f: (f.mtime_ns, f.name),
-        )
+    if not in_flight and not without_run:
+        sizes = {f.name: f.size for f in ready}
         names = choose_batch([(f.name, f.size) for f in ready], MAX_RUN_BYTES, MAX_FILES_PER_RUN)
         if names:
-            attempts = sorted(f"{cursor.waiting[n].sha256}:{cursor.waiting[n].attempts}" for n in names)
-            key = "ingest-" + hashlib.sha256(" ".join(attempts).encode()).hexdigest()
-            for name in names:
-                cursor.waiting[name].batch = key
+            versions = sorted(f"{n}:{present[n].identity}" for n in names)
+            key = "ingest-" + hashlib.sha256(" ".join(versions).encode()).hexdigest()
+            cursor.batches[key] = names
+            cursor.handed.update({n: present[n].identity for n in names})
             run_requests.append(_batch_request(key, [present[n] for n in names]))
+            context.log.info(f"{len(names)} file(s), {sum(sizes[n] for n in names):,} bytes, in run key {key}")
 
     asset_events = []
     if moved:
@@ -288,11 +279,13 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
                 metadata=metadata,
             )
         )
+    partitions = _new_store_partitions(context, engine, cursor)
     return dg.SensorResult(
         run_requests=run_requests,
         asset_events=asset_events,
+        dynamic_partitions_requests=partitions,
         cursor=cursor.dump(),
-        skip_reason=None if run_requests or asset_events else "no new files",
+        skip_reason=None if run_requests or asset_events or partitions else "no new files",
     )
 
 

@@ -3,19 +3,24 @@
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy as sa
 from pydantic import Field
 
-from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
-from storemon_assets.core.parsing import FeedFileError, ParsedFeed, parse_feed_bytes
+from storemon_assets import settings
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.ingest_batches import retry_delay_seconds
+from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
 from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
+from storemon_assets.db.engine import database_error
 from storemon_assets.db.loading import LoadOutcome, load_feed
-from storemon_assets.db.queries import feed_versions, table_counts
-from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
+from storemon_assets.db.queries import feed_versions, loaded_kind, table_counts
 from storemon_assets.defs.resources import LandingFolder, NotALandingFile, StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
+LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
+MAX_STEP_RETRIES = 4  # retries of a transient database error: five attempts over ~7.5 min at 30 s
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
 RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
@@ -77,18 +82,11 @@ def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
     )
 
 
-def register_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> int:
-    """Add partitions for stores not seen before (the sensor usually has); returns how many."""
-    new = new_store_partitions(instance, store_ids)
-    if new:
-        instance.add_dynamic_partitions(STORE_PARTITIONS_NAME, new)
-    return len(new)
-
-
-def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
+def _read_feed(engine, landing: LandingFolder, path: Path) -> ParsedFeed | LoadOutcome | None:
     """Parse a file named in the run: only a regular file directly in the landing folder, and
     only when complete (None when it vanished or is still being written). Anything else named in
-    the run's config (the launchpad takes any path) is refused unread, quoting nothing of it."""
+    the run's config (the launchpad takes any path) is refused unread, quoting nothing of it.
+    A polls file whose content the ledger holds is not parsed again (its outcome is returned)."""
     try:
         data = landing.read_complete(path)
     except FileNotFoundError:
@@ -97,7 +95,12 @@ def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
         raise
     except OSError as exc:
         raise FeedFileError.unreadable(path.name, exc) from exc
-    return None if data is None else parse_feed_bytes(data, path)
+    if data is None:
+        return None
+    kind = loaded_kind(engine, file_sha256(data))
+    if kind is not None and kind not in AUTHORITATIVE_KINDS:
+        return LoadOutcome(path.name, kind, already_loaded=True)
+    return parse_feed_bytes(data, path)
 
 
 @dg.multi_asset(
@@ -129,13 +132,15 @@ def _read_feed(landing: LandingFolder, path: Path) -> ParsedFeed | None:
 def ingest_landing_files(
     context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
 ):
-    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`;
-    stores not seen before get their partitions.
+    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`.
 
     A file that cannot be read as a whole is moved to the landing folder's `failed/` with its
-    error beside it, and the run fails naming it after the other files are loaded. Any other
-    error (the database locked past its busy timeout, say) fails the run with the files not
-    yet loaded left in place: the landing sensor runs them again.
+    error beside it, and the run fails naming it after the other files are loaded. A database
+    error (locked past its busy timeout, unreachable, disk full) is retried by Dagster with
+    backoff (STOREMON_INGEST_RETRY_SECONDS, doubling, MAX_STEP_RETRIES times; files loaded by an
+    earlier attempt are no-ops), then fails the run: the landing sensor moves the files it did
+    not load to failed/. Each file loaded is logged as an observation of `landing_folder`, so the
+    sensor knows which ones a failed run had done.
     """
     engine = database.engine()
     paths = [landing.folder / p for p in config.files] or landing.csv_files()
@@ -143,23 +148,27 @@ def ingest_landing_files(
     failures: list[str] = []
     for path in paths:
         try:
-            feed = _read_feed(landing, path)
+            feed = _read_feed(engine, landing, path)
             if feed is None:
                 context.log.warning(
                     f"{path.name}: skipped, gone or its last line unfinished; the sensor will look again"
                 )
                 continue
-            outcome = load_feed(engine, feed)
+            outcome = feed if isinstance(feed, LoadOutcome) else load_feed(engine, feed)
         except (FeedFileError, NotALandingFile) as exc:
             failures.append(str(exc))
             if landing.holds(path):
                 landing.move_aside(path, str(exc))
             context.log.error(str(exc))
             continue
+        except sa.exc.OperationalError as exc:  # transient: the next attempt may well succeed
+            delay = retry_delay_seconds(context.retry_number + 1, settings.ingest_retry_seconds())
+            context.log.warning(f"{path.name}: not loaded ({database_error(exc)}); retrying in {delay:g} s")
+            raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=delay) from exc
         outcomes.append(outcome)
         context.log.info(outcome.describe())
+        context.log_event(dg.AssetObservation(asset_key=LANDING_FOLDER, metadata={LOADED_FILE: path.name}))
 
-    added = register_store_partitions(context.instance, {s for o in outcomes for s in o.store_ids})
     counts = table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
     versions = feed_versions(engine)
     # Each raw asset is its table: every run records all four as they now are. The data
@@ -183,7 +192,6 @@ def ingest_landing_files(
                 "rows_rejected": sum(o.rows_rejected for o in loaded),
                 **({"rejected_share_pct": rejected_share} if rejected_share is not None else {}),
                 "dagster/row_count": counts[spec.name],
-                "new_store_partitions": added,
                 "database": database.display_url,
             },
         )
@@ -192,6 +200,7 @@ def ingest_landing_files(
         yield lost_weekdays_check(hours)
     if failures:
         raise dg.Failure(
+            allow_retries=False,
             description=f"{len(failures)} file(s) could not be ingested and were moved aside: " + "; ".join(failures),
             metadata={"errors": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
         )
