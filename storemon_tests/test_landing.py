@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import sqlite3
-import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 import storemon_assets.defs.assets.raw as raw
 import storemon_assets.defs.sensors as sensors
+from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.db.queries import read_polls, store_keys
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
@@ -188,30 +188,25 @@ def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(h
 
 
 @contextmanager
-def database_locked(home, seconds: float | None = None):
-    """Another process holds SQLite's write lock (readers still read: WAL), for `seconds` or
-    until the block ends."""
+def database_locked(home):
+    """Another process holds SQLite's write lock (readers still read: WAL) until the block ends
+    or `release()` is called on what it yields."""
     home.database.engine()  # tables exist, journal in WAL mode
     holder = sqlite3.connect(
         home.database.url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False
     )
     holder.execute("BEGIN EXCLUSIVE")
-    released = threading.Lock()
 
-    def release():
-        with released:
+    class Lock:
+        @staticmethod
+        def release():
             if holder.in_transaction:
                 holder.execute("ROLLBACK")
 
-    timer = threading.Timer(seconds, release) if seconds is not None else None
-    if timer:
-        timer.start()
     try:
-        yield holder
+        yield Lock
     finally:
-        if timer:
-            timer.join()
-        release()
+        Lock.release()
         holder.close()
 
 
@@ -230,16 +225,26 @@ def quick_retries(monkeypatch):
     monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0.3")
 
 
-def test_a_run_meeting_a_locked_database_retries_its_step_until_the_file_is_loaded(home, instance, quick_retries):
+def test_a_run_meeting_a_locked_database_retries_its_step_until_the_file_is_loaded(
+    home, instance, quick_retries, monkeypatch
+):
     # Issue 9 row 1: the failed run was never retried. The step now retries itself (Dagster's
     # step retries, with backoff) in the same run, until the lock is gone.
     polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
     first = tick(home, instance)
-    with database_locked(home, seconds=1.5):
+    failures = []
+
+    def delay_then_release(failed_attempts, first_delay):
+        failures.append(failed_attempts)
+        if failed_attempts == 2:  # the lock goes away during the second wait
+            lock.release()
+        return retry_delay_seconds(failed_attempts, first_delay)
+
+    monkeypatch.setattr(raw, "retry_delay_seconds", delay_then_release)
+    with database_locked(home) as lock:
         [run] = run_requested(home, instance, first)
-    assert run.success
-    waits = step_retries(run)
-    assert waits and waits == [0.3 * 2**n for n in range(len(waits))]  # 0.3 s, then doubling
+    assert run.success and failures == [1, 2]
+    assert step_retries(run) == [0.3, 0.6]  # 0.3 s, then doubling
     assert stored_polls(home) == [("s1", 1674388800000000, True)]
     done = tick(home, instance, first.cursor)
     assert done.run_requests == [] and not done.asset_events

@@ -283,7 +283,15 @@ def test_a_special_hours_file_replaces_the_rows_of_the_store_dates_it_names(tmp_
         ("1", "2023-12-25", ten, "b.csv"),
         ("2", "2023-12-25", None, "a.csv"),
     ]
-    # Delivering a.csv again changes nothing (the ledger knows its content).
+    # Delivering a.csv again after b.csv makes its rows current again (SPEC §1: authoritative
+    # feeds apply in delivery order): store 1 is closed on 12-25 again.
+    assert load_feed(engine, read_feed_file(tmp_path / "a.csv")).redelivered
+    assert _special_rows(engine) == [
+        ("1", "2023-12-24", nine, "a.csv"),
+        ("1", "2023-12-25", None, "a.csv"),
+        ("2", "2023-12-25", None, "a.csv"),
+    ]
+    # Delivered again while it is the latest of its kind, it changes nothing.
     assert load_feed(engine, read_feed_file(tmp_path / "a.csv")).already_loaded
     # Stores named only by special hours are known stores (they get partitions).
     assert known_store_ids(engine).to_list() == ["1", "2"]
