@@ -41,14 +41,14 @@ def test_loading_the_definitions_prints_no_warning():
 def readme_command(program: str) -> list[str]:
     """The README's example command line starting with `program` (continuation lines joined)."""
     text = (REPO / "README.md").read_text().replace("\\\n", " ")
-    lines = [line.split("#")[0].strip() for line in text.splitlines()]
+    lines = [line.split("#")[0].strip().removeprefix(".venv/bin/") for line in text.splitlines()]
     return shlex.split(next(line for line in lines if line.startswith(program)))
 
 
 def test_the_readme_storemon_report_example_runs_as_written(tmp_path):
     command = readme_command("storemon report --status")
     out = command.index("--out") + 1
-    assert command[out] == "report.csv"
+    assert command[out] == "sample-report.csv"
     command[out] = str(tmp_path / "report.csv")  # written here instead of into the checkout
     done = subprocess.run(
         [sys.executable, "-m", "storemon_assets.cli", *command[1:]],
@@ -65,9 +65,21 @@ def test_git_ignores_what_the_readme_examples_write():
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("not a git checkout")
     done = subprocess.run(
-        ["git", "check-ignore", "demo/store_status.csv", "report.csv", "data/reports/combined_report.csv"],
+        [
+            "git",
+            "check-ignore",
+            "demo/store_status.csv",
+            "report.csv",
+            "sample-report.csv",
+            "data/reports/combined_report.csv",
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
     )
-    assert done.stdout.split() == ["demo/store_status.csv", "report.csv", "data/reports/combined_report.csv"]
+    assert done.stdout.split() == [
+        "demo/store_status.csv",
+        "report.csv",
+        "sample-report.csv",
+        "data/reports/combined_report.csv",
+    ]
