@@ -181,3 +181,16 @@ def test_scripts_do_not_import_the_tests():
     assert {
         name: sorted(m for m in modules if m.startswith("storemon_tests")) for name, modules in imports.items()
     } == {name: [] for name in imports}
+
+
+def test_the_queries_leave_the_dialect_to_the_engines_reader():
+    """SQLite and PostgreSQL differ in db/readers.py only (one reader per engine): the reads in
+    db/queries.py never ask which database they are on."""
+    queries = PACKAGE / "db" / "queries.py"
+    branches = [
+        node.lineno
+        for node in ast.walk(ast.parse(queries.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "dialect"
+    ]
+    assert branches == []
+    assert "dialect" in (PACKAGE / "db" / "readers.py").read_text()  # the check looks at the right thing

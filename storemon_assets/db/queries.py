@@ -1,19 +1,16 @@
-"""Every read storemon makes of its database, returning polars frames typed by `core/tables.py`.
+"""Every read storemon makes of its database, returning polars frames typed by `core/tables.py`:
+the reads a report needs, through the engine's reader (`db/readers.py`: SQLite or PostgreSQL,
+chosen once per engine), and the API's small indexed lookups.
 
 Poll reads are bounded by time and, optionally, by a range of store keys (a report shard):
 the polls table's primary key is (store key, instant), so each store's polls in a time range
-are one range of that index, on SQLite and PostgreSQL alike. The reads are written as one seek
-per store (a loop over `stores`, or over a JSON list of per-store ranges) rather than as a
-filter on the instant, which would be answered by scanning every poll.
+are one range of that index, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import polars as pl
 import sqlalchemy as sa
@@ -36,6 +33,14 @@ from storemon_assets.core.tables import (
     STORES,
     Table,
 )
+from storemon_assets.db.readers import (
+    LAST_POLL_SCHEMA,
+    POLL_READ_SCHEMA,
+    KeyRange,
+    reader_for,
+)
+from storemon_assets.db.readers import fetch as _fetch
+from storemon_assets.db.readers import frame_of_rows as _frame
 from storemon_assets.db.schema import SQL_TABLES
 
 
@@ -63,52 +68,12 @@ def read_table(
 ) -> pl.DataFrame:
     """A whole table (or some of its columns) as a typed polars frame; with `keys`, a shard, only
     its stores' rows, found through the stores table, so a shard reads its part of a
-    store_id-keyed table by index.
-
-    PostgreSQL is read through connectorx, which fills Arrow columns natively. SQLite is read
-    through Python's own sqlite3 driver: connectorx (like ADBC) links a second copy of SQLite,
-    and two copies in one process break each other's file locks ("disk I/O error", and worse).
-    The driver's fetchall of plain tuples is still twice as fast as SQLAlchemy rows.
-    """
+    store_id-keyed table by index."""
     schema = spec.subset(*columns) if columns else spec.polars_schema
     query = f"SELECT {', '.join(f't.{name}' for name in schema)} FROM {spec.name} t"
     if keys is not None:  # integers: safe as literals (connectorx takes no bound parameters)
         query += f" JOIN stores k ON k.store_id = t.store_id WHERE k.store_key BETWEEN {int(keys.first)} AND {int(keys.last)}"
-    if engine.dialect.name == "postgresql":
-        frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")
-        return frame.cast(schema) if frame.height else pl.DataFrame(schema=schema)  # type: ignore[arg-type]
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            rows = cursor.execute(query).fetchall()
-        finally:
-            cursor.close()
-    return _frame(rows, schema)
-
-
-def _frame(rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """Rows of plain values as a typed frame (SQLite hands booleans back as 0 and 1)."""
-    # Dates come back as date objects or (SQLite's driver) as their ISO text: left to polars to tell.
-    raw = [(name, {pl.Boolean: pl.Int8, pl.Date: None}.get(dtype, dtype)) for name, dtype in schema.items()]
-    frame = pl.DataFrame(rows, schema=raw, orient="row")
-    iso_dates = [name for name, dtype in schema.items() if dtype == pl.Date and frame.schema[name] == pl.String]
-    return frame.with_columns(pl.col(iso_dates).str.to_date("%Y-%m-%d")).cast(schema)  # type: ignore[arg-type]
-
-
-def _fetch(engine: sa.Engine, sql: str, params: tuple, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-    """A query's rows through the driver (SQLite `?` or PostgreSQL `%s` placeholders)."""
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-    return _frame(rows, schema)
-
-
-def connectorx_uri(engine: sa.Engine) -> str:
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return reader_for(engine).table(engine, query, schema)
 
 
 def feed_versions(engine: sa.Engine) -> dict[str, str]:
@@ -178,27 +143,7 @@ def rejected_counts(engine: sa.Engine) -> dict[str, int]:
 
 # --- polls ---------------------------------------------------------------------------------
 
-# What a poll read returns: sorted by store key, then instant.
-POLL_READ_SCHEMA = {"store_key": pl.Int32(), "polled_at_us": pl.Int64(), "active": pl.Boolean()}
 STORE_KEYS_SCHEMA = STORES.polars_schema
-
-
-@dataclass(frozen=True)
-class KeyRange:
-    """Stores whose key lies in [first, last]: a shard of the report."""
-
-    first: int
-    last: int
-
-
-def _key_filter(alias: str, keys: KeyRange | None, placeholder: str) -> tuple[str, tuple]:
-    if keys is None:
-        return "", ()
-    return f" AND {alias}.store_key BETWEEN {placeholder} AND {placeholder}", (keys.first, keys.last)
-
-
-def _placeholder(engine: sa.Engine) -> str:
-    return "%s" if engine.dialect.name == "postgresql" else "?"
 
 
 def store_shards(engine: sa.Engine, shards: int) -> list[StoreShard]:
@@ -211,10 +156,14 @@ def store_shards(engine: sa.Engine, shards: int) -> list[StoreShard]:
     return shards_from_cuts(cut_points(keys, shards))
 
 
+def _placeholder(engine: sa.Engine) -> str:
+    """The engine's query placeholder (`?` or `%s`), for reads written here and in db/history.py."""
+    return reader_for(engine).placeholder
+
+
 def store_keys(engine: sa.Engine, keys: KeyRange | None = None) -> pl.DataFrame:
     """store_key, store_id of every store with a poll (in the key range)."""
-    p = _placeholder(engine)
-    where, params = _key_filter("s", keys, p)
+    where, params = reader_for(engine).key_filter("s", keys)
     return _fetch(engine, f"SELECT s.store_key, s.store_id FROM stores s WHERE 1 = 1{where}", params, STORE_KEYS_SCHEMA)
 
 
@@ -225,8 +174,9 @@ def polled_stores(engine: sa.Engine, as_of_us: int | None, keys: KeyRange | None
     """
     if as_of_us is None:
         return store_keys(engine, keys)
-    p = _placeholder(engine)
-    where, params = _key_filter("s", keys, p)
+    reader = reader_for(engine)
+    p = reader.placeholder
+    where, params = reader.key_filter("s", keys)
     sql = (
         "SELECT s.store_key, s.store_id FROM stores s WHERE (SELECT MIN(q.polled_at_us) FROM store_status_polls q "
         f"WHERE q.store_key = s.store_key) <= {p}{where}"
@@ -250,23 +200,7 @@ def newest_poll_us(engine: sa.Engine) -> int | None:
 
 def read_polls(engine: sa.Engine, first_us: int, last_us: int, keys: KeyRange | None = None) -> pl.DataFrame:
     """Every poll with first_us <= instant <= last_us (of the stores in the key range)."""
-    if engine.dialect.name == "postgresql":
-        where, params = _key_filter("s", keys, "%s")
-        query = (
-            "SELECT p.* FROM stores s CROSS JOIN LATERAL (SELECT q.store_key, q.polled_at_us, q.active "
-            f"FROM store_status_polls q WHERE q.store_key = s.store_key AND q.polled_at_us BETWEEN %s AND %s {_ONE_RANGE}) p "
-            f"WHERE true{where}"
-        )
-        return _read_postgres_polls(engine, query, (first_us, last_us, *params))
-    where, params = _key_filter("s", keys, "?")
-    # CROSS JOIN fixes the join order in SQLite: one primary-key range per store.
-    return _read_sqlite_polls(
-        engine,
-        "s.store_key",  # the order stores are visited in: no sorting to group
-        "FROM stores s CROSS JOIN store_status_polls p ON p.store_key = s.store_key "
-        f"WHERE p.polled_at_us BETWEEN ? AND ?{where}",
-        (first_us, last_us, *params),
-    )
+    return reader_for(engine).polls(engine, first_us, last_us, keys)
 
 
 def read_polls_in_ranges(engine: sa.Engine, ranges: pl.DataFrame) -> pl.DataFrame:
@@ -276,21 +210,7 @@ def read_polls_in_ranges(engine: sa.Engine, ranges: pl.DataFrame) -> pl.DataFram
     """
     if ranges.is_empty():
         return pl.DataFrame(schema=POLL_READ_SCHEMA)
-    payload = _json_rows(ranges.select("store_key", "first_us", "last_us"))
-    if engine.dialect.name == "postgresql":
-        sql = (
-            "SELECT p.* FROM jsonb_to_recordset(%s::jsonb) AS r(store_key int, first_us bigint, last_us bigint) "
-            "CROSS JOIN LATERAL (SELECT q.store_key, q.polled_at_us, q.active FROM store_status_polls q "
-            f"WHERE q.store_key = r.store_key AND q.polled_at_us BETWEEN r.first_us AND r.last_us {_ONE_RANGE}) p"
-        )
-        return _fetch(engine, sql, (payload,), POLL_READ_SCHEMA).sort("store_key", "polled_at_us")
-    return _read_sqlite_polls(
-        engine,
-        "p.store_key",
-        "FROM json_each(?) r CROSS JOIN store_status_polls p ON p.store_key = r.value ->> 'store_key' "
-        "AND p.polled_at_us BETWEEN r.value ->> 'first_us' AND r.value ->> 'last_us'",
-        (payload,),
-    )
+    return reader_for(engine).polls_in_ranges(engine, ranges.select("store_key", "first_us", "last_us"))
 
 
 def last_poll_before(engine: sa.Engine, cursors: pl.DataFrame) -> pl.DataFrame:
@@ -299,83 +219,9 @@ def last_poll_before(engine: sa.Engine, cursors: pl.DataFrame) -> pl.DataFrame:
     `cursors`: store_key, before_us. Returns store_key, last_us; stores without an earlier
     poll are left out. One seek per store, however far back the poll lies.
     """
-    schema = {"store_key": pl.Int32(), "last_us": pl.Int64()}
     if cursors.is_empty():
-        return pl.DataFrame(schema=schema)
-    payload = _json_rows(cursors.select("store_key", "before_us"))
-    if engine.dialect.name == "postgresql":
-        sql = (
-            "SELECT r.store_key, (SELECT MAX(q.polled_at_us) FROM store_status_polls q "
-            "WHERE q.store_key = r.store_key AND q.polled_at_us < r.before_us) "
-            "FROM jsonb_to_recordset(%s::jsonb) AS r(store_key int, before_us bigint)"
-        )
-    else:
-        sql = (
-            "SELECT r.value ->> 'store_key', (SELECT MAX(q.polled_at_us) FROM store_status_polls q "
-            "WHERE q.store_key = r.value ->> 'store_key' AND q.polled_at_us < r.value ->> 'before_us') "
-            "FROM json_each(?) r"
-        )
-    return _fetch(engine, sql, (payload,), schema).drop_nulls("last_us")
-
-
-# PostgreSQL: OFFSET 0 keeps a LATERAL subquery from being merged into a join, which the
-# planner may then answer by scanning every poll when its statistics lag behind the data (seen:
-# 28 M rows estimated for a week of 2.3 M). Kept apart, each store is one primary-key range.
-_ONE_RANGE = "OFFSET 0"
-
-
-def _json_rows(frame: pl.DataFrame) -> str:
-    """Rows as a JSON array of objects: SQLite reads it with json_each, PostgreSQL with
-    jsonb_to_recordset, so a list of per-store values is one query parameter."""
-    return json.dumps(frame.to_dicts())
-
-
-def _read_postgres_polls(engine: sa.Engine, query: str, params: tuple) -> pl.DataFrame:
-    """Polls of a PostgreSQL query through COPY ... TO STDOUT, PostgreSQL's fastest way out,
-    parsed by polars in bulk (twice as fast here as connectorx's row transfer)."""
-    buffer = io.BytesIO()
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            # Compiling this plain range read to machine code (JIT) costs more than it saves.
-            cursor.execute("SET LOCAL jit = off")
-            # COPY takes no bind parameters: the driver quotes them into the text.
-            cursor.copy_expert(f"COPY ({cursor.mogrify(query, params).decode()}) TO STDOUT", buffer)
-        finally:
-            cursor.close()
-    if not buffer.getbuffer().nbytes:
-        return pl.DataFrame(schema=POLL_READ_SCHEMA)
-    buffer.seek(0)
-    raw = {"store_key": pl.Int32, "polled_at_us": pl.Int64, "active": pl.String}
-    frame = pl.read_csv(buffer, has_header=False, separator="\t", new_columns=list(raw), schema=raw)
-    return frame.with_columns(pl.col("active") == "t").sort("store_key", "polled_at_us")
-
-
-def _read_sqlite_polls(engine: sa.Engine, store_key: str, from_where: str, params: tuple) -> pl.DataFrame:
-    """Polls of a SQLite query, fetched as one text row per store.
-
-    Turning millions of rows into Python tuples is what makes a read slow; SQLite instead
-    joins each store's polls into one string (instant * 2 + active, comma-separated) and polars
-    splits and converts them in bulk, three times faster.
-    """
-    sql = f"SELECT {store_key}, group_concat(p.polled_at_us * 2 + p.active) {from_where} GROUP BY {store_key}"
-    with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            rows = cursor.execute(sql, params).fetchall()
-        finally:
-            cursor.close()
-    packed = (
-        pl.DataFrame(rows, schema={"store_key": pl.Int32, "packed": pl.String}, orient="row")
-        .select("store_key", pl.col("packed").str.split(",").alias("packed"))
-        .explode("packed")
-        .select("store_key", pl.col("packed").cast(pl.Int64))
-    )
-    return packed.select(
-        "store_key",
-        pl.col("packed").floordiv(2).alias("polled_at_us"),
-        (pl.col("packed") % 2 == 1).alias("active"),
-    ).sort("store_key", "polled_at_us")
+        return pl.DataFrame(schema=LAST_POLL_SCHEMA)
+    return reader_for(engine).last_poll_before(engine, cursors.select("store_key", "before_us")).drop_nulls("last_us")
 
 
 # --- the current report, for the API's /stores pages: small indexed reads -------------------
