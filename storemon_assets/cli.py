@@ -74,7 +74,7 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
                     f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
                     f"{_KIND_NAMES[feed.kind]} file"
                 )
-            phase.detail = f"{feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+            phase.detail = f"{feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
         feeds.append(feed)
     with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
         engine = open_database(sqlite_url(Path(scratch) / "storemon.db"))
@@ -149,7 +149,7 @@ def _ingest_one(engine, path: Path, progress: Progress) -> str:
             phase.detail = "in the ledger"
             return LoadOutcome(path.name, "", already_loaded=True).describe()
         feed = parse_feed_bytes(data, path)
-        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rejected.height:,} rejected"
+        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
     with progress.phase(f"load {path.name}") as phase:
         outcome = load_feed(engine, feed, on_rows=phase.advance)
         phase.detail = f"{outcome.rows_loaded:,} rows"

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
-from storemon_assets.core.parsing import FeedFileError, read_feed_file
+from storemon_assets.core.parsing import BAD_TIMESTAMP, FeedFileError, read_feed_file
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     INGESTED_FILES,
@@ -20,7 +20,7 @@ from storemon_assets.core.tables import (
 )
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.loading import load_feed
-from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules
+from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules, rejected_counts
 from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import fresh_postgres_engine, shared_data
 from storemon_tests.helpers import at, write_csv
@@ -679,3 +679,70 @@ def test_the_real_hours_split_in_two_names_every_store_that_lost_weekdays(tmp_pa
     expected = named_again.join(halves[1], on=["store_id", "day_of_week"], how="anti").get_column("store_id").unique()
     assert expected.len() > 0
     assert outcome.stores_losing_weekdays == tuple(expected.sort().to_list())
+
+
+# --- issue 20 row 5: memory and storage stay bounded whatever the input ---------------------------
+
+
+def test_a_file_of_garbage_keeps_the_first_rejected_rows_and_counts_them_all(tmp_path, engine):
+    # Issue 20 row 5: 48 MB of `1,a,b` kept 8.4 M rejected rows: a 2.2 GB database, 5.3 GB of memory.
+    garbage = 25_000
+    path = write_csv(
+        tmp_path,
+        "g.csv",
+        "store_id,status,timestamp_utc\n" + "1,a,b\n" * garbage + "s,active,2023-01-22 12:00:00 UTC\n",
+    )
+    feed = read_feed_file(path)
+    assert feed.rows.get_column("store_id").to_list() == ["s"]
+    assert feed.rejected.height == 10_000  # the first ones, with their text: lines 2 to 10,001
+    assert feed.rejected.get_column("line_number").to_list() == list(range(2, 10_002))
+    assert feed.rejected_by_reason.rows() == [(BAD_TIMESTAMP, garbage)]  # "b" is checked before "a"
+    outcome = load_feed(engine, feed)
+    assert outcome.rows_rejected == garbage
+    assert read_table(engine, REJECTED_ROWS).height == 10_000
+    assert read_table(engine, INGESTED_FILES).get_column("rows_rejected").to_list() == [garbage]
+    assert rejected_counts(engine)[POLLS] == garbage
+
+
+def test_a_line_too_long_is_rejected_whole_before_its_fields_are_split(tmp_path):
+    # Issue 20 row 5: a 200 MB single line took 4 GB to parse, and its 200 MB store_id was stored.
+    long = "x" * (1 << 20)
+    text = f"store_id,status,timestamp_utc\n{long},active,2023-01-22 12:00:00 UTC\ns,active,2023-01-22 12:00:00 UTC\n"
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", text))
+    assert feed.rows.get_column("store_id").to_list() == ["s"]
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["line_number"] == 2 and rejected["store_id"] is None
+    assert rejected["reason"] == "line longer than 65,536 bytes (a record of these feeds is a few dozen)"
+    # 2,000 bytes kept, and the count of the rest: 1,048,576 x + 31 (",active,<timestamp>") - 2,000.
+    assert rejected["raw_text"] == "x" * 2_000 + "... (1046607 more bytes)"
+    assert feed.rows_read == 2
+
+
+def test_a_rejected_rows_store_id_is_kept_short(tmp_path):
+    store_id = "y" * 5_000
+    feed = read_feed_file(write_csv(tmp_path, "p.csv", f"store_id,status,timestamp_utc\n{store_id},bogus,x\n"))
+    [rejected] = feed.rejected.to_dicts()
+    assert rejected["store_id"] == "y" * 200 + "... (4800 more characters)"  # 5,000 - 200
+
+
+def test_parsing_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch):
+    import storemon_assets.core.parsing as parsing
+
+    text = (
+        "store_id,status,timestamp_utc\n"
+        "s1,active,2023-01-22 12:00:00 UTC\n"
+        '"s5\nX",active,2023-01-22 12:00:00 UTC\n'
+        '"s,6","inactive","2023-01-22 12:00:00 UTC"\n'
+        "s7,bogus,2023-01-22 12:00:00 UTC\n"
+        '"s""7",active,2023-01-22 12:00:00 UTC\n'
+        "=1,active,2023-01-22 12:00:00 UTC\n"
+    )
+    path = write_csv(tmp_path, "p.csv", text)
+    whole = read_feed_file(path, ingested_at_us=at("2023-01-25 00:00"))
+    monkeypatch.setattr(parsing, "PARSE_CHUNK_ROWS", 2)
+    monkeypatch.setattr(parsing, "MAX_REJECTED_KEPT", 2)
+    chunked = read_feed_file(path, ingested_at_us=at("2023-01-25 00:00"))
+    assert chunked.rows.equals(whole.rows)
+    assert chunked.rejected.equals(whole.rejected.head(2)) and whole.rejected.height == 3
+    assert chunked.rejected_by_reason.equals(whole.rejected_by_reason)
+    assert chunked.rows_read == whole.rows_read == 6

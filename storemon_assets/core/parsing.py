@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
@@ -74,8 +75,13 @@ class ParsedFeed:
     sha256: str
     kind: str
     rows: pl.DataFrame
-    rejected: pl.DataFrame
+    rejected: pl.DataFrame  # the first MAX_REJECTED_KEPT rejected rows, with their text
     rows_read: int
+    rejected_by_reason: pl.DataFrame  # reason, row_count: every rejected row, counted
+
+    @property
+    def rows_rejected(self) -> int:
+        return int(self.rejected_by_reason.get_column("row_count").sum())
 
 
 # Messages and logs quote at most this much of a file's content, control characters escaped.
@@ -83,6 +89,16 @@ EXCERPT_CHARS = 60
 # A rejected record's raw text is kept up to this length (an unterminated quote can swallow
 # the rest of a file into one record).
 MAX_RAW_TEXT_CHARS = 2_000
+# Rejected rows kept per file with their text (the first ones); every one is counted by reason.
+MAX_REJECTED_KEPT = 10_000
+# A line longer than this is rejected whole before its fields are split (a 200 MB line once took
+# 4 GB to parse): a record of these feeds is a few dozen bytes.
+MAX_LINE_BYTES = 64 * 1024
+LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES:,} bytes (a record of these feeds is a few dozen)"
+# Records parsed at a time: each chunk's working columns (fields, typed values, reasons) stay bounded.
+PARSE_CHUNK_ROWS = 500_000
+# A rejected row's store_id is kept up to this length.
+MAX_STORE_ID_CHARS = 200
 # SPEC §1: a store_id beginning with one of these is a formula to a spreadsheet (`=1+1`,
 # `@SUM(1)`): rejected, so that no report CSV served as a download carries one.
 FORMULA_START = r"^[=+\-@]"
@@ -160,15 +176,80 @@ def read_feed_file(path: str | Path, ingested_at_us: int | None = None) -> Parse
 
 def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None) -> ParsedFeed:
     """Parse a file's bytes. `ingested_at_us` (default: now) is the moment polls are judged
-    against: one more than an hour later is rejected as from the future (SPEC §1)."""
+    against: one more than an hour later is rejected as from the future (SPEC §1).
+
+    Memory stays bounded whatever the file holds: a line longer than MAX_LINE_BYTES is rejected
+    before its fields are split, the records are parsed PARSE_CHUNK_ROWS at a time, and only
+    the first MAX_REJECTED_KEPT rejected rows are kept with their text (all are counted by
+    reason). What grows with the file is its bytes, its lines and the typed rows accepted."""
     kind, columns, header_number = header_kind(data, path.name)
     if ingested_at_us is None:
         ingested_at_us = time.time_ns() // 1000
 
+    sha256 = file_sha256(data)
+    data, long_lines = _cut_long_lines(data, header_number)
     lines = physical_lines(data, path.name).slice(header_number)  # the lines after the header
     quoted = b'"' in data
     body = csv_records(lines) if quoted else lines.with_columns(pl.lit(False).alias("_unterminated"))
+    del lines
     body = body.filter(pl.col("raw_text").str.strip_chars() != "")
+    good, rejected = [], [long_lines]
+    counts = [long_lines.group_by("reason").len()]
+    kept = long_lines.height
+    for chunk in body.iter_slices(PARSE_CHUNK_ROWS):
+        rows, bad = _parse_records(chunk, kind, columns, quoted, ingested_at_us)
+        good.append(rows)
+        counts.append(bad.group_by("reason").len())
+        if kept < MAX_REJECTED_KEPT:
+            rejected.append(bad.head(MAX_REJECTED_KEPT - kept))
+            kept += rejected[-1].height
+    rejected_counts = (
+        pl.concat(counts).group_by("reason").agg(pl.col("len").sum().cast(pl.Int64).alias("row_count")).sort("reason")
+    )
+    return ParsedFeed(
+        path=path,
+        sha256=sha256,
+        kind=kind,
+        rows=pl.concat(good) if good else _parse_records(body.clear(), kind, columns, quoted, ingested_at_us)[0],
+        rejected=pl.concat([r.cast(REJECTED_COLUMNS) for r in rejected]).sort("line_number"),
+        rows_read=body.height + long_lines.height,
+        rejected_by_reason=rejected_counts,
+    )
+
+
+def _cut_long_lines(data: bytes, header_number: int) -> tuple[bytes, pl.DataFrame]:
+    """`data` with the lines after the header longer than MAX_LINE_BYTES emptied (so line
+    numbers stay), and a rejected row for each. They are found in one vectorised pass over the
+    bytes, before polars' line reader, which holds about three copies of a line it reads."""
+    newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [len(data)]))
+    long = np.flatnonzero(ends - starts > MAX_LINE_BYTES)
+    long = long[long >= header_number]  # 0-based index: the header is line `header_number`
+    rows = []
+    pieces, previous = [], 0
+    for index in long.tolist():  # each is over 64 KiB of the file: few, whatever the file
+        start, end = int(starts[index]), int(ends[index])
+        pieces.append(data[previous:start])
+        previous = end
+        head = data[start : start + MAX_RAW_TEXT_CHARS].decode("utf-8", "replace").removesuffix("\r")
+        rows.append((index + 1, f"{head}... ({end - start - MAX_RAW_TEXT_CHARS} more bytes)"))
+    if not rows:
+        return data, pl.DataFrame(schema=REJECTED_COLUMNS)
+    pieces.append(data[previous:])
+    rejected = pl.DataFrame(rows, schema=["line_number", "raw_text"], orient="row").select(
+        pl.col("line_number").cast(pl.Int64),
+        pl.lit(None, dtype=pl.String).alias("store_id"),
+        _storable(pl.col("raw_text")).alias("raw_text"),
+        pl.lit(LONG_LINE_REASON).alias("reason"),
+    )
+    return b"".join(pieces), rejected.cast(REJECTED_COLUMNS)
+
+
+def _parse_records(
+    body: pl.DataFrame, kind: str, columns: list[str], quoted: bool, ingested_at_us: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Records (`line_number`, `raw_text`, `_unterminated`) -> (typed rows, rejected rows)."""
     fields = _comma_led_fields(pl.col("raw_text")) if quoted else pl.col("raw_text").str.split(",")
     # Unquoting reads trimmed fields; without quotes, some columns are trimmed by the kind's parser.
     deferred = () if quoted else _TRIMMED_BY_PARSER.get(kind, ())
@@ -201,21 +282,16 @@ def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None)
     typed = typed.with_columns(reason.alias("_reason"))
     rejected = typed.filter(pl.col("_reason").is_not_null()).select(
         "line_number",
-        _storable(pl.when(pl.col("store_id") != "").then(pl.col("store_id"))).alias("store_id"),
+        _storable(_bounded(pl.when(pl.col("store_id") != "").then(pl.col("store_id")), MAX_STORE_ID_CHARS)).alias(
+            "store_id"
+        ),
         _storable(_bounded(pl.col("raw_text"))).alias("raw_text"),
         pl.col("_reason").alias("reason"),
     )
     good = typed.filter(pl.col("_reason").is_null()).drop(
         [c for c in typed.columns if c.startswith("_") or c == "raw_text"] + list(_RAW_ONLY[kind])
     )
-    return ParsedFeed(
-        path=path,
-        sha256=file_sha256(data),
-        kind=kind,
-        rows=good,
-        rejected=rejected.cast(REJECTED_COLUMNS),
-        rows_read=body.height,
-    )
+    return good, rejected
 
 
 def physical_lines(data: bytes, name: str) -> pl.DataFrame:
@@ -238,12 +314,10 @@ def _not_utf8(name: str, exc: UnicodeDecodeError) -> FeedFileError:
     return FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)")
 
 
-def _bounded(text: pl.Expr) -> pl.Expr:
-    over = text.str.len_chars().cast(pl.Int64) - MAX_RAW_TEXT_CHARS
+def _bounded(text: pl.Expr, limit: int = MAX_RAW_TEXT_CHARS) -> pl.Expr:
+    over = text.str.len_chars().cast(pl.Int64) - limit
     return (
-        pl.when(over > 0)
-        .then(pl.format("{}... ({} more characters)", text.str.slice(0, MAX_RAW_TEXT_CHARS), over))
-        .otherwise(text)
+        pl.when(over > 0).then(pl.format("{}... ({} more characters)", text.str.slice(0, limit), over)).otherwise(text)
     )
 
 

@@ -23,20 +23,24 @@ class Finding:
     details: dict = field(default_factory=dict)
 
 
-def rejected_share(ledger: pl.DataFrame, rejected: pl.DataFrame, kind: str) -> Finding:
-    """Share of a feed's rows that were rejected, with the commonest reasons."""
+def rejected_share(ledger: pl.DataFrame, rejected: pl.DataFrame, kind: str, counts: pl.DataFrame) -> Finding:
+    """Share of a feed's rows that were rejected, with the commonest reasons: counted over every
+    rejected row (`counts`, per file and reason), an example from those kept with their text."""
     files = ledger.filter(pl.col("kind") == kind)
     read = int(files.get_column("rows_read").sum() or 0)
     bad = int(files.get_column("rows_rejected").sum() or 0)
     share = bad / read if read else 0.0
-    reasons = (
+    examples = (
         rejected.filter(pl.col("kind") == kind)
+        .sort("file_name", "line_number")
         .group_by("reason")
-        .agg(
-            pl.len().alias("rows"),
-            pl.col("file_name").first().alias("example_file"),
-            pl.col("line_number").min().alias("example_line"),
-        )
+        .agg(pl.col("file_name").first().alias("example_file"), pl.col("line_number").first().alias("example_line"))
+    )
+    reasons = (
+        counts.filter(pl.col("kind") == kind)
+        .group_by("reason")
+        .agg(pl.col("row_count").sum().alias("rows"))
+        .join(examples, on="reason", how="left")
         .sort("rows", descending=True)
     )
     passed = share <= MAX_REJECTED_SHARE

@@ -132,6 +132,17 @@ REJECTED_ROWS = Table(
     ),
 )
 
+REJECTED_ROW_COUNTS = Table(
+    "rejected_row_counts",
+    "Every rejected row, counted per file and reason (rejected_rows keeps the first 10,000 of a file with their text).",
+    (
+        _text("file_sha256", "Content hash of the file.", primary_key=True),
+        _text("reason", "Why the rows were rejected.", primary_key=True),
+        _text("kind", "Feed kind: polls, hours, timezones or special_hours."),
+        _int("row_count", "Rows of the file rejected for this reason."),
+    ),
+)
+
 INGESTED_FILES = Table(
     "ingested_files",
     "Ledger of every file loaded, keyed by content hash, so a file is never loaded twice.",
@@ -372,6 +383,7 @@ STORED_TABLES: tuple[Table, ...] = (
     STORE_TIMEZONES,
     SPECIAL_HOURS,
     REJECTED_ROWS,
+    REJECTED_ROW_COUNTS,
     INGESTED_FILES,
     STORE_SCHEDULES,
     STORE_STATUS_INTERVALS,

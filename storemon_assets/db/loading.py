@@ -17,12 +17,13 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
-from storemon_assets.core.parsing import ParsedFeed
+from storemon_assets.core.parsing import MAX_REJECTED_KEPT, ParsedFeed
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     CURRENT_REPORT,
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
+    REJECTED_ROW_COUNTS,
     REJECTED_ROWS,
     SPECIAL_HOURS,
     STORE_INCIDENTS,
@@ -238,7 +239,7 @@ def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
         "ingested_at_us": now_us,
         "rows_read": feed.rows_read,
         "rows_loaded": feed.rows.height,
-        "rows_rejected": feed.rejected.height,
+        "rows_rejected": feed.rows_rejected,
     }
     if conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1:
         return True
@@ -287,15 +288,16 @@ def _replace_hours(conn: sa.Connection, frame: pl.DataFrame) -> tuple[str, ...]:
 BEFORE_RETENTION_CUTOFF = "before retention cutoff"
 
 
-def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """A polls file's rows split at the retention cutoff in force (SPEC §11): polls older than
     it are rejected, since their neighbours were pruned and they could change no stored value
     correctly. Read inside the load's transaction, after the ledger row took the write lock, so
     a prune that raises the cutoff is either wholly before or wholly after this load. The
     ledger row then gets the file's accepted counts and its first and last poll instant (what
     the daily refresh re-materialises). The parser drops the raw line of accepted rows, so a
-    row rejected here keeps its line number and its fields rejoined as the raw text."""
-    rows, rejected = feed.rows, feed.rejected
+    row rejected here keeps its line number and its fields rejoined as the raw text (while the
+    file's kept rejected rows are fewer than MAX_REJECTED_KEPT; all are counted)."""
+    rows, rejected, counts = feed.rows, feed.rejected, feed.rejected_by_reason
     cutoff_us = retention_cutoff(conn)
     if cutoff_us is not None:
         old = pl.col("polled_at_us") < cutoff_us
@@ -313,7 +315,9 @@ def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.D
                 ).alias("raw_text"),
                 pl.lit(BEFORE_RETENTION_CUTOFF).alias("reason"),
             )
-            rejected = pl.concat([rejected, rebuilt.cast(rejected.schema)]).sort("line_number")
+            rejected = pl.concat([rejected, rebuilt.cast(rejected.schema)]).sort("line_number").head(MAX_REJECTED_KEPT)
+            late_count = pl.DataFrame({"reason": [BEFORE_RETENTION_CUTOFF], "row_count": [late.height]})
+            counts = pl.concat([counts, late_count.cast(counts.schema)])
     ledger = SQL_TABLES[INGESTED_FILES.name]
     times = rows.get_column("polled_at_us")
     conn.execute(
@@ -321,12 +325,12 @@ def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.D
         .where(ledger.c.file_sha256 == feed.sha256)
         .values(
             rows_loaded=rows.height,
-            rows_rejected=rejected.height,
+            rows_rejected=int(counts.get_column("row_count").sum()),
             first_poll_us=times.min(),
             last_poll_us=times.max(),
         )
     )
-    return rows, rejected
+    return rows, rejected, counts
 
 
 def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
@@ -342,14 +346,14 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
     """
     name = feed.path.name
     rows = feed.rows
-    rejected = feed.rejected
+    rejected, counts = feed.rejected, feed.rejected_by_reason
     losing: tuple[str, ...] = ()
     with engine.begin() as conn:
         entered = _enter_in_ledger(conn, feed)
         if entered is False:
             return LoadOutcome(name, feed.kind, already_loaded=True)
         if feed.kind == POLLS:
-            rows, rejected = _apply_retention_cutoff(conn, feed)
+            rows, rejected, counts = _apply_retention_cutoff(conn, feed)
         store_ids = rows.get_column("store_id").unique()
         if feed.kind == POLLS:
             _insert_polls(conn, rows, _store_keys(conn, store_ids), on_rows)
@@ -379,13 +383,15 @@ def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int],
             pl.lit(feed.sha256).alias("file_sha256"), pl.lit(name).alias("file_name"), pl.lit(feed.kind).alias("kind")
         ).select(REJECTED_ROWS.column_names)
         _bulk_insert(conn, SQL_TABLES[REJECTED_ROWS.name], rejected)
+        counts = counts.with_columns(pl.lit(feed.sha256).alias("file_sha256"), pl.lit(feed.kind).alias("kind"))
+        _bulk_insert(conn, SQL_TABLES[REJECTED_ROW_COUNTS.name], counts.select(REJECTED_ROW_COUNTS.column_names))
     return LoadOutcome(
         name,
         feed.kind,
         already_loaded=False,
         rows_read=feed.rows_read,
         rows_loaded=rows.height,
-        rows_rejected=rejected.height,
+        rows_rejected=int(counts.get_column("row_count").sum()),
         store_ids=tuple(store_ids.sort().to_list()),
         redelivered=entered is None,
         stores_losing_weekdays=losing,

@@ -23,7 +23,7 @@ from storemon_assets.core.tables import (
     CURRENT_REPORT,
     CURRENT_REPORT_INFO,
     INGESTED_FILES,
-    REJECTED_ROWS,
+    REJECTED_ROW_COUNTS,
     RETENTION_STATE,
     SPECIAL_HOURS,
     STORE_INCIDENTS,
@@ -133,11 +133,13 @@ def known_store_ids(engine: sa.Engine) -> pl.Series:
 
 
 def rejected_counts(engine: sa.Engine) -> dict[str, int]:
-    """Rejected rows per feed kind (every kind present, zero when none)."""
-    table = SQL_TABLES[REJECTED_ROWS.name]
+    """Rejected rows per feed kind (every kind present, zero when none): all of them, counted,
+    not only those kept with their text."""
+    table = SQL_TABLES[REJECTED_ROW_COUNTS.name]
     counts = dict.fromkeys(FEED_KINDS, 0)
     with engine.connect() as conn:
-        counts.update(dict(conn.execute(sa.select(table.c.kind, sa.func.count()).group_by(table.c.kind)).all()))
+        query = sa.select(table.c.kind, sa.func.sum(table.c.row_count)).group_by(table.c.kind)
+        counts.update({kind: int(n) for kind, n in conn.execute(query).all()})
     return counts
 
 

@@ -6,7 +6,13 @@ import dagster as dg
 
 from storemon_assets.core import quality
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, SPECIAL, TIMEZONES
-from storemon_assets.core.tables import BUSINESS_HOURS, INGESTED_FILES, REJECTED_ROWS, STORE_TIMEZONES
+from storemon_assets.core.tables import (
+    BUSINESS_HOURS,
+    INGESTED_FILES,
+    REJECTED_ROW_COUNTS,
+    REJECTED_ROWS,
+    STORE_TIMEZONES,
+)
 from storemon_assets.db.queries import polled_store_ids, read_table
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
@@ -34,7 +40,12 @@ def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
     )
     def check(database: StoremonDatabase) -> dg.AssetCheckResult:
         engine = database.engine()
-        finding = quality.rejected_share(read_table(engine, INGESTED_FILES), read_table(engine, REJECTED_ROWS), kind)
+        finding = quality.rejected_share(
+            read_table(engine, INGESTED_FILES),
+            read_table(engine, REJECTED_ROWS),
+            kind,
+            read_table(engine, REJECTED_ROW_COUNTS),
+        )
         return _result(
             finding,
             rows_read=finding.details["rows_read"],
