@@ -13,12 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
-from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, TIMEZONES
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
 from storemon_assets.progress import Progress
 
-_KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones"}
+_KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones", SPECIAL: "special-hours"}
 
 
 def _fail(message: str) -> int:
@@ -27,13 +27,16 @@ def _fail(message: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """The report as CSV: from three files (in a fresh embedded database, through the same
-    ingestion and computation as the assets) or, without them, from the configured database."""
+    """The report as CSV: from three files, and optionally a fourth of special hours (in a fresh
+    embedded database, through the same ingestion and computation as the assets) or, without
+    them, from the configured database."""
     from storemon_assets.publication import sweep_temporaries, write_report_text
 
     files = (args.status, args.hours, args.timezones)
     if any(files) and not all(files):
         return _fail("give all three of --status, --hours and --timezones, or none to report from the database")
+    if args.special and not all(files):
+        return _fail("--special goes with --status, --hours and --timezones (the configured database has its own)")
     progress = Progress.to_stderr(args.quiet)
     try:
         as_of_us = parse_as_of(args.as_of)
@@ -66,7 +69,8 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
     from storemon_assets.settings import sqlite_url
 
     feeds = []
-    for expected, path in ((POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones)):
+    named = [(POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones), (SPECIAL, args.special)]
+    for expected, path in [(kind, path) for kind, path in named if path]:
         with progress.phase(f"parse {Path(path).name}") as phase:  # an error leaves no progress line
             feed = read_feed_file(path)
             if feed.kind != expected:
@@ -102,7 +106,7 @@ def _report_from_database(as_of_us: int | None, progress: Progress):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Load files of any of the three kinds into the configured database, one transaction each.
+    """Load files of any of the four kinds into the configured database, one transaction each.
 
     Prints one line per file. A file that cannot be read, or whose load the database refuses
     (locked past its busy timeout, disk full), says why in that line and the next file is
@@ -388,11 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
         "report",
         help="write the report CSV: from the configured database, or from three CSV files without Dagster",
         description="Without --status/--hours/--timezones the report comes from the configured database "
-        "(STOREMON_DATABASE_URL); with all three, from those files loaded into a fresh embedded database.",
+        "(STOREMON_DATABASE_URL); with all three (and --special, optionally), from those files loaded into a "
+        "fresh embedded database.",
     )
     report.add_argument("--status", help="status polls CSV (store_id,status,timestamp_utc)")
     report.add_argument("--hours", help="business hours CSV (store_id,dayOfWeek|day,start_time_local,end_time_local)")
     report.add_argument("--timezones", help="timezones CSV (store_id,timezone_str)")
+    report.add_argument(
+        "--special",
+        help="optional special hours CSV (store_id,date_local,start_time_local,end_time_local): holidays, "
+        "closures, short days",
+    )
     report.add_argument(
         "--as-of",
         default=None,
@@ -404,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = sub.add_parser(
         "ingest",
-        help="load CSV files of any of the three kinds (recognised by header) into the configured database",
+        help="load CSV files of any of the four kinds (recognised by header) into the configured database",
     )
     ingest.add_argument("files", nargs="+", metavar="FILE")
     ingest.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -226,6 +226,42 @@ def test_report_without_feed_files_comes_from_the_configured_database(small_feed
     assert (tmp_path / "db.csv").read_text().count("\n") == 61  # header + 60 stores
 
 
+def test_report_from_files_takes_special_hours_as_an_optional_fourth_file(tmp_path):
+    # The sample's special hours: store 1971607333245639153 (Chicago, open 10:00-22:00 daily)
+    # opens only 10:00-14:00 on Tuesday 2023-01-24. T = 01-25 18:12:56 UTC = 12:12:56 CST, so the
+    # last day is 01-24 12:12:56 .. 01-25 12:12:56 CST: 9.78 + 2.22 = 12 business hours without
+    # it, 1.78 + 2.22 = 4 with it; the week loses the 8 h of 14:00-22:00 (all up: 76.36 -> 68.36).
+    feeds = [f"--{flag}={SAMPLE_DATA_DIR / name}" for flag, name in FEED_FLAGS]
+    special = f"--special={SAMPLE_DATA_DIR / 'special_hours.csv'}"
+    assert storemon("report", "--quiet", *feeds, "--out", str(tmp_path / "three.csv")).returncode == 0
+    done = storemon("report", "--quiet", *feeds, special, "--out", str(tmp_path / "four.csv"))
+    assert done.returncode == 0, done.stderr
+    three, four = (
+        pl.read_csv(tmp_path / n, schema_overrides={"store_id": pl.String}) for n in ("three.csv", "four.csv")
+    )
+    store = "1971607333245639153"
+    assert three.filter(pl.col("store_id") == store).select("uptime_last_day", "uptime_last_week").row(0) == (
+        12.0,
+        76.36,
+    )
+    assert four.filter(pl.col("store_id") == store).select("uptime_last_day", "uptime_last_week").row(0) == (4.0, 68.36)
+    # The same four files ingested into a database give the same report.
+    database = tmp_path / "s.db"
+    ingested = storemon_on(
+        database, "ingest", "--quiet", *(str(SAMPLE_DATA_DIR / n) for _, n in FEED_FLAGS), special[10:]
+    )
+    assert ingested.returncode == 0, ingested.stderr
+    assert "special_hours.csv: loaded, special_hours, 5 rows, 0 rejected" in ingested.stdout
+    assert storemon_on(database, "report", "--quiet", "--out", str(tmp_path / "db.csv")).returncode == 0
+    assert (tmp_path / "db.csv").read_text() == (tmp_path / "four.csv").read_text()
+    # --special alone is no report from files.
+    alone = storemon_on(database, "report", special, "--out", str(tmp_path / "r.csv"))
+    assert alone.returncode == 2 and "--special goes with --status, --hours and --timezones" in alone.stderr
+
+
+FEED_FLAGS = (("status", "store_status.csv"), ("hours", "menu_hours.csv"), ("timezones", "timezones.csv"))
+
+
 def test_report_wants_all_three_feed_files_or_none(tmp_path):
     done = storemon_on(tmp_path / "s.db", "report", "--status", "polls.csv", "--out", str(tmp_path / "r.csv"))
     assert done.returncode == 2

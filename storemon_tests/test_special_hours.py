@@ -95,6 +95,16 @@ def reference_utc(zone, weekly, special, first: str, last: str) -> list[tuple[st
 # --- business time (SPEC §4a) ----------------------------------------------------------------
 
 EDGE_CASES = {
+    # docs/uptime-logic.md §2a: daily 09:00-17:00 and Sunday 22:00 -> 02:00; Sunday 12-24 special
+    # 10:00-14:00 replaces both Sunday rows (4 h, nothing past midnight), Monday 12-25 closed:
+    # 8 + 4 + 0 + 8 h over 12-23 .. 12-26.
+    "the_docs_worked_example": (
+        "UTC",
+        [(d, "09:00", "17:00") for d in range(7)] + [(6, "22:00", "02:00")],
+        [("2023-12-24", "10:00", "14:00"), ("2023-12-25", None, None)],
+        ("2023-12-23", "2023-12-26"),
+        [("12-23 09:00", "12-23 17:00"), ("12-24 10:00", "12-24 14:00"), ("12-26 09:00", "12-26 17:00")],
+    ),
     # Mon-Sun 09:00-17:00 UTC; Christmas Day (Mon 12-25) has a closed row AND a 10:00-12:00 row:
     # the closed row opens nothing, so the date's hours are exactly 10:00-12:00 (2 h instead of 8).
     "closed_row_beside_hours_row": (
