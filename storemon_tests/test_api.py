@@ -37,6 +37,8 @@ def expected_csv(tmp_path_factory) -> str:
             str(sample / "menu_hours.csv"),
             "--timezones",
             str(sample / "timezones.csv"),
+            "--special",
+            str(sample / "special_hours.csv"),
             "--out",
             str(out),
         ],
