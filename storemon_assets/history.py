@@ -150,7 +150,7 @@ def daily_history(
         with progress.phase("stored values") as phase:
             stored = read_daily(
                 engine, ranges.get_column("first_date").min(), ranges.get_column("last_date").max(), store_id
-            )
+            )  # in no particular order: the result is sorted once, below
             stored = stored.join(ranges, on="store_id").filter(
                 pl.col("local_date").is_between(pl.col("first_date"), pl.col("last_date"))
             )

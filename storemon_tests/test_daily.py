@@ -241,6 +241,34 @@ def test_stored_values_are_reused_only_while_they_hold(sample_engine, tmp_path):
     assert after.values.equals(daily_history(sample_engine, t, days=10, use_stored=False).values)
 
 
+def test_stored_rows_read_back_exactly_including_nulls_one_store_and_no_rows(sample_engine):
+    # SQLite reads them packed (a text per column per date, split by polars): every value, a null
+    # final_from_us, a one-store read and an empty range must come back as written.
+    from storemon_assets.core.tables import STORE_DAILY_UPTIME
+    from storemon_assets.db.history import read_daily, write_daily
+
+    rows = pl.DataFrame(
+        {
+            "local_date": [dt.date(2023, 1, 1), dt.date(2023, 1, 1), dt.date(2023, 1, 2)],
+            "store_id": ["a", "b-with,comma", "a"],
+            "business_half_us": [0, 2 * 86_400_000_000, 7],
+            "up_half_us": [0, 86_400_000_001, 3],
+            "down_half_us": [0, 86_399_999_999, 4],
+            "final_from_us": [None, 1_672_617_600_000_000, -5],
+            "as_of_us": [1_672_700_000_000_000] * 3,
+            "computed_at_us": [1_700_000_000_000_000, 1_700_000_000_000_001, 1_700_000_000_000_002],
+        },
+        schema=STORE_DAILY_UPTIME.polars_schema,
+    )
+    write_daily(sample_engine, rows)
+    everything = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2))
+    assert everything.sort("store_id", "local_date").equals(rows.sort("store_id", "local_date"))
+    one = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2), "a")
+    assert one.sort("local_date").equals(rows.filter(pl.col("store_id") == "a"))
+    none = read_daily(sample_engine, dt.date(2023, 1, 3), dt.date(2023, 1, 9))
+    assert none.is_empty() and none.schema == rows.schema
+
+
 def test_special_hours_close_a_day_and_shorten_another(tmp_path):
     # A 24x7 store in UTC, active at 12:00 on the 16th and the 20th. Special hours (SPEC 4a):
     # closed all of Tuesday the 17th, open only 09:00-12:00 on Thursday the 19th. Daily values:
