@@ -262,6 +262,29 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """Compute the incidents as of T (default: STOREMON_AS_OF, else the latest poll, as the current
+    report) and send the alerts due once: for cron users without Dagster's sensor."""
+    from storemon_assets import settings
+    from storemon_assets.alerting import AlertSettings, evaluate_alerts
+    from storemon_assets.db.engine import open_database
+    from storemon_assets.service import incidents_as_of
+
+    try:
+        alert_settings = AlertSettings.from_environment()
+        as_of_us = parse_as_of(args.as_of if args.as_of is not None else settings.as_of_setting())
+        if not alert_settings.urls:
+            raise ValueError(f"{settings.ALERT_URLS.name} is not set: give one or more Apprise URLs (docs/monitor.md)")
+        engine = open_database(settings.database_url())
+        current = incidents_as_of(engine, as_of_us, settings.stale_after_minutes())
+    except ValueError as exc:
+        return _fail(str(exc))
+    outcome = evaluate_alerts(engine, alert_settings, current=current)
+    engine.dispose()
+    print(f"alerts: {outcome.describe()}", file=sys.stderr)
+    return 1 if outcome.failed_messages else 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from storemon_assets.core.generate import generate_feeds
 
@@ -429,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
     incidents.add_argument("--as-of", default=None, help="T (ISO-8601 or 'now'); default: the latest poll")
     incidents.add_argument("--out", required=True, help="where to write the incidents CSV")
     incidents.set_defaults(func=cmd_incidents)
+
+    alerts = sub.add_parser(
+        "alerts",
+        help="send the alerts due as of T once (STOREMON_ALERT_URLS); exit 1 if a delivery failed",
+        description="The same evaluation as the Dagster alerts sensor: down, recovered and not-reporting "
+        "notifications, each at most once (the ledger in the database); failed ones are retried next time.",
+    )
+    alerts.add_argument(
+        "--as-of", default=None, help="T (ISO-8601 or 'now'); default: STOREMON_AS_OF, else the latest poll"
+    )
+    alerts.set_defaults(func=cmd_alerts)
 
     generate = sub.add_parser("generate", help="write a realistic synthetic data set")
     generate.add_argument(

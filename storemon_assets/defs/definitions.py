@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from storemon_assets.defs.alerts import alerts_delivered, alerts_sensor
 from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets.history import store_daily_uptime
 from storemon_assets.defs.assets.incidents import store_incidents
@@ -18,7 +19,7 @@ from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_s
 
 defs = dg.Definitions(
     assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report, store_incidents, store_daily_uptime],
-    asset_checks=raw_checks,
+    asset_checks=[*raw_checks, alerts_delivered],
     jobs=[
         ingest_and_report_job,
         ingest_job,
@@ -29,7 +30,7 @@ defs = dg.Definitions(
         retention_job,
     ],
     schedules=[hourly_report_schedule, retention_schedule],
-    sensors=[landing_files_sensor, store_schedules_sensor, daily_uptime_sensor],
+    sensors=[landing_files_sensor, store_schedules_sensor, daily_uptime_sensor, alerts_sensor],
     resources=default_resources(),
     executor=selected_executor(),  # STOREMON_EXECUTOR: in_process (default), multiprocess or celery
 )

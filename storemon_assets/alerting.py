@@ -1,0 +1,147 @@
+"""Evaluate and send alerts once (SPEC §9): what the alerts sensor does after each refresh of the
+current report, and what `storemon alerts` does for cron users.
+
+It reads the current report's incidents and status now and the delivery ledger, works out what is
+due (core/alerts.py) and sends it through Apprise, one channel (URL) at a time, claiming each
+message's ledger rows before the send and settling them after. When a send fails, the channel's
+remaining messages wait for the next evaluation (a receiver that is down would otherwise cost a
+timeout per message), and the failure is counted and described in the outcome, which the sensor
+shows on its tick and the CLI prints; nothing here can fail or delay the report, which was
+published before.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import apprise
+import polars as pl
+import sqlalchemy as sa
+
+from storemon_assets.core.alerts import SENDING, channel_of, due_notifications, messages
+from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
+from storemon_assets.db.alert_ledger import claim, read_ledger, settle
+from storemon_assets.db.queries import current_report_info, read_table
+from storemon_assets.service import Incidents
+
+# A claim still `sending` after this long belongs to an evaluation that died mid-send.
+INTERRUPTED_AFTER_US = 10 * 60 * 1_000_000
+
+
+@dataclass
+class AlertOutcome:
+    """What one evaluation did: notifications due, messages sent and failed, and why."""
+
+    due: int = 0
+    sent_messages: int = 0
+    sent_notifications: int = 0
+    failed_messages: int = 0
+    waiting: int = 0  # due but not tried this time (their channel failed earlier, or the time was up)
+    interrupted: int = 0  # claims left `sending` by an evaluation that died mid-send
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        text = (
+            f"{self.due} notifications due: {self.sent_notifications} sent in {self.sent_messages} messages, "
+            f"{self.failed_messages} messages failed, {self.waiting} waiting for the next evaluation"
+        )
+        if self.interrupted:
+            text += f", {self.interrupted} interrupted mid-send earlier (not resent)"
+        return text + (f"; {'; '.join(self.errors)}" if self.errors else "")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    urls: list[str]
+    min_down_minutes: int = 30
+    max_per_message: int = 20
+    public_url: str | None = None
+
+    @classmethod
+    def from_environment(cls) -> AlertSettings:
+        from storemon_assets import settings
+
+        return cls(
+            settings.alert_urls(),
+            settings.alert_min_down_minutes(),
+            settings.alert_max_per_message(),
+            settings.public_url(),
+        )
+
+
+def send(url: str, title: str, body: str, notify_type: str) -> str | None:
+    """Send one message through Apprise; None when it was delivered, else why not."""
+    notifier = apprise.Apprise()
+    if not notifier.add(url):
+        return "not a usable Apprise URL"
+    with apprise.LogCapture(level=logging.WARNING) as log:
+        delivered = notifier.notify(title=title, body=body, notify_type=notify_type)
+    if delivered:
+        return None
+    reason = " ".join(line.strip() for line in log.getvalue().splitlines() if line.strip())
+    return reason[:300] or "delivery failed"
+
+
+def stored_incidents(engine: sa.Engine) -> Incidents | None:
+    """The current report's incidents and status now, as the store_incidents asset stored them."""
+    info = current_report_info(engine)
+    if info is None:
+        return None
+    return Incidents(info["as_of_us"], read_table(engine, STORE_INCIDENTS), read_table(engine, STORE_STATUS_NOW))
+
+
+def evaluate_alerts(
+    engine: sa.Engine,
+    alert_settings: AlertSettings,
+    budget_seconds: float | None = None,
+    current: Incidents | None = None,
+) -> AlertOutcome:
+    """Send every notification due, at most once each (see the module docstring), for `current`
+    (default: the current report's stored incidents).
+
+    With `budget_seconds`, no message is started after that long: the rest wait for the next evaluation.
+    """
+    started = time.perf_counter()
+    outcome = AlertOutcome()
+    if current is None:
+        current = stored_incidents(engine)
+    if not alert_settings.urls or current is None or current.as_of_us is None:
+        return outcome
+    as_of_us = current.as_of_us
+    ledger = read_ledger(engine)
+    outcome.interrupted = ledger.filter(
+        (pl.col("state") == SENDING) & (pl.col("updated_us") < time.time_ns() // 1000 - INTERRUPTED_AFTER_US)
+    ).height
+    channels = {channel_of(url): url for url in alert_settings.urls}
+    due = due_notifications(
+        current.status,
+        current.incidents,
+        ledger,
+        list(channels),
+        as_of_us,
+        alert_settings.min_down_minutes,
+    )
+    outcome.due = due.height
+    failed_channels: set[str] = set()
+    for message in messages(due, alert_settings.max_per_message, alert_settings.public_url):
+        out_of_time = budget_seconds is not None and time.perf_counter() - started > budget_seconds
+        if message.channel in failed_channels or out_of_time:
+            outcome.waiting += message.keys.height
+            continue
+        won = claim(engine, message.keys, as_of_us)
+        if won.is_empty():
+            continue  # another evaluation sent it
+        error = send(channels[message.channel], message.title, message.body, message.apprise_type)
+        settle(engine, won, error)
+        if error is None:
+            outcome.sent_messages += 1
+            outcome.sent_notifications += won.height
+        else:
+            outcome.failed_messages += 1
+            failed_channels.add(message.channel)
+            outcome.errors.append(f"channel {message.channel}: {error}")
+    outcome.seconds = time.perf_counter() - started
+    return outcome

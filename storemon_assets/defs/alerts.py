@@ -1,0 +1,95 @@
+"""Alerts in Dagster: a sensor that evaluates them after every refresh of the current report, and a
+warning check that shows deliveries that failed (SPEC §9, storemon_assets/alerting.py).
+
+The sensor watches the `store_incidents` asset, which the report runs materialise right after the
+report: each new materialisation is one evaluation (never a timer racing the report). When an
+evaluation left deliveries failed or waiting (a receiver down), it evaluates again at most once a
+minute until they are through. It launches no runs: the evaluation is a few indexed reads and the
+messages, well within a tick, and each tick's message says what was sent and what failed. Sending
+stops starting new messages after SEND_SECONDS_PER_TICK; the rest wait for the next tick.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import dagster as dg
+import polars as pl
+
+from storemon_assets.alerting import AlertOutcome, AlertSettings, evaluate_alerts
+from storemon_assets.core.alerts import FAILED
+from storemon_assets.core.tables import STORE_INCIDENTS
+from storemon_assets.db.alert_ledger import read_ledger
+from storemon_assets.defs.resources import StoremonDatabase
+
+INCIDENTS_KEY = dg.AssetKey(STORE_INCIDENTS.name)
+CHECK_NAME = "alerts_delivered"
+RETRY_SECONDS = 60
+SEND_SECONDS_PER_TICK = 30.0  # the tick limit is 60 s
+
+
+def _delivery_check(outcome: AlertOutcome | None, failed_rows: int) -> dg.AssetCheckEvaluation:
+    passed = failed_rows == 0 and (outcome is None or not outcome.failed_messages)
+    description = (
+        outcome.describe()
+        if outcome is not None
+        else ("no failed deliveries" if passed else f"{failed_rows} notifications failed")
+    )
+    return dg.AssetCheckEvaluation(
+        asset_key=INCIDENTS_KEY,
+        check_name=CHECK_NAME,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"failed_notifications": failed_rows},
+    )
+
+
+@dg.asset_check(
+    asset=INCIDENTS_KEY,
+    name=CHECK_NAME,
+    description="Every alert that was due reached its channels (STOREMON_ALERT_URLS): none is left failed in the "
+    "ledger. Recorded by alerts_sensor after each evaluation; failed ones are retried.",
+)
+def alerts_delivered(database: StoremonDatabase) -> dg.AssetCheckResult:
+    failed = read_ledger(database.engine()).filter(pl.col("state") == FAILED)
+    evaluation = _delivery_check(None, failed.height)
+    return dg.AssetCheckResult(
+        passed=evaluation.passed, severity=evaluation.severity, description=evaluation.description
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each refresh of the current report (a new store_incidents materialisation), sends the "
+    "alerts that are due through Apprise (STOREMON_ALERT_URLS), at most once each; retries failed ones "
+    "once a minute.",
+)
+def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
+    latest = context.instance.fetch_materializations(INCIDENTS_KEY, limit=1).records
+    seen = latest[0].storage_id if latest else None
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    retry_due = cursor.get("retry") and time.time() - cursor.get("evaluated_at", 0) >= RETRY_SECONDS
+    if seen is None or (seen == cursor.get("seen") and not retry_due):
+        return dg.SkipReason(
+            "no new refresh of the current report" + (" (failed deliveries wait)" if cursor.get("retry") else "")
+        )
+    alert_settings = AlertSettings.from_environment()
+    if not alert_settings.urls:
+        return dg.SensorResult(
+            cursor=json.dumps({"seen": seen}), skip_reason="STOREMON_ALERT_URLS is not set: no alerts are sent"
+        )
+    outcome = evaluate_alerts(database.engine(), alert_settings, budget_seconds=SEND_SECONDS_PER_TICK)
+    context.log.info(f"alerts: {outcome.describe()} ({outcome.seconds:.2f} s)")
+    failed_rows = (
+        read_ledger(database.engine()).filter(pl.col("state") == FAILED).height if outcome.failed_messages else 0
+    )
+    return dg.SensorResult(
+        cursor=json.dumps(
+            {"seen": seen, "retry": bool(outcome.failed_messages or outcome.waiting), "evaluated_at": time.time()}
+        ),
+        asset_events=[_delivery_check(outcome, failed_rows)],
+        skip_reason=outcome.describe(),
+    )
