@@ -22,7 +22,6 @@ from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
-from storemon_assets.core.tables import STORE_STATUS_INTERVALS
 from storemon_assets.core.uptime import (
     STATUSES,
     WEEK,
@@ -36,10 +35,9 @@ from storemon_assets.core.uptime import (
     utc_days,
     window_utc_days,
 )
-from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report, replace_incidents
+from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
 from storemon_assets.db.queries import (
     KeyRange,
-    current_report_info,
     last_poll_before,
     newest_poll_us,
     newest_polls,
@@ -47,7 +45,6 @@ from storemon_assets.db.queries import (
     polled_stores,
     read_polls,
     read_polls_in_ranges,
-    read_table,
     read_weekly_schedules,
     rejected_counts,
 )
@@ -245,8 +242,9 @@ def keyed_polls(polls: pl.DataFrame) -> pl.DataFrame:
     return polls.rename({"store_key": "store_id"})
 
 
-def current_report(result: ReportResult, report_id: str) -> CurrentReport | None:
-    """What the database keeps of a report when it is the current one (None: no polls, no T)."""
+def current_report(result: ReportResult, report_id: str, incidents: Incidents | None = None) -> CurrentReport | None:
+    """What the database keeps of a report when it is the current one (None: no polls, no T): its
+    rows, status intervals and, when given, its incidents and status now (SPEC §9)."""
     if result.uptime.as_of_us is None:
         return None
     return CurrentReport(
@@ -255,20 +253,45 @@ def current_report(result: ReportResult, report_id: str) -> CurrentReport | None
         result.report,
         result.uptime.intervals,
         result.stores_without_observations,
+        incidents.incidents if incidents else None,
+        incidents.status if incidents else None,
     )
 
 
-def publish_current_report(engine: sa.Engine, result: ReportResult, report_id: str) -> bool:
+def report_incidents(
+    engine: sa.Engine, result: ReportResult, stale_after_minutes: int | None = None
+) -> Incidents | None:
+    """The incidents and status now of a report about to be published (None: no polls, no T).
+
+    `stale_after_minutes`: when an open store's newest poll is too old (default: the setting).
+    """
+    if result.uptime.as_of_us is None:
+        return None
+    if stale_after_minutes is None:
+        from storemon_assets import settings
+
+        stale_after_minutes = settings.stale_after_minutes()
+    return incidents_of(engine, result.uptime.as_of_us, result.uptime.intervals, stale_after_minutes)
+
+
+def publish_current_report(
+    engine: sa.Engine, result: ReportResult, report_id: str, stale_after_minutes: int | None = None
+) -> bool:
     """Make this the current report in the database only (its rows and status intervals, which the
-    API's pages read), unless a newer one is published; False then. Without polls, nothing."""
-    current = current_report(result, report_id)
+    API's pages read, its incidents and status now), unless a newer one is published; False then.
+    Without polls, nothing."""
+    current = current_report(result, report_id, report_incidents(engine, result, stale_after_minutes))
     return current is not None and replace_current_report(engine, current)
 
 
-def publish_report(engine: sa.Engine, reports_dir: Path, result: ReportResult, report_id: str) -> Publication:
+def publish_report(
+    engine: sa.Engine, reports_dir: Path, result: ReportResult, report_id: str, incidents: Incidents | None = None
+) -> Publication:
     """Write `<report_id>.csv` and make the report current, `combined_report.csv` and the database
-    together, unless a newer one is published (storemon_assets/publication.py has the order)."""
-    return publish_report_files(engine, reports_dir, current_report(result, report_id), result.report, report_id)
+    (with `incidents`, from `report_incidents`) together, unless a newer one is published
+    (storemon_assets/publication.py has the order)."""
+    current = current_report(result, report_id, incidents)
+    return publish_report_files(engine, reports_dir, current, result.report, report_id)
 
 
 def check_report(engine: sa.Engine, result: ReportResult) -> dict[str, quality.Finding]:
@@ -337,7 +360,7 @@ def incidents_of(
     engine: sa.Engine, as_of_us: int | None, intervals: pl.DataFrame, stale_after_minutes: int
 ) -> Incidents:
     """Incidents and status now from a report's status intervals: the one path from a report to
-    its incidents, for the current report (`refresh_incidents`) and for any T (`storemon incidents`).
+    its incidents, for the current report (`report_incidents`) and for any T (`storemon incidents`).
 
     What the intervals do not hold is read here: whether each store is inside its business time at
     T (from its schedule, like the report's business time) and its newest poll (one seek per store).
@@ -365,12 +388,3 @@ def incidents_as_of(engine: sa.Engine, as_of_us: int | None, stale_after_minutes
     """Incidents of the report as of T (default: the latest poll), computed afresh."""
     result = build_report(engine, as_of_us)
     return incidents_of(engine, result.uptime.as_of_us, result.uptime.intervals, stale_after_minutes)
-
-
-def refresh_incidents(engine: sa.Engine, stale_after_minutes: int) -> Incidents:
-    """Incidents of the current report, from the status intervals it published, stored beside them."""
-    info = current_report_info(engine)
-    as_of_us = info["as_of_us"] if info else None
-    current = incidents_of(engine, as_of_us, read_table(engine, STORE_STATUS_INTERVALS), stale_after_minutes)
-    replace_incidents(engine, current.incidents, current.status)
-    return current

@@ -22,7 +22,7 @@ from storemon_assets.core.alerts import channel_of
 from storemon_assets.core.tables import ALERT_DELIVERIES
 from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import read_table
-from storemon_assets.service import build_report, ingest_files, publish_current_report, refresh_incidents
+from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import at, write_csv
 
@@ -103,8 +103,7 @@ class Fleet:
 
     def publish(self, as_of: str = T) -> None:
         result = build_report(self.engine, at(as_of))
-        publish_current_report(self.engine, result, f"report-{as_of}")
-        refresh_incidents(self.engine, stale_after_minutes=120)
+        publish_current_report(self.engine, result, f"report-{as_of}", stale_after_minutes=120)
 
     def alert(self, *urls: str, max_per_message: int = 20, public_url: str | None = None):
         return evaluate_alerts(self.engine, AlertSettings(list(urls), 30, max_per_message, public_url))
@@ -307,7 +306,6 @@ def test_the_sensor_evaluates_once_per_refresh_and_its_check_shows_failures(home
     import dagster as dg
 
     from storemon_assets.defs.alerts import alerts_sensor
-    from storemon_assets.defs.assets.incidents import store_incidents
     from storemon_assets.defs.assets.raw import ingest_landing_files
     from storemon_assets.defs.assets.report import uptime_report
 
@@ -325,7 +323,7 @@ def test_the_sensor_evaluates_once_per_refresh_and_its_check_shows_failures(home
     assert isinstance(alerts_sensor(context()), dg.SkipReason)  # no report yet: nothing to evaluate
 
     receiver.down = True
-    assets = [ingest_landing_files, uptime_report, store_incidents]
+    assets = [ingest_landing_files, uptime_report]
     assert dg.materialize(assets, resources=home.resources, instance=instance).success
     failed = alerts_sensor(context())
     assert "2 notifications due: 0 sent in 0 messages, 1 messages failed, 1 waiting" in failed.skip_reason.skip_message

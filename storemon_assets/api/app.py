@@ -28,6 +28,7 @@ from storemon_assets.api.runs import DagsterRuns, FinishedRuns
 from storemon_assets.core.parsing import EXCERPT_CHARS, excerpt
 from storemon_assets.db.engine import DatabaseUnavailable, unreadable
 from storemon_assets.web.database import ReaderDatabase
+from storemon_assets.web.monitor import router as monitor_pages
 from storemon_assets.web.pictures import TimelinePictures
 from storemon_assets.web.routes import router as store_pages
 
@@ -76,6 +77,7 @@ def create_app(
     app.state.finished_runs = FinishedRuns()
     app.state.database = ReaderDatabase(database_url or settings.database_url(), engine)
     app.state.timeline_pictures = TimelinePictures()  # drawn once per report and store
+    app.include_router(monitor_pages)
     app.include_router(store_pages)
     app.include_router(reports.router)
     app.add_middleware(BodyLimit)

@@ -431,6 +431,8 @@ class CurrentReport:
     report: pl.DataFrame  # CURRENT_REPORT columns
     intervals: pl.DataFrame  # STORE_STATUS_INTERVALS columns
     stores_without_observations: int
+    incidents: pl.DataFrame | None = None  # STORE_INCIDENTS columns (None: leave the stored ones)
+    status: pl.DataFrame | None = None  # STORE_STATUS_NOW columns
 
 
 def replace_current_report(
@@ -443,7 +445,8 @@ def replace_current_report(
     The transaction first takes the current report's write lock (PostgreSQL: a table lock that
     readers pass; SQLite: its first statement is a write, which takes the database's write lock
     before anything is read), so two publications are ordered and the later one sees the other's
-    T. `before_commit` runs inside it, after the tables were replaced (the reports folder's CSV
+    T. The incidents and status now, when given, are replaced in it too (SPEC §9). `before_commit`
+    runs inside it, after the tables were replaced (the reports folder's CSV
     is switched there, storemon_assets/publication.py). Readers see the previous report until the
     commit, then the new one: never a mix.
     """
@@ -456,6 +459,8 @@ def replace_current_report(
         if newer:
             transaction.rollback()
             return False
+        if current.incidents is not None and current.status is not None:
+            _replace_incidents(conn, current.incidents, current.status)
         for spec in (CURRENT_REPORT, STORE_STATUS_INTERVALS):
             conn.execute(SQL_TABLES[spec.name].delete())
         # Sorted by key, rows append to the primary-key B-tree.
@@ -481,12 +486,11 @@ def replace_current_report(
     return True
 
 
-def replace_incidents(engine: sa.Engine, incidents: pl.DataFrame, status: pl.DataFrame) -> None:
-    """Replace the current report's incidents and status now, together, in one transaction."""
-    with engine.begin() as conn:
-        for spec, frame, order in (
-            (STORE_INCIDENTS, incidents, ["store_id", "started_half_us"]),
-            (STORE_STATUS_NOW, status, ["store_id"]),
-        ):
-            conn.execute(SQL_TABLES[spec.name].delete())
-            _bulk_insert(conn, SQL_TABLES[spec.name], frame.select(spec.column_names).sort(order))
+def _replace_incidents(conn: sa.Connection, incidents: pl.DataFrame, status: pl.DataFrame) -> None:
+    """Replace the current report's incidents and status now inside the connection's transaction."""
+    for spec, frame, order in (
+        (STORE_INCIDENTS, incidents, ["store_id", "started_half_us"]),
+        (STORE_STATUS_NOW, status, ["store_id"]),
+    ):
+        conn.execute(SQL_TABLES[spec.name].delete())
+        _bulk_insert(conn, SQL_TABLES[spec.name], frame.select(spec.column_names).sort(order))

@@ -5,7 +5,6 @@ import dagster as dg
 from storemon_assets.defs.alerts import alerts_delivered, alerts_sensor
 from storemon_assets.defs.as_of_report import as_of_report_job
 from storemon_assets.defs.assets.history import store_daily_uptime
-from storemon_assets.defs.assets.incidents import store_incidents
 from storemon_assets.defs.assets.raw import ingest_landing_files, landing_folder
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
@@ -18,7 +17,7 @@ from storemon_assets.defs.schedules import hourly_report_schedule
 from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor
 
 defs = dg.Definitions(
-    assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report, store_incidents, store_daily_uptime],
+    assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report, store_daily_uptime],
     asset_checks=[*raw_checks, alerts_delivered],
     jobs=[
         ingest_and_report_job,

@@ -9,6 +9,7 @@ comes in as a FastAPI dependency (`store_database`), so tests can point it at an
 from __future__ import annotations
 
 import datetime as dt
+from html import escape
 from importlib import resources
 from typing import Annotated, Literal
 
@@ -19,7 +20,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from storemon_assets.core.business_time import special_rows, weekly_rows
+from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
+from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
@@ -28,13 +30,17 @@ from storemon_assets.db.queries import (
     current_report_info,
     current_report_rows,
     fleet_totals,
+    newest_poll_us,
     store_status_intervals,
     store_weekly_schedule,
     worst_stores,
 )
 from storemon_assets.history import daily_history, fleet_uptime_share
+from storemon_assets.settings import stale_after_minutes
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
 from storemon_assets.web.pictures import TimelinePictures
+from storemon_assets.web.status import Incident, StatusNow, store_status_and_incidents
+from storemon_assets.web.store_page import render_store_page, wants_html
 from storemon_assets.web.timeline import timeline_svg
 
 MAX_WORST = 1000
@@ -112,6 +118,10 @@ class StoreDetail(BaseModel):
     daily: list[DailyValue] = Field(
         default_factory=list, description="The last 90 local dates before T, oldest first (docs/history.md)."
     )
+    status_now: StatusNow | None = Field(
+        default=None, description="Up, down, closed or no data at T, since when; null before incidents were computed."
+    )
+    incidents: list[Incident] = Field(default=[], description="Its incidents in the week before T (SPEC 9).")
 
 
 class WorstStores(BaseModel):
@@ -135,6 +145,10 @@ class FleetSummary(BaseModel):
         default=None,
         description="Uptime / (uptime + downtime) over all stores' dates of the last 30 days before T, 0-1 "
         "(daily values; null when nothing was observed).",
+    )
+    stale_warning: str | None = Field(
+        default=None,
+        description="Set when T is more than STOREMON_STALE_AFTER_MINUTES after the newest poll: statuses are guesses.",
     )
 
 
@@ -165,6 +179,11 @@ def _current(engine: sa.Engine) -> dict:
             status_code=404, detail="no report has been published yet: trigger one (POST /trigger_report)"
         )
     return info
+
+
+def _stale_warning(engine: sa.Engine, info: dict) -> str | None:
+    """The stale-data warning of the current report (T far after the newest poll), or None."""
+    return stale_warning(info["as_of_us"], newest_poll_us(engine), stale_after_minutes() * US_PER_MINUTE)
 
 
 def _report_row(engine: sa.Engine, store_id: str) -> dict:
@@ -218,6 +237,7 @@ def web_page() -> HTMLResponse:
 )
 def fleet_summary(engine: Database) -> FleetSummary:
     info = _current(engine)
+    stale = _stale_warning(engine, info)
     totals = fleet_totals(engine)
     open_hours = totals["uptime_hours"] + totals["downtime_hours"]
     return FleetSummary(
@@ -232,6 +252,7 @@ def fleet_summary(engine: Database) -> FleetSummary:
         stores_below_95_percent=totals["below_95"],
         stores_below_80_percent=totals["below_80"],
         uptime_share_last_30_days=fleet_uptime_share(engine, info["as_of_us"], 30),
+        stale_warning=stale,
     )
 
 
@@ -274,8 +295,9 @@ async def store_timeline_svg(request: Request, engine: Database, store_id: Store
     responses={404: {"description": "Unknown store, or no report published yet."}},
     summary="One store: schedule, report row and when it was up or down last week",
 )
-def store_detail(engine: Database, store_id: StoreId) -> StoreDetail:
-    return _detail(engine, store_id)
+def store_detail(engine: Database, store_id: StoreId, request: Request, response: Response):
+    """JSON, or the store's HTML page for a browser (content negotiation on Accept)."""
+    return _negotiated(engine, store_id, request, response)
 
 
 @router.get(
@@ -294,8 +316,8 @@ async def store_timeline_svg_by_query(request: Request, engine: Database, store_
     responses={404: {"description": "Unknown store, or no report published yet."}},
     summary="One store, for any id (the id as a query parameter: `.`, `..`, or one ending in /timeline.svg)",
 )
-def store_detail_by_query(engine: Database, store_id: StoreIdQuery) -> StoreDetail:
-    return _detail(engine, store_id)
+def store_detail_by_query(engine: Database, store_id: StoreIdQuery, request: Request, response: Response):
+    return _negotiated(engine, store_id, request, response)
 
 
 async def _timeline(request: Request, engine: sa.Engine, store_id: str) -> Response:
@@ -320,11 +342,29 @@ def _draw_timeline(engine: sa.Engine, store_id: str, info: dict) -> bytes:
     return timeline_svg(rows, title)
 
 
+def _negotiated(engine: sa.Engine, store_id: str, request: Request, response: Response):
+    """The store's JSON, or its HTML page when the client prefers HTML (a browser's navigation)."""
+    as_html = wants_html(request.headers.get("accept"))
+    response.headers["Vary"] = "Accept"
+    try:
+        detail = _detail(engine, store_id)
+    except HTTPException as exc:
+        if not as_html:
+            raise
+        page = f"<!doctype html><title>storemon</title><p>{escape(str(exc.detail))}</p><p><a href='/'>storemon</a>"
+        return HTMLResponse(page, status_code=exc.status_code, headers={"Vary": "Accept"})
+    if as_html:
+        page = render_store_page(detail.model_dump(), _stale_warning(engine, _current(engine)))
+        return HTMLResponse(page, headers={"Vary": "Accept", "Cache-Control": "no-cache"})
+    return detail
+
+
 def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
     info = _current(engine)
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
     spans = _spans(store_status_intervals(engine, store_id))
+    status_now, incidents = store_status_and_incidents(engine, store_id, info["as_of_us"])
     times = (clock_text(pl.col("start_time_us")), clock_text(pl.col("end_time_us")))
     return StoreDetail(
         store_id=store_id,
@@ -347,6 +387,8 @@ def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
         no_data=[Span(**s) for s in spans.filter(pl.col("status") == NO_DATA).drop("status").iter_rows(named=True)],
         timeline_svg=timeline_path(store_id),
         daily=store_daily_values(engine, store_id, info["as_of_us"]),
+        status_now=StatusNow(**status_now) if status_now else None,
+        incidents=[Incident(**i) for i in incidents],
     )
 
 

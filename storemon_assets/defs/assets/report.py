@@ -29,9 +29,10 @@ from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
-from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
+from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import newest_poll_us, store_shards
+from storemon_assets.defs.assets.incidents import INCIDENTS_OUT, incidents_metadata
 from storemon_assets.defs.assets.raw import (
     RAW_BUSINESS_HOURS,
     RAW_SPECIAL_HOURS,
@@ -47,6 +48,7 @@ from storemon_assets.service import (
     check_report,
     combine_report_shards,
     publish_report,
+    report_incidents,
     report_time_us,
 )
 
@@ -199,10 +201,12 @@ def _check_output(name: str) -> str:
     out={
         "report": dg.Out(dg.Nothing, is_required=False),
         "intervals": dg.Out(dg.Nothing, is_required=False),
+        "incidents": dg.Out(dg.Nothing, is_required=False),
     }
     | {name: dg.Out(dg.Nothing, is_required=False) for name in quality.REPORT_CHECKS},
     description="Combine the shards, run the blocking checks, then publish: combined_report.csv and the "
-    "database's current report together, unless a report with a newer T is already published.",
+    "database's current report (rows, status intervals, incidents and status now) together, unless a report "
+    "with a newer T is already published.",
 )
 def publish_uptime_report(
     context: dg.OpExecutionContext,
@@ -235,7 +239,8 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
     if failed:
         raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
     run_id = context.run.run_id
-    publication = publish_report(engine, reports.folder, result, run_id)
+    incidents = report_incidents(engine, result)  # SPEC 9: published with the report, in its transaction
+    publication = publish_report(engine, reports.folder, result, run_id, incidents)
     reports.discard_shards(run_id)
     if not publication.published:
         # Like an as-of report: kept under its id, no materialisation (the latest stays the newer one).
@@ -255,6 +260,7 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
         run_metadata["stale_data_warning"] = stale
     yield dg.Output(None, output_name="report", metadata=report_metadata(result, paths, compute_seconds) | run_metadata)
     yield dg.Output(None, output_name="intervals", metadata=intervals_metadata(result))
+    yield dg.Output(None, output_name="incidents", metadata=incidents_metadata(incidents))
 
 
 @dg.config_mapping
@@ -292,6 +298,7 @@ def _report_config(config: ReportShardsConfig) -> dict:
                 "table": STORE_STATUS_INTERVALS.name,
             },
         ),
+        STORE_INCIDENTS.name: INCIDENTS_OUT,
     },
     check_specs=[
         dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
@@ -309,6 +316,8 @@ def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw
     )
     exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
-    return {UPTIME_REPORT.name: published.report, STORE_STATUS_INTERVALS.name: published.intervals} | {
-        _check_output(name): getattr(published, name) for name in quality.REPORT_CHECKS
-    }
+    return {
+        UPTIME_REPORT.name: published.report,
+        STORE_STATUS_INTERVALS.name: published.intervals,
+        STORE_INCIDENTS.name: published.incidents,
+    } | {_check_output(name): getattr(published, name) for name in quality.REPORT_CHECKS}

@@ -1,0 +1,75 @@
+"""`GET /incidents` and `GET /status` (SPEC §9): the current report's incidents and its stores by status
+now. They read the tables the `store_incidents` asset stores beside the current report: a few
+indexed reads, never Dagster.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import polars as pl
+from fastapi import APIRouter, Query
+
+from storemon_assets.core.instants import format_instant
+from storemon_assets.db.queries import store_incidents, store_status_now
+from storemon_assets.web.routes import Database, _current
+from storemon_assets.web.status import (
+    MAX_LISTED,
+    Incident,
+    IncidentList,
+    StatusList,
+    StoreStatus,
+    incident_frame,
+    status_counts_sql,
+    status_frame,
+)
+
+router = APIRouter()
+
+
+@router.get(
+    "/incidents",
+    response_model=IncidentList,
+    responses={404: {"description": "No report has been published yet."}},
+    summary="Incidents of the current report (SPEC 9)",
+)
+def list_incidents(
+    engine: Database,
+    open: Annotated[bool | None, Query(description="true: only open incidents; false: only ended ones.")] = None,
+) -> IncidentList:
+    info = _current(engine)
+    incidents = store_incidents(engine, open_only=open is True)
+    if open is False:
+        incidents = incidents.filter(~pl.col("open"))
+    return IncidentList(
+        as_of=format_instant(info["as_of_us"]),
+        report_id=info["report_id"],
+        incidents=[Incident(**row) for row in incident_frame(incidents.head(MAX_LISTED)).iter_rows(named=True)],
+    )
+
+
+@router.get(
+    "/status",
+    response_model=StatusList,
+    responses={404: {"description": "No report has been published yet."}},
+    summary="Stores by status now: down, not reporting, ...",
+)
+def list_status(
+    engine: Database,
+    status: Annotated[
+        list[Literal["up", "down", "closed", "no_data"]] | None, Query(description="Only stores with these statuses.")
+    ] = None,
+    not_reporting: Annotated[bool | None, Query(description="true: only stores not reporting.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
+) -> StatusList:
+    info = _current(engine)
+    rows = store_status_now(engine, statuses=tuple(status or ()))
+    if not_reporting is not None:
+        rows = rows.filter(pl.col("not_reporting") == not_reporting)
+    rows = rows.sort(["since_half_us", "store_id"], nulls_last=False).head(limit)
+    return StatusList(
+        as_of=format_instant(info["as_of_us"]),
+        report_id=info["report_id"],
+        counts=status_counts_sql(engine),
+        stores=[StoreStatus(**row) for row in status_frame(rows, info["as_of_us"]).iter_rows(named=True)],
+    )

@@ -1,0 +1,104 @@
+"""Incidents and status now as the API shows them (SPEC §9): the JSON models and the conversions
+from the stored tables (`store_incidents`, `store_status_now`), shared by `/incidents`, `/status`
+and each store's page."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import polars as pl
+import sqlalchemy as sa
+from pydantic import BaseModel, Field
+
+from storemon_assets.core.business_time import US_PER_MINUTE, with_wall_clock
+from storemon_assets.core.incidents import NOW_STATUSES, half_us_text, minutes_2dp
+from storemon_assets.db.queries import store_incidents, store_status_now
+
+MAX_LISTED = 10_000
+
+
+class StatusNow(BaseModel):
+    status: Literal["up", "down", "closed", "no_data"] = Field(
+        description="At T: up or down (inside business time), closed (outside it) or no_data (no observation)."
+    )
+    since_utc: str | None = Field(description="Since when, ISO-8601 UTC; null: longer than the week (or no data).")
+    since_local: str | None = Field(description="The same instant on the store's wall clock.")
+    open_now: bool = Field(description="Inside its business time at T.")
+    newest_poll_utc: str | None = Field(description="Its newest poll at or before T, ISO-8601 UTC.")
+    newest_poll_age_minutes: float | None = Field(description="T minus its newest poll, in minutes.")
+    not_reporting: bool = Field(
+        description="Open at T and silent for longer than STOREMON_STALE_AFTER_MINUTES: its status is a guess."
+    )
+
+
+class StoreStatus(StatusNow):
+    store_id: str
+
+
+class Incident(BaseModel):
+    store_id: str
+    started_utc: str = Field(description="First down instant, ISO-8601 UTC (the week's start if down then).")
+    ended_utc: str | None = Field(description="First up instant after it; null while open.")
+    started_local: str
+    ended_local: str | None
+    downtime_minutes: float = Field(description="Its down business time in the week, minutes (2 decimals).")
+    open: bool
+
+
+class IncidentList(BaseModel):
+    as_of: str
+    report_id: str
+    incidents: list[Incident] = Field(description="Sorted by store, then start.")
+
+
+class StatusList(BaseModel):
+    as_of: str
+    report_id: str
+    counts: dict[str, int] = Field(description="Stores per status now, and stores not reporting.")
+    stores: list[StoreStatus] = Field(description="The stores asked for: longest first (oldest since), then by id.")
+
+
+def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
+    """STORE_STATUS_NOW rows as the JSON's StoreStatus fields."""
+    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
+    with_local = with_wall_clock(
+        status.with_columns((pl.col("since_half_us") // 2).alias("_since_us")), {"_since_us": "_since_local"}
+    )
+    return with_local.select(
+        "store_id",
+        "status",
+        half_us_text(pl.col("since_half_us")).alias("since_utc"),
+        pl.col("_since_local").dt.strftime(local_text).alias("since_local"),
+        "open_now",
+        pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("newest_poll_utc"),
+        ((as_of_us - pl.col("newest_poll_us")) / US_PER_MINUTE).round(2).alias("newest_poll_age_minutes"),
+        "not_reporting",
+    )
+
+
+def incident_frame(incidents: pl.DataFrame) -> pl.DataFrame:
+    """STORE_INCIDENTS rows as the JSON's Incident fields."""
+    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
+    return incidents.select(
+        "store_id",
+        half_us_text(pl.col("started_half_us")).alias("started_utc"),
+        half_us_text(pl.col("ended_half_us")).alias("ended_utc"),
+        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(local_text).alias("started_local"),
+        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(local_text).alias("ended_local"),
+        minutes_2dp(pl.col("downtime_half_us")).alias("downtime_minutes"),
+        "open",
+    )
+
+
+def store_status_and_incidents(engine: sa.Engine, store_id: str, as_of_us: int) -> tuple[dict | None, list[dict]]:
+    """One store's status now (None before the incidents were first refreshed) and incidents, as JSON fields."""
+    status = store_status_now(engine, store_id)
+    now = status_frame(status, as_of_us).drop("store_id").row(0, named=True) if status.height else None
+    return now, incident_frame(store_incidents(engine, store_id)).to_dicts()
+
+
+def status_counts_sql(engine: sa.Engine) -> dict[str, int]:
+    counts = dict.fromkeys(NOW_STATUSES, 0)
+    status = store_status_now(engine)
+    counts.update(dict(status.group_by("status").len().iter_rows()))
+    return {**counts, "not_reporting": int(status.get_column("not_reporting").sum())}
