@@ -109,3 +109,94 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
         if entry["level"] in ("SEVERE", "WARNING") and before_first_report not in entry["message"]
     ]
     assert problems == []
+
+
+@pytest.fixture
+def published(tmp_path):
+    """`storemon api` (no Dagster needed) on a database holding a published report: the sample,
+    plus stores made down and silent at T, one with a hostile id."""
+    from storemon_assets.service import build_report, publish_current_report
+
+    engine = create_db_engine(sqlite_url(tmp_path / "data" / "storemon.db"))
+    create_tables(engine)
+    ingest_files(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    as_of = build_report(engine).uptime.as_of_us
+    ingest_files(engine, [_with_instants(tmp_path / "extra.csv", as_of)])
+    publish_current_report(engine, build_report(engine, as_of), "report-1")
+    engine.dispose()
+    with storemon_api(tmp_path, "http://127.0.0.1:9") as api_url:
+        yield api_url
+
+
+def _with_instants(path, as_of_us: int):
+    """Write the extra polls with real timestamps: two inactive polls for the down store (T - 40 min
+    and T - 1 min: 40 business minutes down or more, it is open around the clock) and one for `silent`."""
+    import datetime as dt
+
+    def stamp(offset_minutes: int) -> str:
+        moment = dt.datetime.fromtimestamp(as_of_us / 1e6, dt.UTC) - dt.timedelta(minutes=offset_minutes)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+    path.write_text(
+        "store_id,status,timestamp_utc\n"
+        f'"<b>down & out</b>",inactive,{stamp(40)}\n'
+        f'"<b>down & out</b>",inactive,{stamp(1)}\n'
+        f"silent,active,{stamp(300)}\n"
+    )
+    return path
+
+
+def _console_problems(browser) -> list[str]:
+    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+
+
+def test_the_fleet_page_opens_with_down_and_silent_stores_and_finds_a_store_by_keyboard(browser, published):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1000, 1200)
+    browser.get(published + "/")
+    WebDriverWait(browser, 30).until(lambda b: "<b>down & out</b>" in b.find_element(By.ID, "down-now").text)
+    down = browser.find_element(By.CSS_SELECTOR, "#down-now a")
+    assert down.text == "<b>down & out</b>"  # shown as text, never as markup
+    assert down.get_attribute("href").endswith("/store?store_id=%3Cb%3Edown%20%26%20out%3C%2Fb%3E")
+    assert browser.find_elements(By.CSS_SELECTOR, "#down-now b") == []
+    WebDriverWait(browser, 10).until(lambda b: "silent" in b.find_element(By.ID, "not-reporting").text)
+    # Every store id on the page links to its page: the worst stores' table too.
+    WebDriverWait(browser, 30).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#worst-table tbody a")) == 10)
+    # Nothing wider than the window at 1,000 px.
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+
+    # Keyboard only: the search box is the first field; type an id and press Enter.
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("id") == "search-id"
+    focused.send_keys("silent", Keys.ENTER)
+    WebDriverWait(browser, 30).until(lambda b: "store silent" in b.title)
+    assert "Not reporting" in browser.find_element(By.TAG_NAME, "main").text
+    assert _console_problems(browser) == []
+
+
+def test_a_store_page_shows_status_timeline_and_incidents(browser, published):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1000, 1200)
+    browser.get(published + "/stores/%3Cb%3Edown%20%26%20out%3C%2Fb%3E")
+    assert browser.title == "store <b>down & out</b> · storemon"
+    now = browser.find_element(By.CSS_SELECTOR, ".now")
+    assert now.get_attribute("data-status") == "down" and now.text.startswith("Down since ")
+    picture = browser.find_element(By.TAG_NAME, "img")
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", picture)
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, "section table tbody tr")
+    assert any("still down" in row.text for row in rows)
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    # Keyboard: the first Tab reaches the link back to the fleet page.
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("href").endswith("/")
+    assert _console_problems(browser) == []
