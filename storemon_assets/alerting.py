@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 
-import apprise
 import polars as pl
 import sqlalchemy as sa
 
@@ -25,6 +25,10 @@ from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.db.alert_ledger import claim, read_ledger, settle
 from storemon_assets.db.queries import current_report_info, read_table
 from storemon_assets.service import Incidents
+
+with warnings.catch_warnings():  # apprise 1.9-2.x imports the deprecated imghdr: not ours to fix
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import apprise
 
 # A claim still `sending` after this long belongs to an evaluation that died mid-send.
 INTERRUPTED_AFTER_US = 10 * 60 * 1_000_000

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
@@ -208,3 +211,46 @@ class SmallDisk:
                     filler.write(b"x" * 4096)
             except OSError:
                 pass
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver: records every JSON body posted to it; answers 503 while `down`."""
+
+    port: int = 0
+    messages: list[dict] = field(default_factory=list)
+    down: bool = False
+
+    def url(self, path: str = "hook") -> str:
+        return f"json://127.0.0.1:{self.port}/{path}"
+
+    def titles(self) -> list[str]:
+        return [m["title"] for m in self.messages]
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP receiver on 127.0.0.1 that alerts reach through an Apprise `json://` URL."""
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if state.down:
+                self.send_response(503)
+                self.end_headers()
+                return
+            state.messages.append(json.loads(body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()

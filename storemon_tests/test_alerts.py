@@ -8,10 +8,6 @@ evaluates the alerts as the sensor and `storemon alerts` do.
 
 from __future__ import annotations
 
-import json
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import polars as pl
@@ -24,51 +20,10 @@ from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import read_table
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
+from storemon_tests.conftest import Receiver
 from storemon_tests.helpers import at, write_csv
 
 T = "2023-01-20 12:00"
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver: records every JSON body posted to it; answers 503 while `down`."""
-
-    port: int = 0
-    messages: list[dict] = field(default_factory=list)
-    down: bool = False
-
-    def url(self, path: str = "hook") -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
-
-    def titles(self) -> list[str]:
-        return [m["title"] for m in self.messages]
-
-
-@pytest.fixture
-def receiver():
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            if state.down:
-                self.send_response(503)
-                self.end_headers()
-                return
-            state.messages.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):  # quiet
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
 
 
 class Fleet:
