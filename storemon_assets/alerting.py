@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.alerts import SENDING, channel_of, due_notifications, messages
+from storemon_assets.core.alerts import KEY, SENDING, channel_of, due_notifications, messages
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.db.alert_ledger import claim, read_ledger, settle
 from storemon_assets.db.queries import current_report_info, read_table
@@ -138,14 +138,22 @@ def evaluate_alerts(
         won = claim(engine, message.keys, as_of_us)
         if won.is_empty():
             continue  # another evaluation sent it
-        error = send(channels[message.channel], message.title, message.body, message.apprise_type)
-        settle(engine, won, error)
-        if error is None:
-            outcome.sent_messages += 1
-            outcome.sent_notifications += won.height
-        else:
-            outcome.failed_messages += 1
-            failed_channels.add(message.channel)
-            outcome.errors.append(f"channel {message.channel}: {error}")
+        # Another evaluation took part of a summary: say only what this one won.
+        parts = (
+            [message]
+            if won.height == message.keys.height
+            else messages(due.join(won, on=KEY), alert_settings.max_per_message, alert_settings.public_url)
+        )
+        for part in parts:
+            error = send(channels[part.channel], part.title, part.body, part.apprise_type)
+            settle(engine, part.keys, error)
+            if error is None:
+                outcome.sent_messages += 1
+                outcome.sent_notifications += part.keys.height
+            else:
+                outcome.failed_messages += 1
+                failed_channels.add(part.channel)
+                outcome.errors.append(f"channel {part.channel}: {error}")
+                break
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -322,3 +322,22 @@ def test_storemon_alerts_sends_once_for_cron_users(tmp_path, receiver):
         [STOREMON, "alerts"], capture_output=True, text=True, env={**env, "STOREMON_ALERT_URLS": ""}, timeout=300
     )
     assert unset.returncode == 2 and "STOREMON_ALERT_URLS is not set" in unset.stderr
+
+
+def test_a_summary_says_only_what_this_evaluation_won_when_another_claims_part_of_it(fleet, receiver, monkeypatch):
+    from storemon_assets import alerting
+    from storemon_assets.db.alert_ledger import claim
+
+    fleet.load([poll for n in range(22) for poll in down_since_nine(f"s{n:02d}")])
+    fleet.publish()
+
+    def rival_first(engine, keys, as_of_us):
+        """Another evaluator (storemon alerts beside the sensor) claims the first store a moment earlier."""
+        claim(engine, keys.head(1), as_of_us)
+        return claim(engine, keys, as_of_us)
+
+    monkeypatch.setattr(alerting, "claim", rival_first)
+    outcome = fleet.alert(receiver.url())
+    assert (outcome.due, outcome.sent_notifications) == (22, 21)
+    [summary] = receiver.messages  # 21 won, still more than 20: one summary, without s00
+    assert summary["title"] == "storemon: 21 stores are down" and "Store s00 " not in summary["message"]
