@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -25,6 +26,7 @@ from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.db.alert_ledger import claim, read_ledger, settle
 from storemon_assets.db.queries import current_report_info, read_table
 from storemon_assets.service import Incidents
+from storemon_assets.web import store_path
 
 with warnings.catch_warnings():  # apprise 1.9-2.x imports the deprecated imghdr: not ours to fix
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -63,6 +65,12 @@ class AlertSettings:
     min_down_minutes: int = 30
     max_per_message: int = 20
     public_url: str | None = None
+
+    @property
+    def store_link(self) -> Callable[[str], str] | None:
+        """The address of a store's page in messages, when STOREMON_PUBLIC_URL is set."""
+        public_url = self.public_url
+        return (lambda store_id: public_url + store_path(store_id)) if public_url else None
 
     @classmethod
     def from_environment(cls) -> AlertSettings:
@@ -130,7 +138,8 @@ def evaluate_alerts(
     )
     outcome.due = due.height
     failed_channels: set[str] = set()
-    for message in messages(due, alert_settings.max_per_message, alert_settings.public_url):
+    link = alert_settings.store_link
+    for message in messages(due, alert_settings.max_per_message, link):
         out_of_time = budget_seconds is not None and time.perf_counter() - started > budget_seconds
         if message.channel in failed_channels or out_of_time:
             outcome.waiting += message.keys.height
@@ -142,7 +151,7 @@ def evaluate_alerts(
         parts = (
             [message]
             if won.height == message.keys.height
-            else messages(due.join(won, on=KEY), alert_settings.max_per_message, alert_settings.public_url)
+            else messages(due.join(won, on=KEY), alert_settings.max_per_message, link)
         )
         for part in parts:
             error = send(channels[part.channel], part.title, part.body, part.apprise_type)

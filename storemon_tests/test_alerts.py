@@ -34,8 +34,14 @@ class Fleet:
         self.engine = open_database(sqlite_url(folder / "storemon.db"))
         self.deliveries = 0
 
-    def load(self, polls: list[tuple[str, str, str]], hours: dict[str, tuple[str, str]] | None = None) -> None:
-        """polls: (store, 'YYYY-MM-DD HH:MM' UTC, status); hours: store -> (opens, closes) every day."""
+    def load(
+        self,
+        polls: list[tuple[str, str, str]],
+        hours: dict[str, tuple[str, str]] | None = None,
+        closed_on: dict[str, str] | None = None,
+    ) -> None:
+        """polls: (store, 'YYYY-MM-DD HH:MM' UTC, status); hours: store -> (opens, closes) every day;
+        closed_on: store -> a local date it is closed all day (a special-hours row, SPEC 4a)."""
         self.deliveries += 1
         n = self.deliveries
         stores = sorted({p[0] for p in polls} | set(hours or {}))
@@ -54,6 +60,13 @@ class Fleet:
         files.append(
             write_csv(self.folder, f"hours{n}.csv", "store_id,dayOfWeek,start_time_local,end_time_local\n" + rows)
         )
+        if closed_on:
+            special = "".join(f'"{s}",{date},,\n' for s, date in closed_on.items())
+            files.append(
+                write_csv(
+                    self.folder, f"special{n}.csv", "store_id,date_local,start_time_local,end_time_local\n" + special
+                )
+            )
         ingest_files(self.engine, files)
 
     def publish(self, as_of: str = T) -> None:
@@ -341,3 +354,19 @@ def test_a_summary_says_only_what_this_evaluation_won_when_another_claims_part_o
     assert (outcome.due, outcome.sent_notifications) == (22, 21)
     [summary] = receiver.messages  # 21 won, still more than 20: one summary, without s00
     assert summary["title"] == "storemon: 21 stores are down" and "Store s00 " not in summary["message"]
+
+
+def test_a_special_closed_day_holds_alerts_until_the_store_opens_again(fleet, receiver):
+    # Closed all of Friday 20 January (a special-hours row): at T = Friday 12:00 the store is outside
+    # its business time, so its down alert waits and it is not "not reporting" either, though its
+    # newest poll (Thursday 16:55) is 19 h old.
+    fleet.load(
+        [("a", "2023-01-19 09:05", "inactive"), ("a", "2023-01-19 16:55", "inactive")], closed_on={"a": "2023-01-20"}
+    )
+    fleet.publish()
+    assert fleet.alert(receiver.url()).due == 0 and receiver.messages == []
+    # Saturday 09:30: open again, still no poll. Down since the week's start (all observations
+    # inactive), and silent: both go out now.
+    fleet.publish("2023-01-21 09:30")
+    fleet.alert(receiver.url())
+    assert sorted(receiver.titles()) == ["storemon: store a is down", "storemon: store a is not reporting"]

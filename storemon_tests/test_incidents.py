@@ -7,6 +7,7 @@ business time is Jan 13 11-12 (60 min), Jan 14-19 09-12 (6 x 180 min) and Jan 20
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
@@ -203,3 +204,19 @@ def test_stale_warning_when_t_is_far_after_the_newest_poll():
     assert warning is not None and warning.startswith("stale data: T (2026-12-06T07:00:00.000000Z) is ")
     assert "days after the newest poll loaded (2023-01-25T18:13:00.000000Z)" in warning
     assert stale_warning(None, None, STALE_AFTER_US) is None
+
+
+def test_a_special_closed_day_makes_an_open_store_closed_at_t():
+    # "u" opens 09:00-12:00 every day; a special-hours row closes it all of Friday 20 January, the
+    # date of T (11:00): closed at T, so it is neither up nor "not reporting".
+    _, schedule = example()
+    special = pl.DataFrame(
+        {"store_id": ["u"], "local_date": [dt.date(2023, 1, 20)], "start_time_us": [None], "end_time_us": [None]},
+        schema={"store_id": pl.String, "local_date": pl.Date, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+    )
+    hours = schedule.filter(pl.col("store_id") == "u").select("store_id", "day_of_week", "start_time_us", "end_time_us")
+    with_special = weekly_schedule(
+        hours, pl.DataFrame({"store_id": ["u"], "timezone_str": ["UTC"]}), pl.Series(["u"]), special
+    )
+    assert open_at(schedule, pl.Series(["u"]), at(T))["open_now"].to_list() == [True]
+    assert open_at(with_special, pl.Series(["u"]), at(T))["open_now"].to_list() == [False]

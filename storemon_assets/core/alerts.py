@@ -24,8 +24,8 @@ at once on a channel go out as one summary naming every store.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote
 
 import polars as pl
 
@@ -190,14 +190,10 @@ class Message:
         return APPRISE_TYPES[self.kind]
 
 
-def store_link(public_url: str | None, store_id: str) -> str | None:
-    """The store's page, its id percent-encoded whole (ids may hold '/', '?', '#')."""
-    return f"{public_url}/stores/{quote(store_id, safe='')}" if public_url else None
-
-
-def messages(due: pl.DataFrame, max_per_message: int, public_url: str | None) -> list[Message]:
+def messages(due: pl.DataFrame, max_per_message: int, link: Callable[[str], str] | None = None) -> list[Message]:
     """The messages that carry the due notifications: one each, or, where more than
-    `max_per_message` of one kind are due on one channel, one summary naming every store."""
+    `max_per_message` of one kind are due on one channel, one summary naming every store.
+    `link`: the address of a store's page, added under a single store's message."""
     lines = described(due)
     out = []
     for (channel, kind), group in lines.partition_by(["channel", "kind"], as_dict=True, maintain_order=True).items():
@@ -207,8 +203,7 @@ def messages(due: pl.DataFrame, max_per_message: int, public_url: str | None) ->
             continue
         for one in group.iter_slices(1):
             store_id, line = one.item(0, "store_id"), one.item(0, "line")
-            link = store_link(public_url, store_id)
-            body = line + (f"\n{link}" if link else "")
+            body = line + (f"\n{link(store_id)}" if link else "")
             out.append(Message(channel, kind, _title(kind, store_id), body, one.select(KEY)))
     return out
 

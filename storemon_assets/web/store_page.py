@@ -106,7 +106,8 @@ def render_store_page(detail: dict, stale_warning: str | None) -> str:
     )
     hours = _rows([[h["day"], h["opens"], h["closes"]] for h in detail["schedule"]])
     warning = f'<section class="warning" role="alert"><p>{escape(stale_warning)}</p></section>' if stale_warning else ""
-    picture = escape(f"{detail['timeline_svg']}?report={quote(detail['report_id'], safe='')}")
+    separator = "&" if "?" in detail["timeline_svg"] else "?"  # the query form already has one
+    picture = escape(f"{detail['timeline_svg']}{separator}report={quote(detail['report_id'], safe='')}")
     return f"""<!doctype html>
 <html lang="en">
 <head>
