@@ -43,6 +43,7 @@ def test_store_json_keeps_its_keys_and_adds_status_now_and_incidents(client):
         "store_id",
         "timezone",
         "schedule",
+        "special_hours",
         "as_of",
         "report_id",
         "report",
