@@ -50,6 +50,7 @@ def test_store_json_keeps_its_keys_and_adds_status_now_and_incidents(client):
         "intervals",
         "no_data",
         "timeline_svg",
+        "daily",
     }
     assert set(body) == before | {"status_now", "incidents"}
     assert body["incidents"] == [
