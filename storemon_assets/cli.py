@@ -1,4 +1,4 @@
-"""The `storemon` command: report, ingest, incidents, alerts, generate, sample, db, api, dev, worker."""
+"""The `storemon` command: report, ingest, incidents, alerts, generate, sample, db, token, api, dev, worker."""
 
 from __future__ import annotations
 
@@ -371,12 +371,74 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_create(args: argparse.Namespace) -> int:
+    """Create an API token and print it (once: only its hash is stored)."""
+    from storemon_assets.core.access import parse_store_list
+    from storemon_assets.db.tokens import create_token
+
+    try:
+        stores = parse_store_list(args.stores)
+        token = create_token(_configured_database(), args.name, args.scope, stores)
+    except ValueError as exc:
+        return _fail(str(exc))
+    seen = f"{len(stores)} store(s)" if stores is not None else "every store"
+    print(f"token {args.name.strip()!r} ({args.scope}, {seen}); it is shown only now:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from storemon_assets.core.instants import format_instant
+    from storemon_assets.db.tokens import list_tokens
+
+    tokens = list_tokens(_configured_database())
+    if not tokens:
+        print("no API tokens: the API is open on loopback only (storemon token create ...)", file=sys.stderr)
+        return 0
+    print("name\tscope\tstores\tcreated_utc\tlast_used_utc\trevoked_utc")
+    for t in tokens:
+        stores = "all" if t.stores is None else ",".join(sorted(t.stores))
+        times = (format_instant(t.created_at_us), format_instant(t.last_used_at_us), format_instant(t.revoked_at_us))
+        print("\t".join([t.name, t.scope, stores, *(value or "" for value in times)]))
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from storemon_assets.db.tokens import revoke_token
+
+    if not revoke_token(_configured_database(), args.name):
+        return _fail(f"no valid token named {args.name!r} (storemon token list shows them)")
+    print(f"token {args.name!r} revoked; a running API refuses it within a few seconds", file=sys.stderr)
+    return 0
+
+
+def _configured_database():
+    from storemon_assets import settings
+    from storemon_assets.db.engine import open_database
+
+    return open_database(settings.database_url())
+
+
 def cmd_api(args: argparse.Namespace) -> int:
-    """Serve the trigger/poll HTTP API in front of the Dagster webserver."""
+    """Serve the trigger/poll HTTP API in front of the Dagster webserver; on an address other than
+    loopback only once a token exists (SPEC §10)."""
     import uvicorn
 
+    from storemon_assets import settings
     from storemon_assets.api import create_app
+    from storemon_assets.core.access import is_loopback, refusal_to_start
+    from storemon_assets.db.engine import DatabaseUnavailable, open_existing_database
+    from storemon_assets.db.tokens import any_token
 
+    tokens_exist = False
+    if not is_loopback(args.host):  # the API never creates the database: a missing one has no token
+        try:
+            tokens_exist = any_token(open_existing_database(settings.database_url()))
+        except DatabaseUnavailable:
+            pass
+    reason = refusal_to_start(args.host, tokens_exist)
+    if reason:
+        return _fail(reason)
     uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
     # uvicorn has shut down in order (requests finished, lifespan ended): what is left is the
     # interpreter tearing down every module it imported, most of a second of CPU that stops
@@ -517,6 +579,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     db_prune.add_argument("--quiet", action="store_true", help="no progress on stderr")
     db_prune.set_defaults(func=cmd_db_prune)
+    token = sub.add_parser("token", help="API tokens: who may read, trigger or administer (docs/access.md)")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser("create", help="create a token and print it once")
+    create.add_argument("--name", required=True, help="unique name (runs it triggers are tagged with it)")
+    create.add_argument("--scope", required=True, choices=["read", "trigger", "admin"])
+    create.add_argument("--stores", default=None, help="ID,ID,...: the only stores it sees (default: every store)")
+    create.set_defaults(func=cmd_token_create)
+    token_sub.add_parser("list", help="list tokens (never the tokens themselves)").set_defaults(func=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by name")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_token_revoke)
     api = sub.add_parser("api", help="serve the HTTP API (/trigger_report, /get_report) beside Dagster")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)

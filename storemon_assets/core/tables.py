@@ -376,6 +376,27 @@ RETENTION_STATE = Table(
     ),
 )
 
+# API tokens (SPEC §10). Only a hash of each token is kept (core/access.py says why SHA-256).
+API_TOKENS = Table(
+    "api_tokens",
+    "Tokens of the HTTP API: who may read, trigger reports or administer, and which stores they see. "
+    "The token itself is shown once when created and never stored.",
+    (
+        _text("token_hash", "SHA-256 of the token, hex.", primary_key=True),
+        _text("name", "Unique name of the token (run tags say it as storemon/requested_by)."),
+        _text("scope", "'read', 'trigger' or 'admin'."),
+        _text("stores", "JSON list of the store ids it sees; null: every store.", nullable=True),
+        _int("created_at_us", "When it was created, microseconds since 1970-01-01 UTC."),
+        _int(
+            "last_used_at_us",
+            "When it was last used (written at most once a minute per token), microseconds since 1970-01-01 UTC.",
+            nullable=True,
+        ),
+        _int("revoked_at_us", "When it was revoked (null: valid), microseconds since 1970-01-01 UTC.", nullable=True),
+    ),
+    indexes=(Index("ix_api_tokens_name", ("name",), unique=True),),
+)
+
 STORED_TABLES: tuple[Table, ...] = (
     STORES,
     STORE_STATUS_POLLS,
@@ -394,4 +415,5 @@ STORED_TABLES: tuple[Table, ...] = (
     ALERT_DELIVERIES,
     STORE_DAILY_UPTIME,
     RETENTION_STATE,
+    API_TOKENS,
 )
