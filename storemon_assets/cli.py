@@ -352,7 +352,7 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     """Retention (SPEC §11): prune polls older than STOREMON_RETENTION_DAYS and the run reports
     older than STOREMON_REPORT_KEEP_DAYS, as the daily Dagster schedule does."""
     from storemon_assets import settings
-    from storemon_assets.history import delete_old_report_files, prune
+    from storemon_assets.history import delete_old_run_reports, prune
 
     progress = Progress.to_stderr(args.quiet)
     try:
@@ -363,10 +363,10 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
             print(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept", file=sys.stderr)
         else:
             print(prune(engine, days, progress=progress).describe(), file=sys.stderr)
+        removed = delete_old_run_reports(engine, settings.reports_dir(), keep_days)
         engine.dispose()
     except ValueError as exc:
         return _fail(str(exc))
-    removed = delete_old_report_files(settings.reports_dir(), keep_days)
     print(f"{len(removed)} run report(s) older than {keep_days} days deleted", file=sys.stderr)
     return 0
 

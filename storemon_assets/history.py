@@ -54,6 +54,7 @@ from storemon_assets.db.history import (
 )
 from storemon_assets.db.queries import (
     KeyRange,
+    current_report_info,
     last_poll_before,
     polled_stores,
     read_polls,
@@ -473,10 +474,19 @@ def _newest_observations_before(engine: sa.Engine, cursors: pl.DataFrame, keyed_
     )
 
 
-def delete_old_report_files(reports_dir: Path, keep_days: int, now_s: float | None = None) -> list[Path]:
+def delete_old_run_reports(engine: sa.Engine, reports_dir: Path, keep_days: int) -> list[Path]:
+    """`delete_old_report_files`, keeping the copy of the report the database holds as current."""
+    info = current_report_info(engine)
+    return delete_old_report_files(reports_dir, keep_days, current_report_id=info["report_id"] if info else None)
+
+
+def delete_old_report_files(
+    reports_dir: Path, keep_days: int, now_s: float | None = None, current_report_id: str | None = None
+) -> list[Path]:
     """Delete the per-run report copies `<report_id>.csv` last written more than `keep_days`
     ago (issue #20): regular CSV files directly in the reports folder, never
-    combined_report.csv (the current report), nor hidden temporary files."""
+    combined_report.csv nor the current report's own copy (publication repairs the combined
+    CSV from it after a crash), nor hidden temporary files."""
     import time
 
     from storemon_assets.service import COMBINED_REPORT_NAME
@@ -486,7 +496,8 @@ def delete_old_report_files(reports_dir: Path, keep_days: int, now_s: float | No
     limit = (time.time() if now_s is None else now_s) - keep_days * 86_400
     deleted = []
     for path in sorted(reports_dir.glob("*.csv")):
-        if path.name == COMBINED_REPORT_NAME or path.name.startswith(".") or not path.is_file() or path.is_symlink():
+        kept = (COMBINED_REPORT_NAME, f"{current_report_id}.csv")
+        if path.name in kept or path.name.startswith(".") or not path.is_file() or path.is_symlink():
             continue
         if path.stat().st_mtime < limit:
             path.unlink(missing_ok=True)

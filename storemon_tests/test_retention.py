@@ -129,3 +129,15 @@ def test_the_sqlite_file_shrinks_after_a_prune(tmp_path):
     assert outcome.polls_deleted > 0 and outcome.daily_rows_computed == 0
     assert free == 0 and after < before  # freed pages went back to the file system (migration 0007's mode)
     engine.dispose()
+
+
+def test_the_current_reports_own_copy_is_kept_however_old(tmp_path):
+    # Publication repairs combined_report.csv from <current report id>.csv after a crash, so
+    # retention must never take that copy, even when the data (and the report) are months old.
+    now = time.time()
+    current, other = tmp_path / "run-current.csv", tmp_path / "run-other.csv"
+    for path in (current, other):
+        path.write_text("store_id\n")
+        os.utime(path, (now - 31 * 86_400, now - 31 * 86_400))
+    assert delete_old_report_files(tmp_path, 30, now, current_report_id="run-current") == [other]
+    assert [p.name for p in tmp_path.iterdir()] == ["run-current.csv"]

@@ -27,7 +27,7 @@ from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
 from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
-from storemon_assets.history import delete_old_report_files, prune
+from storemon_assets.history import delete_old_run_reports, prune
 from storemon_assets.names import DAILY_UPTIME_JOB, RETENTION_JOB
 from storemon_assets.service import report_time_us
 
@@ -99,7 +99,7 @@ def prune_history(context: dg.OpExecutionContext, database: StoremonDatabase, re
         context.log.info(outcome.describe())
     else:
         context.log.info(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept")
-    removed = delete_old_report_files(reports.folder, keep_days)
+    removed = delete_old_run_reports(database.engine(), reports.folder, keep_days)
     context.log.info(f"{len(removed)} run report(s) older than {keep_days} days deleted")
 
 
