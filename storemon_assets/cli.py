@@ -439,7 +439,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     reason = refusal_to_start(args.host, tokens_exist)
     if reason:
         return _fail(reason)
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(listen_host=args.host), host=args.host, port=args.port, log_level="info")
     # uvicorn has shut down in order (requests finished, lifespan ended): what is left is the
     # interpreter tearing down every module it imported, most of a second of CPU that stops
     # nothing. Skipping it keeps `storemon dev`'s stop within its grace period.

@@ -160,13 +160,13 @@ def prepared_home(root: Path) -> Path:
     return root
 
 
-def poll_report(api: str, report_id: str, timeout: float = 120):
+def poll_report(api: str, report_id: str, timeout: float = 120, headers: dict | None = None):
     """GET /get_report until the report is no longer running; its last answer (an httpx.Response)."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)
+        response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, headers=headers, timeout=30)
         if response.headers["content-type"].startswith("text/csv") or response.json().get("status") != "Running":
             return response
         time.sleep(1)

@@ -20,3 +20,9 @@ REPORT_PRODUCING_JOBS = frozenset({REPORT_JOB, INGEST_AND_REPORT_JOB, AS_OF_REPO
 
 AS_OF_TAG = "storemon/as_of"  # an as-of report's T, ISO-8601 UTC (shown on the Runs page)
 API_TAG = "storemon/api"  # on runs the HTTP API launched: which endpoint did
+# SPEC §10: who asked for a run started through the API (a token's name, or `open:<client>`),
+# which trigger it answers (identical triggers share the key: coalescing) and the launch's own
+# idempotency key (a run Dagster created without confirming it is found by it).
+REQUESTED_BY_TAG = "storemon/requested_by"
+TRIGGER_KEY_TAG = "storemon/trigger_key"
+TRIGGER_ID_TAG = "storemon/trigger_id"

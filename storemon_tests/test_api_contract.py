@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,28 +29,41 @@ from storemon_assets.api.runs import (
     RunInfo,
     failure_reason,
 )
+from storemon_assets.core.instants import parse_as_of
+from storemon_assets.db.engine import open_database
 from storemon_assets.local_servers import free_port
 from storemon_assets.names import AS_OF_REPORT_JOB, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
+from storemon_assets.settings import sqlite_url
 
 CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
 
 
 @dataclass
 class FakeRuns:
-    """Dagster as the API sees it: runs by id, and a record of every launch (its as_of)."""
+    """Dagster as the API sees it: runs by id (and their tags), and a record of every launch (its as_of)."""
 
     runs: dict[str, RunInfo] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
     launched: list[str | None] = field(default_factory=list)
     looked_up: list[str] = field(default_factory=list)
     unreachable: bool = False
     refuses: bool = False
 
-    def launch_report(self, as_of: str | None) -> str:
+    def launch_report(self, as_of: str | None, tags: dict[str, str] | None = None) -> str:
         self._check_reachable()
         if self.refuses:
             raise DagsterRefused("JobNotFoundError", "report_job not found")
         self.launched.append(as_of)
-        return self.add(REPORT_JOB, "QUEUED")
+        run_id = self.add(REPORT_JOB, "QUEUED")
+        self.tags[run_id] = dict(tags or {})
+        return run_id
+
+    def find_run(self, tags: dict[str, str], statuses) -> str | None:
+        self._check_reachable()
+        for run_id, run_tags in self.tags.items():
+            if tags.items() <= run_tags.items() and (statuses is None or self.runs[run_id].status in statuses):
+                return run_id
+        return None
 
     def run_info(self, run_id: str) -> RunInfo | None:
         self._check_reachable()
@@ -76,8 +91,9 @@ def reports(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(dagster: FakeRuns, reports: Path):
-    app = create_app(dagster_url="http://dagster.test", reports_dir=reports, database_url="sqlite://")
+def client(dagster: FakeRuns, reports: Path, tmp_path: Path):
+    # An open API (no token, loopback): the access rules are test_access_api.py's.
+    app = create_app(dagster_url="http://dagster.test", reports_dir=reports, database_url=sqlite_url(tmp_path / "s.db"))
     app.dependency_overrides[report_runs] = lambda: dagster
     with TestClient(app) as test_client:
         yield test_client
@@ -105,10 +121,17 @@ def test_trigger_without_as_of_leaves_t_to_the_run(client, dagster, body, as_of)
     assert dagster.launched == [as_of]
 
 
-@pytest.mark.parametrize("as_of", ["2023-01-24T00:00:00Z", " 2023-01-24 00:00:00 UTC ", "now"])
-def test_trigger_passes_a_valid_as_of_to_the_run_trimmed(client, dagster, as_of):
+@pytest.mark.parametrize("as_of", ["2023-01-24T00:00:00Z", " 2023-01-24 00:00:00 UTC "])
+def test_trigger_passes_a_valid_as_of_to_the_run_as_its_instant(client, dagster, as_of):
     assert client.post("/trigger_report", json={"as_of": as_of}).status_code == 200
-    assert dagster.launched == [as_of.strip()]
+    assert dagster.launched == ["2023-01-24T00:00:00.000000Z"]
+
+
+def test_trigger_fixes_now_at_the_request(client, dagster):
+    before = time.time()
+    assert client.post("/trigger_report", json={"as_of": "now"}).status_code == 200
+    launched_us = parse_as_of(dagster.launched[0])
+    assert before * 1e6 - 1 <= launched_us <= time.time() * 1e6 + 1
 
 
 def test_bad_as_of_is_422_and_launches_no_run(client, dagster):
@@ -118,9 +141,12 @@ def test_bad_as_of_is_422_and_launches_no_run(client, dagster):
     assert dagster.launched == []
 
 
-def test_two_triggers_give_two_ids(client, dagster):
+def test_two_identical_triggers_give_one_id_and_two_different_ones_two(client, dagster):
+    # SPEC §10: while an identical report is queued or running, its id answers (test_access_api.py has more).
     ids = {client.post("/trigger_report").json()["report_id"] for _ in range(2)}
-    assert len(ids) == 2 and dagster.launched == [None, None]
+    assert len(ids) == 1 and dagster.launched == [None]
+    other = client.post("/trigger_report", json={"as_of": "2023-01-24T00:00:00Z"}).json()["report_id"]
+    assert other not in ids and len(dagster.launched) == 2
 
 
 # --- GET /get_report ---------------------------------------------------------------------
@@ -256,6 +282,7 @@ def test_openapi_documents_both_endpoints_once(client):
         "/store/timeline.svg",
         "/incidents",
         "/status",
+        "/health",
     }
     assert client.get("/docs").status_code == 200
 
@@ -290,7 +317,13 @@ def test_failure_reason_falls_back_to_the_last_run_message():
 
 # --- inputs fuzzed against the real client with nothing listening (no runs are launched) ----
 
-offline = TestClient(create_app(dagster_url=f"http://127.0.0.1:{free_port()}", reports_dir=Path("/nonexistent")))
+offline = TestClient(
+    create_app(
+        dagster_url=f"http://127.0.0.1:{free_port()}",
+        reports_dir=Path("/nonexistent"),
+        engine=open_database(sqlite_url(Path(tempfile.mkdtemp(prefix="storemon-offline-")) / "s.db")),
+    )
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -324,10 +357,14 @@ class FakeDagsterServer:
     location holding `jobs`; it records each request's GraphQL variables and answers launches
     with a run id."""
 
-    def __init__(self, jobs=(REPORT_JOB, AS_OF_REPORT_JOB), launch_answer: dict | None = None):
+    def __init__(
+        self, jobs=(REPORT_JOB, AS_OF_REPORT_JOB), launch_answer: dict | None = None, launch_times_out: bool = False
+    ):
         self.jobs = jobs
         self.launch_answer = launch_answer
+        self.launch_times_out = launch_times_out  # the run is created, the answer never comes
         self.launched: list[dict] = []
+        self.created: dict[str, dict[str, str]] = {}  # run id -> tags
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -335,9 +372,20 @@ class FakeDagsterServer:
             repository = {"name": "__repository__", "location": {"name": "storemon"}, "pipelines": []}
             repository["pipelines"] = [{"name": job} for job in self.jobs]
             data = {"repositoriesOrError": {"__typename": "RepositoryConnection", "nodes": [repository]}}
+        elif "runsOrError" in body["query"]:  # every run is still queued here
+            wanted = {t["key"]: t["value"] for t in body["variables"]["filter"]["tags"]}
+            found = [run_id for run_id, tags in self.created.items() if wanted.items() <= tags.items()]
+            data = {"runsOrError": {"__typename": "Runs", "results": [{"runId": r} for r in found[-1:]]}}
         else:
-            self.launched.append(body["variables"]["executionParams"])
+            params = body["variables"]["executionParams"]
+            self.launched.append(params)
             answer = self.launch_answer or {"__typename": "LaunchRunSuccess", "run": {"runId": str(uuid.uuid4())}}
+            if answer["__typename"] == "LaunchRunSuccess":
+                self.created[answer["run"]["runId"]] = {
+                    t["key"]: t["value"] for t in params["executionMetadata"]["tags"]
+                }
+            if self.launch_times_out:
+                raise httpx.ReadTimeout("no answer", request=request)
             data = {"launchRun": answer}
         return httpx.Response(200, json={"data": data})
 
@@ -368,7 +416,8 @@ def test_the_real_client_launches_the_current_report_or_an_as_of_report_as_its_o
 
 
 def test_the_real_client_reports_a_job_dagster_does_not_have_as_502(tmp_path):
-    app = create_app(dagster_url="http://dagster.test", reports_dir=tmp_path, database_url="sqlite://")
+    engine = open_database(sqlite_url(tmp_path / "s.db"))
+    app = create_app(dagster_url="http://dagster.test", reports_dir=tmp_path, engine=engine)
     app.state.report_runs = DagsterRuns(
         "http://dagster.test", transport=httpx.MockTransport(FakeDagsterServer(jobs=()))
     )
@@ -428,19 +477,25 @@ def test_a_finished_report_is_looked_up_in_dagster_only_once(client, dagster, re
     assert dagster.looked_up == [report_id]
 
 
-def test_a_run_is_looked_up_on_every_poll_until_it_ends(client, dagster, reports):
+def test_a_running_run_is_looked_up_at_most_once_a_second_until_it_ends(client, dagster, reports):
+    # Pollers of a running report share one Dagster look-up per RUNNING_SECONDS (SPEC §10 limits).
     report_id = dagster.add(REPORT_JOB, "STARTED")
     assert get_report(client, report_id).json() == get_report(client, report_id).json() == {"status": "Running"}
+    assert dagster.looked_up == [report_id]
     dagster.runs[report_id] = RunInfo(REPORT_JOB, "FAILURE", "database is locked")
+    client.app.state.run_lookups.running.clear()  # what a second of waiting does
     assert get_report(client, report_id).json() == get_report(client, report_id).json()
     assert get_report(client, report_id).json() == {"status": "Failed", "error": "database is locked"}
-    assert dagster.looked_up == [report_id] * 3
+    assert dagster.looked_up == [report_id] * 2  # ended: never asked again
 
 
-def test_an_unknown_id_is_asked_for_again_later(client, dagster):
+def test_an_unknown_id_is_asked_for_again_once_forgotten(client, dagster):
     report_id = str(uuid.uuid4())
     assert get_report(client, report_id).status_code == get_report(client, report_id).status_code == 404
-    assert dagster.looked_up == [report_id, report_id]  # it may be a run Dagster has not listed yet
+    assert dagster.looked_up == [report_id]  # remembered as unknown for UNKNOWN_ID_SECONDS
+    client.app.state.run_lookups.unknown.clear()
+    assert get_report(client, report_id).status_code == 404
+    assert dagster.looked_up == [report_id] * 2  # it may be a run Dagster had not listed yet
 
 
 def test_a_huge_request_body_is_refused_unread(client, dagster):
@@ -492,3 +547,17 @@ def test_a_trailing_slash_is_answered_not_redirected(client, path):
     response = client.get(path, follow_redirects=False)
     assert response.status_code not in (301, 302, 307, 308)
     assert response.json()["detail"]  # the same answer as without the slash (here: nothing published)
+
+
+def test_the_real_client_answers_a_launch_dagster_did_not_confirm_with_the_run_it_created(tmp_path):
+    """The launch is sent, Dagster creates the run, the answer times out: the run is found by
+    its storemon/trigger_id tag and its id answered (SPEC §10: never a failure for a created run)."""
+    server = FakeDagsterServer(launch_times_out=True)
+    engine = open_database(sqlite_url(tmp_path / "s.db"))
+    app = create_app(dagster_url="http://dagster.test", reports_dir=tmp_path, engine=engine)
+    app.state.report_runs = DagsterRuns("http://dagster.test", transport=httpx.MockTransport(server))
+    response = TestClient(app).post("/trigger_report")
+    assert response.status_code == 200, response.text
+    assert list(server.created) == [response.json()["report_id"]] and len(server.launched) == 1
+    tags = server.created[response.json()["report_id"]]
+    assert tags["storemon/requested_by"] == "open:testclient" and "storemon/trigger_id" in tags

@@ -184,7 +184,9 @@ def test_the_page_is_served_at_the_root(client):
     response = client.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert 'id="trigger"' in response.text and "/stores?worst=" in response.text
+    assert 'id="trigger"' in response.text and '<script src="/static/app.js"' in response.text
+    script = client.get("/static/app.js")  # the page's script, a served file (its CSP forbids inline script)
+    assert script.status_code == 200 and "/stores?worst=" in script.text
 
 
 def test_store_pages_are_in_the_openapi_document(client):

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 
+import httpx
 import pytest
 
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import create_db_engine, create_tables, open_database
+from storemon_assets.db.tokens import create_token
 from storemon_assets.local_servers import dagster_dev, storemon_api
 from storemon_assets.service import ingest_files
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
+from storemon_assets.web.access import TOKEN_TTL_SECONDS
 from storemon_tests.conftest import chromium
 
 pytestmark = pytest.mark.e2e
@@ -100,15 +104,43 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
     bar = browser.find_element(By.CSS_SELECTOR, "#timelines .store:first-child .strip span:last-child")
     assert "min up" in bar.get_attribute("title") and "business minutes" in bar.get_attribute("title")
     browser.save_screenshot(str(tmp_path / "page.png"))  # kept with the test's temporary files
-    # A clean console: no failed request (a missing icon included) and no script error. The one
-    # expected: /summary's 404 before the first report was published (the API's answer for "none").
+    # A clean console: no failed request (a missing icon included), no script error and no
+    # Content-Security-Policy violation (the page is served with a strict one: an inline script
+    # or style would be refused and logged here). The one expected: /summary's 404 before the
+    # first report was published (the API's answer for "none").
+    assert "script-src 'self'" in httpx.get(running + "/").headers["content-security-policy"]
     before_first_report = "/summary - Failed to load resource: the server responded with a status of 404"
-    problems = [
+    assert console_problems(browser, before_first_report) == []
+
+    # Tokens configured: the page asks for one, keeps it for the tab and works as before, its
+    # pictures fetched with the bearer header.
+    token = create_token(open_database(sqlite_url(tmp_path / "data" / "storemon.db")), "browser", "trigger")
+    time.sleep(TOKEN_TTL_SECONDS + 0.5)  # the API notices the first token within this bound
+    browser.get(running + "/")
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "login").is_displayed())
+    assert "needs an API token" in browser.find_element(By.ID, "login-note").text
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    WebDriverWait(browser, 30).until(lambda b: "100" in b.find_element(By.ID, "summary").text)
+    WebDriverWait(browser, 30).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#worst-table tbody tr")) == 10)
+    first = browser.find_element(By.CSS_SELECTOR, "#timelines img.timeline")
+    browser.execute_script("arguments[0].scrollIntoView()", first)
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", first)
+    )
+    assert first.get_attribute("src").startswith("blob:")
+    assert browser.execute_script("return sessionStorage.getItem('storemon.token')") == token
+    assert browser.get_cookies() == []  # no cookie: nothing a browser would send on its own
+    # Expected: the first calls before the token was entered answer 401.
+    assert console_problems(browser, "status of 401") == []
+
+
+def console_problems(browser, expected: str) -> list[str]:
+    return [
         entry["message"]
         for entry in browser.get_log("browser")
-        if entry["level"] in ("SEVERE", "WARNING") and before_first_report not in entry["message"]
+        if entry["level"] in ("SEVERE", "WARNING") and expected not in entry["message"]
     ]
-    assert problems == []
 
 
 @pytest.fixture

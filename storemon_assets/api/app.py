@@ -25,11 +25,14 @@ from fastapi_offline import FastAPIOffline
 from storemon_assets import settings
 from storemon_assets.api import reports
 from storemon_assets.api.runs import DagsterRuns, FinishedRuns
+from storemon_assets.api.triggers import TriggerDesk
 from storemon_assets.core.parsing import EXCERPT_CHARS, excerpt
 from storemon_assets.db.engine import DatabaseUnavailable, unreadable
+from storemon_assets.web.access import CrossSiteGuard, SecurityHeaders, TokenAuthority
 from storemon_assets.web.database import ReaderDatabase
 from storemon_assets.web.monitor import router as monitor_pages
 from storemon_assets.web.pictures import TimelinePictures
+from storemon_assets.web.routes import public_router
 from storemon_assets.web.routes import router as store_pages
 
 logger = logging.getLogger("storemon.api")
@@ -58,10 +61,12 @@ def create_app(
     reports_dir: Path | None = None,
     database_url: str | None = None,
     engine: sa.Engine | None = None,
+    listen_host: str = "127.0.0.1",
 ) -> FastAPI:
     """The storemon API: reports through Dagster (api/reports.py), the store pages and the web
     page from the storemon database (web/routes.py). Unset arguments come from the settings;
-    `engine`, if given, is used as it is (and left open)."""
+    `engine`, if given, is used as it is (and left open). `listen_host` is the address served:
+    on any but loopback every protected route needs a token (SPEC §10, web/access.py)."""
     # FastAPIOffline: FastAPI whose /docs and /redoc load Swagger UI and ReDoc from files the
     # package ships (under /static-offline-docs), not from a CDN: the pages work offline.
     app = FastAPIOffline(
@@ -78,9 +83,15 @@ def create_app(
     app.state.database = ReaderDatabase(database_url or settings.database_url(), engine)
     app.state.timeline_pictures = TimelinePictures()  # drawn once per report and store
     app.include_router(monitor_pages)
+    app.state.token_authority = TokenAuthority(listen_host)
+    app.state.trigger_desk = TriggerDesk()
+    app.state.run_lookups = reports.RunLookups()
+    app.include_router(public_router)
     app.include_router(store_pages)
     app.include_router(reports.router)
     app.add_middleware(BodyLimit)
+    app.add_middleware(CrossSiteGuard)  # outermost with SecurityHeaders: refusals get the headers too
+    app.add_middleware(SecurityHeaders)
     app.add_exception_handler(RequestValidationError, bounded_validation_error)
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(sa.exc.DBAPIError, database_error)

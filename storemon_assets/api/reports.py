@@ -9,14 +9,22 @@ the event loop.
 The endpoints get Dagster (`report_runs`), the reports folder (`reports_folder`) and the
 finished runs as FastAPI dependencies, so tests swap in a fake run client with
 `app.dependency_overrides` and check the HTTP contract without starting Dagster.
+
+Access (SPEC §10, docs/access.md): both routes are behind the token dependency; a trigger goes
+through the trigger desk (api/triggers.py: coalescing, rate limit, idempotent launch); a poll of
+an id the API has not seen end is looked up in Dagster at most once a second (running), not
+again for a while (unknown: `UNKNOWN_ID_SECONDS`), and within a per-caller rate; a tenant's CSV
+holds only its stores' rows.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
@@ -30,9 +38,15 @@ from storemon_assets.api.runs import (
     DagsterUnavailable,
     FinishedRuns,
     ReportRuns,
+    RunInfo,
 )
+from storemon_assets.api.triggers import RateLimited, TriggerDesk
+from storemon_assets.core.access import Caller, ExpiringCache, RateLimiter, retry_after_header
 from storemon_assets.core.instants import parse_as_of
+from storemon_assets.db.queries import data_version
 from storemon_assets.names import REPORT_PRODUCING_JOBS
+from storemon_assets.web.access import Authorized, authorize
+from storemon_assets.web.database import DatabaseIfAny
 
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 CSV_EXAMPLE = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
@@ -61,6 +75,39 @@ class ErrorDetail(BaseModel):
     detail: str
 
 
+RUNNING_SECONDS = 1.0  # a running report's status is asked of Dagster at most once a second
+UNKNOWN_ID_SECONDS = 10.0  # an id Dagster does not know is not asked for again for this long
+LOOKUP_BURST, LOOKUPS_PER_MINUTE = 30, 600  # per caller, for ids the API does not know the answer of
+
+
+class RunLookups:
+    """Polls between a trigger and the run's end: a running run is looked up at most once per
+    RUNNING_SECONDS for all pollers, an unknown id is remembered as unknown for UNKNOWN_ID_SECONDS
+    (10 000 at most), and the look-ups a caller causes are rate-limited, so polling random ids
+    cannot drive one Dagster request each."""
+
+    def __init__(self):
+        self.running: ExpiringCache[str, RunInfo] = ExpiringCache(RUNNING_SECONDS, size=10_000)
+        self.unknown: ExpiringCache[str, None] = ExpiringCache(UNKNOWN_ID_SECONDS, size=10_000)
+        self.limiter = RateLimiter(LOOKUP_BURST, LOOKUPS_PER_MINUTE)
+
+    async def run_info(self, runs: ReportRuns, run_id: str, caller: Caller) -> RunInfo | None:
+        known, run = self.running.get(run_id)
+        if known:
+            return run
+        if self.unknown.get(run_id)[0]:
+            return None
+        wait = self.limiter.acquire(caller.name)
+        if wait > 0:
+            raise RateLimited(wait, "too many look-ups of reports")
+        run = await run_in_threadpool(runs.run_info, run_id)  # the GraphQL call blocks: off the loop
+        if run is None:
+            self.unknown.put(run_id, None)
+        elif run.status in RUNNING_STATES:
+            self.running.put(run_id, run)
+        return run
+
+
 # --- dependencies (`async` only so that FastAPI calls them on the event loop instead of sending
 # each through its thread pool) ----------------------------------------------------------------
 
@@ -80,11 +127,33 @@ async def finished_runs(request: Request) -> FinishedRuns:
     return request.app.state.finished_runs
 
 
+async def trigger_desk(request: Request) -> TriggerDesk:
+    """Dependency: coalescing and rate limits of triggers (api/triggers.py)."""
+    return request.app.state.trigger_desk
+
+
+async def run_lookups(request: Request) -> RunLookups:
+    """Dependency: what the API remembers of runs not yet ended, and of unknown ids."""
+    return request.app.state.run_lookups
+
+
 Runs = Annotated[ReportRuns, Depends(report_runs)]
 ReportsDir = Annotated[Path, Depends(reports_folder)]
 Finished = Annotated[FinishedRuns, Depends(finished_runs)]
+Desk = Annotated[TriggerDesk, Depends(trigger_desk)]
+Lookups = Annotated[RunLookups, Depends(run_lookups)]
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(authorize)])
+
+
+def _too_many(exc: RateLimited) -> HTTPException:
+    return HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": retry_after_header(exc.retry_after)})
+
+
+def tenant_rows(csv: bytes, stores: frozenset[str]) -> bytes:
+    """The report CSV with only these stores' rows (and the header), each line as it was."""
+    frame = pl.read_csv(io.BytesIO(csv), infer_schema=False)  # every value kept as its text
+    return frame.filter(pl.col("store_id").is_in(sorted(stores))).write_csv().encode()
 
 
 def _unavailable(exc: DagsterUnavailable) -> HTTPException:
@@ -94,11 +163,18 @@ def _unavailable(exc: DagsterUnavailable) -> HTTPException:
 @router.post(
     "/trigger_report",
     response_model=TriggerResponse,
-    responses={422: {"model": ErrorDetail}, 503: {"model": ErrorDetail}},
+    responses={
+        422: {"model": ErrorDetail},
+        429: {"model": ErrorDetail, "description": "Too many runs started by this caller: see Retry-After."},
+        503: {"model": ErrorDetail},
+    },
     summary="Start a report run",
 )
-def trigger_report(runs: Runs, request: TriggerRequest | None = None) -> TriggerResponse:
-    """Launches a run of the report job in Dagster and answers at once with its id."""
+def trigger_report(
+    runs: Runs, caller: Authorized, desk: Desk, engine: DatabaseIfAny, request: TriggerRequest | None = None
+) -> TriggerResponse:
+    """Launches a run of the report job in Dagster and answers at once with its id; while an
+    identical report (same T, same data) is queued or running, answers that run's id instead."""
     as_of = (request.as_of.strip() if request and request.as_of else None) or None
     if as_of:
         try:
@@ -106,7 +182,11 @@ def trigger_report(runs: Runs, request: TriggerRequest | None = None) -> Trigger
         except ValueError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
     try:
-        return TriggerResponse(report_id=runs.launch_report(as_of))
+        return TriggerResponse(
+            report_id=desk.trigger(runs, as_of, caller, lambda: data_version(engine) if engine is not None else (0, 0))
+        )
+    except RateLimited as exc:
+        raise _too_many(exc) from exc
     except DagsterUnavailable as exc:
         raise _unavailable(exc) from exc
     except DagsterRefused as exc:  # e.g. the job is not in the code location
@@ -124,6 +204,7 @@ def trigger_report(runs: Runs, request: TriggerRequest | None = None) -> Trigger
             "content": {"text/csv": {"example": CSV_EXAMPLE}},
         },
         404: {"model": ErrorDetail},
+        429: {"model": ErrorDetail, "description": "Too many look-ups of unknown ids by this caller."},
         503: {"model": ErrorDetail},
     },
     summary="Poll a report",
@@ -132,6 +213,8 @@ async def get_report(
     runs: Runs,
     reports: ReportsDir,
     finished: Finished,
+    lookups: Lookups,
+    caller: Authorized,
     report_id: Annotated[str, Query(description="The id /trigger_report returned.")],
 ):
     report_id = report_id.strip()
@@ -142,10 +225,12 @@ async def get_report(
         )
     run = finished.get(report_id)
     if run is None:
-        try:  # the GraphQL call blocks: off the event loop
-            run = await run_in_threadpool(runs.run_info, report_id)
+        try:
+            run = await lookups.run_info(runs, report_id, caller)
         except DagsterUnavailable as exc:
             raise _unavailable(exc) from exc
+        except RateLimited as exc:
+            raise _too_many(exc) from exc
         if run is not None:
             finished.remember(report_id, run)
     if run is None:
@@ -163,8 +248,9 @@ async def get_report(
             status="Failed",
             error=f"the run succeeded but its report file {path.name} is missing from the reports folder",
         )
+    content = path.read_bytes()
     return Response(
-        content=path.read_bytes(),
+        content=tenant_rows(content, caller.stores) if caller.is_tenant else content,
         media_type="text/csv",
         headers={
             "X-Report-Status": "Complete",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,6 +57,16 @@ mutation StoremonLaunch($executionParams: ExecutionParams!) {
 }
 """
 
+RUNS_BY_TAG_QUERY = """
+query StoremonRunsByTag($filter: RunsFilter!) {
+  runsOrError(filter: $filter, limit: 1) {
+    __typename
+    ... on Runs { results { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_QUERY = """
 query StoremonRun($runId: ID!) {
   runOrError(runId: $runId) {
@@ -83,6 +94,10 @@ class DagsterUnavailable(RuntimeError):
     """Dagster could not be reached, or did not answer in time (or not in GraphQL)."""
 
 
+class LaunchUnconfirmed(DagsterUnavailable):
+    """The launch was sent but not answered: Dagster may have created the run."""
+
+
 class DagsterRefused(RuntimeError):
     """Dagster answered, and refused the request: `kind` is its error type (e.g. JobNotFoundError)."""
 
@@ -99,22 +114,26 @@ class RunInfo:
 
 
 class ReportRuns(Protocol):
-    """What the API needs from Dagster: launch a report run, look a run up."""
+    """What the API needs from Dagster: launch a report run, look a run up, find one by its tags."""
 
-    def launch_report(self, as_of: str | None) -> str:
-        """Start a report run (T = `as_of`, or the default); return its run id."""
+    def launch_report(self, as_of: str | None, tags: dict[str, str] | None = None) -> str:
+        """Start a report run (T = `as_of`, or the default) with these extra tags; return its id."""
         ...
 
     def run_info(self, run_id: str) -> RunInfo | None:
         """The run's job, status and failure reason; None if Dagster has no such run."""
         ...
 
+    def find_run(self, tags: dict[str, str], statuses: Collection[str] | None) -> str | None:
+        """The id of the newest run carrying all these tags (in one of `statuses`, if given), or None."""
+        ...
 
-def report_run_request(as_of: str | None) -> tuple[str, dict, dict[str, str]]:
+
+def report_run_request(as_of: str | None, extra_tags: dict[str, str] | None = None) -> tuple[str, dict, dict[str, str]]:
     """The job, run config and tags of a report run: the current report (REPORT_JOB), or with
     `as_of` an as-of report (AS_OF_REPORT_JOB), its T fixed at this moment ('now' included) and
     named in a run tag."""
-    tags = {API_TAG: "trigger_report"}
+    tags = {**(extra_tags or {}), API_TAG: "trigger_report"}
     if not as_of:
         return REPORT_JOB, {}, tags
     instant = as_of_instant(as_of)
@@ -134,15 +153,20 @@ class DagsterRuns:
     def close(self) -> None:
         self._http.close()
 
-    def launch_report(self, as_of: str | None) -> str:
-        job, run_config, tags = report_run_request(as_of)
+    def launch_report(self, as_of: str | None, tags: dict[str, str] | None = None) -> str:
+        job, run_config, tags = report_run_request(as_of, tags)
         location, repository = self._repository_of(job)
         params = {
             "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
             "runConfigData": run_config,
             "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in tags.items()]},
         }
-        result = self._graphql(LAUNCH_MUTATION, {"executionParams": params})["launchRun"]
+        try:
+            result = self._graphql(LAUNCH_MUTATION, {"executionParams": params})["launchRun"]
+        except DagsterUnavailable as exc:
+            if isinstance(exc.__cause__, httpx.ConnectError):  # nothing was sent: no run
+                raise
+            raise LaunchUnconfirmed(str(exc)) from exc
         kind = result["__typename"]
         if kind == "LaunchRunSuccess":
             return result["run"]["runId"]
@@ -157,6 +181,15 @@ class DagsterRuns:
         if run["__typename"] != "Run":
             raise DagsterUnavailable(f"Dagster could not look up run {run_id}: {run.get('message', run['__typename'])}")
         return RunInfo(run["jobName"], run["status"], failure_reason(run["eventConnection"]["events"]))
+
+    def find_run(self, tags: dict[str, str], statuses: Collection[str] | None) -> str | None:
+        run_filter: dict = {"tags": [{"key": key, "value": value} for key, value in tags.items()]}
+        if statuses is not None:
+            run_filter["statuses"] = sorted(statuses)
+        runs = self._graphql(RUNS_BY_TAG_QUERY, {"filter": run_filter})["runsOrError"]
+        if runs["__typename"] != "Runs":
+            raise DagsterUnavailable(f"Dagster could not list runs: {runs.get('message', runs['__typename'])}")
+        return runs["results"][0]["runId"] if runs["results"] else None
 
     def _repository_of(self, job: str) -> tuple[str, str]:
         """The code location and repository holding `job` (exactly one must)."""

@@ -10,7 +10,7 @@ are one range of that index, on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import polars as pl
 import sqlalchemy as sa
@@ -253,15 +253,35 @@ def current_report_rows(engine: sa.Engine, store_id: str | None = None) -> pl.Da
     return _select_frame(engine, query, CURRENT_REPORT)
 
 
-def worst_stores(engine: sa.Engine, limit: int) -> pl.DataFrame:
-    """The current report's rows with the most downtime last week (ties by store id)."""
+def worst_stores(engine: sa.Engine, limit: int, store_ids: Collection[str] | None = None) -> pl.DataFrame:
+    """The current report's rows with the most downtime last week (ties by store id), of every
+    store or only of `store_ids` (a tenant's)."""
     table = SQL_TABLES[CURRENT_REPORT.name]
     query = sa.select(*table.columns).order_by(table.c.downtime_last_week.desc(), table.c.store_id).limit(limit)
+    if store_ids is not None:
+        query = query.where(table.c.store_id.in_(sorted(store_ids)))
     return _select_frame(engine, query, CURRENT_REPORT)
 
 
-def fleet_totals(engine: sa.Engine) -> dict:
-    """Sums over the current report's rows: stores, weekly up/down hours, stores below 95 % / 80 %."""
+def tenant_report_counts(engine: sa.Engine, store_ids: Collection[str]) -> dict:
+    """Of `store_ids`: how many are in the current report, and how many of those have no observation."""
+    report, intervals = SQL_TABLES[CURRENT_REPORT.name], SQL_TABLES[STORE_STATUS_INTERVALS.name]
+    ids = sorted(store_ids)
+    with engine.connect() as conn:
+        stores = conn.execute(
+            sa.select(sa.func.count()).select_from(report).where(report.c.store_id.in_(ids))
+        ).scalar_one()
+        without = conn.execute(
+            sa.select(sa.func.count(sa.distinct(intervals.c.store_id))).where(
+                intervals.c.store_id.in_(ids), intervals.c.status == "no_data"
+            )
+        ).scalar_one()
+    return {"stores": stores, "stores_without_observations": without}
+
+
+def fleet_totals(engine: sa.Engine, store_ids: Collection[str] | None = None) -> dict:
+    """Sums over the current report's rows (of every store, or of `store_ids`): stores, weekly
+    up/down hours, stores below 95 % / 80 %."""
     table = SQL_TABLES[CURRENT_REPORT.name]
     up, down = table.c.uptime_last_week, table.c.downtime_last_week
     open_ = up + down
@@ -276,6 +296,8 @@ def fleet_totals(engine: sa.Engine) -> dict:
         sa.func.coalesce(below(0.95), 0).label("below_95"),
         sa.func.coalesce(below(0.80), 0).label("below_80"),
     )
+    if store_ids is not None:
+        query = query.where(table.c.store_id.in_(sorted(store_ids)))
     with engine.connect() as conn:
         return dict(conn.execute(query).mappings().one())
 
@@ -349,3 +371,15 @@ def retention_cutoff(engine_or_conn: sa.Engine | sa.Connection) -> int | None:
         return engine_or_conn.execute(query).scalar()
     with engine_or_conn.connect() as conn:
         return conn.execute(query).scalar()
+
+
+def data_version(engine: sa.Engine) -> tuple[int, int]:
+    """What the report's data is at this moment: the ingested-file ledger's size and newest load
+    instant. Every change of the polls, hours or timezones loads a file into the ledger, so two
+    equal versions mean the same data (the API's coalescing of identical triggers keys on it)."""
+    ledger = SQL_TABLES[INGESTED_FILES.name]
+    with engine.connect() as conn:
+        files, newest = conn.execute(
+            sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(ledger.c.ingested_at_us), 0))
+        ).one()
+    return files, newest

@@ -41,6 +41,7 @@ from storemon_assets.core.access import (
     token_hash,
 )
 from storemon_assets.db.tokens import TokenInfo, any_token, find_token, record_use
+from storemon_assets.web.database import DatabaseIfAny
 
 TOKEN_TTL_SECONDS = 5.0
 LAST_USED_WRITE_SECONDS = 60.0
@@ -59,8 +60,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: storemon token
 class TokenAuthority:
     """Decides who a request's caller is; one per app (`app.state.token_authority`)."""
 
-    engine: sa.Engine | None
     listen_host: str = "127.0.0.1"
+    engine: sa.Engine | None = None
     ttl: float = TOKEN_TTL_SECONDS
     _tokens: ExpiringCache = field(init=False)
     _any_token: ExpiringCache = field(init=False)
@@ -77,6 +78,8 @@ class TokenAuthority:
         return not is_loopback(self.listen_host)
 
     def _tokens_exist(self) -> bool:
+        if self.engine is None:  # no database yet: no token either
+            return False
         known, exists = self._any_token.get(True)
         if not known:
             exists = any_token(self.engine)
@@ -84,6 +87,8 @@ class TokenAuthority:
         return bool(exists)
 
     def _lookup(self, token: str) -> TokenInfo | None:
+        if self.engine is None:
+            return None
         digest = token_hash(token)
         known, info = self._tokens.get(digest)
         if not known:
@@ -141,21 +146,17 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def token_authority(request: Request) -> TokenAuthority:
-    authority = request.app.state.token_authority
-    if authority.engine is None:
-        authority.engine = request.app.state.database_engine
-    return authority
-
-
 async def authorize(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    engine: DatabaseIfAny,
 ) -> Caller:
     """The dependency of every non-public route: the caller, or 401/403 (SPEC §10).
 
     `async` so that a request whose token is remembered never leaves the event loop; only a
     database read (a token not seen for TOKEN_TTL_SECONDS) goes to the thread pool."""
-    authority = token_authority(request)
+    authority: TokenAuthority = request.app.state.token_authority
+    authority.engine = engine
     token = credentials.credentials.strip() if credentials else None
     client = request.client.host if request.client else None
     is_open = authority.is_open()

@@ -11,8 +11,10 @@ replaced by another file, the engine is opened anew on it.
 from __future__ import annotations
 
 import threading
+from typing import Annotated
 
 import sqlalchemy as sa
+from fastapi import Depends, Request
 
 from storemon_assets.db.engine import NOT_LOADED_YET, DatabaseUnavailable, open_existing_database, sqlite_file
 
@@ -55,3 +57,25 @@ class ReaderDatabase:
             self._engine.dispose()
         self._engine = None
         self._file_identity = None
+
+
+def store_database(request: Request) -> sa.Engine:
+    """Dependency: the storemon database engine (never created here; missing or unreadable, the
+    app answers 503 saying so). The store pages and the token check (web/access.py) take it;
+    tests override it."""
+    return request.app.state.database.engine()
+
+
+Database = Annotated[sa.Engine, Depends(store_database)]
+
+
+def database_if_any(request: Request) -> sa.Engine | None:
+    """Dependency: the engine, or None while there is no readable database yet (then no token
+    exists either: the token check and the trigger go on without it)."""
+    try:
+        return request.app.state.database.engine()
+    except DatabaseUnavailable:
+        return None
+
+
+DatabaseIfAny = Annotated[sa.Engine | None, Depends(database_if_any)]

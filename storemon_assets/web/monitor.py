@@ -1,6 +1,7 @@
 """`GET /incidents` and `GET /status` (SPEC §9): the current report's incidents and its stores by status
 now. They read the tables the `store_incidents` asset stores beside the current report: a few
-indexed reads, never Dagster.
+indexed reads, never Dagster. Both are behind the token (SPEC §10): a tenant token sees its own
+stores only, counts included.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from typing import Annotated, Literal
 import polars as pl
 from fastapi import APIRouter, Query
 
+from storemon_assets.core.access import Caller
 from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import store_incidents, store_status_now
+from storemon_assets.web.access import Authorized
 from storemon_assets.web.routes import Database, _current
 from storemon_assets.web.status import (
     MAX_LISTED,
@@ -35,10 +38,11 @@ router = APIRouter()
 )
 def list_incidents(
     engine: Database,
+    caller: Authorized,
     open: Annotated[bool | None, Query(description="true: only open incidents; false: only ended ones.")] = None,
 ) -> IncidentList:
     info = _current(engine)
-    incidents = store_incidents(engine, open_only=open is True)
+    incidents = _own(caller, store_incidents(engine, open_only=open is True))
     if open is False:
         incidents = incidents.filter(~pl.col("open"))
     return IncidentList(
@@ -56,6 +60,7 @@ def list_incidents(
 )
 def list_status(
     engine: Database,
+    caller: Authorized,
     status: Annotated[
         list[Literal["up", "down", "closed", "no_data"]] | None, Query(description="Only stores with these statuses.")
     ] = None,
@@ -63,13 +68,20 @@ def list_status(
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
 ) -> StatusList:
     info = _current(engine)
-    rows = store_status_now(engine, statuses=tuple(status or ()))
+    rows = _own(caller, store_status_now(engine, statuses=tuple(status or ())))
     if not_reporting is not None:
         rows = rows.filter(pl.col("not_reporting") == not_reporting)
     rows = rows.sort(["since_half_us", "store_id"], nulls_last=False).head(limit)
     return StatusList(
         as_of=format_instant(info["as_of_us"]),
         report_id=info["report_id"],
-        counts=status_counts_sql(engine),
+        counts=status_counts_sql(engine, caller.stores),
         stores=[StoreStatus(**row) for row in status_frame(rows, info["as_of_us"]).iter_rows(named=True)],
     )
+
+
+def _own(caller: Caller, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows of the caller's stores: all of them, or a tenant token's own."""
+    if not caller.is_tenant:
+        return rows
+    return rows.filter(pl.col("store_id").is_in(sorted(caller.stores)))

@@ -1,5 +1,9 @@
 """The store pages of the HTTP API: the fleet, the worst stores, one store's week, its picture,
-and the web page at `/` that shows them.
+and the web page at `/` that shows them (with its script and style under /static/).
+
+The page shell, its static files and /health are public (`public_router`); every other route
+is behind the token dependency (`router`, web/access.py), and a tenant's token sees only its
+stores: the fleet summary and the worst stores are computed over them, any other store is 404.
 
 They read the storemon database directly (the current report's rows and status intervals,
 published by the report run), never Dagster: a page costs a few indexed reads. The database
@@ -20,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
+from storemon_assets.core.access import Caller
 from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
 from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant
@@ -33,11 +38,14 @@ from storemon_assets.db.queries import (
     newest_poll_us,
     store_status_intervals,
     store_weekly_schedule,
+    tenant_report_counts,
     worst_stores,
 )
 from storemon_assets.history import daily_history, fleet_uptime_share
 from storemon_assets.settings import stale_after_minutes
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
+from storemon_assets.web.access import Authorized, authorize, not_found_for
+from storemon_assets.web.database import Database, store_database  # noqa: F401 (tests override it)
 from storemon_assets.web.pictures import TimelinePictures
 from storemon_assets.web.status import Incident, StatusNow, store_status_and_incidents
 from storemon_assets.web.store_page import render_store_page, wants_html
@@ -155,13 +163,6 @@ class FleetSummary(BaseModel):
 # --- dependencies ---------------------------------------------------------------------------
 
 
-def store_database(request: Request) -> sa.Engine:
-    """Dependency: the storemon database engine (web/database.py: never created here; missing or
-    unreadable, the app answers 503 saying so)."""
-    return request.app.state.database.engine()
-
-
-Database = Annotated[sa.Engine, Depends(store_database)]
 StoreId = Annotated[str, Path(description="The store's id, as in the report.", max_length=PATH_ID_MAX_CHARS)]
 StoreIdQuery = Annotated[
     str, Query(description="The store's id, as in the report: any id.", max_length=QUERY_ID_MAX_CHARS)
@@ -218,13 +219,34 @@ def _spans(intervals: pl.DataFrame) -> pl.DataFrame:
 
 # --- the routes ------------------------------------------------------------------------------
 
-router = APIRouter()
+public_router = APIRouter()
+router = APIRouter(dependencies=[Depends(authorize)])
+
+STATIC_FILES = {
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+    "store.css": "text/css; charset=utf-8",  # the store pages' (web/store_page.py)
+}
 
 
-@router.get("/", include_in_schema=False, response_class=HTMLResponse)
+@public_router.get("/", include_in_schema=False, response_class=HTMLResponse)
 def web_page() -> HTMLResponse:
     """The page: trigger a report, watch it, download it; the fleet and its worst stores."""
     return HTMLResponse(resources.files("storemon_assets.web").joinpath("index.html").read_text())
+
+
+@public_router.get("/static/{name}", include_in_schema=False)
+def static_file(name: str) -> Response:
+    """The page's script and style (served files: the Content-Security-Policy forbids inline ones)."""
+    if name not in STATIC_FILES:
+        raise HTTPException(status_code=404, detail="no such file")
+    content = resources.files("storemon_assets.web").joinpath("static", name).read_bytes()
+    return Response(content, media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+
+
+@public_router.get("/health", summary="Liveness: the API answers (no token needed)")
+def health() -> dict:
+    return {"status": "ok"}
 
 
 # Trailing slashes answer too (the app does not redirect: curl and others would not follow).
@@ -235,10 +257,12 @@ def web_page() -> HTMLResponse:
     responses={404: {"description": "No report has been published yet."}},
     summary="The fleet in the current report",
 )
-def fleet_summary(engine: Database) -> FleetSummary:
+def fleet_summary(engine: Database, caller: Authorized) -> FleetSummary:
     info = _current(engine)
     stale = _stale_warning(engine, info)
-    totals = fleet_totals(engine)
+    totals = fleet_totals(engine, caller.stores)
+    if caller.is_tenant:  # the counts of its stores only
+        info = info | tenant_report_counts(engine, caller.stores)
     open_hours = totals["uptime_hours"] + totals["downtime_hours"]
     return FleetSummary(
         as_of=format_instant(info["as_of_us"]),
@@ -251,9 +275,19 @@ def fleet_summary(engine: Database) -> FleetSummary:
         uptime_share_last_week=round(totals["uptime_hours"] / open_hours, 4) if open_hours else None,
         stores_below_95_percent=totals["below_95"],
         stores_below_80_percent=totals["below_80"],
-        uptime_share_last_30_days=fleet_uptime_share(engine, info["as_of_us"], 30),
+        uptime_share_last_30_days=_uptime_share(engine, caller, info["as_of_us"], 30),
         stale_warning=stale,
     )
+
+
+def _uptime_share(engine: sa.Engine, caller: Caller, as_of_us: int, days: int) -> float | None:
+    """The fleet's uptime share of the last `days` dates; a tenant's, over its stores only."""
+    if not caller.is_tenant:
+        return fleet_uptime_share(engine, as_of_us, days)
+    values = daily_history(engine, as_of_us, days=days).values.filter(pl.col("store_id").is_in(sorted(caller.stores)))
+    up = values.get_column("up_half_us").sum()
+    observed = up + values.get_column("down_half_us").sum()
+    return round(up / observed, 4) if observed else None
 
 
 @router.get("/stores/", include_in_schema=False, response_model=WorstStores)
@@ -265,10 +299,11 @@ def fleet_summary(engine: Database) -> FleetSummary:
 )
 def list_worst_stores(
     engine: Database,
+    caller: Authorized,
     worst: Annotated[int, Query(ge=1, le=MAX_WORST, description="How many stores, most downtime first.")] = 20,
 ) -> WorstStores:
     info = _current(engine)
-    rows = worst_stores(engine, worst)
+    rows = worst_stores(engine, worst, caller.stores)
     return WorstStores(
         as_of=format_instant(info["as_of_us"]),
         report_id=info["report_id"],
@@ -285,8 +320,8 @@ def list_worst_stores(
     responses=TIMELINE_RESPONSES,
     summary="One store's week as a picture",
 )
-async def store_timeline_svg(request: Request, engine: Database, store_id: StoreId) -> Response:
-    return await _timeline(request, engine, store_id)
+async def store_timeline_svg(request: Request, engine: Database, caller: Authorized, store_id: StoreId) -> Response:
+    return await _timeline(request, engine, caller, store_id)
 
 
 @router.get(
@@ -295,9 +330,9 @@ async def store_timeline_svg(request: Request, engine: Database, store_id: Store
     responses={404: {"description": "Unknown store, or no report published yet."}},
     summary="One store: schedule, report row and when it was up or down last week",
 )
-def store_detail(engine: Database, store_id: StoreId, request: Request, response: Response):
+def store_detail(engine: Database, caller: Authorized, store_id: StoreId, request: Request, response: Response):
     """JSON, or the store's HTML page for a browser (content negotiation on Accept)."""
-    return _negotiated(engine, store_id, request, response)
+    return _negotiated(engine, caller, store_id, request, response)
 
 
 @router.get(
@@ -306,8 +341,10 @@ def store_detail(engine: Database, store_id: StoreId, request: Request, response
     responses=TIMELINE_RESPONSES,
     summary="One store's week as a picture, for any id (the id as a query parameter)",
 )
-async def store_timeline_svg_by_query(request: Request, engine: Database, store_id: StoreIdQuery) -> Response:
-    return await _timeline(request, engine, store_id)
+async def store_timeline_svg_by_query(
+    request: Request, engine: Database, caller: Authorized, store_id: StoreIdQuery
+) -> Response:
+    return await _timeline(request, engine, caller, store_id)
 
 
 @router.get(
@@ -316,13 +353,16 @@ async def store_timeline_svg_by_query(request: Request, engine: Database, store_
     responses={404: {"description": "Unknown store, or no report published yet."}},
     summary="One store, for any id (the id as a query parameter: `.`, `..`, or one ending in /timeline.svg)",
 )
-def store_detail_by_query(engine: Database, store_id: StoreIdQuery, request: Request, response: Response):
-    return _negotiated(engine, store_id, request, response)
+def store_detail_by_query(
+    engine: Database, caller: Authorized, store_id: StoreIdQuery, request: Request, response: Response
+):
+    return _negotiated(engine, caller, store_id, request, response)
 
 
-async def _timeline(request: Request, engine: sa.Engine, store_id: str) -> Response:
+async def _timeline(request: Request, engine: sa.Engine, caller: Caller, store_id: str) -> Response:
     """The picture, drawn once per report and store (web/pictures.py): the routes are `async` so
     that a request waiting for its turn to draw holds no worker thread."""
+    not_found_for(caller, store_id)
     info = await run_in_threadpool(_current, engine)
     pictures: TimelinePictures = request.app.state.timeline_pictures
     picture = await pictures.get_or_draw(info["report_id"], store_id, lambda: _draw_timeline(engine, store_id, info))
@@ -342,12 +382,12 @@ def _draw_timeline(engine: sa.Engine, store_id: str, info: dict) -> bytes:
     return timeline_svg(rows, title)
 
 
-def _negotiated(engine: sa.Engine, store_id: str, request: Request, response: Response):
+def _negotiated(engine: sa.Engine, caller: Caller, store_id: str, request: Request, response: Response):
     """The store's JSON, or its HTML page when the client prefers HTML (a browser's navigation)."""
     as_html = wants_html(request.headers.get("accept"))
     response.headers["Vary"] = "Accept"
     try:
-        detail = _detail(engine, store_id)
+        detail = _detail(engine, caller, store_id)
     except HTTPException as exc:
         if not as_html:
             raise
@@ -359,7 +399,8 @@ def _negotiated(engine: sa.Engine, store_id: str, request: Request, response: Re
     return detail
 
 
-def _detail(engine: sa.Engine, store_id: str) -> StoreDetail:
+def _detail(engine: sa.Engine, caller: Caller, store_id: str) -> StoreDetail:
+    not_found_for(caller, store_id)
     info = _current(engine)
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)

@@ -1,6 +1,7 @@
 """A store's own page: `/stores/{id}` as a browser asks for it (Accept: text/html).
 
-Rendered on the server from the same fields as the JSON, with no script: status now, the week's
+Rendered on the server from the same fields as the JSON, with no script (its style is the served
+/static/store.css: the Content-Security-Policy forbids inline style): status now, the week's
 timeline, the incidents, the report row and the opening hours. Every value that comes from data
 (a store id is hostile text) goes through `html.escape`; links carry the id percent-encoded.
 """
@@ -14,23 +15,6 @@ ICON = (
     "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'%3E%3Crect width='16' "
     "height='16' rx='3' fill='%230072B2'/%3E%3C/svg%3E"
 )
-STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d1d1d; background: #fafafa; }
-header { background: #0b3d5c; color: white; padding: 0.8rem 1.5rem; }
-header a { color: white; }
-header h1 { margin: 0; font-size: 1.3rem; overflow-wrap: anywhere; }
-main { max-width: 1000px; margin: 0 auto; padding: 1rem 1.5rem 3rem; }
-section { background: white; border: 1px solid #e2e2e2; border-radius: 6px; padding: 1rem 1.2rem; margin: 1rem 0; }
-h2 { font-size: 1.1rem; margin: 0 0 0.6rem; }
-img { width: 100%; max-width: 900px; display: block; }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #eee; }
-.now { font-size: 1.2rem; font-weight: 600; }
-.now[data-status="down"] { color: #b00020; }
-.now[data-status="up"] { color: #006d3c; }
-.warning { background: #fff4e5; border-color: #f0b35a; }
-.muted { color: #666; font-size: 0.9rem; }
-"""
 _SAYS = {"up": "Up", "down": "Down", "closed": "Closed", "no_data": "No data"}
 
 
@@ -115,7 +99,7 @@ def render_store_page(detail: dict, stale_warning: str | None) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>store {shown_id} · storemon</title>
 <link rel="icon" href="{ICON}">
-<style>{STYLE}</style>
+<link rel="stylesheet" href="/static/store.css">
 </head>
 <body>
 <header><h1><a href="/">storemon</a> › store {shown_id}</h1></header>
