@@ -337,9 +337,8 @@ def test_a_tenants_summary_counts_its_stores_only(client, world):
     admin = client.get("/summary", headers=bearer(world.tokens["admin"])).json()
     tenant = client.get("/summary", headers=bearer(world.tokens["tenant"])).json()
     assert admin["stores"] == 3 and tenant["stores"] == 2
-    # Daily values over the 30 days: "s" is up 30.5 of its 61 observed minutes on its one open
-    # morning (16:14-17:15 UTC, split at 16:44:30), "up" 24 h on the 16th; HIDDEN's down days are
-    # the admin's only: the tenant's share is higher.
+    # The 30-day share from daily values: HIDDEN (open around the clock, inactive at every poll) is
+    # down on every one of its days, "up" up on every one; only the admin's share counts HIDDEN.
     assert tenant["uptime_share_last_30_days"] > admin["uptime_share_last_30_days"]
     # HIDDEN is inactive all week in UTC, around the clock: 168 h of downtime only the admin sees.
     assert admin["downtime_hours_last_week"] - tenant["downtime_hours_last_week"] == pytest.approx(168.0)
