@@ -50,7 +50,16 @@ MAX_TOKEN_CHARS = 200
 # Routes anyone may reach, tokens or not: the health check, the page shell and its static
 # files, and the API's own description (no fleet data in any of them).
 PUBLIC_PATHS = frozenset(
-    {"/health", "/", "/static/{name}", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    {
+        "/health",
+        "/",
+        "/static/{name}",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/static-offline-docs",  # Swagger UI's and ReDoc's own files (fastapi-offline)
+    }
 )
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: storemon token create (docs/access.md).")
@@ -226,7 +235,7 @@ DOCS_POLICY = (
     "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = ("/docs", "/redoc")  # their files come from /static-offline-docs ('self')
 
 
 class SecurityHeaders:
