@@ -550,3 +550,33 @@ def test_the_shipped_local_instance_caps_runs_and_api_reports(tmp_path):
         assert queue.tag_concurrency_limits == [{"key": "storemon/api", "value": "trigger_report", "limit": 2}]
     finally:
         instance.dispose()
+
+
+def test_status_now_and_incidents_name_and_count_only_a_tenants_stores(client, world):
+    tenant, admin = bearer(world.tokens["tenant"]), bearer(world.tokens["admin"])
+    everyone = client.get("/status", headers=admin).json()
+    own = client.get("/status", headers=tenant).json()
+    # 3 stores in the report, the tenant owns 2 of them (s and up); HIDDEN is down all week.
+    assert sum(everyone["counts"][k] for k in ("up", "down", "closed", "no_data")) == 3
+    assert sum(own["counts"][k] for k in ("up", "down", "closed", "no_data")) == 2
+    assert HIDDEN in {s["store_id"] for s in everyone["stores"]}
+    assert {s["store_id"] for s in own["stores"]} == {"s", "up"}
+    assert everyone["counts"]["down"] - own["counts"]["down"] == 1  # HIDDEN's
+    assert HIDDEN in {i["store_id"] for i in client.get("/incidents", headers=admin).json()["incidents"]}
+    assert HIDDEN not in {i["store_id"] for i in client.get("/incidents", headers=tenant).json()["incidents"]}
+
+
+@pytest.mark.parametrize("template", ["/stores/{}", "/store?store_id={}"])
+def test_a_store_page_in_html_is_404_for_a_tenants_foreign_store_and_has_no_inline_style(client, world, template):
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    tenant, admin = {**bearer(world.tokens["tenant"]), **html}, {**bearer(world.tokens["admin"]), **html}
+    shown = client.get(template.format(HIDDEN), headers=admin)
+    assert shown.status_code == 200 and shown.headers["content-type"].startswith("text/html")
+    assert shown.headers["content-security-policy"] == PAGE_POLICY
+    assert "<style" not in shown.text and " style=" not in shown.text and "<script" not in shown.text
+    assert client.get("/static/store.css").headers["content-type"].startswith("text/css")
+    hidden = client.get(template.format(HIDDEN), headers=tenant)
+    unknown = client.get(template.format("nobody"), headers=tenant)
+    assert hidden.status_code == unknown.status_code == 404  # the same page as for a store that does not exist
+    assert hidden.text.replace(HIDDEN, "X") == unknown.text.replace("nobody", "X")
+    assert client.get(template.format("s"), headers=tenant).status_code == 200
