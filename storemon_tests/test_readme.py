@@ -47,6 +47,16 @@ def test_the_walkthrough_runs_as_written_in_a_fresh_home(tmp_path):
     for report in ("report.csv", "report-earlier.csv", "sample-report.csv"):
         assert (tmp_path / report).read_text().startswith(header), report
     assert done.stdout.count(header) == 1  # `head -n 3 report.csv` showed it
+    # The monitor's and history's CSVs, with SPEC 8 and 9's headers and a row per store at least
+    # (200 generated stores, all polled in January 2023).
+    for name, csv_header in (
+        ("incidents.csv", "store_id,started_utc,ended_utc,downtime_minutes,open"),
+        ("daily.csv", "store_id,date_local,business_minutes,uptime_minutes,downtime_minutes"),
+        ("sla.csv", "store_id,month,business_hours,uptime_hours,downtime_hours,uptime_pct"),
+    ):
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0] == csv_header, name
+    assert len((tmp_path / "sla.csv").read_text().splitlines()) == 1 + 200
     # The two reports from the stored history differ: the earlier T is a day before.
     assert (tmp_path / "report.csv").read_text() != (tmp_path / "report-earlier.csv").read_text()
     assert sorted(p.name for p in (tmp_path / "data" / "landing").glob("*.csv")) == sorted(
