@@ -396,3 +396,35 @@ def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp
     assert events.count("picture") == len(stores)
     assert most[0] <= DRAWING_AT_ONCE
     assert events.index("summary") < 10, events.index("summary")
+
+
+def test_the_store_page_shows_the_90_day_strip_one_bar_per_date(client):
+    page = client.get("/stores/s", headers={"Accept": "text/html"}).text
+    strip = page[page.index('<div class="strip"') : page.index("</div>", page.index('<div class="strip"'))]
+    bars = strip.count("<span ")
+    assert bars == len(client.get("/stores/s").json()["daily"]) == 91  # 2022-10-18 .. 2023-01-16
+    # The worked example's Monday: 104.5 of 180 minutes up = 58.06 %, below 80 %: a "down" bar.
+    assert (
+        '<span class="down" title="2023-01-16: 104.50 min up, 75.50 min down of 180.00 business minutes '
+        '(58.06 % up)"></span>' in strip
+    )
+    # The Monday before, all 180 minutes up; the Sunday between, closed.
+    assert '<span class="up" title="2023-01-09: 180.00 min up, 0.00 min down of 180.00' in strip
+    assert '<span class="closed" title="2023-01-15: 0.00 min up, 0.00 min down of 0.00 business minutes">' in strip
+    assert '<link rel="stylesheet" href="/static/strip.css">' in page
+    assert client.get("/static/strip.css").text.count(".strip") == 8
+
+
+def test_strip_bands_follow_the_uptime_share():
+    from storemon_assets.web.store_page import strip_band
+
+    assert [strip_band(60, s) for s in (1.0, 0.995, 0.9949, 0.95, 0.8, 0.7999, None)] == [
+        "up",
+        "up",
+        "mostly",
+        "mostly",
+        "partly",
+        "down",
+        "unknown",
+    ]
+    assert strip_band(0, None) == "closed"

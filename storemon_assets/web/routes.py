@@ -226,6 +226,7 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "store.css": "text/css; charset=utf-8",  # the store pages' (web/store_page.py)
+    "strip.css": "text/css; charset=utf-8",  # the 90-day strip, on both pages
 }
 
 

@@ -2,7 +2,7 @@
 
 Rendered on the server from the same fields as the JSON, with no script (its style is the served
 /static/store.css: the Content-Security-Policy forbids inline style): status now, the week's
-timeline, the incidents, the report row and the opening hours. Every value that comes from data
+timeline, the incidents, the 90-day strip, the report row and the opening hours. Every value that comes from data
 (a store id is hostile text) goes through `html.escape`; links carry the id percent-encoded.
 """
 
@@ -76,6 +76,43 @@ def _incidents_section(incidents: list[dict]) -> str:
     )
 
 
+def strip_band(business_minutes: float, uptime_share: float | None) -> str:
+    """A day's bar class in the 90-day strip (static/strip.css); app.js's `dailyStrip` uses the
+    same bands for the fleet page."""
+    if business_minutes == 0:
+        return "closed"
+    if uptime_share is None:
+        return "unknown"
+    return (
+        "up"
+        if uptime_share >= 0.995
+        else "mostly"
+        if uptime_share >= 0.95
+        else "partly"
+        if uptime_share >= 0.8
+        else "down"
+    )
+
+
+def _daily_section(store_id: str, daily: list[dict]) -> str:
+    if not daily:
+        return "<p>No daily values yet.</p>"
+    bars = "".join(
+        f'<span class="{strip_band(d["business_minutes"], d["uptime_share"])}" title="{escape(d["date"])}: '
+        f"{d['uptime_minutes']:.2f} min up, {d['downtime_minutes']:.2f} min down of {d['business_minutes']:.2f} "
+        f"business minutes"
+        + ("" if d["uptime_share"] is None else f" ({100 * d['uptime_share']:.2f} % up)")
+        + '"></span>'
+        for d in daily
+    )
+    label = escape(f"Daily uptime of store {store_id}, {daily[0]['date']} to {daily[-1]['date']}")
+    return (
+        f'<div class="strip" role="img" aria-label="{label}">{bars}</div>'
+        '<p class="muted">One bar per local date, oldest first; hover for its minutes. Grey: closed or nothing '
+        "observed.</p>"
+    )
+
+
 def render_store_page(detail: dict, stale_warning: str | None) -> str:
     """The page of one store from its JSON fields (StoreDetail with status_now and incidents)."""
     store_id = detail["store_id"]
@@ -100,6 +137,7 @@ def render_store_page(detail: dict, stale_warning: str | None) -> str:
 <title>store {shown_id} · storemon</title>
 <link rel="icon" href="{ICON}">
 <link rel="stylesheet" href="/static/store.css">
+<link rel="stylesheet" href="/static/strip.css">
 </head>
 <body>
 <header><h1><a href="/">storemon</a> › store {shown_id}</h1></header>
@@ -120,7 +158,10 @@ report {escape(detail["report_id"][:8])}</p>
 <h2 id="incidents-heading">Incidents</h2>
 {_incidents_section(detail.get("incidents") or [])}
 </section>
-<!-- the 90-day strip (daily history) goes here -->
+<section aria-labelledby="daily-heading">
+<h2 id="daily-heading">The last 90 days</h2>
+{_daily_section(store_id, detail.get("daily") or [])}
+</section>
 <section aria-labelledby="hours-heading">
 <h2 id="hours-heading">Opening hours</h2>
 <table><thead><tr><th>day</th><th>opens</th><th>closes</th></tr></thead><tbody>{hours}</tbody></table>
