@@ -12,10 +12,10 @@ import polars as pl
 from fastapi import APIRouter, Query
 
 from storemon_assets.core.access import Caller
-from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import store_incidents, store_status_now
 from storemon_assets.web.access import Authorized
-from storemon_assets.web.routes import Database, _current
+from storemon_assets.web.current import NO_REPORT_YET, current_report, heading
+from storemon_assets.web.database import Database
 from storemon_assets.web.status import (
     MAX_LISTED,
     Incident,
@@ -33,7 +33,7 @@ router = APIRouter()
 @router.get(
     "/incidents",
     response_model=IncidentList,
-    responses={404: {"description": "No report has been published yet."}},
+    responses=NO_REPORT_YET,
     summary="Incidents of the current report (SPEC 9)",
 )
 def list_incidents(
@@ -41,13 +41,12 @@ def list_incidents(
     caller: Authorized,
     open: Annotated[bool | None, Query(description="true: only open incidents; false: only ended ones.")] = None,
 ) -> IncidentList:
-    info = _current(engine)
+    info = current_report(engine)
     incidents = _own(caller, store_incidents(engine, open_only=open is True))
     if open is False:
         incidents = incidents.filter(~pl.col("open"))
     return IncidentList(
-        as_of=format_instant(info["as_of_us"]),
-        report_id=info["report_id"],
+        **heading(info),
         incidents=[Incident(**row) for row in incident_frame(incidents.head(MAX_LISTED)).iter_rows(named=True)],
     )
 
@@ -55,7 +54,7 @@ def list_incidents(
 @router.get(
     "/status",
     response_model=StatusList,
-    responses={404: {"description": "No report has been published yet."}},
+    responses=NO_REPORT_YET,
     summary="Stores by status now: down, not reporting, ...",
 )
 def list_status(
@@ -67,14 +66,13 @@ def list_status(
     not_reporting: Annotated[bool | None, Query(description="true: only stores not reporting.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
 ) -> StatusList:
-    info = _current(engine)
+    info = current_report(engine)
     rows = _own(caller, store_status_now(engine, statuses=tuple(status or ())))
     if not_reporting is not None:
         rows = rows.filter(pl.col("not_reporting") == not_reporting)
     rows = rows.sort(["since_half_us", "store_id"], nulls_last=False).head(limit)
     return StatusList(
-        as_of=format_instant(info["as_of_us"]),
-        report_id=info["report_id"],
+        **heading(info),
         counts=status_counts_sql(engine, caller.stores),
         stores=[StoreStatus(**row) for row in status_frame(rows, info["as_of_us"]).iter_rows(named=True)],
     )

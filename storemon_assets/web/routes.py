@@ -32,7 +32,6 @@ from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
 from storemon_assets.core.uptime import NO_DATA
 from storemon_assets.db.queries import (
-    current_report_info,
     current_report_rows,
     fleet_totals,
     newest_poll_us,
@@ -45,6 +44,7 @@ from storemon_assets.history import daily_history, fleet_uptime_share
 from storemon_assets.settings import stale_after_minutes
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
 from storemon_assets.web.access import Authorized, authorize, not_found_for
+from storemon_assets.web.current import NO_REPORT_YET, ReportHeading, current_report, heading
 from storemon_assets.web.database import Database, store_database  # noqa: F401 (tests override it)
 from storemon_assets.web.pictures import TimelinePictures
 from storemon_assets.web.status import Incident, StatusNow, store_status_and_incidents
@@ -132,15 +132,11 @@ class StoreDetail(BaseModel):
     incidents: list[Incident] = Field(default=[], description="Its incidents in the week before T (SPEC 9).")
 
 
-class WorstStores(BaseModel):
-    as_of: str
-    report_id: str
+class WorstStores(ReportHeading):
     stores: list[ReportRow] = Field(description="Most downtime last week first; ties by store id.")
 
 
-class FleetSummary(BaseModel):
-    as_of: str
-    report_id: str
+class FleetSummary(ReportHeading):
     published_at: str
     stores: int
     stores_without_observations: int
@@ -171,15 +167,6 @@ TIMELINE_RESPONSES = {
     200: {"content": {"image/svg+xml": {}}, "description": "The week before T, one row per local day."},
     404: {"description": "Unknown store, or no report published yet."},
 }
-
-
-def _current(engine: sa.Engine) -> dict:
-    info = current_report_info(engine)
-    if info is None:
-        raise HTTPException(
-            status_code=404, detail="no report has been published yet: trigger one (POST /trigger_report)"
-        )
-    return info
 
 
 def _stale_warning(engine: sa.Engine, info: dict) -> str | None:
@@ -255,19 +242,18 @@ def health() -> dict:
 @router.get(
     "/summary",
     response_model=FleetSummary,
-    responses={404: {"description": "No report has been published yet."}},
+    responses=NO_REPORT_YET,
     summary="The fleet in the current report",
 )
 def fleet_summary(engine: Database, caller: Authorized) -> FleetSummary:
-    info = _current(engine)
+    info = current_report(engine)
     stale = _stale_warning(engine, info)
     totals = fleet_totals(engine, caller.stores)
     if caller.is_tenant:  # the counts of its stores only
         info = info | tenant_report_counts(engine, caller.stores)
     open_hours = totals["uptime_hours"] + totals["downtime_hours"]
     return FleetSummary(
-        as_of=format_instant(info["as_of_us"]),
-        report_id=info["report_id"],
+        **heading(info),
         published_at=format_instant(info["published_at_us"]),
         stores=info["stores"],
         stores_without_observations=info["stores_without_observations"],
@@ -295,7 +281,7 @@ def _uptime_share(engine: sa.Engine, caller: Caller, as_of_us: int, days: int) -
 @router.get(
     "/stores",
     response_model=WorstStores,
-    responses={404: {"description": "No report has been published yet."}},
+    responses=NO_REPORT_YET,
     summary="The stores with the most downtime last week",
 )
 def list_worst_stores(
@@ -303,11 +289,10 @@ def list_worst_stores(
     caller: Authorized,
     worst: Annotated[int, Query(ge=1, le=MAX_WORST, description="How many stores, most downtime first.")] = 20,
 ) -> WorstStores:
-    info = _current(engine)
+    info = current_report(engine)
     rows = worst_stores(engine, worst, caller.stores)
     return WorstStores(
-        as_of=format_instant(info["as_of_us"]),
-        report_id=info["report_id"],
+        **heading(info),
         stores=[ReportRow(**row) for row in rows.iter_rows(named=True)],
     )
 
@@ -364,7 +349,7 @@ async def _timeline(request: Request, engine: sa.Engine, caller: Caller, store_i
     """The picture, drawn once per report and store (web/pictures.py): the routes are `async` so
     that a request waiting for its turn to draw holds no worker thread."""
     not_found_for(caller, store_id)
-    info = await run_in_threadpool(_current, engine)
+    info = await run_in_threadpool(current_report, engine)
     pictures: TimelinePictures = request.app.state.timeline_pictures
     picture = await pictures.get_or_draw(info["report_id"], store_id, lambda: _draw_timeline(engine, store_id, info))
     return Response(
@@ -395,14 +380,14 @@ def _negotiated(engine: sa.Engine, caller: Caller, store_id: str, request: Reque
         page = f"<!doctype html><title>storemon</title><p>{escape(str(exc.detail))}</p><p><a href='/'>storemon</a>"
         return HTMLResponse(page, status_code=exc.status_code, headers={"Vary": "Accept"})
     if as_html:
-        page = render_store_page(detail.model_dump(), _stale_warning(engine, _current(engine)))
+        page = render_store_page(detail.model_dump(), _stale_warning(engine, current_report(engine)))
         return HTMLResponse(page, headers={"Vary": "Accept", "Cache-Control": "no-cache"})
     return detail
 
 
 def _detail(engine: sa.Engine, caller: Caller, store_id: str) -> StoreDetail:
     not_found_for(caller, store_id)
-    info = _current(engine)
+    info = current_report(engine)
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
     spans = _spans(store_status_intervals(engine, store_id))
@@ -422,8 +407,7 @@ def _detail(engine: sa.Engine, caller: Caller, store_id: str) -> StoreDetail:
             .select("special_date", *times)
             .iter_rows()
         ],
-        as_of=format_instant(info["as_of_us"]),
-        report_id=info["report_id"],
+        **heading(info),
         report=ReportRow(**row),
         intervals=[StatusInterval(**s) for s in spans.filter(pl.col("status") != NO_DATA).iter_rows(named=True)],
         no_data=[Span(**s) for s in spans.filter(pl.col("status") == NO_DATA).drop("status").iter_rows(named=True)],

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from storemon_assets.core.business_time import US_PER_MINUTE, with_wall_clock
 from storemon_assets.core.incidents import NOW_STATUSES, half_us_text, minutes_2dp
 from storemon_assets.db.queries import store_incidents, store_status_now
+from storemon_assets.web.current import ReportHeading
 
 MAX_LISTED = 10_000
 
@@ -46,15 +47,11 @@ class Incident(BaseModel):
     open: bool
 
 
-class IncidentList(BaseModel):
-    as_of: str
-    report_id: str
+class IncidentList(ReportHeading):
     incidents: list[Incident] = Field(description="Sorted by store, then start.")
 
 
-class StatusList(BaseModel):
-    as_of: str
-    report_id: str
+class StatusList(ReportHeading):
     counts: dict[str, int] = Field(description="Stores per status now, and stores not reporting.")
     stores: list[StoreStatus] = Field(description="The stores asked for: longest first (oldest since), then by id.")
 
