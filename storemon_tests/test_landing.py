@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -337,26 +338,57 @@ def test_a_small_file_goes_into_the_next_run_beside_a_backlog_of_large_files(hom
     assert requested_files(second) == [["big2.csv"]]
 
 
-def test_with_several_large_files_every_sensor_tick_is_quick(home, instance):
+def counted_landing_reads(monkeypatch) -> list[int]:
+    """The sizes of every read the landing folder's files get (LandingFolder._open is their one
+    door), appended as they happen."""
+    read: list[int] = []
+    original = LandingFolder._open
+
+    class Counted(io.BufferedReader):
+        def read(self, size=-1):
+            data = super().read(size)
+            read.append(len(data))
+            return data
+
+    def counting_open(self, path):
+        return Counted(original(self, path).detach())
+
+    monkeypatch.setattr(LandingFolder, "_open", counting_open)
+    return read
+
+
+def bytes_read_by_process() -> int:
+    """Bytes this process has passed to read() and pread() so far, from any file (Linux)."""
+    return int(re.search(r"^rchar: (\d+)$", Path("/proc/self/io").read_text(), re.M).group(1))
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="counts reads through /proc/self/io (Linux)")
+def test_with_several_large_files_every_sensor_tick_reads_a_bounded_head_of_each(home, instance, monkeypatch):
     # Issue 9 row 2: the sensor parsed every new file inside its tick; five 560 MB files took
-    # each tick past Dagster's 60 s limit, and all ingestion stopped.
+    # each tick past Dagster's 60 s limit, and all ingestion stopped. Issue 20 row 2: it then
+    # hashed them. A tick now reads at most 64 KiB and one byte of each entry, whatever its size.
     block = "".join(f"{n % 9000},active,2023-01-2{n % 5} 1{n % 10}:00:00.{n:06d} UTC\n" for n in range(100_000))
     home.landing.folder.mkdir(parents=True)
     for n in range(4):
         path = home.landing.folder / f"large{n}.csv"
         with path.open("w") as f:
             f.write(HEADER)
-            for _ in range(24):  # ~110 MB, 2.4 million polls each
+            for _ in range(4):  # ~18 MB, 400,000 polls each
                 f.write(block)
         settled(path, 300 - n)
     polls_file(home, "small.csv", [("late", "2023-01-22 13:00:00 UTC")])
-    cursor, durations = None, []
+    large_bytes = (home.landing.folder / "large0.csv").stat().st_size
+    read = counted_landing_reads(monkeypatch)
+    cursor = None
     for _ in range(3):
-        started = time.monotonic()
+        before = bytes_read_by_process()
+        read.clear()
         result = tick(home, instance, cursor)  # a failing tick raises
-        durations.append(time.monotonic() - started)
+        # A head and a last byte per entry (5 entries) through the landing folder...
+        assert sum(read) <= 5 * (64 * 1024 + 1), read
+        # ...and no large file read whole by any other path (the instance's own reads are far less).
+        assert bytes_read_by_process() - before < large_bytes
         cursor = result.cursor
-    assert max(durations) <= 5, durations
     [batch] = requested_files(result)  # one run at a time, reading a bounded amount
     assert "small.csv" in batch
     assert sum((home.landing.folder / name).stat().st_size for name in batch) <= sensors.MAX_RUN_BYTES
@@ -577,19 +609,7 @@ def test_a_huge_sparse_file_costs_the_sensor_a_bounded_read_and_does_not_hold_ba
     with sparse.open("wb") as f:
         f.truncate(120 * 2**30)  # the probe's 120 GB, all NUL
     settled(sparse, 120)
-    read = []
-    original = LandingFolder._open
-
-    class Counted(io.BufferedReader):
-        def read(self, size=-1):
-            data = super().read(size)
-            read.append(len(data))
-            return data
-
-    def counting_open(self, path):
-        return Counted(original(self, path).detach())
-
-    monkeypatch.setattr(LandingFolder, "_open", counting_open)
+    read = counted_landing_reads(monkeypatch)
     result = tick(home, instance)
     assert sum(read) <= 3 * (64 * 1024 + 1)  # a head and a last byte per entry
     assert requested_files(result) == [["small.csv", "huge.csv"]]  # the small file first, beside it
