@@ -3,7 +3,7 @@
 #                   then serve the Dagster UI on http://127.0.0.1:3000 and the API on :8000
 #   make test       install into .venv (with test tools), lint, run the whole test suite (CI runs this)
 #   make test-fast  the edit loop: every test except the end-to-end ones (-m "not e2e"), on 2 workers
-#   make lint       ruff (lint + format check) and `dg check defs`
+#   make lint       ruff (lint + format check), mypy (core/ and db/, [tool.mypy]) and `dg check defs`
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -59,6 +59,7 @@ dev: install instance
 lint: install instance
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	VIRTUAL_ENV=$(abspath $(VENV)) $(BIN)/dg check defs
 
 test: lint

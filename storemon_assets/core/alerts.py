@@ -41,17 +41,19 @@ SENDING, SENT, FAILED = "sending", "sent", "failed"
 LEDGER_SCHEMA = ALERT_DELIVERIES.polars_schema
 KEY = ["store_id", "kind", "subject_us", "channel"]
 # What a due notification carries: its ledger key and what its message says.
-DUE_SCHEMA = {
-    "store_id": pl.String,
-    "kind": pl.String,
-    "subject_us": pl.Int64,
-    "channel": pl.String,
-    "since_half_us": pl.Int64,  # down: incident start; recovered: its end; not reporting: newest poll (x2)
-    "since_local_us": pl.Int64,
-    "timezone": pl.String,
-    "downtime_half_us": pl.Int64,
-    "status": pl.String,
-}
+DUE_SCHEMA = pl.Schema(
+    {
+        "store_id": pl.String,
+        "kind": pl.String,
+        "subject_us": pl.Int64,
+        "channel": pl.String,
+        "since_half_us": pl.Int64,  # down: incident start; recovered: its end; not reporting: newest poll (x2)
+        "since_local_us": pl.Int64,
+        "timezone": pl.String,
+        "downtime_half_us": pl.Int64,
+        "status": pl.String,
+    }
+)
 
 
 def channel_of(url: str) -> str:

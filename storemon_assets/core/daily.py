@@ -27,6 +27,7 @@ import polars as pl
 
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE, local_to_utc_us, store_zones, utc_to_local
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
+from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import STORE_DAILY_UPTIME
 from storemon_assets.core.uptime import (
     DOWN,
@@ -101,8 +102,8 @@ def daily_values(obs: pl.DataFrame, business: pl.DataFrame, days: pl.DataFrame, 
     schema = DAILY_VALUES_SCHEMA | {"store_id": key_type}
     if days.is_empty():
         return pl.DataFrame(schema=schema)
-    start_us = days.get_column("day_start_us").min()
-    end_us = min(as_of_us, days.get_column("day_end_us").max())
+    start_us = as_int(days.get_column("day_start_us").min())
+    end_us = min(as_of_us, as_int(days.get_column("day_end_us").max()))
     intervals = status_intervals(obs, business, start_us, end_us) if end_us > start_us else None
     sums = _sums_per_day(intervals, days) if intervals is not None else None
     values = days.select("store_id", "local_date", "day_start_us", "day_end_us")
@@ -243,8 +244,8 @@ def month_dates(month: str) -> tuple[dt.date, dt.date]:
 
 def fleet_uptime_pct(values: pl.DataFrame) -> float | None:
     """All stores' uptime over uptime + downtime in the values given, in % (None: nothing observed)."""
-    up = values.get_column("up_half_us").sum()
-    observed = up + values.get_column("down_half_us").sum()
+    up = as_int(values.get_column("up_half_us").sum())
+    observed = up + as_int(values.get_column("down_half_us").sum())
     return round(up / observed * 100, 2) if observed else None
 
 
@@ -259,8 +260,8 @@ def daily_from_polls(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int,
     if days.is_empty():
         return pl.DataFrame(schema=DAILY_VALUES_SCHEMA)
     obs = polls_observations(polls, schedule)
-    start_us = days.get_column("day_start_us").min()
-    end_us = days.get_column("day_end_us").max()
+    start_us = as_int(days.get_column("day_start_us").min())
+    end_us = as_int(days.get_column("day_end_us").max())
     business = business_intervals_covering(schedule, window_utc_days(days.get_column("store_id"), start_us, end_us))
     return daily_values(obs, business, days, as_of_us)
 

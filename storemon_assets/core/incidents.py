@@ -27,6 +27,7 @@ import polars as pl
 from storemon_assets.core.business_time import US_PER_MINUTE, store_zones
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
 from storemon_assets.core.instants import format_instant
+from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.core.uptime import DOWN, NO_DATA, UP, business_intervals_covering, window_utc_days
 
@@ -185,7 +186,7 @@ def status_counts(status: pl.DataFrame) -> dict[str, int]:
     counts.update(dict(status.group_by("status").len().iter_rows()))
     return {
         **{f"stores_{name}_now": n for name, n in counts.items()},
-        "stores_not_reporting": status["not_reporting"].sum(),
+        "stores_not_reporting": as_int(status["not_reporting"].sum()),
     }
 
 

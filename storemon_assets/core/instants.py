@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import overload
 
 import polars as pl
 
 from storemon_assets.core.parsing import FUTURE_TOLERANCE_US, excerpt, parse_timestamp_utc, timestamp_problem
 
 
+@overload
+def format_instant(at_us: int) -> str: ...
+@overload
+def format_instant(at_us: None) -> None: ...
+@overload
+def format_instant(at_us: int | None) -> str | None: ...
 def format_instant(at_us: int | None) -> str | None:
     """Microseconds since the epoch -> `2023-01-25T18:13:22.479220Z` (None stays None)."""
     if at_us is None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from polars.expr.whenthen import ChainedThen, Then
 
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.tables import REJECTED_ROWS
@@ -337,7 +338,7 @@ _RAW_ONLY = {
 
 def _first_reason(*checks: tuple[pl.Expr, str]) -> pl.Expr:
     """The first failing check's message, or null when every check passes."""
-    expr = pl.when(checks[0][0]).then(pl.lit(checks[0][1]))
+    expr: Then | ChainedThen = pl.when(checks[0][0]).then(pl.lit(checks[0][1]))
     for failed, message in checks[1:]:
         expr = expr.when(failed).then(pl.lit(message))
     return expr.otherwise(pl.lit(None, dtype=pl.String))

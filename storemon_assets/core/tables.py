@@ -45,17 +45,17 @@ class Table:
     clustered: bool = False
 
     @property
-    def polars_schema(self) -> dict[str, pl.DataType]:
-        return {c.name: c.dtype for c in self.columns}
+    def polars_schema(self) -> pl.Schema:
+        return pl.Schema({c.name: c.dtype for c in self.columns})
 
     @property
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
-    def subset(self, *names: str) -> dict[str, pl.DataType]:
+    def subset(self, *names: str) -> pl.Schema:
         """The polars schema of some of the columns, in the order given."""
         schema = self.polars_schema
-        return {name: schema[name] for name in names}
+        return pl.Schema({name: schema[name] for name in names})
 
 
 def _text(name: str, description: str, **kw) -> Column:

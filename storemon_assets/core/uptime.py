@@ -36,6 +36,7 @@ from storemon_assets.core.business_time import (
     with_wall_clock,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
+from storemon_assets.core.scalars import as_optional_int
 from storemon_assets.core.tables import STORE_STATUS_INTERVALS, UPTIME_REPORT
 
 REPORT_COLUMNS = tuple(UPTIME_REPORT.column_names)
@@ -301,7 +302,7 @@ def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | 
     `weekly_schedule` for (at least) every polled store.
     """
     if as_of_us is None:
-        as_of_us = polls.get_column("polled_at_us").max() if polls.height else None
+        as_of_us = as_optional_int(polls.get_column("polled_at_us").max())
     if as_of_us is None:
         return empty_uptime_report(None)
     polls = polls.filter(pl.col("polled_at_us") <= as_of_us)

@@ -44,13 +44,13 @@ def claim(engine: sa.Engine, keys: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
     ]
     insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
     statement = insert(_TABLE).values(rows)
-    statement = statement.on_conflict_do_update(
+    claim = statement.on_conflict_do_update(
         index_elements=KEY,
         set_={"state": SENDING, "updated_us": now, "as_of_us": as_of_us},
         where=_TABLE.c.state == FAILED,
     ).returning(*(_TABLE.c[name] for name in KEY))
     with engine.begin() as conn:
-        won = conn.execute(statement).all()
+        won = conn.execute(claim).all()
     return pl.DataFrame([tuple(r) for r in won], schema=ALERT_DELIVERIES.subset(*KEY), orient="row")
 
 

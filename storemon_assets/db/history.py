@@ -13,6 +13,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_UPTIME, STORES
+from storemon_assets.db.driver import dbapi_connection
 from storemon_assets.db.loading import _bulk_insert
 from storemon_assets.db.queries import _fetch, _placeholder, retention_cutoff
 from storemon_assets.db.schema import SQL_TABLES
@@ -75,7 +76,7 @@ def _read_sqlite_daily(
         params += (store_id,)
     sql += " GROUP BY local_date"
     with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection(conn).cursor()
         try:
             rows = cursor.execute(sql, params).fetchall()
         finally:
@@ -185,7 +186,7 @@ def delete_old_polls(engine: sa.Engine, plan: pl.DataFrame) -> int:
     )
     deleted = 0
     with engine.begin() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection(conn).cursor()
         try:
             for batch in rows.iter_slices(1_000):
                 for row in batch.iter_rows():
@@ -202,7 +203,7 @@ def reclaim_space(engine: sa.Engine) -> str:
     if engine.dialect.name != "sqlite":
         return "PostgreSQL: freed rows are reused by later inserts (autovacuum); see deploy/README.md"
     with engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
+        raw = dbapi_connection(conn)
         freed = raw.execute("PRAGMA freelist_count").fetchone()[0]
         # Through sqlite3_exec, which steps the pragma to its end: the driver's execute() steps
         # once, and each step frees a single page.

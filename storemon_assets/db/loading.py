@@ -18,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.parsing import MAX_REJECTED_KEPT, ParsedFeed
+from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     CURRENT_REPORT,
@@ -34,6 +35,7 @@ from storemon_assets.core.tables import (
     STORE_TIMEZONES,
     STORES,
 )
+from storemon_assets.db.driver import dbapi_connection
 from storemon_assets.db.queries import retention_cutoff
 from storemon_assets.db.schema import SQL_TABLES
 
@@ -94,7 +96,7 @@ def _bulk_insert(
     if frame.height == 0:
         return
     columns = ", ".join(frame.columns)
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = dbapi_connection(conn).cursor()
     try:
         if conn.dialect.name == "sqlite":
             # Dates as ISO text, which is how SQLite stores them (its driver's date adapter is deprecated).
@@ -102,7 +104,7 @@ def _bulk_insert(
             placeholders = ", ".join("?" for _ in frame.columns)
             sql = f"INSERT INTO {table.name} ({columns}) VALUES ({placeholders}) ON CONFLICT {on_conflict}"
             for done, batch in enumerate(frame.iter_slices(INSERT_BATCH_ROWS), start=1):
-                cursor.executemany(sql, batch.iter_rows())
+                cursor.executemany(sql, batch.rows())
                 if on_rows:
                     on_rows(min(done * INSERT_BATCH_ROWS, frame.height), frame.height)
         elif conn.dialect.name == "postgresql":
@@ -163,12 +165,12 @@ def _insert_polls(
         f"INSERT INTO {table.name} (store_key, polled_at_us, active) "
         "SELECT ?, value >> 1, value & 1 FROM json_each('[' || ? || ']') WHERE true ON CONFLICT DO NOTHING"
     )
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = dbapi_connection(conn).cursor()
     try:
         done = 0
         for batch in packed.iter_slices(INSERT_BATCH_STORES):
-            cursor.executemany(sql, batch.select("store_key", "numbers").iter_rows())
-            done += batch.get_column("len").sum()
+            cursor.executemany(sql, batch.select("store_key", "numbers").rows())
+            done += as_int(batch.get_column("len").sum())
             if on_rows:
                 on_rows(done, rows.height)
     finally:
@@ -183,7 +185,7 @@ def _insert_postgres_polls(conn: sa.Connection, polls: pl.DataFrame) -> None:
     on) keeps concurrent loaders from inserting the same poll twice.
     """
     columns = "store_key, polled_at_us, active"
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = dbapi_connection(conn).cursor()
     try:
         cursor.execute(f"LOCK TABLE {STORE_STATUS_POLLS.name} IN SHARE ROW EXCLUSIVE MODE")
         staging = _copy_to_staging(cursor, SQL_TABLES[STORE_STATUS_POLLS.name], polls)
@@ -230,7 +232,7 @@ def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
     or the row (PostgreSQL) until it commits, so this waits, then finds the row: the loser
     reports "already loaded" instead of failing on the primary key."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
-    insert = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}[conn.dialect.name](ledger)
+    insert = (sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert)(ledger)
     now_us = time.time_ns() // 1000
     row = {
         "file_sha256": feed.sha256,
@@ -260,7 +262,7 @@ def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
 def _weekdays(conn: sa.Connection, store_ids: Sequence[str]) -> pl.DataFrame:
     """(store_id, day_of_week) of the stored business hours of these stores."""
     table = SQL_TABLES[BUSINESS_HOURS.name]
-    found = []
+    found: list[sa.Row] = []
     for start in range(0, len(store_ids), DELETE_BATCH_KEYS):
         chunk = list(store_ids[start : start + DELETE_BATCH_KEYS])
         query = sa.select(table.c.store_id, table.c.day_of_week).where(table.c.store_id.in_(chunk)).distinct()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from storemon_assets.db.driver import dbapi_connection
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The newest migration; a test checks it against the scripts, so that the start-up check
 # needs no Alembic import when there is nothing to do.
@@ -92,7 +94,7 @@ def incremental_auto_vacuum(engine: sa.Engine) -> None:
             return
         connection.exec_driver_sql("PRAGMA auto_vacuum = INCREMENTAL")
         connection.commit()
-        raw = connection.connection.dbapi_connection
+        raw = dbapi_connection(connection)
         previous, raw.isolation_level = raw.isolation_level, None  # VACUUM outside any transaction
         try:
             raw.execute("VACUUM")
@@ -105,7 +107,10 @@ def head_of_scripts() -> str:
     from alembic.script import ScriptDirectory
 
     config = _alembic_config(None)  # type: ignore[arg-type]
-    return ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migration scripts in {MIGRATIONS_DIR}")
+    return head
 
 
 def schema_drift(engine: sa.Engine) -> list:

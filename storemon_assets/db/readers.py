@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 import sqlalchemy as sa
+
+from storemon_assets.db.driver import dbapi_connection
 
 # What a poll read returns: sorted by store key, then instant.
 POLL_READ_SCHEMA = {"store_key": pl.Int32(), "polled_at_us": pl.Int64(), "active": pl.Boolean()}
@@ -35,19 +39,26 @@ class KeyRange:
     last: int
 
 
-def frame_of_rows(rows: list[tuple], schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def frame_of_rows(rows: Sequence[Sequence[Any]], schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """Rows of plain values as a typed frame (SQLite hands booleans back as 0 and 1)."""
-    # Dates come back as date objects or (SQLite's driver) as their ISO text: left to polars to tell.
-    raw = [(name, {pl.Boolean: pl.Int8, pl.Date: None}.get(dtype, dtype)) for name, dtype in schema.items()]
+    raw = [(name, _read_as(dtype)) for name, dtype in schema.items()]
     frame = pl.DataFrame(rows, schema=raw, orient="row")
     iso_dates = [name for name, dtype in schema.items() if dtype == pl.Date and frame.schema[name] == pl.String]
-    return frame.with_columns(pl.col(iso_dates).str.to_date("%Y-%m-%d")).cast(schema)  # type: ignore[arg-type]
+    return frame.with_columns(pl.col(iso_dates).str.to_date("%Y-%m-%d")).cast(pl.Schema(schema))
 
 
-def fetch(engine: sa.Engine, sql: str, params: tuple, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+def _read_as(dtype: pl.DataType) -> pl.DataType | None:
+    """The type a driver's values of `dtype` are first read as."""
+    if dtype == pl.Boolean:
+        return pl.Int8()  # SQLite's 0 and 1
+    # Dates come back as date objects or (SQLite's driver) as their ISO text: left to polars to tell.
+    return None if dtype == pl.Date else dtype
+
+
+def fetch(engine: sa.Engine, sql: str, params: tuple, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
     """A query's rows through the driver (placeholders: the reader's `placeholder`)."""
     with engine.connect() as conn:
-        cursor = conn.connection.dbapi_connection.cursor()
+        cursor = dbapi_connection(conn).cursor()
         try:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -175,7 +186,7 @@ class PostgresReader:
         bulk (twice as fast here as connectorx's row transfer)."""
         buffer = io.BytesIO()
         with engine.connect() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()
+            cursor = dbapi_connection(conn).cursor()
             try:
                 # Compiling this plain range read to machine code (JIT) costs more than it saves.
                 cursor.execute("SET LOCAL jit = off")

@@ -40,7 +40,7 @@ def _to_sqlalchemy(table: Table) -> sa.Table:
         ),
         *(_index(index) for index in table.indexes),
         comment=table.description,
-        **({"sqlite_with_rowid": False} if table.clustered else {}),
+        sqlite_with_rowid=not table.clustered,
     )
 
 
