@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
 from storemon_assets.progress import Progress
@@ -106,16 +106,15 @@ def _report_from_database(as_of_us: int | None, progress: Progress):
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """Load files of any of the four kinds into the configured database, one transaction each.
-
-    Prints one line per file. A file that cannot be read, or whose load the database refuses
-    (locked past its busy timeout, disk full), says why in that line and the next file is
-    tried; the exit status is then 2.
-    """
+    """Load files of any of the four kinds into the configured database, one transaction each
+    (service.ingest_file). Prints one line per file: a file that cannot be read, or whose load
+    the database refuses (locked past its busy timeout, disk full), says why and the next file
+    is tried; the exit status is then 2."""
     import sqlalchemy as sa
 
     from storemon_assets import settings
     from storemon_assets.db.engine import database_error, open_database
+    from storemon_assets.service import ingest_file
 
     progress = Progress.to_stderr(args.quiet)
     try:
@@ -124,40 +123,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return _fail(f"cannot open the database: {database_error(exc)}")
     failed = 0
     for name in args.files:
-        path = Path(name)
-        try:
-            print(_ingest_one(engine, path, progress), flush=True)
-        except FeedFileError as exc:
-            failed += 1
-            print(f"{path.name}: unreadable: {exc}", flush=True)
-        except (sa.exc.SQLAlchemyError, OSError) as exc:
-            failed += 1
-            print(f"{path.name}: not loaded: {database_error(exc)}", flush=True)
+        done = ingest_file(engine, name, progress=progress)
+        failed += done.failed
+        print(done.describe(), flush=True)
     engine.dispose()
     return 2 if failed else 0
-
-
-def _ingest_one(engine, path: Path, progress: Progress) -> str:
-    """Parse and load one file; the line saying what happened to it."""
-    from storemon_assets.core.parsing import file_sha256, parse_feed_bytes
-    from storemon_assets.db.loading import LoadOutcome, load_feed
-    from storemon_assets.db.queries import loaded_kind
-
-    with progress.phase(f"read {path.name}") as phase:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise FeedFileError.unreadable(str(path), exc) from exc
-        kind = loaded_kind(engine, file_sha256(data))
-        if kind is not None and kind not in AUTHORITATIVE_KINDS:  # in the ledger: no need to parse it again
-            phase.detail = "in the ledger"
-            return LoadOutcome(path.name, "", already_loaded=True).describe()
-        feed = parse_feed_bytes(data, path)
-        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
-    with progress.phase(f"load {path.name}") as phase:
-        outcome = load_feed(engine, feed, on_rows=phase.advance)
-        phase.detail = f"{outcome.rows_loaded:,} rows"
-    return outcome.describe()
 
 
 def _open_configured_database(progress: Progress):

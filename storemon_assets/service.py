@@ -8,7 +8,7 @@ What it costs is set by the week, not by the length of the stored history.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,9 +17,10 @@ import sqlalchemy as sa
 
 from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
 from storemon_assets.core.incidents import incidents_from_intervals, open_at, status_now
 from storemon_assets.core.instants import format_instant
-from storemon_assets.core.parsing import read_feed_file
+from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
 from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
 from storemon_assets.core.uptime import (
@@ -35,10 +36,12 @@ from storemon_assets.core.uptime import (
     utc_days,
     window_utc_days,
 )
+from storemon_assets.db.engine import database_error
 from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
 from storemon_assets.db.queries import (
     KeyRange,
     last_poll_before,
+    loaded_kind,
     newest_poll_us,
     newest_polls,
     polled_store_ids,
@@ -108,9 +111,115 @@ class ReportResult:
         return counts
 
 
+@dataclass(frozen=True)
+class FileIngested:
+    """What ingesting one file did: loaded or found in the ledger (`outcome`), unreadable as a
+    whole (`unreadable`: why, one line naming the file), refused by the database
+    (`database_error`), or none of these: gone or still being written, left for later."""
+
+    name: str
+    outcome: LoadOutcome | None = None
+    unreadable: str | None = None
+    database_error: Exception | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.unreadable is not None or self.database_error is not None
+
+    @property
+    def transient(self) -> bool:
+        """A database error that a later attempt may well not meet (locked, unreachable, disk full)."""
+        return isinstance(self.database_error, sa.exc.OperationalError)
+
+    def describe(self) -> str:
+        """One line for a person: what happened to the file."""
+        if self.outcome is not None:
+            return self.outcome.describe()
+        if self.unreadable is not None:
+            return f"{self.name}: unreadable: {self.unreadable}"
+        if self.database_error is not None:
+            return f"{self.name}: not loaded: {database_error(self.database_error)}"
+        return f"{self.name}: skipped, gone or its last line unfinished"
+
+    def loaded(self) -> LoadOutcome:
+        """The outcome, or the failure raised (FeedFileError, the database's own error)."""
+        if self.database_error is not None:
+            raise self.database_error
+        if self.outcome is None:
+            raise FeedFileError(self.unreadable or f"{self.name}: gone before it was read")
+        return self.outcome
+
+
+def ingest_file(
+    engine: sa.Engine,
+    path: str | Path,
+    read: Callable[[Path], bytes | None] = Path.read_bytes,
+    progress: Progress = QUIET,
+) -> FileIngested:
+    """Read, recognise and load one file in one transaction: the one ingestion path, for the
+    landing sensor's runs, `storemon ingest` and the tests. Never raises for the file's sake.
+
+    `read` gives the file's bytes, or None while it is incomplete (the landing folder's reader
+    refuses what is not a regular file inside it, raising a FeedFileError). A polls file whose
+    content the ledger holds is not parsed again; hours, timezones and special hours apply
+    again at every delivery (SPEC §1).
+    """
+    path = Path(path)
+    try:
+        feed = _read_new_feed(engine, path, read, progress)
+    except FeedFileError as exc:
+        return FileIngested(path.name, unreadable=str(exc))
+    except sa.exc.SQLAlchemyError as exc:
+        return FileIngested(path.name, database_error=exc)
+    if not isinstance(feed, ParsedFeed):
+        return FileIngested(path.name, outcome=feed)
+    try:
+        with progress.phase(f"load {path.name}") as phase:
+            outcome = load_feed(engine, feed, on_rows=phase.advance)
+            phase.detail = f"{outcome.rows_loaded:,} rows"
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        return FileIngested(path.name, database_error=exc)
+    return FileIngested(path.name, outcome=outcome)
+
+
+def _read_new_feed(
+    engine: sa.Engine, path: Path, read: Callable[[Path], bytes | None], progress: Progress
+) -> ParsedFeed | LoadOutcome | None:
+    """The file parsed; or its outcome when the ledger holds its polls; None while incomplete."""
+    with progress.phase(f"read {path.name}") as phase:
+        try:
+            data = read(path)
+        except FeedFileError:
+            raise
+        except OSError as exc:
+            raise FeedFileError.unreadable(path.name, exc) from exc
+        if data is None:
+            phase.detail = "incomplete, left for later"
+            return None
+        kind = loaded_kind(engine, file_sha256(data))
+        if kind is not None and kind not in AUTHORITATIVE_KINDS:
+            phase.detail = "in the ledger"
+            return LoadOutcome(path.name, kind, already_loaded=True)
+        feed = parse_feed_bytes(data, path)
+        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
+    return feed
+
+
 def ingest_files(engine: sa.Engine, paths: Iterable[str | Path]) -> list[LoadOutcome]:
-    """Parse and load each file; raises FeedFileError on the first unreadable file."""
-    return [load_feed(engine, read_feed_file(path)) for path in paths]
+    """Ingest each file (`ingest_file`); raises on the first that fails (FeedFileError when
+    unreadable, the database's error when refused)."""
+    return [ingest_file(engine, path).loaded() for path in paths]
+
+
+def loaded_of_kind(done: Iterable[FileIngested], kind: str) -> list[LoadOutcome]:
+    """The outcomes of the files of one feed that a batch loaded (not those found loaded)."""
+    return [d.outcome for d in done if d.outcome and d.outcome.kind == kind and not d.outcome.already_loaded]
+
+
+def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str, ...]]:
+    """Per hours file, the stores it took weekdays from (an accidental split of a store's rows
+    over two files looks like this)."""
+    return {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
 
 
 def build_report(

@@ -22,6 +22,7 @@ import pytest
 
 import storemon_assets.defs.assets.raw as raw
 import storemon_assets.defs.sensors as sensors
+import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.db.queries import read_polls, store_keys
 from storemon_assets.defs.assets.raw import ingest_landing_files
@@ -303,7 +304,7 @@ def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance,
     polls_file(home, "early.csv", [("s1", "2023-01-22 12:00:00 UTC")], age=90)
     polls_file(home, "late.csv", [("s2", "2023-01-22 12:00:00 UTC")], age=60)
     first = tick(home, instance)
-    original = raw.load_feed
+    original = service.load_feed
     calls = []
 
     def locked_on_the_second_file(engine, feed, **kwargs):
@@ -313,7 +314,7 @@ def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance,
                 return original(engine, feed, **kwargs)
         return original(engine, feed, **kwargs)
 
-    monkeypatch.setattr(raw, "load_feed", locked_on_the_second_file)
+    monkeypatch.setattr(service, "load_feed", locked_on_the_second_file)
     [run] = run_requested(home, instance, first)
     assert not run.success and calls == ["early.csv", "late.csv"]
     tick(home, instance, first.cursor)

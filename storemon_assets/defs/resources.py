@@ -23,6 +23,7 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets import settings
+from storemon_assets.core.parsing import FeedFileError
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.publication import (
     COMBINED_REPORT_NAME,
@@ -78,7 +79,7 @@ class LandingFile:
         return f"{self.mtime_ns}-{self.size}-{self.inode}-{self.ctime_ns}"
 
 
-class NotALandingFile(OSError):
+class NotALandingFile(FeedFileError):
     """A path that is not a regular file inside the landing folder; it is refused unread."""
 
 
@@ -165,9 +166,13 @@ class LandingFolder(dg.ConfigurableResource):
             return handle.read(head_bytes)
 
     def read_complete(self, path: Path) -> bytes | None:
-        """A file's bytes if it is complete (see `is_complete`) as it is read, else None; refused
-        unread unless it is a regular file directly in the folder."""
-        with self._open(path) as handle:
+        """A file's bytes if it is complete (see `is_complete`) as it is read, else None (also when
+        it is gone); refused unread unless it is a regular file directly in the folder."""
+        try:
+            opened = self._open(path)
+        except FileNotFoundError:
+            return None
+        with opened as handle:
             mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
             data = handle.read()
         complete = data.endswith(b"\n") or self._unchanged_for(mtime_ns) >= self.last_line_settle_seconds

@@ -46,7 +46,7 @@ from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestC
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
-from storemon_assets.defs.resources import LandingFile, LandingFolder, NotALandingFile, StoremonDatabase
+from storemon_assets.defs.resources import LandingFile, LandingFolder, StoremonDatabase
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -175,8 +175,7 @@ def _ready_files(
         except FileNotFoundError:
             continue  # gone since the folder was listed
         except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
-            known = isinstance(exc, FeedFileError | NotALandingFile)
-            message = str(exc if known else FeedFileError.unreadable(file.name, exc))
+            message = str(exc if isinstance(exc, FeedFileError) else FeedFileError.unreadable(file.name, exc))
             landing.move_aside(file.path, message)
             moved.append(message)
     return ready

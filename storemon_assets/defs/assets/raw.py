@@ -1,22 +1,18 @@
 """The four raw feeds, loaded from the landing folder into the database."""
 
-from pathlib import Path
-
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from storemon_assets import settings
-from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.ingest_batches import retry_delay_seconds
-from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
 from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
-from storemon_assets.db.engine import database_error
-from storemon_assets.db.loading import LoadOutcome, load_feed
-from storemon_assets.db.queries import feed_versions, loaded_kind, table_counts
-from storemon_assets.defs.resources import LandingFolder, NotALandingFile, StoremonDatabase
+from storemon_assets.db.loading import LoadOutcome
+from storemon_assets.db.queries import feed_versions, table_counts
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
+from storemon_assets.service import FileIngested, ingest_file, loaded_of_kind, stores_losing_weekdays
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
 LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
@@ -62,7 +58,7 @@ NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
 
 def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
     """A warning naming the stores the run's hours files took weekdays from, per file."""
-    losing = {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
+    losing = stores_losing_weekdays(hours)
     stores = sorted({s for names in losing.values() for s in names})
     listed = "\n".join(
         f"- `{name}`: {len(ids):,} stores: "
@@ -80,27 +76,6 @@ def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
         else "no store lost a weekday",
         metadata={"stores": len(stores), "files": dg.MetadataValue.md(listed or "none")},
     )
-
-
-def _read_feed(engine, landing: LandingFolder, path: Path) -> ParsedFeed | LoadOutcome | None:
-    """Parse a file named in the run: only a regular file directly in the landing folder, and
-    only when complete (None when it vanished or is still being written). Anything else named in
-    the run's config (the launchpad takes any path) is refused unread, quoting nothing of it.
-    A polls file whose content the ledger holds is not parsed again (its outcome is returned)."""
-    try:
-        data = landing.read_complete(path)
-    except FileNotFoundError:
-        return None
-    except NotALandingFile:
-        raise
-    except OSError as exc:
-        raise FeedFileError.unreadable(path.name, exc) from exc
-    if data is None:
-        return None
-    kind = loaded_kind(engine, file_sha256(data))
-    if kind is not None and kind not in AUTHORITATIVE_KINDS:
-        return LoadOutcome(path.name, kind, already_loaded=True)
-    return parse_feed_bytes(data, path)
 
 
 @dg.multi_asset(
@@ -144,30 +119,27 @@ def ingest_landing_files(
     """
     engine = database.engine()
     paths = [landing.folder / p for p in config.files] or landing.csv_files()
-    outcomes: list[LoadOutcome] = []
+    done: list[FileIngested] = []
     failures: list[str] = []
     for path in paths:
-        try:
-            feed = _read_feed(engine, landing, path)
-            if feed is None:
-                context.log.warning(
-                    f"{path.name}: skipped, gone or its last line unfinished; the sensor will look again"
-                )
-                continue
-            outcome = feed if isinstance(feed, LoadOutcome) else load_feed(engine, feed)
-        except (FeedFileError, NotALandingFile) as exc:
-            failures.append(str(exc))
-            if landing.holds(path):
-                landing.move_aside(path, str(exc))
-            context.log.error(str(exc))
-            continue
-        except sa.exc.OperationalError as exc:  # transient: the next attempt may well succeed
+        file = ingest_file(engine, path, read=landing.read_complete)
+        if file.database_error is not None:
+            if not file.transient:
+                raise file.database_error
             delay = retry_delay_seconds(context.retry_number + 1, settings.ingest_retry_seconds())
-            context.log.warning(f"{path.name}: not loaded ({database_error(exc)}); retrying in {delay:g} s")
-            raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=delay) from exc
-        outcomes.append(outcome)
-        context.log.info(outcome.describe())
-        context.log_event(dg.AssetObservation(asset_key=LANDING_FOLDER, metadata={LOADED_FILE: path.name}))
+            context.log.warning(f"{file.describe()}; retrying in {delay:g} s")
+            raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=delay) from file.database_error
+        if file.unreadable is not None:
+            failures.append(file.unreadable)
+            if landing.holds(path):
+                landing.move_aside(path, file.unreadable)
+            context.log.error(file.unreadable)
+        elif file.outcome is None:
+            context.log.warning(f"{file.describe()}; the sensor will look again")
+        else:
+            done.append(file)
+            context.log.info(file.describe())
+            context.log_event(dg.AssetObservation(asset_key=LANDING_FOLDER, metadata={LOADED_FILE: path.name}))
 
     counts = table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
     versions = feed_versions(engine)
@@ -177,7 +149,7 @@ def ingest_landing_files(
     for kind, (key, spec, _) in RAW_ASSETS.items():
         if key not in context.selected_asset_keys:
             continue
-        loaded = [o for o in outcomes if o.kind == kind and not o.already_loaded]
+        loaded = loaded_of_kind(done, kind)
         # Rows loaded and the share rejected, per run: numbers the UI plots across runs (a run
         # that read no rows of this feed has no share, and records none).
         rejected_share = share_pct(sum(o.rows_rejected for o in loaded), sum(o.rows_read for o in loaded))
@@ -195,7 +167,7 @@ def ingest_landing_files(
                 "database": database.display_url,
             },
         )
-    hours = [o for o in outcomes if o.kind == HOURS and not o.already_loaded]
+    hours = loaded_of_kind(done, HOURS)
     if hours:
         yield lost_weekdays_check(hours)
     if failures:

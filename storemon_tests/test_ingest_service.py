@@ -1,0 +1,61 @@
+"""service.ingest_file: the one ingestion path of the landing runs, `storemon ingest` and the tests.
+
+Its callers only translate its result (a CLI line, Dagster metadata); the behaviours they show
+end to end are tested in test_cli.py and test_landing.py, the path's own decisions here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import storemon_assets.service as service
+from storemon_assets.core.parsing import FeedFileError
+from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.service import ingest_file, ingest_files
+from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import write_csv
+
+POLLS = "store_id,status,timestamp_utc\ns1,active,2023-01-22 12:00:00 UTC\n"
+HOURS = "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00,17:00\n"
+
+
+@pytest.fixture
+def engine(tmp_path):
+    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
+    create_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_a_file_that_cannot_be_read_is_named_once_in_the_one_wording(tmp_path, engine):
+    missing = ingest_file(engine, tmp_path / "gone.csv")
+    assert missing.failed and missing.outcome is None
+    assert missing.describe() == "gone.csv: unreadable: gone.csv: cannot read file (No such file or directory)"
+    junk = ingest_file(engine, write_csv(tmp_path, "junk.csv", "order_id,amount\n1,2\n"))
+    assert junk.unreadable is not None and junk.unreadable.startswith("junk.csv: unrecognised header")
+    with pytest.raises(FeedFileError, match="^junk.csv: unrecognised header"):
+        ingest_files(engine, [tmp_path / "junk.csv"])
+
+
+def test_polls_in_the_ledger_are_not_parsed_again_but_hours_are_handed_to_the_loader(tmp_path, engine, monkeypatch):
+    polls, hours = write_csv(tmp_path, "p.csv", POLLS), write_csv(tmp_path, "h.csv", HOURS)
+    assert ingest_file(engine, polls).describe() == "p.csv: loaded, polls, 1 rows, 0 rejected"
+    assert ingest_file(engine, hours).describe() == "h.csv: loaded, hours, 1 rows, 0 rejected"
+    parsed = []
+    real_parse = service.parse_feed_bytes
+    monkeypatch.setattr(
+        service, "parse_feed_bytes", lambda data, path: parsed.append(path.name) or real_parse(data, path)
+    )
+    again = ingest_file(engine, polls)
+    assert again.outcome is not None and again.outcome.already_loaded and again.outcome.kind == "polls"
+    assert again.describe() == "p.csv: already loaded" and not again.failed
+    # SPEC 1: hours are authoritative, so their file is parsed again and the loader decides (the
+    # same content as the hours in force: nothing to apply).
+    assert ingest_file(engine, hours).describe() == "h.csv: already loaded"
+    assert parsed == ["h.csv"]
+
+
+def test_a_file_still_being_written_is_left_for_later_unread(tmp_path, engine):
+    later = ingest_file(engine, write_csv(tmp_path, "p.csv", POLLS), read=lambda path: None)
+    assert later.outcome is None and not later.failed
+    assert later.describe() == "p.csv: skipped, gone or its last line unfinished"
