@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -142,23 +143,50 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--stores", type=int, default=None, help="a sample of the real stores (default: all)")
     parser.add_argument("--real", type=Path, default=SHARED)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="a folder for the generated database, kept between runs: a later run with the same folder copies it "
+        "instead of generating and loading again (the measurements, which prune, run on the copy)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storemon-history-bench-") as scratch:
-        scratch = Path(scratch)
-        chunks: list[Path] = []
-        for index in range(-(-args.days // CHUNK_DAYS)):
-            chunks.append(
-                generate_chunk(scratch / f"chunk{index}", index, args.stores, chunks[0] if chunks else None, args.real)
-            )
-        path = scratch / "bench.db"
-        engine = open_database(sqlite_url(path))
-        start = time.perf_counter()
-        for index, chunk in enumerate(chunks):
-            for name in ["store_status.csv"] + (["menu_hours.csv", "timezones.csv"] if index == 0 else []):
-                load_feed(engine, read_feed_file(chunk / name))
-        engine.dispose()
-        print(f"loaded {len(chunks)} files of {CHUNK_DAYS} days in {time.perf_counter() - start:.0f} s")
-        print_table(history_benchmarks(sqlite_url(path), path, len(chunks) * CHUNK_DAYS))
+        home = args.keep or Path(scratch)
+        home.mkdir(parents=True, exist_ok=True)
+        loaded = home / "loaded.db"
+        days = -(-args.days // CHUNK_DAYS) * CHUNK_DAYS
+        if not loaded.exists():
+            build_database(loaded, home, args)
+        else:
+            print(f"reusing {loaded}")
+        path = Path(scratch) / "bench.db"
+        shutil.copyfile(loaded, path)
+        print_table(history_benchmarks(sqlite_url(path), path, days))
+
+
+def build_database(target: Path, home: Path, args: argparse.Namespace) -> None:
+    """Generate 8-day polls files back from the default end and load them (hours and timezones
+    with the first) into a new SQLite file at `target`, written under another name until done."""
+    chunks: list[Path] = []
+    for index in range(-(-args.days // CHUNK_DAYS)):
+        chunks.append(
+            generate_chunk(home / f"chunk{index}", index, args.stores, chunks[0] if chunks else None, args.real)
+        )
+    building = target.with_name(target.name + ".building")
+    building.unlink(missing_ok=True)
+    engine = open_database(sqlite_url(building))
+    start = time.perf_counter()
+    for index, chunk in enumerate(chunks):
+        for name in ["store_status.csv"] + (["menu_hours.csv", "timezones.csv"] if index == 0 else []):
+            load_feed(engine, read_feed_file(chunk / name))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    building.replace(target)
+    for chunk in chunks:
+        shutil.rmtree(chunk)
+    print(f"loaded {len(chunks)} files of {CHUNK_DAYS} days in {time.perf_counter() - start:.0f} s")
 
 
 def print_table(rows: list[str]) -> None:

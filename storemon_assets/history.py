@@ -35,6 +35,7 @@ from storemon_assets.core.daily import (
     requested_dates,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
+from storemon_assets.core.tables import STORE_TIMEZONES
 from storemon_assets.core.uptime import (
     business_intervals_covering,
     observations,
@@ -43,6 +44,7 @@ from storemon_assets.core.uptime import (
     window_utc_days,
 )
 from storemon_assets.db.history import (
+    STORED_DAILY_SCHEMA,
     delete_old_polls,
     ledger_arrivals,
     now_us,
@@ -59,6 +61,7 @@ from storemon_assets.db.queries import (
     polled_stores,
     read_polls,
     read_polls_in_ranges,
+    read_table,
     read_weekly_schedules,
     retention_cutoff,
 )
@@ -89,8 +92,8 @@ class DailyHistory:
     stored_rows: int = 0  # of them, read from the table
     computed_rows: int = 0  # computed from the polls (and written back when asked)
 
-    def csv_frame(self) -> pl.DataFrame:
-        return daily_csv_frame(self.values)
+    def csv_frame(self, *, decimals: bool = False) -> pl.DataFrame:
+        return daily_csv_frame(self.values, decimals=decimals)
 
 
 def empty_values() -> pl.DataFrame:
@@ -128,9 +131,9 @@ def daily_history(
             if key is None:
                 return DailyHistory(as_of_us, empty_values())
             keys = KeyRange(key, key)
-        stores = polled_stores(engine, as_of_us, keys)
-        schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
-        zones = store_zones(schedule)
+        # Ranked by text id: the order of the result, reached by sorting integers once at the end.
+        stores = polled_stores(engine, as_of_us, keys).sort("store_id").with_row_index("_rank")
+        zones = store_timezones(engine, stores, keys)  # the schedules only when something is computed
         # Each store's dates; none after the local date of the instant just before T (those days
         # start at or after T, so nothing of them is before T).
         latest = requested_dates(zones, as_of_us, days or DEFAULT_DAYS)
@@ -139,44 +142,69 @@ def daily_history(
                 pl.lit(first_date).alias("first_date"),
                 pl.min_horizontal(pl.lit(last_date), "last_date").alias("last_date"),
             )
-        ranges = latest.filter(pl.col("first_date") <= pl.col("last_date"))
+        ranges = latest.filter(pl.col("first_date") <= pl.col("last_date")).join(
+            stores.select("store_id", "store_key"), on="store_id"
+        )
         expected = ranges.select(
-            "store_id", ((pl.col("last_date") - pl.col("first_date")).dt.total_days() + 1).alias("days")
+            "store_key", ((pl.col("last_date") - pl.col("first_date")).dt.total_days() + 1).alias("days")
         )
         phase.detail = f"{stores.height:,} polled by T, {expected.get_column('days').sum() or 0:,} store-days"
     if ranges.is_empty():
         return DailyHistory(as_of_us, empty_values())
-    usable = empty_values()
+    usable = pl.DataFrame(schema=STORED_DAILY_SCHEMA)
     if use_stored:
         with progress.phase("stored values") as phase:
             stored = read_daily(
-                engine, ranges.get_column("first_date").min(), ranges.get_column("last_date").max(), store_id
-            )  # in no particular order: the result is sorted once, below
-            stored = stored.join(ranges, on="store_id").filter(
+                engine,
+                ranges.get_column("first_date").min(),
+                ranges.get_column("last_date").max(),
+                keys.first if keys is not None else None,
+            )
+            stored = stored.join(ranges.select("store_key", "first_date", "last_date"), on="store_key").filter(
                 pl.col("local_date").is_between(pl.col("first_date"), pl.col("last_date"))
             )
             usable = holding_rows(stored, as_of_us, ledger_arrivals(engine), retention_cutoff(engine))
-            usable = usable.select(list(DAILY_VALUES_SCHEMA))
             phase.detail = f"{usable.height:,} of {stored.height:,} stored rows hold for T"
     # Only stores missing a date need their days laid out (UTC bounds: a time-zone conversion each).
-    complete = usable.group_by("store_id").len().join(expected, on="store_id").filter(pl.col("len") == pl.col("days"))
-    incomplete = ranges.join(complete, on="store_id", how="anti")
+    complete = usable.group_by("store_key").len().join(expected, on="store_key").filter(pl.col("len") == pl.col("days"))
+    incomplete = ranges.join(complete, on="store_key", how="anti").drop("store_key")
     wanted = local_days(zones, incomplete).filter(pl.col("day_start_us") < as_of_us)
-    pending = wanted.join(usable, on=["store_id", "local_date"], how="anti")
-    computed = empty_values()
+    pending = wanted.join(
+        usable.select("store_key", "local_date").join(stores.select("store_key", "store_id"), on="store_key"),
+        on=["store_id", "local_date"],
+        how="anti",
+    )
+    computed = pl.DataFrame(schema=STORED_DAILY_SCHEMA)
     if not pending.is_empty():
-        computed = compute_daily(engine, stores, schedule, pending, as_of_us, progress)
+        schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
+        values = compute_daily(engine, stores.drop("_rank"), schedule, pending, as_of_us, progress)
+        computed = values.join(stores.select("store_id", "store_key"), on="store_id").with_columns(
+            pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
+        )
         if write:
             with progress.phase("store values") as phase:
-                write_daily(
-                    engine,
-                    computed.with_columns(
-                        pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
-                    ),
-                )
+                write_daily(engine, computed)
                 phase.detail = f"{computed.height:,} rows"
-    values = pl.concat([usable, computed]).sort("store_id", "local_date")
+    columns = [*STORED_DAILY_SCHEMA]
+    values = (
+        pl.concat([usable.select(columns), computed.select(columns)])
+        .join(stores, on="store_key")
+        # One integer key (rank, then days since 1970 made non-negative): a fraction of a two-column sort.
+        .sort((pl.col("_rank").cast(pl.Int64) * 2**32) + pl.col("local_date").cast(pl.Int32) + 2**31)
+        .select(list(DAILY_VALUES_SCHEMA))
+    )
     return DailyHistory(as_of_us, values, usable.height, computed.height)
+
+
+def store_timezones(engine: sa.Engine, stores: pl.DataFrame, keys: KeyRange | None) -> pl.DataFrame:
+    """store_id, timezone of the stores (DEFAULT_TIMEZONE when none is known), as the schedules
+    have them (core/business_time.py: weekly_schedule), without reading the hours."""
+    known = read_table(engine, STORE_TIMEZONES, ("store_id", "timezone_str"), keys)
+    return (
+        stores.select("store_id")
+        .join(known.select("store_id", pl.col("timezone_str").alias("timezone")), on="store_id", how="left")
+        .with_columns(pl.col("timezone").fill_null(DEFAULT_TIMEZONE))
+    )
 
 
 # The fleet's uptime share over the last days, per (database, T, data version): /summary asks
@@ -226,14 +254,21 @@ def holding_rows(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cu
         .sort("ingested_at_us")
     )
     schedule_changed_at = arrivals.filter(pl.col("kind") != POLLS).get_column("ingested_at_us").max()
-    rows = stored.sort("computed_at_us").join_asof(
-        later,
-        left_on="computed_at_us",
-        right_on="ingested_at_us",
-        strategy="forward",
-        allow_exact_matches=False,
-        check_sortedness=False,
+    # Per write (rows share their computed_at_us): a small as-of join, then a join back.
+    stamps = (
+        stored.select("computed_at_us")
+        .unique()
+        .sort("computed_at_us")
+        .join_asof(
+            later,
+            left_on="computed_at_us",
+            right_on="ingested_at_us",
+            strategy="forward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
     )
+    rows = stored.join(stamps, on="computed_at_us", how="left")
     polls_changed = pl.col("_earliest_later").is_not_null() & (pl.col("_earliest_later") <= depends_until)
     schedule_changed = (
         pl.lit(False) if schedule_changed_at is None else (pl.col("computed_at_us") < schedule_changed_at) & ~frozen
@@ -334,7 +369,7 @@ def _read_stores_polls(engine: sa.Engine, stores: pl.DataFrame, first_us: int, l
 
 def write_daily_csv(history: DailyHistory, target: Path) -> None:
     """The SPEC §8 CSV, written atomically (2 decimals, sorted by store then date)."""
-    write_csv_atomically(history.csv_frame(), target)
+    write_csv_atomically(history.csv_frame(decimals=True), target)
 
 
 def write_csv_atomically(frame: pl.DataFrame, target: Path) -> None:

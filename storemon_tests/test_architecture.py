@@ -185,11 +185,11 @@ def test_scripts_do_not_import_the_tests():
 
 def test_the_queries_leave_the_dialect_to_the_engines_reader():
     """SQLite and PostgreSQL differ in db/readers.py only (one reader per engine): the reads in
-    db/queries.py never ask which database they are on."""
-    queries = PACKAGE / "db" / "queries.py"
+    db/queries.py and the history's in db/history.py never ask which database they are on."""
     branches = [
-        node.lineno
-        for node in ast.walk(ast.parse(queries.read_text()))
+        (name, node.lineno)
+        for name in ("queries.py", "history.py")
+        for node in ast.walk(ast.parse((PACKAGE / "db" / name).read_text()))
         if isinstance(node, ast.Attribute) and node.attr == "dialect"
     ]
     assert branches == []

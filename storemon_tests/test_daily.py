@@ -242,29 +242,36 @@ def test_stored_values_are_reused_only_while_they_hold(sample_engine, tmp_path):
 
 
 def test_stored_rows_read_back_exactly_including_nulls_one_store_and_no_rows(sample_engine):
-    # SQLite reads them packed (a text per column per date, split by polars): every value, a null
-    # final_from_us, a one-store read and an empty range must come back as written.
-    from storemon_assets.core.tables import STORE_DAILY_UPTIME
-    from storemon_assets.db.history import read_daily, write_daily
+    # Stored packed (a row per date and shard of 1,024 store keys): every value, a null
+    # final_from_us, stores in two shards (keys 3 and 1027), a one-store read, a rewrite of one
+    # store's value that keeps its shard neighbours, and an empty range come back as written.
+    from storemon_assets.db.history import STORED_DAILY_SCHEMA, read_daily, stored_daily_count, write_daily
 
     rows = pl.DataFrame(
         {
-            "local_date": [dt.date(2023, 1, 1), dt.date(2023, 1, 1), dt.date(2023, 1, 2)],
-            "store_id": ["a", "b-with,comma", "a"],
-            "business_half_us": [0, 2 * 86_400_000_000, 7],
-            "up_half_us": [0, 86_400_000_001, 3],
-            "down_half_us": [0, 86_399_999_999, 4],
-            "final_from_us": [None, 1_672_617_600_000_000, -5],
-            "as_of_us": [1_672_700_000_000_000] * 3,
-            "computed_at_us": [1_700_000_000_000_000, 1_700_000_000_000_001, 1_700_000_000_000_002],
+            "local_date": [dt.date(2023, 1, 1), dt.date(2023, 1, 1), dt.date(2023, 1, 1), dt.date(2023, 1, 2)],
+            "store_key": [3, 7, 1027, 3],
+            "business_half_us": [0, 2 * 86_400_000_000, 5, 7],
+            "up_half_us": [0, 86_400_000_001, 2, 3],
+            "down_half_us": [0, 86_399_999_999, 3, 4],
+            "final_from_us": [None, 1_672_617_600_000_000, -(2**62), -5],
+            "as_of_us": [1_672_700_000_000_000] * 4,
+            "computed_at_us": [1_700_000_000_000_000, 1_700_000_000_000_001, 1, 1_700_000_000_000_002],
         },
-        schema=STORE_DAILY_UPTIME.polars_schema,
+        schema=STORED_DAILY_SCHEMA,
     )
+    before = stored_daily_count(sample_engine)
     write_daily(sample_engine, rows)
+    assert stored_daily_count(sample_engine) == before + 4
     everything = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2))
-    assert everything.sort("store_id", "local_date").equals(rows.sort("store_id", "local_date"))
-    one = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2), "a")
-    assert one.sort("local_date").equals(rows.filter(pl.col("store_id") == "a"))
+    assert everything.equals(rows.sort("local_date", "store_key"))
+    one = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2), 3)
+    assert one.equals(rows.filter(pl.col("store_key") == 3))
+    changed = rows.filter(pl.col("store_key") == 7).with_columns(pl.lit(None, pl.Int64).alias("final_from_us"))
+    write_daily(sample_engine, changed)  # store 3's and 1027's values of that date stay
+    again = read_daily(sample_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2))
+    assert again.equals(pl.concat([rows.filter(pl.col("store_key") != 7), changed]).sort("local_date", "store_key"))
+    assert stored_daily_count(sample_engine) == before + 4
     none = read_daily(sample_engine, dt.date(2023, 1, 3), dt.date(2023, 1, 9))
     assert none.is_empty() and none.schema == rows.schema
 

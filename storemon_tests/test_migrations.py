@@ -3,6 +3,7 @@ release upgrades in place with nothing lost, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -238,3 +239,54 @@ def test_status_intervals_are_carried_into_the_clustered_table(empty_engine):
         if empty_engine.dialect.name == "sqlite":
             ddl = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'store_status_intervals'")).scalar()
             assert ddl.endswith("WITHOUT ROWID")
+
+
+def test_daily_values_are_carried_into_the_packed_table_and_back(empty_engine):
+    # 0011 replaces store_daily_uptime (a row per date and store) with store_daily_packed (a row
+    # per date and shard of 1,024 store keys). Stores with keys 1, 2 (shard 0) and 1030 (shard 1):
+    # 2023-01-01 holds 2 packed rows, 2023-01-02 one. Every value comes through, a null
+    # final_from_us too, and the downgrade gives the rows back.
+    from alembic import command
+
+    from storemon_assets.db.history import read_daily
+    from storemon_assets.db.migrate import _alembic_config
+
+    with empty_engine.connect() as connection:
+        command.upgrade(_alembic_config(connection), "0009")
+        connection.commit()
+    stores = [(1, "a"), (2, "b"), (1030, "c")]
+    daily = [
+        ("2023-01-01", "a", 10, 6, 4, None, 100, 200),
+        ("2023-01-01", "b", 2**40, 2**39, 2**39, 2**50, 100, 201),
+        ("2023-01-01", "c", 0, 0, 0, 7, 100, 202),
+        ("2023-01-02", "a", 11, 11, 0, 300, 100, 203),
+    ]
+    with empty_engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO stores (store_key, store_id) VALUES (:k, :i)"), [{"k": k, "i": i} for k, i in stores]
+        )
+        conn.execute(
+            sa.text("INSERT INTO store_daily_uptime VALUES (:d, :s, :b, :u, :w, :f, :a, :c)"),
+            [dict(zip("dsbuwfac", row, strict=True)) for row in daily],
+        )
+    assert upgrade_schema(empty_engine) == ("0009", HEAD_REVISION)
+    assert schema_drift(empty_engine) == []
+    with empty_engine.connect() as conn:
+        assert conn.execute(
+            sa.text("SELECT CAST(local_date AS TEXT), shard, stores FROM store_daily_packed ORDER BY 1, 2")
+        ).all() == [
+            ("2023-01-01", 0, 2),
+            ("2023-01-01", 1, 1),
+            ("2023-01-02", 0, 1),
+        ]
+    keys = {i: k for k, i in stores}
+    read = read_daily(empty_engine, dt.date(2023, 1, 1), dt.date(2023, 1, 2))
+    assert [(str(r[0]), r[1], *r[2:]) for r in read.iter_rows()] == [
+        (d, keys[s], *rest) for d, s, *rest in sorted(daily, key=lambda r: (r[0], keys[r[1]]))
+    ]
+    with empty_engine.connect() as connection:
+        command.downgrade(_alembic_config(connection), "0009")
+        connection.commit()
+    with empty_engine.connect() as conn:
+        back = conn.execute(sa.text("SELECT CAST(local_date AS TEXT), * FROM store_daily_uptime ORDER BY 1, 3")).all()
+    assert [(r[0], *r[2:]) for r in back] == daily

@@ -32,6 +32,7 @@ from storemon_assets.core.tables import STORE_DAILY_UPTIME
 from storemon_assets.core.uptime import (
     DOWN,
     UP,
+    _cents_half_away,
     _round_half_away,
     business_intervals_covering,
     polls_observations,
@@ -197,14 +198,30 @@ def round_minutes(half_us: pl.Expr) -> pl.Expr:
     return _round_half_away(half_us, US_PER_MINUTE)
 
 
-def daily_csv_frame(values: pl.DataFrame) -> pl.DataFrame:
-    """The SPEC §8 CSV's rows from exact values (text store ids), sorted by store then date."""
-    return values.sort("store_id", "local_date").select(
+# Minutes as exact decimals with 2 places: the same text in a CSV as the rounded floats, which
+# polars writes 5x slower (formatting each float to a precision; docs/history.md).
+_CSV_MINUTES = pl.Decimal(20, 2)
+
+
+def daily_csv_frame(values: pl.DataFrame, *, decimals: bool = False) -> pl.DataFrame:
+    """The SPEC §8 CSV's rows from exact values (text store ids) sorted by store then date, as
+    daily_history and daily_values give them. Minutes are floats with 2 decimals, or with
+    `decimals` exact decimals (what a CSV file is written from)."""
+
+    def minutes(name: str) -> pl.Expr:
+        if decimals:
+            return _cents_half_away(pl.col(name), US_PER_MINUTE).cast(_CSV_MINUTES) / 100
+        return round_minutes(pl.col(name))
+
+    return values.select(
         "store_id",
-        pl.col("local_date").cast(pl.String).alias("date_local"),
-        round_minutes(pl.col("business_half_us")).alias("business_minutes"),
-        round_minutes(pl.col("up_half_us")).alias("uptime_minutes"),
-        round_minutes(pl.col("down_half_us")).alias("downtime_minutes"),
+        # A file writes dates as ISO text itself.
+        pl.col("local_date").alias("date_local")
+        if decimals
+        else pl.col("local_date").cast(pl.String).alias("date_local"),
+        minutes("business_half_us").alias("business_minutes"),
+        minutes("up_half_us").alias("uptime_minutes"),
+        minutes("down_half_us").alias("downtime_minutes"),
     )
 
 

@@ -340,6 +340,8 @@ ALERT_DELIVERIES = Table(
 )
 
 # Daily values (SPEC §8), exact: integer half-microseconds like the status intervals they sum.
+# What the asset publishes and the code computes with: one row per (local date, store). Stored
+# packed (STORE_DAILY_PACKED below), not row by row.
 STORE_DAILY_UPTIME = Table(
     "store_daily_uptime",
     "Each store's business, up and down time per local calendar date (the part of the day before as_of_us), "
@@ -359,9 +361,27 @@ STORE_DAILY_UPTIME = Table(
         _int("as_of_us", "The T the values were computed for, microseconds since 1970-01-01 UTC."),
         _int("computed_at_us", "When they were computed, microseconds since 1970-01-01 UTC."),
     ),
-    # Keyed by date first: a range of dates (the CLI's 90 days, a partition) is one range of the
-    # clustered key; one store's dates (its page) go through the index.
-    indexes=(Index("ix_store_daily_uptime_store_id", ("store_id", "local_date")),),
+)
+
+# How the daily values are stored: per local date and shard of 1,024 store keys, one row whose
+# `packed` holds the values of the shard's stores as fixed-width little-endian records
+# (db/history.py: DAILY_RECORD). 90 days of the real fleet are ~1,300 rows that a read turns
+# into columns with one numpy call, where 1.2 M rows cost seconds of driver time (docs/history.md).
+STORE_DAILY_PACKED = Table(
+    "store_daily_packed",
+    "The daily values (store_daily_uptime's columns, the store as its key) of one local date and one shard "
+    "of store keys (store_key // 1024), packed as fixed-width records sorted by store key.",
+    (
+        Column("local_date", pl.Date(), "The stores' local calendar date.", primary_key=True),
+        _key("shard", "store_key // 1024: the shard of 1,024 store keys whose values the row holds.", primary_key=True),
+        _key("stores", "How many stores' records `packed` holds."),
+        Column(
+            "packed",
+            pl.Binary(),
+            "Per store, sorted by key: store_key int32, business_half_us, up_half_us, down_half_us, final_from_us "
+            "(-2**63: null), as_of_us, computed_at_us int64, little-endian.",
+        ),
+    ),
     clustered=True,
 )
 
@@ -413,7 +433,7 @@ STORED_TABLES: tuple[Table, ...] = (
     STORE_INCIDENTS,
     STORE_STATUS_NOW,
     ALERT_DELIVERIES,
-    STORE_DAILY_UPTIME,
+    STORE_DAILY_PACKED,
     RETENTION_STATE,
     API_TOKENS,
 )

@@ -310,12 +310,16 @@ def compute_uptime(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int | 
     return report_from_observations(polls_observations(polls, schedule), schedule, polled, as_of_us)
 
 
+def _cents_half_away(half_us: pl.Expr, unit_us: int) -> pl.Expr:
+    """Exact integer rounding of a non-negative duration to hundredths of `unit_us` (an integer)."""
+    unit_half_us = 2 * unit_us
+    return (half_us * 200 + unit_half_us) // (2 * unit_half_us)
+
+
 def _round_half_away(half_us: pl.Expr, unit_us: int) -> pl.Expr:
     """Exact integer rounding of a non-negative duration to 2 decimals of `unit_us`."""
-    unit_half_us = 2 * unit_us
-    cents = (half_us * 200 + unit_half_us) // (2 * unit_half_us)
     # round(2): polars divides by multiplying with 1/100, which leaves 1.6400000000000001.
-    return (cents / 100).cast(pl.Float64).round(2)
+    return (_cents_half_away(half_us, unit_us) / 100).cast(pl.Float64).round(2)
 
 
 def round_report(exact: pl.DataFrame) -> pl.DataFrame:

@@ -8,18 +8,40 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_UPTIME, STORES
+from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_PACKED, STORES
 from storemon_assets.db.driver import dbapi_connection
-from storemon_assets.db.loading import _bulk_insert
-from storemon_assets.db.queries import _fetch, _placeholder, retention_cutoff
+from storemon_assets.db.queries import _placeholder, retention_cutoff
+from storemon_assets.db.readers import reader_for
 from storemon_assets.db.schema import SQL_TABLES
 
-DAILY_COLUMNS = STORE_DAILY_UPTIME.column_names
-_VALUE_COLUMNS = ("business_half_us", "up_half_us", "down_half_us", "final_from_us", "as_of_us", "computed_at_us")
+PACKED = STORE_DAILY_PACKED.name
+
+# One store's values of one date inside a packed row (STORE_DAILY_PACKED): fixed width, so a
+# read of any number of rows is one numpy view of their joined bytes.
+DAILY_RECORD_FIELDS = (
+    ("store_key", "<i4"),
+    ("business_half_us", "<i8"),
+    ("up_half_us", "<i8"),
+    ("down_half_us", "<i8"),
+    ("final_from_us", "<i8"),
+    ("as_of_us", "<i8"),
+    ("computed_at_us", "<i8"),
+)
+DAILY_RECORD = np.dtype(list(DAILY_RECORD_FIELDS))
+_RECORD_NAMES = tuple(name for name, _ in DAILY_RECORD_FIELDS)
+SHARD_SIZE = 1024  # a packed row holds the stores of 1,024 consecutive keys (shard = store_key // 1024)
+_NULL = -(2**63)  # final_from_us of a store with no observation
+# The stored values as read: the store as its key (callers join the text id they need).
+STORED_DAILY_SCHEMA = {"local_date": pl.Date(), "store_key": pl.Int32()} | {
+    name: pl.Int64() for name in _RECORD_NAMES if name != "store_key"
+}
 
 
 def now_us() -> int:
@@ -29,91 +51,116 @@ def now_us() -> int:
 # --- stored daily values --------------------------------------------------------------------
 
 
-def read_daily(engine: sa.Engine, first_date: dt.date, last_date: dt.date, store_id: str | None = None) -> pl.DataFrame:
-    """Stored daily values of the dates first..last (of one store when given), as typed frames
-    in no particular order.
-
-    SQLite: packed, one text row per date (`_read_sqlite_daily`). PostgreSQL: dates travel as
-    ISO text (PostgreSQL casts), one driver fetch.
-    """
-    if engine.dialect.name == "sqlite":
-        return _read_sqlite_daily(engine, first_date, last_date, store_id)
-    p = _placeholder(engine)
-    columns = ", ".join(name if name != "local_date" else "CAST(local_date AS TEXT)" for name in DAILY_COLUMNS)
-    sql = f"SELECT {columns} FROM {STORE_DAILY_UPTIME.name} WHERE local_date BETWEEN {p} AND {p}"
-    params: tuple = (first_date.isoformat(), last_date.isoformat())
-    if store_id is not None:
-        sql += f" AND store_id = {p}"
-        params += (store_id,)
-    frame = _fetch(engine, sql, params, STORE_DAILY_UPTIME.polars_schema | {"local_date": pl.String()})
-    return frame.with_columns(pl.col("local_date").str.to_date())
-
-
-# Joins the packed values: never in a number, nor in a store id (ingest rejects control
-# characters). A literal in the SQL text: SQLite would call char(31) once per row.
-_SEPARATOR = "\x1f"
-
-
-def _read_sqlite_daily(
-    engine: sa.Engine, first_date: dt.date, last_date: dt.date, store_id: str | None
+def read_daily(
+    engine: sa.Engine, first_date: dt.date, last_date: dt.date, store_key: int | None = None
 ) -> pl.DataFrame:
-    """Stored daily values through SQLite, packed: per date, each column's values joined into
-    one text, split and converted by polars in bulk.
+    """Stored daily values of the dates first..last (of one store when given):
+    STORED_DAILY_SCHEMA, sorted by date then store key.
 
-    Turning 90 days of the fleet (1.2 M rows) into Python tuples was most of `storemon daily`'s
-    time; packed, 91 rows cross the driver, and one text per column costs SQLite half of one per
-    row. The aggregates of one group step through the same rows in the same order, so the i-th
-    value of every column is one row's (group_concat skips nulls: final_from_us goes as '').
-    Dates come in the clustered key's order, so SQLite groups them without sorting.
+    90 days of the real fleet are ~1,300 packed rows (one per date and shard of store keys),
+    turned into columns in one step: no per-value conversion in the database or the driver.
     """
-    values = [name for name in DAILY_COLUMNS if name != "local_date"]
-    value_of = {name: f"IFNULL({name}, '')" if name == "final_from_us" else name for name in values}
-    packed_columns = ", ".join(f"group_concat({value_of[name]}, '{_SEPARATOR}')" for name in values)
-    sql = f"SELECT local_date, {packed_columns} FROM {STORE_DAILY_UPTIME.name} WHERE local_date BETWEEN ? AND ?"
+    p = reader_for(engine).placeholder
+    sql = f"SELECT local_date, stores, packed FROM {PACKED} WHERE local_date BETWEEN {p} AND {p}"
     params: tuple = (first_date.isoformat(), last_date.isoformat())
-    if store_id is not None:
-        sql += " AND store_id = ?"
-        params += (store_id,)
-    sql += " GROUP BY local_date"
+    if store_key is not None:
+        sql += f" AND shard = {p}"
+        params += (store_key // SHARD_SIZE,)
     with engine.connect() as conn:
-        cursor = dbapi_connection(conn).cursor()
-        try:
-            rows = cursor.execute(sql, params).fetchall()
-        finally:
-            cursor.close()
-    packed = pl.DataFrame(rows, schema={name: pl.String() for name in ("local_date", *values)}, orient="row")
-    schema = STORE_DAILY_UPTIME.polars_schema
-    return (
-        packed.with_columns(pl.col(values).str.split(_SEPARATOR))
-        .explode(values)
-        .select(
-            pl.col("local_date").str.to_date("%Y-%m-%d"),
-            *(
-                pl.col(name).replace("", None).cast(schema[name])
-                if name == "final_from_us"
-                else pl.col(name).cast(schema[name])
-                for name in values
-            ),
-        )
-    )
+        values = _unpack(_fetch_packed(conn, sql + " ORDER BY local_date, shard", params))
+    return values if store_key is None else values.filter(pl.col("store_key") == store_key)
 
 
 def write_daily(engine: sa.Engine, values: pl.DataFrame) -> int:
-    """Insert or replace daily values (STORE_DAILY_UPTIME columns), in one transaction."""
+    """Insert or replace daily values (STORED_DAILY_SCHEMA columns), in one transaction.
+
+    Each packed row touched is read, merged with the new values (they replace the stored ones
+    of their store and date) and written back. Writers are serialised first (the reader's
+    lock), so two runs refreshing dates of one shard never drop each other's stores.
+    """
     if values.is_empty():
         return 0
-    frame = values.select(DAILY_COLUMNS).sort("local_date", "store_id")  # key order: appends to the B-tree
-    if engine.dialect.name == "sqlite":
-        frame = frame.with_columns(pl.col("local_date").cast(pl.String))
-    update = ", ".join(f"{name} = excluded.{name}" for name in _VALUE_COLUMNS)
+    values = values.select(list(STORED_DAILY_SCHEMA)).cast(pl.Schema(STORED_DAILY_SCHEMA))
+    shard = (pl.col("store_key") // SHARD_SIZE).alias("shard")
+    touched = values.select("local_date", shard).unique()
+    reader = reader_for(engine)
+    p = reader.placeholder
+    shards = touched.get_column("shard").unique().sort().to_list()
+    sql = (
+        f"SELECT local_date, stores, packed FROM {PACKED} WHERE local_date BETWEEN {p} AND {p} "
+        f"AND shard IN ({', '.join(p for _ in shards)}) ORDER BY local_date, shard"
+    )
+    first, last = values.get_column("local_date").min(), values.get_column("local_date").max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
+    upsert = (
+        f"INSERT INTO {PACKED} (local_date, shard, stores, packed) VALUES ({p}, {p}, {p}, {p}) "
+        "ON CONFLICT (local_date, shard) DO UPDATE SET stores = excluded.stores, packed = excluded.packed"
+    )
     with engine.begin() as conn:
-        _bulk_insert(conn, SQL_TABLES[STORE_DAILY_UPTIME.name], frame, f"(local_date, store_id) DO UPDATE SET {update}")
-    return frame.height
+        reader.lock_daily_values(conn)
+        stored = _unpack(_fetch_packed(conn, sql, (first.isoformat(), last.isoformat(), *shards)))
+        kept = stored.with_columns(shard).join(touched, on=["local_date", "shard"]).drop("shard")
+        merged = pl.concat([kept.join(values, on=["local_date", "store_key"], how="anti"), values])
+        rows = _pack(merged)
+        cursor = dbapi_connection(conn).cursor()
+        try:
+            cursor.executemany(upsert, rows)
+        finally:
+            cursor.close()
+    return values.height
+
+
+def _fetch_packed(conn: sa.Connection, sql: str, params: tuple) -> Sequence[Sequence[Any]]:
+    cursor = dbapi_connection(conn).cursor()
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def _pack(values: pl.DataFrame) -> list[tuple[str, int, int, bytes]]:
+    """Packed rows (local_date as ISO text, shard, stores, packed) of values, records sorted by key.
+
+    The records are made in one numpy array; the loop is over the (date, shard) rows only."""
+    ordered = values.sort("local_date", "store_key")
+    records = np.empty(ordered.height, dtype=DAILY_RECORD)
+    for name in _RECORD_NAMES:
+        column = ordered.get_column(name)
+        records[name] = (column.fill_null(_NULL) if name == "final_from_us" else column).to_numpy()
+    raw = records.tobytes()
+    groups = ordered.group_by(
+        pl.col("local_date").dt.to_string("%Y-%m-%d"),
+        (pl.col("store_key") // SHARD_SIZE).alias("shard"),
+        maintain_order=True,
+    ).len()
+    rows, offset, width = [], 0, DAILY_RECORD.itemsize
+    for local_date, shard, count in groups.iter_rows():
+        rows.append((local_date, shard, count, raw[offset * width : (offset + count) * width]))
+        offset += count
+    return rows
+
+
+def _unpack(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
+    """STORED_DAILY_SCHEMA of packed rows (local_date, stores, packed), in their order."""
+    if not rows:
+        return pl.DataFrame(schema=STORED_DAILY_SCHEMA)
+    dates, counts, blobs = zip(*rows, strict=True)
+    records = np.frombuffer(b"".join(blobs), dtype=DAILY_RECORD)
+    # Dates come back as date objects (PostgreSQL) or as their ISO text (SQLite).
+    day = pl.Series("local_date", dates)
+    day = day.str.to_date("%Y-%m-%d") if day.dtype == pl.String else day.cast(pl.Date)
+    frame = pl.DataFrame({name: records[name] for name in _RECORD_NAMES})
+    return frame.with_columns(
+        day.gather(np.repeat(np.arange(len(dates)), counts)),
+        pl.when(pl.col("final_from_us") != _NULL).then(pl.col("final_from_us")).alias("final_from_us"),
+    ).select(list(STORED_DAILY_SCHEMA))
 
 
 def stored_daily_count(engine: sa.Engine) -> int:
+    """How many (store, date) values are stored."""
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(SQL_TABLES[STORE_DAILY_UPTIME.name])).scalar_one()
+        return conn.exec_driver_sql(f"SELECT COALESCE(SUM(stores), 0) FROM {PACKED}").scalar_one()
 
 
 def store_key_of(engine: sa.Engine, store_id: str) -> int | None:
@@ -198,15 +245,5 @@ def delete_old_polls(engine: sa.Engine, plan: pl.DataFrame) -> int:
 
 
 def reclaim_space(engine: sa.Engine) -> str:
-    """Hand freed pages back to the file system: SQLite's incremental vacuum (migration 0007
-    set the mode). PostgreSQL reuses freed space itself; deploy/README.md says when to do more."""
-    if engine.dialect.name != "sqlite":
-        return "PostgreSQL: freed rows are reused by later inserts (autovacuum); see deploy/README.md"
-    with engine.connect() as conn:
-        raw = dbapi_connection(conn)
-        freed = raw.execute("PRAGMA freelist_count").fetchone()[0]
-        # Through sqlite3_exec, which steps the pragma to its end: the driver's execute() steps
-        # once, and each step frees a single page.
-        raw.executescript("PRAGMA incremental_vacuum;")
-        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    return f"SQLite: {freed:,} free pages handed back to the file system"
+    """Hand freed pages back to the file system where the database can (the reader says how)."""
+    return reader_for(engine).reclaim_space(engine)

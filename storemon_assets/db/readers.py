@@ -1,5 +1,6 @@
 """How each database is read fast: one reader per dialect (SQLite, PostgreSQL), chosen once per
-engine by `reader_for`, so no read branches on the dialect.
+engine by `reader_for`, so no read branches on the dialect (nor the two places where writing
+differs: serialising writers of the packed daily values, and handing freed space back).
 
 Both read a time range of polls as one range of the polls' primary key (store key, instant)
 per store, written as one seek per store (a loop over `stores`, or over a JSON list of
@@ -80,6 +81,24 @@ def connectorx_uri(engine: sa.Engine) -> str:
 class SqliteReader:
     placeholder = "?"
 
+    def lock_daily_values(self, conn: sa.Connection) -> None:
+        """Start the connection's transaction as a writer (db/history.py: write_daily reads the
+        packed rows it rewrites): IMMEDIATE takes the write lock before anything is read, so a
+        second writer waits (busy timeout) instead of rewriting rows from an older read."""
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def reclaim_space(self, engine: sa.Engine) -> str:
+        """The incremental vacuum (migration 0007 set the mode): freed pages go back to the
+        file system."""
+        with engine.connect() as conn:
+            raw = dbapi_connection(conn)
+            freed = raw.execute("PRAGMA freelist_count").fetchone()[0]
+            # Through sqlite3_exec, which steps the pragma to its end: the driver's execute() steps
+            # once, and each step frees a single page.
+            raw.executescript("PRAGMA incremental_vacuum;")
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return f"SQLite: {freed:,} free pages handed back to the file system"
+
     def key_filter(self, alias: str, keys: KeyRange | None) -> tuple[str, tuple]:
         if keys is None:
             return "", ()
@@ -144,8 +163,21 @@ class SqliteReader:
 _ONE_RANGE = "OFFSET 0"
 
 
+# Serialises writers of the packed daily values (pg_advisory_xact_lock: held to the commit).
+_DAILY_VALUES_LOCK_KEY = 0x53544F5245444159  # "STOREDAY"
+
+
 class PostgresReader:
     placeholder = "%s"
+
+    def lock_daily_values(self, conn: sa.Connection) -> None:
+        """Serialise writers of the packed daily values until this transaction ends: a second
+        writer waits here, then reads the rows the first one wrote (READ COMMITTED)."""
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_DAILY_VALUES_LOCK_KEY})")
+
+    def reclaim_space(self, engine: sa.Engine) -> str:
+        """PostgreSQL reuses freed rows itself (autovacuum); deploy/README.md says when to do more."""
+        return "PostgreSQL: freed rows are reused by later inserts (autovacuum); see deploy/README.md"
 
     def key_filter(self, alias: str, keys: KeyRange | None) -> tuple[str, tuple]:
         if keys is None:

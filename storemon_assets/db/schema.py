@@ -15,6 +15,7 @@ _SQL_TYPES: dict[type[pl.DataType], type[sa.types.TypeEngine]] = {
     pl.Float64: sa.Float,
     pl.Boolean: sa.Boolean,
     pl.Date: sa.Date,
+    pl.Binary: sa.LargeBinary,
 }
 
 metadata = sa.MetaData()
