@@ -23,6 +23,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
@@ -131,8 +132,8 @@ def daily_history(
             if key is None:
                 return DailyHistory(as_of_us, empty_values())
             keys = KeyRange(key, key)
-        # Ranked by text id: the order of the result, reached by sorting integers once at the end.
-        stores = polled_stores(engine, as_of_us, keys).sort("store_id").with_row_index("_rank")
+        # In text id order: the result's order, reached by sorting integers once at the end (in_store_order).
+        stores = polled_stores(engine, as_of_us, keys).sort("store_id")
         zones = store_timezones(engine, stores, keys)  # the schedules only when something is computed
         # Each store's dates; none after the local date of the instant just before T (those days
         # start at or after T, so nothing of them is before T).
@@ -169,15 +170,19 @@ def daily_history(
     complete = usable.group_by("store_key").len().join(expected, on="store_key").filter(pl.col("len") == pl.col("days"))
     incomplete = ranges.join(complete, on="store_key", how="anti").drop("store_key")
     wanted = local_days(zones, incomplete).filter(pl.col("day_start_us") < as_of_us)
-    pending = wanted.join(
-        usable.select("store_key", "local_date").join(stores.select("store_key", "store_id"), on="store_key"),
-        on=["store_id", "local_date"],
-        how="anti",
+    pending = (
+        wanted.join(
+            usable.select("store_key", "local_date").join(stores.select("store_key", "store_id"), on="store_key"),
+            on=["store_id", "local_date"],
+            how="anti",
+        )
+        if wanted.height
+        else wanted
     )
     computed = pl.DataFrame(schema=STORED_DAILY_SCHEMA)
     if not pending.is_empty():
         schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
-        values = compute_daily(engine, stores.drop("_rank"), schedule, pending, as_of_us, progress)
+        values = compute_daily(engine, stores, schedule, pending, as_of_us, progress)
         computed = values.join(stores.select("store_id", "store_key"), on="store_id").with_columns(
             pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
         )
@@ -186,14 +191,29 @@ def daily_history(
                 write_daily(engine, computed)
                 phase.detail = f"{computed.height:,} rows"
     columns = [*STORED_DAILY_SCHEMA]
-    values = (
-        pl.concat([usable.select(columns), computed.select(columns)])
-        .join(stores, on="store_key")
-        # One integer key (rank, then days since 1970 made non-negative): a fraction of a two-column sort.
-        .sort((pl.col("_rank").cast(pl.Int64) * 2**32) + pl.col("local_date").cast(pl.Int32) + 2**31)
+    values = in_store_order(pl.concat([usable.select(columns), computed.select(columns)]), stores)
+    return DailyHistory(as_of_us, values, usable.height, computed.height)
+
+
+def in_store_order(values: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
+    """DAILY_VALUES_SCHEMA of stored-form values (store keys), sorted by text store id then date.
+
+    `stores`: store_key, store_id sorted by store_id, holding every key of `values`. Each
+    value's rank (its store's place in that order) is looked up by key in an array, and one
+    integer per value (rank, then days since 1970 made non-negative) is sorted: a fraction of
+    a join and a sort on text (1.2 M values: 0.07 s of CPU instead of 0.13 s).
+    """
+    keys = stores.get_column("store_key").to_numpy()
+    rank_of_key = np.zeros(int(keys.max()) + 1 if keys.size else 1, dtype=np.int64)
+    rank_of_key[keys] = np.arange(keys.size)
+    rank = rank_of_key[values.get_column("store_key").to_numpy()]
+    days = values.get_column("local_date").cast(pl.Int32).to_numpy().astype(np.int64)
+    order = np.argsort((rank << 32) | (days + 2**31), kind="stable")
+    return (
+        values[order]
+        .with_columns(stores.get_column("store_id").gather(rank[order]).alias("store_id"))
         .select(list(DAILY_VALUES_SCHEMA))
     )
-    return DailyHistory(as_of_us, values, usable.height, computed.height)
 
 
 def store_timezones(engine: sa.Engine, stores: pl.DataFrame, keys: KeyRange | None) -> pl.DataFrame:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storemon_assets.core.business_time import weekly_schedule
-from storemon_assets.core.daily import daily_csv_frame, daily_from_polls, month_dates, monthly_sla
+from storemon_assets.core.daily import DAILY_VALUES_SCHEMA, daily_csv_frame, daily_from_polls, month_dates, monthly_sla
 from storemon_assets.db.engine import open_database
 from storemon_assets.history import daily_history
 from storemon_assets.service import ingest_files
@@ -328,3 +328,34 @@ def test_the_daily_and_sla_commands_write_the_specs_csvs(tmp_path, monkeypatch, 
     assert "expected YYYY-MM" in capsys.readouterr().err
     assert main(["db", "prune", "--retention-days", "5"]) == 2
     assert "keep at least 8 days" in capsys.readouterr().err
+
+
+def test_the_csv_file_has_the_same_text_as_the_rounded_minutes(tmp_path):
+    # The file is written from exact decimals (fast), the API reads rounded floats: the same
+    # digits. Half-µs per minute = 120,000,000, so a hundredth of a minute is 1,200,000 half-µs:
+    # 600,000 is exactly half a hundredth (rounds away from zero to 0.01), 599,999 just under
+    # (0.00), 1440 minutes + 1,799,999 is 1440.01 (1.4999... hundredths), 0 is 0.00.
+    from storemon_assets.history import DailyHistory, write_daily_csv
+
+    minute = HALF_US_PER_MINUTE
+    values = pl.DataFrame(
+        {
+            "store_id": ["a", "a", "b", "c"],
+            "local_date": [dt.date(2023, 1, 1), dt.date(2023, 1, 2), dt.date(2023, 1, 1), dt.date(2023, 1, 1)],
+            "business_half_us": [600_000, 1440 * minute + 1_799_999, 599_999, 0],
+            "up_half_us": [600_000, 1440 * minute, 0, 0],
+            "down_half_us": [0, 1_799_999, 599_999, 0],
+            "final_from_us": [None, None, None, None],
+        },
+        schema=DAILY_VALUES_SCHEMA,
+    )
+    target = tmp_path / "daily.csv"
+    write_daily_csv(DailyHistory(0, values), target)
+    assert target.read_text() == (
+        "store_id,date_local,business_minutes,uptime_minutes,downtime_minutes\n"
+        "a,2023-01-01,0.01,0.01,0.00\n"
+        "a,2023-01-02,1440.01,1440.00,0.01\n"
+        "b,2023-01-01,0.00,0.00,0.00\n"
+        "c,2023-01-01,0.00,0.00,0.00\n"
+    )
+    assert target.read_text() == daily_csv_frame(values).write_csv(float_precision=2)

@@ -22,6 +22,7 @@ when f < 2x - c, so none at or after 2 * day_end - c ever is. Stored values whos
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 
 import polars as pl
 
@@ -200,7 +201,7 @@ def round_minutes(half_us: pl.Expr) -> pl.Expr:
 
 # Minutes as exact decimals with 2 places: the same text in a CSV as the rounded floats, which
 # polars writes 5x slower (formatting each float to a precision; docs/history.md).
-_CSV_MINUTES = pl.Decimal(20, 2)
+_CSV_CENTS, _ONE_CENT = pl.Decimal(20, 0), pl.lit(decimal.Decimal("0.01"))
 
 
 def daily_csv_frame(values: pl.DataFrame, *, decimals: bool = False) -> pl.DataFrame:
@@ -210,7 +211,7 @@ def daily_csv_frame(values: pl.DataFrame, *, decimals: bool = False) -> pl.DataF
 
     def minutes(name: str) -> pl.Expr:
         if decimals:
-            return _cents_half_away(pl.col(name), US_PER_MINUTE).cast(_CSV_MINUTES) / 100
+            return _cents_half_away(pl.col(name), US_PER_MINUTE).cast(_CSV_CENTS) * _ONE_CENT
         return round_minutes(pl.col(name))
 
     return values.select(
