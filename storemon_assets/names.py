@@ -26,3 +26,5 @@ API_TAG = "storemon/api"  # on runs the HTTP API launched: which endpoint did
 REQUESTED_BY_TAG = "storemon/requested_by"
 TRIGGER_KEY_TAG = "storemon/trigger_key"
 TRIGGER_ID_TAG = "storemon/trigger_id"
+# Dagster's tag on a failed run: whether the instance's run retries will re-execute it ("true").
+WILL_RETRY_TAG = "dagster/will_retry"

@@ -89,10 +89,7 @@ def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetChe
 
 
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
-    errors = {
-        p.name.removesuffix(".error.txt"): p.read_text().strip()
-        for p in sorted(landing.failed_folder.glob("*.error.txt"))
-    }
+    errors = landing.failed_files()
     finding = quality.Finding(
         not errors,
         "no unreadable files"

@@ -6,15 +6,10 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 
 from __future__ import annotations
 
-import errno
-import itertools
 import json
 import os
 import re
 import shutil
-import stat
-import time
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,17 +18,15 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets import settings
-from storemon_assets.core.parsing import FeedFileError
 from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.landing import LandingFolderRules
+from storemon_assets.names import WILL_RETRY_TAG
 from storemon_assets.publication import (
     COMBINED_REPORT_NAME,
     SHARDS_FOLDER,
     reconcile_combined_report,
     sweep_temporaries,
 )
-
-# Dagster's tag on a failed run that its run retries will re-execute ("true") or not.
-WILL_RETRY_TAG = "dagster/will_retry"
 
 
 @lru_cache(maxsize=8)
@@ -56,174 +49,13 @@ class StoremonDatabase(dg.ConfigurableResource):
         return sa.make_url(self.url).render_as_string(hide_password=True)
 
 
-@dataclass(frozen=True)
-class LandingFile:
-    """A regular file directly inside the landing folder, as `stat` saw it."""
-
-    path: Path
-    size: int
-    mtime_ns: int
-    inode: int
-    ctime_ns: int
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def identity(self) -> str:
-        """Changes whenever the file is rewritten, extended, touched or replaced. Size and
-        modification time alone can be put back as they were (`touch -r`, `rsync -t`, a copy
-        keeping times): a file replaced that way has another inode, or a later status-change
-        time (ctime), which no program can set back."""
-        return f"{self.mtime_ns}-{self.size}-{self.inode}-{self.ctime_ns}"
-
-
-class NotALandingFile(FeedFileError):
-    """A path that is not a regular file inside the landing folder; it is refused unread."""
-
-
-class LandingFolder(dg.ConfigurableResource):
-    """Where new CSV files of any of the three kinds arrive; unreadable ones are moved aside.
-
-    The folder is a boundary: only regular files directly inside it are read. A symbolic link
-    (wherever it points), a FIFO or anything else is refused without being opened.
-
-    A file is taken only once it is complete: unchanged for `settle_seconds` and ending with a
-    newline, or, without one, unchanged for `last_line_settle_seconds` (the real feed's own file
-    has no final newline). A writer that pauses mid-line for less than that is waited for, so a
-    half-written last line is never loaded as a poll (writers should still write `name.csv.part`
-    and rename it when done). An empty file still empty after `incomplete_after_seconds` is moved
-    aside, so it cannot wait unseen forever.
-    """
+class LandingFolder(LandingFolderRules, dg.ConfigurableResource):
+    """The landing folder (STOREMON_DATA_DIR) and how patient its rules are (storemon_assets/landing.py)."""
 
     path: str
     settle_seconds: float = 2.0
     last_line_settle_seconds: float = 30.0
     incomplete_after_seconds: float = 600.0
-
-    @property
-    def folder(self) -> Path:
-        return Path(self.path)
-
-    @property
-    def failed_folder(self) -> Path:
-        return self.folder / "failed"
-
-    def scan(self) -> tuple[list[LandingFile], list[Path]]:
-        """(regular `*.csv` files in arrival order, `*.csv` entries refused as not regular files).
-
-        `lstat` only: a symbolic link is never followed, so nothing outside the folder is read.
-        """
-        if not self.folder.is_dir():
-            return [], []
-        files, refused = [], []
-        for entry in os.scandir(self.folder):
-            if not entry.name.lower().endswith(".csv"):
-                continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # gone since the folder was listed
-            if stat.S_ISREG(info.st_mode):
-                files.append(
-                    LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
-                )
-            else:
-                refused.append(Path(entry.path))
-        return sorted(files, key=lambda f: (f.mtime_ns, f.name)), sorted(refused)
-
-    def csv_files(self) -> list[Path]:
-        return sorted(f.path for f in self.scan()[0])
-
-    def is_settled(self, file: LandingFile, now: float | None = None) -> bool:
-        """Not modified within the last `settle_seconds`."""
-        now = time.time() if now is None else now
-        return now - file.mtime_ns / 1e9 >= self.settle_seconds
-
-    def is_complete(self, file: LandingFile, now: float | None = None) -> bool:
-        """Not empty, and its last byte is a newline or it has not changed for
-        `last_line_settle_seconds`: a file whose last line is unfinished may still be written."""
-        if file.size == 0:
-            return False
-        if self._unchanged_for(file.mtime_ns, now) >= self.last_line_settle_seconds:
-            return True
-        with self._open(file.path) as handle:
-            handle.seek(file.size - 1)
-            return handle.read(1) == b"\n"
-
-    def is_stalled(self, file: LandingFile, now: float | None = None) -> bool:
-        """Still empty after `incomplete_after_seconds`: nobody is writing it."""
-        return self._unchanged_for(file.mtime_ns, now) >= self.incomplete_after_seconds
-
-    @staticmethod
-    def _unchanged_for(mtime_ns: int, now: float | None = None) -> float:
-        return (time.time() if now is None else now) - mtime_ns / 1e9
-
-    def head(self, file: LandingFile, head_bytes: int = 64 * 1024) -> bytes:
-        """The first `head_bytes` of a file: enough to recognise its feed, whatever its size."""
-        with self._open(file.path) as handle:
-            return handle.read(head_bytes)
-
-    def read_complete(self, path: Path) -> bytes | None:
-        """A file's bytes if it is complete (see `is_complete`) as it is read, else None (also when
-        it is gone); refused unread unless it is a regular file directly in the folder."""
-        try:
-            opened = self._open(path)
-        except FileNotFoundError:
-            return None
-        with opened as handle:
-            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
-            data = handle.read()
-        complete = data.endswith(b"\n") or self._unchanged_for(mtime_ns) >= self.last_line_settle_seconds
-        return data if data and complete else None
-
-    def holds(self, path: Path) -> bool:
-        """Whether `path` names an entry directly inside the landing folder (not resolved)."""
-        return Path(os.path.abspath(path)).parent == Path(os.path.abspath(self.folder))
-
-    def _open(self, path: Path):
-        if not self.holds(path):
-            raise NotALandingFile(f"{path.name}: refused unread, not directly inside the landing folder")
-        try:  # O_NOFOLLOW: a symbolic link fails to open instead of being followed
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise NotALandingFile(f"{path.name}: refused unread, a symbolic link") from exc
-            raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise NotALandingFile(f"{path.name}: refused unread, not a regular file")
-        return os.fdopen(fd, "rb")
-
-    def move_aside(self, path: Path, error: str) -> Path:
-        """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`.
-        A symbolic link is moved as a link: its target is neither read nor touched.
-
-        Nothing in failed/ is ever overwritten (it may hold the only copy of a delivery): a name
-        already taken there, by a file, a folder or an error text, gets the time it was moved
-        aside, `d.20261206T071502Z.csv`, then a counter, `d.20261206T071502Z-2.csv`.
-        """
-        self.failed_folder.mkdir(parents=True, exist_ok=True)
-        target = self._free_failed_name(path.name)
-        if os.path.lexists(path):
-            path.rename(target)  # a rename never replaces a folder, nor (checked above) a file
-        target.with_name(target.name + ".error.txt").write_text(error + "\n")
-        return target
-
-    def _free_failed_name(self, name: str) -> Path:
-        """`name` in failed/, or the first free one of its time-stamped forms."""
-        stem, dot, suffix = name.rpartition(".")
-        stem, suffix = (stem, dot + suffix) if stem else (name, "")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        candidates = itertools.chain(
-            [name, f"{stem}.{stamp}{suffix}"], (f"{stem}.{stamp}-{n}{suffix}" for n in itertools.count(2))
-        )
-        for candidate in candidates:
-            target = self.failed_folder / candidate
-            if not os.path.lexists(target) and not os.path.lexists(target.with_name(candidate + ".error.txt")):
-                return target
-        raise AssertionError("unreachable: the counter is endless")
 
 
 class ReportsFolder(dg.ConfigurableResource):

@@ -38,7 +38,6 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets.core.ingest_batches import choose_batch
-from storemon_assets.core.parsing import FeedFileError, header_kind
 from storemon_assets.core.staleness import fingerprint, partition_ranges, stale_store_ids
 from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db.queries import feed_versions, known_store_ids, read_table, read_weekly_schedules
@@ -46,7 +45,9 @@ from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestC
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
-from storemon_assets.defs.resources import LandingFile, LandingFolder, StoremonDatabase
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
+from storemon_assets.landing import LandingFile
+from storemon_assets.names import WILL_RETRY_TAG
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -55,11 +56,6 @@ MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after 
 MAX_SCHEDULE_RUNS = 4
 RUNNING = dg.DefaultSensorStatus.RUNNING
 BATCH_TAG = "storemon/ingest_batch"
-WILL_RETRY_TAG = "dagster/will_retry"  # set by Dagster on a failed run: whether run retries will re-run it
-REFUSED = (
-    "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
-    "directly inside the landing folder are read"
-)
 
 
 @dataclass
@@ -160,42 +156,6 @@ def _settle_batches(
     return in_flight, {key: names for key, names in without_run.items() if names}
 
 
-def _ready_files(
-    landing: LandingFolder, cursor: LandingCursor, files: list[LandingFile], moved: list[str]
-) -> list[LandingFile]:
-    """Complete files whose current version was not handed to a run, oldest first. Bounded work
-    per file: its last byte and first 64 KiB, whatever its size."""
-    ready = []
-    for file in files:
-        if cursor.handed.get(file.name) == file.identity or not landing.is_settled(file):
-            continue
-        try:
-            if _examine(landing, file):
-                ready.append(file)
-        except FileNotFoundError:
-            continue  # gone since the folder was listed
-        except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
-            message = str(exc if isinstance(exc, FeedFileError) else FeedFileError.unreadable(file.name, exc))
-            landing.move_aside(file.path, message)
-            moved.append(message)
-    return ready
-
-
-def _examine(landing: LandingFolder, file: LandingFile) -> bool:
-    """Whether a file is complete with a known header (False while it may still be written).
-    Raises FeedFileError for a file to move aside."""
-    if not landing.is_complete(file):
-        if file.size == 0 and landing.is_stalled(file):
-            raise FeedFileError(
-                f"{file.name}: empty and unchanged for {landing.incomplete_after_seconds:g} s; "
-                "if it is complete, drop it again with its header and rows"
-            )
-        return False
-    head = landing.head(file)
-    header_kind(head, file.name, whole_file=file.size <= len(head))
-    return True
-
-
 def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=key,
@@ -238,17 +198,14 @@ def _new_store_partitions(
 def landing_files_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase, landing: LandingFolder):
     cursor = LandingCursor.parse(context.cursor)
     engine = database.engine()
-    moved: list[str] = []
     files, refused = landing.scan()
-    for path in refused:
-        message = f"{path.name}: {REFUSED}"
-        landing.move_aside(path, message)
-        moved.append(message)
+    moved = landing.refuse(refused)
     present = {f.name: f for f in files}
     cursor.handed = {n: i for n, i in cursor.handed.items() if n in present}
 
     in_flight, without_run = _settle_batches(context, landing, cursor, present, moved)
-    ready = _ready_files(landing, cursor, files, moved)
+    ready, unreadable = landing.ready_files(files, cursor.handed)
+    moved += unreadable
     for message in moved:
         context.log.error(f"moved aside: {message}")
 

@@ -1,0 +1,240 @@
+"""The landing folder's rules, in plain Python: which entries are read (regular files directly
+inside it, nothing else is even opened), when a file is complete enough to load, and where the
+ones that cannot be ingested go (`failed/`, each with its error beside it).
+
+`LandingFolderRules` holds them; the Dagster resource `LandingFolder` (defs/resources.py) is these
+rules plus their configuration, and the landing sensor and the ingest asset call them.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from storemon_assets.core.parsing import FeedFileError, header_kind
+
+REFUSED = (
+    "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
+    "directly inside the landing folder are read"
+)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """A regular file directly inside the landing folder, as `stat` saw it."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    inode: int
+    ctime_ns: int
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def identity(self) -> str:
+        """Changes whenever the file is rewritten, extended, touched or replaced. Size and
+        modification time alone can be put back as they were (`touch -r`, `rsync -t`, a copy
+        keeping times): a file replaced that way has another inode, or a later status-change
+        time (ctime), which no program can set back."""
+        return f"{self.mtime_ns}-{self.size}-{self.inode}-{self.ctime_ns}"
+
+
+class NotALandingFile(FeedFileError):
+    """A path that is not a regular file inside the landing folder; it is refused unread."""
+
+
+class LandingFolderRules:
+    """Where new CSV files of any of the four kinds arrive; unreadable ones are moved aside.
+
+    Reads `path`, `settle_seconds`, `last_line_settle_seconds` and `incomplete_after_seconds` from
+    the object it is mixed into (the resource declares them, with their defaults).
+
+    The folder is a boundary: only regular files directly inside it are read. A symbolic link
+    (wherever it points), a FIFO or anything else is refused without being opened.
+
+    A file is taken only once it is complete: unchanged for `settle_seconds` and ending with a
+    newline, or, without one, unchanged for `last_line_settle_seconds` (the real feed's own file
+    has no final newline). A writer that pauses mid-line for less than that is waited for, so a
+    half-written last line is never loaded as a poll (writers should still write `name.csv.part`
+    and rename it when done). An empty file still empty after `incomplete_after_seconds` is moved
+    aside, so it cannot wait unseen forever.
+    """
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def failed_folder(self) -> Path:
+        return self.folder / "failed"
+
+    def scan(self) -> tuple[list[LandingFile], list[Path]]:
+        """(regular `*.csv` files in arrival order, `*.csv` entries refused as not regular files).
+
+        `lstat` only: a symbolic link is never followed, so nothing outside the folder is read.
+        """
+        if not self.folder.is_dir():
+            return [], []
+        files, refused = [], []
+        for entry in os.scandir(self.folder):
+            if not entry.name.lower().endswith(".csv"):
+                continue
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue  # gone since the folder was listed
+            if stat.S_ISREG(info.st_mode):
+                files.append(
+                    LandingFile(Path(entry.path), info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
+                )
+            else:
+                refused.append(Path(entry.path))
+        return sorted(files, key=lambda f: (f.mtime_ns, f.name)), sorted(refused)
+
+    def csv_files(self) -> list[Path]:
+        return sorted(f.path for f in self.scan()[0])
+
+    def is_settled(self, file: LandingFile, now: float | None = None) -> bool:
+        """Not modified within the last `settle_seconds`."""
+        now = time.time() if now is None else now
+        return now - file.mtime_ns / 1e9 >= self.settle_seconds
+
+    def is_complete(self, file: LandingFile, now: float | None = None) -> bool:
+        """Not empty, and its last byte is a newline or it has not changed for
+        `last_line_settle_seconds`: a file whose last line is unfinished may still be written."""
+        if file.size == 0:
+            return False
+        if self._unchanged_for(file.mtime_ns, now) >= self.last_line_settle_seconds:
+            return True
+        with self._open(file.path) as handle:
+            handle.seek(file.size - 1)
+            return handle.read(1) == b"\n"
+
+    def is_stalled(self, file: LandingFile, now: float | None = None) -> bool:
+        """Still empty after `incomplete_after_seconds`: nobody is writing it."""
+        return self._unchanged_for(file.mtime_ns, now) >= self.incomplete_after_seconds
+
+    @staticmethod
+    def _unchanged_for(mtime_ns: int, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - mtime_ns / 1e9
+
+    def head(self, file: LandingFile, head_bytes: int = 64 * 1024) -> bytes:
+        """The first `head_bytes` of a file: enough to recognise its feed, whatever its size."""
+        with self._open(file.path) as handle:
+            return handle.read(head_bytes)
+
+    def read_complete(self, path: Path) -> bytes | None:
+        """A file's bytes if it is complete (see `is_complete`) as it is read, else None (also when
+        it is gone); refused unread unless it is a regular file directly in the folder."""
+        try:
+            opened = self._open(path)
+        except FileNotFoundError:
+            return None
+        with opened as handle:
+            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
+            data = handle.read()
+        complete = data.endswith(b"\n") or self._unchanged_for(mtime_ns) >= self.last_line_settle_seconds
+        return data if data and complete else None
+
+    def holds(self, path: Path) -> bool:
+        """Whether `path` names an entry directly inside the landing folder (not resolved)."""
+        return Path(os.path.abspath(path)).parent == Path(os.path.abspath(self.folder))
+
+    def _open(self, path: Path):
+        if not self.holds(path):
+            raise NotALandingFile(f"{path.name}: refused unread, not directly inside the landing folder")
+        try:  # O_NOFOLLOW: a symbolic link fails to open instead of being followed
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise NotALandingFile(f"{path.name}: refused unread, a symbolic link") from exc
+            raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise NotALandingFile(f"{path.name}: refused unread, not a regular file")
+        return os.fdopen(fd, "rb")
+
+    def move_aside(self, path: Path, error: str) -> Path:
+        """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`.
+        A symbolic link is moved as a link: its target is neither read nor touched.
+
+        Nothing in failed/ is ever overwritten (it may hold the only copy of a delivery): a name
+        already taken there, by a file, a folder or an error text, gets the time it was moved
+        aside, `d.20261206T071502Z.csv`, then a counter, `d.20261206T071502Z-2.csv`.
+        """
+        self.failed_folder.mkdir(parents=True, exist_ok=True)
+        target = self._free_failed_name(path.name)
+        if os.path.lexists(path):
+            path.rename(target)  # a rename never replaces a folder, nor (checked above) a file
+        target.with_name(target.name + ".error.txt").write_text(error + "\n")
+        return target
+
+    def _free_failed_name(self, name: str) -> Path:
+        """`name` in failed/, or the first free one of its time-stamped forms."""
+        stem, dot, suffix = name.rpartition(".")
+        stem, suffix = (stem, dot + suffix) if stem else (name, "")
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        candidates = itertools.chain(
+            [name, f"{stem}.{stamp}{suffix}"], (f"{stem}.{stamp}-{n}{suffix}" for n in itertools.count(2))
+        )
+        for candidate in candidates:
+            target = self.failed_folder / candidate
+            if not os.path.lexists(target) and not os.path.lexists(target.with_name(candidate + ".error.txt")):
+                return target
+        raise AssertionError("unreachable: the counter is endless")
+
+    def refuse(self, refused: list[Path]) -> list[str]:
+        """Move entries that are not regular files to failed/, unread; their messages."""
+        moved = []
+        for path in refused:
+            moved.append(f"{path.name}: {REFUSED}")
+            self.move_aside(path, moved[-1])
+        return moved
+
+    def ready_files(self, files: list[LandingFile], handed: dict[str, str]) -> tuple[list[LandingFile], list[str]]:
+        """Complete files whose current version (identity) is not in `handed`, oldest first, and
+        the messages of those moved aside as unreadable. Bounded work per file: its last byte
+        and first 64 KiB, whatever its size."""
+        ready, moved = [], []
+        for file in files:
+            if handed.get(file.name) == file.identity or not self.is_settled(file):
+                continue
+            try:
+                if self._examine(file):
+                    ready.append(file)
+            except FileNotFoundError:
+                continue  # gone since the folder was listed
+            except (FeedFileError, OSError) as exc:  # unreadable (permissions, say): one file, not the tick
+                message = str(exc if isinstance(exc, FeedFileError) else FeedFileError.unreadable(file.name, exc))
+                self.move_aside(file.path, message)
+                moved.append(message)
+        return ready, moved
+
+    def _examine(self, file: LandingFile) -> bool:
+        """Whether a file is complete with a known header (False while it may still be written).
+        Raises FeedFileError for a file to move aside."""
+        if not self.is_complete(file):
+            if file.size == 0 and self.is_stalled(file):
+                raise FeedFileError(
+                    f"{file.name}: empty and unchanged for {self.incomplete_after_seconds:g} s; "
+                    "if it is complete, drop it again with its header and rows"
+                )
+            return False
+        head = self.head(file)
+        header_kind(head, file.name, whole_file=file.size <= len(head))
+        return True
+
+    def failed_files(self) -> dict[str, str]:
+        """The files waiting in failed/, each with its error."""
+        return {
+            p.name.removesuffix(".error.txt"): p.read_text().strip()
+            for p in sorted(self.failed_folder.glob("*.error.txt"))
+        }
