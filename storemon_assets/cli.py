@@ -428,10 +428,10 @@ def cmd_dev(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker that executes Dagster steps (STOREMON_EXECUTOR=celery runs)."""
     try:
-        from storemon_assets.defs.celery_app import make_worker_app
+        import dagster_celery  # noqa: F401 - the worker's task is dagster-celery's
     except ImportError:
         return _fail("storemon worker needs the celery extra: pip install 'storemon[celery]'")
-    from storemon_assets.defs.executors import CELERY_QUEUE
+    from storemon_assets.worker import CELERY_QUEUE, make_worker_app
 
     argv = ["worker", "-Q", CELERY_QUEUE, "--prefetch-multiplier=1", "--loglevel", args.loglevel]
     argv += ["--concurrency", str(args.concurrency)] + (["-n", args.name] if args.name else [])

@@ -9,11 +9,13 @@ rules plus their configuration, and the landing sensor and the ingest asset call
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
+import json
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from storemon_assets.core.parsing import FeedFileError, header_kind
@@ -238,3 +240,40 @@ class LandingFolderRules:
             p.name.removesuffix(".error.txt"): p.read_text().strip()
             for p in sorted(self.failed_folder.glob("*.error.txt"))
         }
+
+
+@dataclass
+class LandingCursor:
+    """The landing sensor's cursor: what only the sensor can know; Dagster keeps everything else (runs, retries, outcomes).
+
+    `handed`: the version (identity) of each file last handed to a run. Files stay in the
+    folder after loading, and Dagster knows runs, not versions of files: without this every
+    tick would hand the whole folder over again.
+    `batches`: the files of each batch (by run key) until its runs have settled, so that a
+    batch whose run Dagster has not created yet is asked for again (a run key already
+    launched is skipped), and one whose runs failed for good has its files moved aside.
+    `feeds`: the feed versions whose stores got their partitions.
+    """
+
+    handed: dict[str, str] = field(default_factory=dict)
+    batches: dict[str, list[str]] = field(default_factory=dict)
+    feeds: str = ""
+
+    @classmethod
+    def parse(cls, text: str | None) -> LandingCursor:
+        data = json.loads(text) if text else {}
+        if data.get("version") != 3:  # an older cursor: look at every file again (the ledger decides)
+            return cls()
+        return cls(data["handed"], data["batches"], data["feeds"])
+
+    def dump(self) -> str:
+        return json.dumps(
+            {"version": 3, "handed": self.handed, "batches": self.batches, "feeds": self.feeds}, sort_keys=True
+        )
+
+
+def batch_key(files: list[LandingFile]) -> str:
+    """The run key of a batch: the same versions of the same files, the same key (Dagster skips
+    a run key it has launched already)."""
+    versions = sorted(f"{f.name}:{f.identity}" for f in files)
+    return "ingest-" + hashlib.sha256(" ".join(versions).encode()).hexdigest()

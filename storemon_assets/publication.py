@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import filecmp
 import glob
+import json
 import os
 import re
 import time
@@ -168,3 +169,39 @@ def sweep_temporaries(folder: Path, target: str | None = None, now: float | None
         except FileNotFoundError:  # its writer renamed or removed it meanwhile
             continue
     return swept
+
+
+def shard_folder(reports_folder: Path, run_id: str) -> Path:
+    """Where a report run keeps its intermediate step results."""
+    return reports_folder / SHARDS_FOLDER / run_id
+
+
+def _step_result_stem(folder: Path, name: str) -> Path:
+    return folder / re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+
+
+def write_step_result(folder: Path, name: str, value: object) -> None:
+    """One step result of a report run, under `name` (made safe as a file name): a frame as Parquet
+    (exact integers, typed), a small value as JSON. Written under a temporary name and renamed, so a
+    step killed half-way never leaves a file a later step reads, nor (a full disk) a temporary one."""
+    stem = _step_result_stem(folder, name)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    temporary = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
+    try:
+        if isinstance(value, pl.DataFrame):
+            value.write_parquet(temporary)
+            temporary.replace(stem.with_name(stem.name + ".parquet"))
+        else:
+            temporary.write_text(json.dumps(value))
+            temporary.replace(stem.with_name(stem.name + ".json"))
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_step_result(folder: Path, name: str) -> object:
+    """What `write_step_result` wrote under `name`."""
+    stem = _step_result_stem(folder, name)
+    frame = stem.with_name(stem.name + ".parquet")
+    if frame.exists():
+        return pl.read_parquet(frame)
+    return json.loads(stem.with_name(stem.name + ".json").read_text())

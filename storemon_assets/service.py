@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
-from storemon_assets.core.incidents import incidents_from_intervals, open_at, status_now
+from storemon_assets.core.incidents import incidents_from_intervals, open_at, stale_warning, status_now
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
 from storemon_assets.core.shards import StoreShard, combine_parts
@@ -401,6 +401,43 @@ def publish_report(
     (storemon_assets/publication.py has the order)."""
     current = current_report(result, report_id, incidents)
     return publish_report_files(engine, reports_dir, current, result.report, report_id)
+
+
+def report_figures(result: ReportResult, compute_seconds: float) -> dict[str, str | int | float]:
+    """A report's figures, as Dagster's pages plot them across runs: the fleet's weekly uptime %
+    weighted by business time, the stores whose weekly uptime is under 95 % and under 80 %, what
+    the report read (the week before T and a margin, then older polls only for carry-ins)."""
+    fleet = result.fleet_week
+    return {
+        "as_of": result.as_of_iso or "(no polls loaded)",
+        "stores": result.store_count,
+        **({"fleet_uptime_pct_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
+        **{f"stores_under_{pct}_pct_week": n for pct, n in fleet.stores_under_pct.items()},
+        "stores_without_observations": result.stores_without_observations,
+        "polls_read": result.reads.window_polls + result.reads.older_polls,
+        "polls_in_week": result.reads.week_polls,
+        "rejected_rows": sum(result.rejected_rows_by_kind.values()),
+        **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
+        "compute_seconds": round(compute_seconds, 3),
+    }
+
+
+def interval_figures(result: ReportResult) -> dict[str, str | int]:
+    """The status intervals behind a report, counted: stores, and intervals per status."""
+    return {
+        "as_of": result.as_of_iso or "(no polls loaded)",
+        "stores": result.uptime.intervals.get_column("store_id").n_unique(),
+        **{f"{status}_intervals": n for status, n in result.intervals_by_status.items()},
+    }
+
+
+def stale_data_warning(engine: sa.Engine, result: ReportResult) -> str | None:
+    """A warning when the report's T is far after the newest poll (e.g. STOREMON_AS_OF=now on old
+    data: every status at T is a guess, docs/monitor.md); None otherwise."""
+    from storemon_assets import settings
+
+    newest = newest_poll_us(engine)
+    return stale_warning(result.uptime.as_of_us, newest, settings.stale_after_minutes() * US_PER_MINUTE)
 
 
 def check_report(engine: sa.Engine, result: ReportResult) -> dict[str, quality.Finding]:

@@ -15,7 +15,7 @@ from storemon_assets.core.instants import as_of_instant
 from storemon_assets.defs.assets import report
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG
-from storemon_assets.service import checked_report, write_report_text
+from storemon_assets.service import checked_report, report_figures, write_report_text
 
 
 class AsOfReportConfig(dg.Config):
@@ -46,13 +46,7 @@ def as_of_report(
     context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
     return dg.Output(
         None,
-        metadata={
-            "as_of": result.as_of_iso,
-            "stores": result.store_count,
-            "stores_without_observations": result.stores_without_observations,
-            "report": dg.MetadataValue.path(str(path)),
-            "compute_seconds": round(compute_seconds, 3),
-        },
+        metadata=report_figures(result, compute_seconds) | {"report": dg.MetadataValue.path(str(path))},
     )
 
 

@@ -6,15 +6,11 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 
 from __future__ import annotations
 
-import json
-import os
-import re
 import shutil
 from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets import settings
@@ -24,8 +20,11 @@ from storemon_assets.names import WILL_RETRY_TAG
 from storemon_assets.publication import (
     COMBINED_REPORT_NAME,
     SHARDS_FOLDER,
+    read_step_result,
     reconcile_combined_report,
+    shard_folder,
     sweep_temporaries,
+    write_step_result,
 )
 
 
@@ -109,48 +108,23 @@ def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
     return all(run.is_finished and run.tags.get(WILL_RETRY_TAG) != "true" for run in group[1])
 
 
-def shard_folder(reports_folder: Path, run_id: str) -> Path:
-    """Where a report run keeps its intermediate step results (ReportShardsIOManager)."""
-    return reports_folder / SHARDS_FOLDER / run_id
-
-
 class ReportShardsIOManager(dg.ConfigurableIOManager):
-    """Keeps the report's intermediate step results (the shard plan, each shard's exact sums) as
-    files under `<reports folder>/.shards/<run id>/`, where every step can read them: the reports
-    folder is the one place every worker already shares (it publishes `combined_report.csv`), not
-    Dagster's default storage on the local disk of whichever machine ran the step.
-
-    Frames are Parquet (exact integers, typed); small values JSON. Each file is written under a
-    temporary name and renamed, so a step killed half-way never leaves a file a later step reads.
-    """
+    """Keeps the report's intermediate step results (the shard plan, each shard's exact sums) in
+    `<reports folder>/.shards/<run id>/` (publication.write_step_result), where every step can read
+    them: the reports folder is the one place every worker already shares, not Dagster's default
+    storage on the local disk of whichever machine ran the step."""
 
     reports_path: str  # the ReportsFolder's path (a plain value, so sensors' contexts can hold it)
 
-    def _stem(self, context: dg.OutputContext) -> Path:
-        """`<run folder>/<step key>__<output>[__<mapping key>]`, made safe as a file name."""
-        run_id, *names = context.get_identifier()
-        return shard_folder(Path(self.reports_path), run_id) / re.sub(r"[^A-Za-z0-9_-]+", "_", "__".join(names))
+    def _where(self, context: dg.OutputContext) -> tuple[Path, str]:
+        run_id, *names = context.get_identifier()  # `<step key>, <output>[, <mapping key>]`
+        return shard_folder(Path(self.reports_path), run_id), "__".join(names)
 
     def handle_output(self, context: dg.OutputContext, obj) -> None:
-        stem = self._stem(context)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        temporary = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
-        try:  # a failed write (a full disk) leaves no half-written temporary file
-            if isinstance(obj, pl.DataFrame):
-                obj.write_parquet(temporary)
-                temporary.replace(stem.with_name(stem.name + ".parquet"))
-            else:
-                temporary.write_text(json.dumps(obj))
-                temporary.replace(stem.with_name(stem.name + ".json"))
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_step_result(*self._where(context), obj)
 
     def load_input(self, context: dg.InputContext):
-        stem = self._stem(context.upstream_output)
-        frame = stem.with_name(stem.name + ".parquet")
-        if frame.exists():
-            return pl.read_parquet(frame)
-        return json.loads(stem.with_name(stem.name + ".json").read_text())
+        return read_step_result(*self._where(context.upstream_output))
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

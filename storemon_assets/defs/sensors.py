@@ -29,9 +29,7 @@ store_schedules_sensor
 
 from __future__ import annotations
 
-import hashlib
 import json
-from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
@@ -46,7 +44,7 @@ from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.landing import LandingFile
+from storemon_assets.landing import LandingCursor, LandingFile, batch_key
 from storemon_assets.names import WILL_RETRY_TAG
 
 MAX_FILES_PER_RUN = 100
@@ -56,36 +54,6 @@ MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after 
 MAX_SCHEDULE_RUNS = 4
 RUNNING = dg.DefaultSensorStatus.RUNNING
 BATCH_TAG = "storemon/ingest_batch"
-
-
-@dataclass
-class LandingCursor:
-    """What only the sensor can know; Dagster keeps everything else (runs, retries, outcomes).
-
-    `handed`: the version (identity) of each file last handed to a run. Files stay in the
-    folder after loading, and Dagster knows runs, not versions of files: without this every
-    tick would hand the whole folder over again.
-    `batches`: the files of each batch (by run key) until its runs have settled, so that a
-    batch whose run Dagster has not created yet is asked for again (a run key already
-    launched is skipped), and one whose runs failed for good has its files moved aside.
-    `feeds`: the feed versions whose stores got their partitions.
-    """
-
-    handed: dict[str, str] = field(default_factory=dict)
-    batches: dict[str, list[str]] = field(default_factory=dict)
-    feeds: str = ""
-
-    @classmethod
-    def parse(cls, text: str | None) -> LandingCursor:
-        data = json.loads(text) if text else {}
-        if data.get("version") != 3:  # an older cursor: look at every file again (the ledger decides)
-            return cls()
-        return cls(data["handed"], data["batches"], data["feeds"])
-
-    def dump(self) -> str:
-        return json.dumps(
-            {"version": 3, "handed": self.handed, "batches": self.batches, "feeds": self.feeds}, sort_keys=True
-        )
 
 
 def _run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
@@ -215,8 +183,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
         sizes = {f.name: f.size for f in ready}
         names = choose_batch([(f.name, f.size) for f in ready], MAX_RUN_BYTES, MAX_FILES_PER_RUN)
         if names:
-            versions = sorted(f"{n}:{present[n].identity}" for n in names)
-            key = "ingest-" + hashlib.sha256(" ".join(versions).encode()).hexdigest()
+            key = batch_key([present[n] for n in names])
             cursor.batches[key] = names
             cursor.handed.update({n: present[n].identity for n in names})
             run_requests.append(_batch_request(key, [present[n] for n in names]))

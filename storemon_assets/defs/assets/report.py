@@ -24,14 +24,12 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
-from storemon_assets.core.business_time import US_PER_MINUTE
-from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
-from storemon_assets.db.queries import newest_poll_us, store_shards
+from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.assets.incidents import INCIDENTS_OUT, incidents_metadata
 from storemon_assets.defs.assets.raw import (
     RAW_BUSINESS_HOURS,
@@ -47,9 +45,12 @@ from storemon_assets.service import (
     build_report_shard,
     check_report,
     combine_report_shards,
+    interval_figures,
     publish_report,
+    report_figures,
     report_incidents,
     report_time_us,
+    stale_data_warning,
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
@@ -57,22 +58,9 @@ RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPEC
 
 
 def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
-    """What the asset's page shows. Every number is plotted across materialisations (Overview,
-    Metadata, Plots): the fleet's weekly uptime % weighted by business time, the stores whose
-    weekly uptime is under 95 % and under 80 %, polls in the week window, compute time."""
-    fleet = result.fleet_week
-    return {
-        "as_of": result.as_of_iso or "(no polls loaded)",
-        "stores": result.store_count,
-        **({"fleet_uptime_pct_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
-        **{f"stores_under_{pct}_pct_week": n for pct, n in fleet.stores_under_pct.items()},
-        "stores_without_observations": result.stores_without_observations,
-        # What the report read: the week before T and a margin, then older polls only for carry-ins.
-        "polls_read": result.reads.window_polls + result.reads.older_polls,
-        "polls_in_week": result.reads.week_polls,
-        "rejected_rows": sum(result.rejected_rows_by_kind.values()),
-        **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
-        "compute_seconds": round(compute_seconds, 3),
+    """What the asset's page shows: the report's figures (plotted across materialisations:
+    Overview, Metadata, Plots), a preview and where it was written."""
+    return report_figures(result, compute_seconds) | {
         "dagster/row_count": result.store_count,
         "dagster/column_schema": REPORT_SCHEMA,
         "preview": markdown_table(result.report),
@@ -85,11 +73,8 @@ def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -
 
 def intervals_metadata(result: ReportResult) -> dict:
     intervals = result.uptime.intervals
-    return {
-        "as_of": result.as_of_iso or "(no polls loaded)",
+    return interval_figures(result) | {
         "dagster/row_count": intervals.height,
-        "stores": intervals.get_column("store_id").n_unique(),
-        **{f"{status}_intervals": n for status, n in result.intervals_by_status.items()},
         "preview": markdown_table(intervals.head(10)),
         "table": STORE_STATUS_INTERVALS.name,
         "timelines_page": dg.MetadataValue.url(settings.api_url() + "/"),
@@ -252,9 +237,7 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
     paths = [publication.combined, publication.run_copy]
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
     run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
-    stale = stale_warning(
-        result.uptime.as_of_us, newest_poll_us(engine), settings.stale_after_minutes() * US_PER_MINUTE
-    )
+    stale = stale_data_warning(engine, result)
     if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
         context.log.warning(stale)
         run_metadata["stale_data_warning"] = stale
