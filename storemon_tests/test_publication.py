@@ -133,6 +133,32 @@ def test_temporaries_and_shards_of_killed_runs_are_swept_at_the_next_start(loade
     assert leftovers(loaded) == [fresh.name]
 
 
+@pytest.mark.parametrize("failing_shards", [1, 2])
+def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instance, monkeypatch, failing_shards):
+    # Issue 20 row 6: a run failed before its publishing step left `.shards/<run>` behind until
+    # the next run's start. Its step results go as it ends now: with one of two shard steps
+    # failing, also those the other one wrote after it (the executor runs the other shards on).
+    import storemon_assets.defs.assets.report as report
+
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failing_shards:
+            raise RuntimeError("the database went away")
+        return real(*args, **kwargs)
+
+    real = report.build_report_shard
+    monkeypatch.setattr(report, "build_report_shard", broken)
+    failed = report_run(loaded, instance, monkeypatch, raise_on_error=False, shards=2)
+    assert not failed.success
+    shard_steps = [e for e in failed.all_events if "compute_report_shard" in (e.step_key or "")]
+    assert sum(e.is_step_failure for e in shard_steps) == failing_shards
+    assert sum(e.is_step_success for e in shard_steps) == 2 - failing_shards
+    assert not loaded.reports.shard_folder(failed.run_id).exists()
+    assert leftovers(loaded) == []
+
+
 def test_a_commit_that_fails_after_the_csv_was_switched_puts_the_previous_csv_back(loaded, instance, monkeypatch):
     first = report_run(loaded, instance, monkeypatch, as_of=OLDER_T)
     published_csv = combined(loaded).read_text()
@@ -224,8 +250,8 @@ def test_a_really_full_reports_folder_changes_nothing_published(home, sample_fil
     assert not failed.success
     assert current_report_info(home.database.engine())["report_id"] == first.run_id
     assert combined(home).read_text() == published_csv
-    # No half-written file; what the failed run had stored for its next steps goes at the next start.
-    assert [name for name in leftovers(home) if not name.startswith(".shards")] == []
+    # No half-written file, nor what the failed run had stored for its next steps.
+    assert leftovers(home) == []
     (small_disk.folder / "filler").unlink()
     assert report_run(home, instance, monkeypatch).success
     assert leftovers(home) == []

@@ -146,6 +146,48 @@ def plan_report_shards(
         yield dg.DynamicOutput(shard.to_dict(), mapping_key=shard.mapping_key, output_name="shards")
 
 
+def _discard_shards_of_failed_run(context: dg.HookContext) -> None:
+    """The run's intermediate files go once a step failed and no shard step is left to run, so
+    that a run that never reaches its publishing step leaves nothing (that step removes them
+    itself, whatever ends it). Not sooner: the other shard steps, which the executor runs on,
+    read the plan from there. Each step's end is logged before its hooks run, so the hook of
+    whichever step ends last sees every other one. Unless the instance's run retries may
+    re-execute the run from its failure, reading them: then the next run's start sweep removes
+    them, as it does after a kill -9."""
+    if context.instance.run_retries_enabled:
+        return
+    types = {dg.DagsterEventType.STEP_OUTPUT, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    records = context.instance.get_records_for_run(context.run_id, of_type=types).records
+    events = [e for e in (r.event_log_entry.dagster_event for r in records) if e is not None]
+    if not any(e.is_step_failure for e in events):
+        return
+
+    def of(op: dg.OpDefinition) -> list[dg.DagsterEvent]:
+        return [e for e in events if f".{op.name}" in (e.step_key or "")]
+
+    planned = [
+        e for e in of(plan_report_shards) if e.is_successful_output and e.step_output_data.output_name == "shards"
+    ]
+    ended = [e for e in of(compute_report_shard) if e.is_step_success or e.is_step_failure]
+    if any(e.is_step_failure for e in of(plan_report_shards)) or len(ended) >= len(planned):
+        context.resources.reports.discard_shards(context.run_id)
+
+
+@dg.failure_hook(required_resource_keys={"reports"})
+def discard_shards_on_failure(context: dg.HookContext) -> None:
+    """A planning or shard step failed: the run will not publish (see _discard_shards_of_failed_run)."""
+    _discard_shards_of_failed_run(context)
+
+
+@dg.success_hook(required_resource_keys={"reports"})
+def discard_shards_after_a_failed_sibling(context: dg.HookContext) -> None:
+    """A shard step that ends after a sibling failed may be the run's last (see _discard_shards_of_failed_run)."""
+    _discard_shards_of_failed_run(context)
+
+
+REPORT_STEP_HOOKS = {discard_shards_on_failure, discard_shards_after_a_failed_sibling}
+
+
 @dg.op(
     out={
         "exact": dg.Out(pl.DataFrame, io_manager_key=REPORT_SHARDS_IO_MANAGER),
@@ -291,13 +333,15 @@ def _report_config(config: ReportShardsConfig) -> dict:
     can_subset=False,
 )
 def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw_special_hours):
-    shards, as_of_us = plan_report_shards(
+    shards, as_of_us = plan_report_shards.with_hooks(REPORT_STEP_HOOKS)(
         raw_store_status=raw_store_status,
         raw_business_hours=raw_business_hours,
         raw_store_timezones=raw_store_timezones,
         raw_special_hours=raw_special_hours,
     )
-    exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
+    exact, intervals, work = shards.map(
+        lambda shard: compute_report_shard.with_hooks(REPORT_STEP_HOOKS)(shard, as_of_us)
+    )
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
     return {
         UPTIME_REPORT.name: published.report,
