@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import polars as pl
+from hypothesis import settings
 
 from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.parsing import parse_time_of_day_us, parse_timestamp_utc
@@ -100,3 +101,9 @@ def add_store_partitions(home, instance):
     context = dg.build_sensor_context(instance=instance, resources=home.resources)
     for request in landing_files_sensor(context).dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def examples(full: int) -> int:
+    """A property test's example count: `full` under Hypothesis's default profile, scaled by the
+    loaded one's max_examples / 100 (`make test-fast` loads "fast", conftest.py: a quarter)."""
+    return max(1, full * settings.default.max_examples // 100)

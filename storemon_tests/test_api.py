@@ -21,6 +21,7 @@ from storemon_assets.db.engine import create_db_engine
 from storemon_assets.db.queries import newest_poll_us
 from storemon_assets.local_servers import dagster_dev, poll_report, prepared_home, storemon_api
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
+from storemon_tests.helpers import examples
 
 pytestmark = pytest.mark.e2e
 
@@ -147,7 +148,7 @@ def test_an_id_dagster_does_not_know_is_404(api):
     assert "no report with id" in response.json()["detail"]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(report_id=st.text(max_size=60) | st.uuids().map(str))
 def test_get_report_never_answers_500(api, report_id):
     response = httpx.get(f"{api}/get_report", params={"report_id": report_id}, timeout=30)

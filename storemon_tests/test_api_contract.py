@@ -34,6 +34,7 @@ from storemon_assets.db.engine import open_database
 from storemon_assets.local_servers import free_port
 from storemon_assets.names import AS_OF_REPORT_JOB, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
 from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import examples
 
 CSV = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downtime_last_hour,downtime_last_day,downtime_last_week\n"
 
@@ -326,7 +327,7 @@ offline = TestClient(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     body=st.none()
     | st.dictionaries(st.sampled_from(["as_of", "x", ""]), st.none() | st.text(max_size=40) | st.integers())
@@ -336,7 +337,7 @@ def test_trigger_report_never_answers_500(body):
     assert response.status_code in (422, 503), response.text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(report_id=st.text(max_size=80))
 def test_get_report_offline_never_answers_500(report_id):
     response = offline.get("/get_report", params={"report_id": report_id})

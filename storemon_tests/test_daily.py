@@ -16,7 +16,7 @@ from storemon_assets.core.daily import DAILY_VALUES_SCHEMA, daily_csv_frame, dai
 from storemon_assets.db.engine import open_database
 from storemon_assets.history import daily_history
 from storemon_assets.service import ingest_files
-from storemon_tests.helpers import at, write_csv
+from storemon_tests.helpers import at, examples, write_csv
 from storemon_tests.reference_model import store_daily
 from storemon_tests.test_uptime_properties import scenarios
 
@@ -113,7 +113,7 @@ def test_a_store_without_observations_has_business_minutes_but_no_uptime_or_down
     assert values.get_column("final_from_us").to_list() == [None]
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios(), st.integers(1, 9))
 def test_daily_values_match_the_literal_reading_of_the_spec(scenario, days_back):
     as_of_us, stores = scenario
@@ -195,10 +195,10 @@ def test_sla_hours_and_the_uptime_share_of_a_month_without_observed_time():
 @pytest.fixture(params=["sqlite", "postgresql"])
 def sample_engine(request, tmp_path):
     from storemon_assets import settings
-    from storemon_tests.conftest import empty_postgres_engine
+    from storemon_tests.conftest import fresh_postgres_engine
 
     if request.param == "postgresql":
-        url = empty_postgres_engine().url.render_as_string(hide_password=False)
+        url = fresh_postgres_engine().url.render_as_string(hide_password=False)
     else:
         url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     engine = open_database(url)

@@ -22,20 +22,10 @@ from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.loading import load_feed
 from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules, rejected_counts
 from storemon_assets.settings import sqlite_url
-from storemon_tests.conftest import fresh_postgres_engine, shared_data
-from storemon_tests.helpers import at, write_csv
+from storemon_tests.conftest import shared_data
+from storemon_tests.helpers import at, examples, write_csv
 
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    """Every loading rule holds on both databases."""
-    if request.param == "postgresql":
-        engine = fresh_postgres_engine()
-    else:
-        engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-        create_tables(engine)
-    yield engine
-    engine.dispose()
+# Every loading rule holds on both databases: the `engine` fixture (conftest.py) is each in turn.
 
 
 # --- timestamps and polls ------------------------------------------------------------------
@@ -350,7 +340,7 @@ _timestamp_like = st.builds(
 )
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.lists(_timestamp_like | st.text(max_size=30), min_size=1, max_size=20))
 def test_fast_timestamp_path_agrees_with_the_general_parser(texts):
     frame = pl.DataFrame({"text": texts}, schema={"text": pl.String})
@@ -417,7 +407,7 @@ def test_fast_timestamp_path_reads_the_feed_spelling_and_leaves_near_misses_to_t
 _PADDING = st.sampled_from(["", " ", "  ", "\t", "\u00a0"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -453,7 +443,7 @@ def test_padding_and_case_of_status_and_timestamp_do_not_change_what_a_poll_says
     assert b.rejected.select("line_number", "reason").equals(a.rejected.select("line_number", "reason"))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.text(alphabet='a\r\n,"é\ufeff ', max_size=40))
 def test_lines_are_those_of_splitting_on_newlines(text):
     """The parallel line reader cuts lines as `str.split("\\n")` with one `\\r` off each (the
@@ -557,7 +547,7 @@ import csv  # noqa: E402
 import io  # noqa: E402
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.text(alphabet='a,"\n ', max_size=40))
 def test_records_and_fields_are_those_of_pythons_csv_module(text):
     """RFC 4180 as Python's csv module reads it: the vectorised reader gives the same records."""

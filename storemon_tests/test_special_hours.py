@@ -25,7 +25,6 @@ from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_
 from storemon_assets.defs.sensors import stale_partitions
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
-from storemon_tests.conftest import fresh_postgres_engine
 from storemon_tests.helpers import HOUR, at, write_csv
 from storemon_tests.reference_model import business_intervals as reference_intervals
 from storemon_tests.test_store_pages import client_for
@@ -251,17 +250,6 @@ def test_bad_special_hours_rows_are_rejected_with_their_reason(tmp_path, line, r
 
 
 # --- loading (SPEC §1, §4a: authoritative for the (store, date) pairs it names) ----------------
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "postgresql":
-        engine = fresh_postgres_engine()
-    else:
-        engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-        create_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 def _special_rows(engine) -> list[tuple]:

@@ -21,6 +21,7 @@ from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.parsing import parse_feed_bytes
 from storemon_assets.core.uptime import WINDOWS, compute_uptime
+from storemon_tests.helpers import examples
 from storemon_tests.reference_model import store_sums, to_us
 
 ZONES = [
@@ -85,7 +86,7 @@ def scenarios(draw):
     return as_of_us, stores
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario):
     as_of_us, stores = scenario

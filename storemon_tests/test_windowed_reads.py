@@ -13,22 +13,19 @@ polls after T, and T in the past.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import tempfile
 from pathlib import Path
 
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_HOUR
 from storemon_assets.core.uptime import WEEK, compute_uptime
-from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.queries import KeyRange, read_polls, read_weekly_schedules, store_keys
 from storemon_assets.service import CARRY_IN_MARGIN_US, build_report, ingest_files
-from storemon_assets.settings import sqlite_url
-from storemon_tests.helpers import write_csv
+from storemon_tests.conftest import copy_of_migrated_sqlite
+from storemon_tests.helpers import examples, write_csv
 from storemon_tests.reference_model import to_us
 
 ZONES = ["America/Chicago", "Asia/Kolkata", "Pacific/Chatham", "Australia/Lord_Howe", "UTC"]
@@ -87,18 +84,8 @@ def histories(draw):
     return (None if draw(st.integers(0, 4)) == 0 else as_of_us), stores
 
 
-@pytest.fixture(scope="module")
-def migrated_template(tmp_path_factory) -> Path:
-    """An empty database with the current schema, copied for every example (migrating is slow)."""
-    path = tmp_path_factory.mktemp("template") / "storemon.db"
-    engine = create_db_engine(sqlite_url(path))
-    create_tables(engine)
-    engine.dispose()
-    return path
-
-
 def load_history(folder: Path, template: Path, stores: dict):
-    shutil.copyfile(template, folder / "storemon.db")
+    """`stores` ingested into a copy of the `migrated_sqlite` database (migrating is slow)."""
     polls = write_csv(
         folder,
         "polls.csv",
@@ -115,7 +102,7 @@ def load_history(folder: Path, template: Path, stores: dict):
     timezones = write_csv(
         folder, "timezones.csv", "store_id,timezone_str\n" + "".join(f"{s},{d['zone']}\n" for s, d in stores.items())
     )
-    engine = create_db_engine(sqlite_url(folder / "storemon.db"))
+    engine = copy_of_migrated_sqlite(template, folder / "storemon.db")
     ingest_files(engine, [polls, hours, timezones])
     return engine
 
@@ -127,12 +114,12 @@ def full_history_report(engine, as_of_us):
     return compute_uptime(polls, read_weekly_schedules(engine, stores.get_column("store_id")), as_of_us)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories())
-def test_windowed_report_equals_the_full_history_report(migrated_template, history):
+def test_windowed_report_equals_the_full_history_report(migrated_sqlite, history):
     as_of_us, stores = history
     with tempfile.TemporaryDirectory() as folder:
-        engine = load_history(Path(folder), migrated_template, stores)
+        engine = load_history(Path(folder), migrated_sqlite, stores)
         try:
             windowed = build_report(engine, as_of_us)
             full = full_history_report(engine, windowed.uptime.as_of_us)
@@ -147,7 +134,7 @@ def test_windowed_report_equals_the_full_history_report(migrated_template, histo
     assert windowed.report.equals(full.report)
 
 
-def test_a_store_silent_for_weeks_takes_its_old_status_and_costs_one_lookup(tmp_path, migrated_template):
+def test_a_store_silent_for_weeks_takes_its_old_status_and_costs_one_lookup(tmp_path, migrated_sqlite):
     # Store "old" (24x7, UTC) was last observed inactive 20 days before T, store "now" is polled
     # at T. The week before T reads no poll of "old", yet it is reported, down all week (168 h),
     # from its carry-in: found by seeking its last poll before the margin and reading 2 days there.
@@ -156,7 +143,7 @@ def test_a_store_silent_for_weeks_takes_its_old_status_and_costs_one_lookup(tmp_
         "old": {"zone": "UTC", "rows": [], "polls": [(as_of_us - 20 * US_PER_DAY, "inactive")]},
         "now": {"zone": "UTC", "rows": [], "polls": [(as_of_us, "active")]},
     }
-    engine = load_history(tmp_path, migrated_template, stores)
+    engine = load_history(tmp_path, migrated_sqlite, stores)
     result = build_report(engine, None)
     engine.dispose()
     old = result.report.filter(pl.col("store_id") == "old").to_dicts()[0]
@@ -164,7 +151,7 @@ def test_a_store_silent_for_weeks_takes_its_old_status_and_costs_one_lookup(tmp_
     assert (result.reads.window_polls, result.reads.older_polls, result.reads.lookback_rounds) == (1, 1, 1)
 
 
-def test_a_poll_outside_business_hours_just_before_the_week_is_not_the_carry_in(tmp_path, migrated_template):
+def test_a_poll_outside_business_hours_just_before_the_week_is_not_the_carry_in(tmp_path, migrated_sqlite):
     # Open Mondays 09:00-17:00 UTC only. T = Wednesday 2024-03-20 00:00, so the week starts on
     # Wednesday 03-13. The last poll before the week (Tuesday 03-12 20:00, active) is outside
     # business hours; the carry-in is Monday 03-11 12:00 (inactive), 2.5 days before the week.
@@ -180,7 +167,7 @@ def test_a_poll_outside_business_hours_just_before_the_week_is_not_the_carry_in(
         },
         "t": {"zone": "UTC", "rows": [], "polls": [(as_of_us, "active")]},
     }
-    engine = load_history(tmp_path, migrated_template, stores)
+    engine = load_history(tmp_path, migrated_sqlite, stores)
     result = build_report(engine, None)
     engine.dispose()
     row = result.report.filter(pl.col("store_id") == "m").to_dicts()[0]
@@ -188,7 +175,7 @@ def test_a_poll_outside_business_hours_just_before_the_week_is_not_the_carry_in(
     assert result.reads.lookback_rounds == 1  # the span from Tuesday's poll back 2 days holds Monday noon
 
 
-def test_a_report_shard_reads_only_its_stores_and_agrees_with_the_whole(tmp_path, migrated_template):
+def test_a_report_shard_reads_only_its_stores_and_agrees_with_the_whole(tmp_path, migrated_sqlite):
     stores = {
         name: {"zone": "UTC", "rows": [], "polls": [(BASE_US - k * US_PER_HOUR, "active" if k % 3 else "inactive")]}
         for name in ("a", "b", "c", "d")
@@ -196,7 +183,7 @@ def test_a_report_shard_reads_only_its_stores_and_agrees_with_the_whole(tmp_path
     }
     for k, name in enumerate(("a", "b", "c", "d")):
         stores[name]["polls"] = [(BASE_US - (k + i) * US_PER_HOUR, "active" if i % 2 else "inactive") for i in range(5)]
-    engine = load_history(tmp_path, migrated_template, stores)
+    engine = load_history(tmp_path, migrated_sqlite, stores)
     whole = build_report(engine, None)
     keys = store_keys(engine).sort("store_key")
     shard = build_report(engine, whole.uptime.as_of_us, KeyRange(keys["store_key"][1], keys["store_key"][2]))
@@ -207,9 +194,9 @@ def test_a_report_shard_reads_only_its_stores_and_agrees_with_the_whole(tmp_path
     assert shard.reads.window_polls == 10  # 5 polls each of its two stores
 
 
-def test_a_report_as_of_before_every_poll_is_empty(tmp_path, migrated_template):
+def test_a_report_as_of_before_every_poll_is_empty(tmp_path, migrated_sqlite):
     stores = {"a": {"zone": "UTC", "rows": [], "polls": [(BASE_US + 1, "active")]}}
-    engine = load_history(tmp_path, migrated_template, stores)
+    engine = load_history(tmp_path, migrated_sqlite, stores)
     result = build_report(engine, BASE_US)
     engine.dispose()
     assert result.report.is_empty() and result.uptime.intervals.is_empty()
