@@ -2,7 +2,8 @@
 #   make run        install into .venv, load the bundled sample data, run the main job,
 #                   then serve the Dagster UI on http://127.0.0.1:3000 and the API on :8000
 #   make test       install into .venv (with test tools), lint, run the whole test suite (CI runs this)
-#   make test-fast  the edit loop: every test except the end-to-end ones (-m "not e2e"), on 2 workers
+#   make test-fast  the edit loop: every test except the end-to-end ones (-m "not e2e"), on 2 workers,
+#                   property tests with a quarter of their Hypothesis examples (`make test`: all)
 #   make lint       ruff (lint + format check), mypy (core/ and db/, [tool.mypy]) and `dg check defs`
 
 PYTHON ?= python3
@@ -65,9 +66,11 @@ lint: install instance
 test: lint
 	$(BIN)/python -m pytest
 
-# Two workers (pytest-xdist), one per core: about half the wall time of one.
+# Two workers (pytest-xdist), one per core: about half the wall time of one. The "fast" Hypothesis
+# profile (storemon_tests/conftest.py) runs a quarter of each property test's examples; `make test`
+# and CI run them all.
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e" -n 2
+	$(BIN)/python -m pytest -m "not e2e" -n 2 --hypothesis-profile=fast
 
 # The history series on SQLite; with POSTGRES=<url of a database it may empty>, on PostgreSQL too.
 bench: install

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
+import signal
+import subprocess
+import sys
+import traceback
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -107,3 +115,61 @@ def examples(full: int) -> int:
     """A property test's example count: `full` under Hypothesis's default profile, scaled by the
     loaded one's max_examples / 100 (`make test-fast` loads "fast", conftest.py: a quarter)."""
     return max(1, full * settings.default.max_examples // 100)
+
+
+def run_storemon(*args: str, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`storemon ARGS` (with the variables `env` set, None: unset) run in this process through `cli.main`: the
+    parser, code and output of the installed script without a new interpreter importing polars,
+    SQLAlchemy and Alembic (~0.7 s of CPU a call). What escapes is reported as Python would: an
+    exception as a traceback on stderr and status 1, a warning on stderr. Tests whose subject is
+    the process itself (installed entry point, resource limits) run the script instead."""
+    from storemon_assets import cli
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = {name: os.environ.get(name) for name in env or {}}
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() sets its own for the commands that write files
+    for name, value in (env or {}).items():
+        _set_variable(name, value)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
+            warnings.resetwarnings()  # Python's default filters: what a user of the script would see
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            try:
+                code = cli.main(list(args))
+            except SystemExit as exit:
+                code = exit.code if isinstance(exit.code, int) or exit.code is None else 1
+                if not isinstance(exit.code, int) and exit.code is not None:
+                    print(exit.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                code = 1
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+        for name, value in saved.items():
+            _set_variable(name, value)
+    return subprocess.CompletedProcess(["storemon", *args], code or 0, stdout.getvalue(), stderr.getvalue())
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def scenario_frames(stores: dict) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """A property test's stores ({id: {"polls": [(at_us, status)], "rows": [(day, start_us,
+    end_us)], "zone": name}}) as the parsed polls, weekly hours and timezones frames."""
+    polls = pl.DataFrame(
+        [(s, at_us, status) for s, d in stores.items() for at_us, status in d["polls"]],
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        orient="row",
+    )
+    hours = pl.DataFrame(
+        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+        orient="row",
+    )
+    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    return polls, hours, zones

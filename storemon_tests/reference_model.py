@@ -8,6 +8,7 @@ a handful of stores only.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
@@ -75,6 +76,34 @@ def business_intervals(rows, zone, first_date: dt.date, last_date: dt.date, spec
     return [(a, b) for a, b in merged]
 
 
+def _local_date(at_us: int, zone: str) -> dt.date:
+    return (EPOCH + dt.timedelta(microseconds=at_us)).astimezone(ZoneInfo(zone)).date()
+
+
+def _observations(polls, rows, zone, as_of_us: int, special=None) -> dict[int, bool]:
+    """The polls up to T that fall in business time, by instant: True (active) unless a poll of
+    that instant says inactive (a same-instant conflict)."""
+    observed: dict[int, bool] = {}
+    for at_us, status in polls:
+        if at_us > as_of_us:
+            continue
+        day = _local_date(at_us, zone)
+        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1), special)
+        if any(a <= at_us < b for a, b in intervals):
+            observed[at_us] = observed.get(at_us, True) and status == "active"
+    return observed
+
+
+def _nearest_status(observed: dict[int, bool]) -> Callable[[Fraction], bool]:
+    """The status at a point: that of the nearest observation (ties: the earlier poll)."""
+    instants = sorted(observed)
+
+    def status_at(point: Fraction) -> bool:
+        return observed[min(instants, key=lambda t: (abs(point - t), t))]
+
+    return status_at
+
+
 def store_sums(polls, rows, zone, as_of_us: int, window_us: int, special=None):
     """(business, up, down) as Fractions of µs for one store and window [T - w, T).
 
@@ -82,30 +111,18 @@ def store_sums(polls, rows, zone, as_of_us: int, window_us: int, special=None):
     special: as for `business_intervals`.
     Returns None when the store has no observation at all.
     """
-    tz = ZoneInfo(zone)
-
-    def local_date(at_us):
-        return (EPOCH + dt.timedelta(microseconds=at_us)).astimezone(tz).date()
-
-    observed: dict[int, bool] = {}
-    for at_us, status in polls:
-        if at_us > as_of_us:
-            continue
-        day = local_date(at_us)
-        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1), special)
-        if any(a <= at_us < b for a, b in intervals):
-            observed[at_us] = observed.get(at_us, True) and status == "active"
+    observed = _observations(polls, rows, zone, as_of_us, special)
     if not observed:
         return None
     instants = sorted(observed)
-
-    def status_at(point: Fraction) -> bool:
-        best = min(instants, key=lambda t: (abs(point - t), t))  # ties: the earlier poll
-        return observed[best]
-
+    status_at = _nearest_status(observed)
     start_us = as_of_us - window_us
     intervals = business_intervals(
-        rows, zone, local_date(start_us) - dt.timedelta(days=2), local_date(as_of_us) + dt.timedelta(days=1), special
+        rows,
+        zone,
+        _local_date(start_us, zone) - dt.timedelta(days=2),
+        _local_date(as_of_us, zone) + dt.timedelta(days=1),
+        special,
     )
     business = up = Fraction(0)
     midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:], strict=False)]
@@ -125,25 +142,10 @@ def store_daily(polls, rows, zone, as_of_us: int, dates: list[dt.date]) -> dict[
     """SPEC §8, literally: per local date, (business, up, down) as Fractions of µs of the part of
     the day [local midnight D, local midnight D + 1) before T. Stores without an observation get
     up = down = 0 (business still counts)."""
-    tz = ZoneInfo(zone)
-
-    def local_date(at_us):
-        return (EPOCH + dt.timedelta(microseconds=at_us)).astimezone(tz).date()
-
-    observed: dict[int, bool] = {}
-    for at_us, status in polls:
-        if at_us > as_of_us:
-            continue
-        day = local_date(at_us)
-        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1))
-        if any(a <= at_us < b for a, b in intervals):
-            observed[at_us] = observed.get(at_us, True) and status == "active"
+    observed = _observations(polls, rows, zone, as_of_us)
     instants = sorted(observed)
     midpoints = [Fraction(a + b, 2) for a, b in zip(instants, instants[1:], strict=False)]
-
-    def status_at(point: Fraction) -> bool:
-        best = min(instants, key=lambda t: (abs(point - t), t))  # ties: the earlier poll
-        return observed[best]
+    status_at = _nearest_status(observed)
 
     result = {}
     for date in dates:

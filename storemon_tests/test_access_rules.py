@@ -39,6 +39,7 @@ from storemon_assets.db.tokens import (
     revoke_token,
 )
 from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import run_storemon
 
 STOREMON = str(Path(sys.executable).parent / "storemon")
 
@@ -210,10 +211,9 @@ def test_identical_triggers_share_a_key_and_new_data_or_another_t_do_not():
 # --- the command line ------------------------------------------------------------------------------
 
 
-def storemon(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STOREMON_HOME": str(home)}
-    env.pop("STOREMON_DATABASE_URL", None)
-    return subprocess.run([STOREMON, *args], capture_output=True, text=True, env=env, timeout=timeout)
+def storemon(home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`storemon ARGS` in process with its home (and database) in `home`."""
+    return run_storemon(*args, env={"STOREMON_HOME": str(home), "STOREMON_DATABASE_URL": None})
 
 
 def test_token_create_prints_the_token_once_list_shows_it_without_the_token_and_revoke_ends_it(tmp_path):
@@ -231,6 +231,11 @@ def test_token_create_prints_the_token_once_list_shows_it_without_the_token_and_
 
 
 def test_the_api_refuses_to_start_on_an_open_address_without_a_token_in_one_line(tmp_path):
-    refused = storemon(tmp_path, "api", "--host", "0.0.0.0", "--port", "9")
+    # The installed script in a process of its own: a server that started anyway would not return.
+    env = {**os.environ, "STOREMON_HOME": str(tmp_path)}
+    env.pop("STOREMON_DATABASE_URL", None)
+    refused = subprocess.run(
+        [STOREMON, "api", "--host", "0.0.0.0", "--port", "9"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert refused.returncode == 2
     assert len(refused.stderr.strip().splitlines()) == 1 and "storemon token create" in refused.stderr

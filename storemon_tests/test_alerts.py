@@ -21,7 +21,7 @@ from storemon_assets.db.queries import read_table
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
 from storemon_tests.conftest import Receiver
-from storemon_tests.helpers import at, write_csv
+from storemon_tests.helpers import at, run_storemon, write_csv
 
 T = "2023-01-20 12:00"
 
@@ -309,20 +309,15 @@ def test_the_sensor_evaluates_once_per_refresh_and_its_check_shows_failures(home
 
 
 def test_storemon_alerts_sends_once_for_cron_users(tmp_path, receiver):
-    import os
-    import subprocess
-
-    from storemon_tests.test_cli import STOREMON
-
     folder = tmp_path / "feeds"
     polls = down_since_nine("a")
     path = write_csv(
         folder, "polls.csv", "store_id,status,timestamp_utc\n" + "".join(f"{s},{st},{w}:00 UTC\n" for s, w, st in polls)
     )
-    env = {**os.environ, "STOREMON_DATABASE_URL": sqlite_url(tmp_path / "s.db"), "STOREMON_ALERT_URLS": receiver.url()}
+    env = {"STOREMON_DATABASE_URL": sqlite_url(tmp_path / "s.db"), "STOREMON_ALERT_URLS": receiver.url()}
 
-    def storemon(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300, env=env)
+    def storemon(*args: str):
+        return run_storemon(*args, env=env)
 
     assert storemon("ingest", "--quiet", str(path)).returncode == 0
     first = storemon("alerts", "--as-of", "2023-01-20T12:00:00Z")
@@ -331,9 +326,7 @@ def test_storemon_alerts_sends_once_for_cron_users(tmp_path, receiver):
     again = storemon("alerts", "--as-of", "2023-01-20T12:00:00Z")
     assert "alerts: 0 notifications due" in again.stderr
     assert receiver.titles() == ["storemon: store a is down"]
-    unset = subprocess.run(
-        [STOREMON, "alerts"], capture_output=True, text=True, env={**env, "STOREMON_ALERT_URLS": ""}, timeout=300
-    )
+    unset = run_storemon("alerts", env={**env, "STOREMON_ALERT_URLS": ""})
     assert unset.returncode == 2 and "STOREMON_ALERT_URLS is not set" in unset.stderr
 
 

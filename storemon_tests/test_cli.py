@@ -1,4 +1,6 @@
-"""The `storemon` command, run as a user runs it: a subprocess of the installed script."""
+"""The `storemon` command: its parser, code and output, run in process (`run_storemon`), and
+where the process itself is the subject (exit status and no traceback, a locked database, a
+file-size limit) as a user runs it: a subprocess of the installed script."""
 
 from __future__ import annotations
 
@@ -15,12 +17,17 @@ import pytest
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.conftest import shared_data
-from storemon_tests.helpers import write_csv
+from storemon_tests.helpers import run_storemon, write_csv
 
 STOREMON = shutil.which("storemon") or str(Path(sys.executable).parent / "storemon")
 
 
 def storemon(*args: str) -> subprocess.CompletedProcess:
+    return run_storemon(*args)
+
+
+def storemon_script(*args: str) -> subprocess.CompletedProcess:
+    """The installed script in a process of its own."""
     return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300)
 
 
@@ -104,7 +111,7 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(b"\xff\xfe\x00binary")
     for status in (str(tmp_path / "missing.csv"), str(garbage)):
-        done = storemon(
+        done = storemon_script(
             "report", "--status", status, "--hours", status, "--timezones", status, "--out", str(tmp_path / "r.csv")
         )
         assert done.returncode == 2
@@ -182,8 +189,7 @@ def small_feeds(tmp_path_factory) -> Path:
 
 def storemon_on(database: Path, *args: str) -> subprocess.CompletedProcess:
     """`storemon ...` with STOREMON_DATABASE_URL naming `database`."""
-    env = {**os.environ, "STOREMON_DATABASE_URL": sqlite_url(database)}
-    return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300, env=env)
+    return run_storemon(*args, env={"STOREMON_DATABASE_URL": sqlite_url(database)})
 
 
 def test_ingest_loads_each_file_in_one_line_and_still_loads_the_rest_after_an_unreadable_one(small_feeds, tmp_path):

@@ -16,7 +16,7 @@ from storemon_assets.core.daily import DAILY_VALUES_SCHEMA, daily_csv_frame, dai
 from storemon_assets.db.engine import open_database
 from storemon_assets.history import daily_history
 from storemon_assets.service import ingest_files
-from storemon_tests.helpers import at, examples, write_csv
+from storemon_tests.helpers import at, examples, scenario_frames, write_csv
 from storemon_tests.reference_model import store_daily
 from storemon_tests.test_uptime_properties import scenarios
 
@@ -117,17 +117,7 @@ def test_a_store_without_observations_has_business_minutes_but_no_uptime_or_down
 @given(scenarios(), st.integers(1, 9))
 def test_daily_values_match_the_literal_reading_of_the_spec(scenario, days_back):
     as_of_us, stores = scenario
-    polls = pl.DataFrame(
-        [(s, at_us, status) for s, d in stores.items() for at_us, status in d["polls"]],
-        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
-        orient="row",
-    )
-    hours = pl.DataFrame(
-        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
-        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
-        orient="row",
-    )
-    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    polls, hours, zones = scenario_frames(stores)
     schedule = weekly_schedule(hours, zones, polls.get_column("store_id"))
     last = (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=as_of_us)).date() + dt.timedelta(days=1)
     first = last - dt.timedelta(days=days_back)

@@ -9,8 +9,6 @@ Chicago is UTC-6 (CST) in winter and UTC-5 (CDT) in summer; in 2024 its clocks j
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +17,7 @@ import pytest
 from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.uptime import WINDOWS, UptimeReport, compute_uptime
-from storemon_tests.helpers import at, example_report
+from storemon_tests.helpers import at, example_report, run_storemon
 from storemon_tests.reference_model import store_sums
 
 CHICAGO = {"s": "America/Chicago"}
@@ -152,13 +150,7 @@ def test_fall_back_repeats_the_local_hour_and_utc_tells_them_apart():
 def generated_week(tmp_path: Path, end: str) -> tuple[UptimeReport, pl.DataFrame, pl.DataFrame]:
     """`storemon generate` 9 days of polls for 120 stores ending at `end`, parsed and reported."""
     out = tmp_path / "feeds"
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "storemon"), "generate", "--stores", "120", "--days", "9"]
-        + ["--seed", "5", "--end", end, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_storemon("generate", "--stores", "120", "--days", "9", "--seed", "5", "--end", end, "--out", str(out))
     assert done.returncode == 0, done.stderr
     rows = {feed.kind: feed.rows for feed in (read_feed_file(path) for path in sorted(out.glob("*.csv")))}
     schedule = weekly_schedule(rows["hours"], rows["timezones"], rows["polls"].get_column("store_id"))

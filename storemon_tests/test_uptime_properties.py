@@ -21,7 +21,7 @@ from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.parsing import parse_feed_bytes
 from storemon_assets.core.uptime import WINDOWS, compute_uptime
-from storemon_tests.helpers import examples
+from storemon_tests.helpers import examples, scenario_frames
 from storemon_tests.reference_model import store_sums, to_us
 
 ZONES = [
@@ -90,17 +90,7 @@ def scenarios(draw):
 @given(scenarios())
 def test_vectorised_computation_matches_the_literal_reading_of_the_spec(scenario):
     as_of_us, stores = scenario
-    polls = pl.DataFrame(
-        [(s, at, status) for s, d in stores.items() for at, status in d["polls"]],
-        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
-        orient="row",
-    )
-    hours = pl.DataFrame(
-        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
-        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
-        orient="row",
-    )
-    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    polls, hours, zones = scenario_frames(stores)
     special = pl.DataFrame(
         [
             (s, date, start, end)
