@@ -44,7 +44,7 @@ engine = open_database(sys.argv[1])
 days = int(sys.argv[2])
 as_of = int(sys.argv[3]) if len(sys.argv) > 3 else None
 with engine.begin() as conn:
-    conn.exec_driver_sql("DELETE FROM store_daily_uptime")
+    conn.exec_driver_sql("DELETE FROM store_daily_packed")
 start = time.perf_counter()
 h = daily_history(engine, as_of, days=days, use_stored=False, write=True)
 print(f"{time.perf_counter() - start:.3f} {h.computed_rows}")

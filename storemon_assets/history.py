@@ -1,7 +1,7 @@
 """Store history from the database: daily values (SPEC §8), the monthly SLA, and retention
 (SPEC §11). One code path for Dagster (defs/assets/history.py), the CLI and the API.
 
-Daily values are *stored* (table store_daily_uptime) and *computed* by the same function:
+Daily values are *stored* (packed, table store_daily_packed) and *computed* by the same function:
 `daily_history` takes every stored row that provably holds for the requested T and computes
 the others from the polls, exactly as the report does (each store's observations of the range
 and its carry-in before it, however old). A stored row computed as of T' holds for T when

@@ -79,7 +79,7 @@ def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, comp
     description="Each store's business, uptime and downtime minutes per local calendar date (SPEC §8, "
     "docs/history.md): the part of the day before T, split by the nearest observation, DST-exact. One partition "
     "per date, all stores; a backfill of any range is one run. Rows that already hold for T are kept, the rest "
-    "computed and stored (table store_daily_uptime).",
+    "computed and stored (packed, table store_daily_packed).",
 )
 def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonDatabase) -> dg.MaterializeResult:
     keys = context.partition_keys
