@@ -49,21 +49,26 @@ start = time.perf_counter()
 h = daily_history(engine, as_of, days=days, use_stored=False, write=True)
 print(f"{time.perf_counter() - start:.3f} {h.computed_rows}")
 """
+# The hourly refresh as Dagster runs it: the report run (which also stores the refreshed dates
+# from its own intervals), then the daily partitions the sensor asks for.
 REFRESH = """
 import sys, time, datetime as dt
 from storemon_assets.db.engine import open_database
 from storemon_assets.core.daily import refresh_ranges
 from storemon_assets.db.queries import newest_poll_us
 from storemon_assets.history import daily_history
+from storemon_assets.service import build_report
 import polars as pl
 engine = open_database(sys.argv[1])
 as_of = newest_poll_us(engine)
 start = time.perf_counter()
+build_report(engine, as_of, store_daily=True)
+report_s = time.perf_counter() - start
 computed = 0
 empty = pl.DataFrame(schema={"first_poll_us": pl.Int64, "last_poll_us": pl.Int64})
 for first, last in refresh_ranges(as_of, empty, dt.date(2000, 1, 1), dt.date(2100, 1, 1)):
     computed += daily_history(engine, as_of, first_date=first, last_date=last, write=True).computed_rows
-print(f"{time.perf_counter() - start:.3f} {computed}")
+print(f"{time.perf_counter() - start:.3f} {computed} {report_s:.3f}")
 """
 REPORT = """
 import sys, time
@@ -112,10 +117,11 @@ def history_benchmarks(url: str, path: Path, days: int) -> list[str]:
         f"| {rss_short:.0f} MB | goal <= 0.4 x |"
     )
     report_s, report_rss, _ = measured(REPORT, url)
-    refresh_s, refresh_rss, (refreshed,) = measured(REFRESH, url)
+    refresh_s, refresh_rss, (refreshed, with_daily_s) = measured(REFRESH, url)
     rows.append(
-        f"| hourly refresh: report {report_s:.2f} s + changed daily partitions {refresh_s:.2f} s ({int(refreshed):,} "
-        f"store-days computed) | {(report_s + refresh_s) / report_s:.2f} x the report run | {max(report_rss, refresh_rss):.0f} MB "
+        f"| hourly refresh: report run storing the refreshed dates {float(with_daily_s):.2f} s + daily partitions "
+        f"{refresh_s - float(with_daily_s):.2f} s ({int(refreshed):,} store-days computed), against the report alone "
+        f"{report_s:.2f} s | {refresh_s / report_s:.2f} x the report run | {max(report_rss, refresh_rss):.0f} MB "
         "| goal <= 1.3 x |"
     )
     env = {**os.environ, settings.DATABASE_URL.name: url}

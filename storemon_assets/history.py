@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from storemon_assets.core.business_time import US_PER_DAY, store_zones, utc_to_local
 from storemon_assets.core.daily import (
     DAILY_VALUES_SCHEMA,
+    current_daily_values,
     daily_csv_frame,
     daily_values,
     local_days,
@@ -77,8 +78,11 @@ from storemon_assets.service import (
 
 DEFAULT_DAYS = 90
 # Dates computed together: 15 days of the real fleet's polls (~4.7 M) at a time keeps memory
-# flat however long the range, and each chunk's reads are one range per store.
+# flat however long the range, and each chunk's reads are one range per store. Fewer stores
+# take longer chunks of the same size in store-days (a few stores' 90 days are one chunk: each
+# chunk pays its reads and its carry-in searches once per store).
 CHUNK_DAYS = 15
+CHUNK_STORE_DAYS = 15 * 13_600
 # Stores whose keys are spread over more than this many keys each are read one listed range
 # each; otherwise one read of their key range (several times faster per poll).
 SPARSE_KEYS = 8
@@ -216,6 +220,27 @@ def in_store_order(values: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def store_current_daily(
+    engine: sa.Engine,
+    obs: pl.DataFrame,
+    intervals: pl.DataFrame,
+    schedule: pl.DataFrame,
+    as_of_us: int,
+    computed_at_us: int,
+) -> int:
+    """Store, as of T, the daily values of the dates an hourly refresh asks for, from a report's
+    observations and status intervals (keyed by store key, as build_report holds them):
+    core/daily.py, current_daily_values. `computed_at_us`: taken before the report read
+    anything. Returns the rows stored."""
+    values = current_daily_values(obs, intervals, store_zones(schedule), as_of_us)
+    return write_daily(
+        engine,
+        values.rename({"store_id": "store_key"}).with_columns(
+            pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
+        ),
+    )
+
+
 def store_timezones(engine: sa.Engine, stores: pl.DataFrame, keys: KeyRange | None) -> pl.DataFrame:
     """store_id, timezone of the stores (DEFAULT_TIMEZONE when none is known), as the schedules
     have them (core/business_time.py: weekly_schedule), without reading the hours."""
@@ -307,7 +332,8 @@ def compute_daily(
 ) -> pl.DataFrame:
     """Daily values of the pending (store, date) days (DAY_SCHEMA rows), from the polls.
 
-    Dates go CHUNK_DAYS at a time. Per chunk, the stores with a pending date in it are
+    Dates go CHUNK_DAYS at a time, or more when few stores are pending (CHUNK_STORE_DAYS
+    store-days at most per chunk). Per chunk, the stores with a pending date in it are
     computed over all of their dates of the chunk (core/daily.py wants each store's dates
     contiguous), reading the chunk's polls plus margins, each store's carry-in before the
     chunk and its first observation after it (the day's last instants may be nearest to it).
@@ -315,10 +341,11 @@ def compute_daily(
     by_key = stores.select("store_key", "store_id")
     keyed_schedule = keyed_by_store_key(schedule, stores)
     first, last = pending.get_column("local_date").min(), pending.get_column("local_date").max()
+    chunk_days = max(CHUNK_DAYS, CHUNK_STORE_DAYS // max(pending.get_column("store_id").n_unique(), 1))
     parts = []
     chunk_start = first
     while chunk_start <= last:
-        chunk_end = min(last, chunk_start + dt.timedelta(days=CHUNK_DAYS - 1))
+        chunk_end = min(last, chunk_start + dt.timedelta(days=chunk_days - 1))
         in_chunk = pending.filter(pl.col("local_date").is_between(chunk_start, chunk_end))
         if not in_chunk.is_empty():
             with progress.phase(f"compute {chunk_start}..{chunk_end}") as phase:

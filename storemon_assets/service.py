@@ -223,14 +223,23 @@ def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str,
 
 
 def build_report(
-    engine: sa.Engine, as_of_us: int | None = None, keys: KeyRange | None = None, progress: Progress = QUIET
+    engine: sa.Engine,
+    as_of_us: int | None = None,
+    keys: KeyRange | None = None,
+    progress: Progress = QUIET,
+    store_daily: bool = False,
 ) -> ReportResult:
     """Compute the report as of T (default: the latest poll) from what the database holds,
     reading only the polls it needs (of the stores in `keys`, a shard, when given).
 
     The computation identifies stores by their integer keys (see core/uptime.py); the result
-    carries their text ids again.
+    carries their text ids again. `store_daily` (the Dagster report run): also store the daily
+    values of the dates an hourly refresh asks for, cut from the report's own status intervals
+    (history.store_current_daily), so the refresh finds them holding and reads no poll again.
     """
+    from storemon_assets.db.history import now_us
+
+    started_us = now_us()  # before any read: a file loaded meanwhile counts as later (history.py)
     with progress.phase("stores") as phase:
         as_of_us = report_time_us(engine, as_of_us)
         if as_of_us is None:
@@ -242,6 +251,10 @@ def build_report(
     obs, business, reads = report_observations(engine, stores, schedule, as_of_us, keys, progress)
     with progress.phase("compute") as phase:
         uptime = report_from_observations(obs, schedule, stores.get_column("store_key"), as_of_us, business)
+        if store_daily:
+            from storemon_assets.history import store_current_daily
+
+            store_current_daily(engine, obs, uptime.intervals, schedule, as_of_us, started_us)
         uptime = with_text_store_ids(uptime, stores)
         phase.detail = f"{obs.height:,} observations, {uptime.intervals.height:,} status intervals"
     return ReportResult(uptime, rejected_counts(engine), reads)
@@ -461,13 +474,14 @@ def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:
     return as_of_us if as_of_us is not None else newest_poll_us(engine)
 
 
-def build_report_shard(engine: sa.Engine, as_of_us: int, shard: StoreShard) -> ReportResult:
-    """The report of one shard's stores as of T, reading only their polls.
+def build_report_shard(engine: sa.Engine, as_of_us: int, shard: StoreShard, store_daily: bool = False) -> ReportResult:
+    """The report of one shard's stores as of T, reading only their polls (and with
+    `store_daily`, storing their current daily values: `build_report`).
 
     T must be fixed by the caller (`newest_poll_us` once for the whole report), so that every
     shard computes as of the same instant.
     """
-    return build_report(engine, as_of_us, KeyRange(shard.first, shard.last))
+    return build_report(engine, as_of_us, KeyRange(shard.first, shard.last), store_daily=store_daily)
 
 
 def combine_report_shards(

@@ -145,6 +145,56 @@ def test_daily_values_match_the_literal_reading_of_the_spec(scenario, days_back)
         assert total == 2 * sum(b for b, _, _ in expected.values())
 
 
+@settings(deadline=None)  # a few polars frames per example: timing varies with the machine's load
+@given(scenarios())
+def test_the_report_run_cuts_the_refreshed_dates_from_its_intervals_exactly(scenario):
+    # The Dagster report run stores the dates an hourly refresh asks for (UTC date(T) - 2 to
+    # each store's date of T) from its own observations and status intervals of the week
+    # (core/daily.py, current_daily_values): every value, final_from_us too, equals the
+    # computation of the same days from all polls.
+    from storemon_assets.core.business_time import store_zones
+    from storemon_assets.core.daily import current_daily_values, refreshed_dates
+    from storemon_assets.core.uptime import compute_uptime, polls_observations
+
+    as_of_us, stores = scenario
+    polls = pl.DataFrame(
+        [(s, at_us, status) for s, d in stores.items() for at_us, status in d["polls"]],
+        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        orient="row",
+    )
+    hours = pl.DataFrame(
+        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
+        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
+        orient="row",
+    )
+    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    polled = polls.filter(pl.col("polled_at_us") <= as_of_us)
+    schedule = weekly_schedule(hours, zones, polled.get_column("store_id"))
+    report = compute_uptime(polls, schedule, as_of_us)
+    obs = polls_observations(polled, schedule)
+    got = current_daily_values(obs, report.intervals, store_zones(schedule), as_of_us)
+    expected = daily_from_polls(polls, schedule, as_of_us, refreshed_dates(store_zones(schedule), as_of_us))
+    assert got.equals(expected)
+    assert got.height >= 2 * polled.get_column("store_id").n_unique()  # at least UTC date(T) - 2 and - 1
+
+
+def test_a_report_run_leaves_the_refresh_nothing_to_compute(sample_engine):
+    # build_report(store_daily=True), as the Dagster report run calls it, stores the refreshed
+    # dates as of T; the daily partitions run of the refresh then reads them all (no poll) and
+    # they equal a computation from scratch.
+    from storemon_assets.core.daily import refresh_ranges
+    from storemon_assets.service import build_report
+
+    report = build_report(sample_engine, store_daily=True)
+    t = report.uptime.as_of_us
+    no_files = pl.DataFrame(schema={"first_poll_us": pl.Int64, "last_poll_us": pl.Int64})
+    ((first, last),) = refresh_ranges(t, no_files, dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+    refresh = daily_history(sample_engine, t, first_date=first, last_date=last, write=True)
+    assert (refresh.computed_rows, refresh.stored_rows) == (0, refresh.values.height) and refresh.values.height >= 200
+    fresh = daily_history(sample_engine, t, first_date=first, last_date=last, use_stored=False)
+    assert refresh.values.equals(fresh.values)
+
+
 def test_sla_hours_and_the_uptime_share_of_a_month_without_observed_time():
     # Two stores' daily values in half-µs: "a" 3 days of 8 h business, up 20 h, down 4 h ->
     # 24.00 / 20.00 / 4.00 h and 20 / 24 = 83.333..% -> 83.33; "b" never observed: 5 h of
@@ -202,7 +252,9 @@ def test_the_database_path_equals_the_whole_history_in_memory_in_small_chunks(sa
     from storemon_assets.core.tables import STORE_STATUS_POLLS, STORES
     from storemon_assets.db.queries import read_table, read_weekly_schedules
 
-    monkeypatch.setattr(history, "CHUNK_DAYS", 3)  # several chunks, each with carry-ins and carry-outs
+    # Several chunks of 3 days (100 stores x 3 days), each with carry-ins and carry-outs.
+    monkeypatch.setattr(history, "CHUNK_DAYS", 3)
+    monkeypatch.setattr(history, "CHUNK_STORE_DAYS", 300)
     result = daily_history(sample_engine, days=10, use_stored=False)
     keys = read_table(sample_engine, STORES)
     polls = read_table(sample_engine, STORE_STATUS_POLLS).join(keys, on="store_key").drop("store_key")

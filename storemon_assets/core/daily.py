@@ -107,7 +107,18 @@ def daily_values(obs: pl.DataFrame, business: pl.DataFrame, days: pl.DataFrame, 
     start_us = as_int(days.get_column("day_start_us").min())
     end_us = min(as_of_us, as_int(days.get_column("day_end_us").max()))
     intervals = status_intervals(obs, business, start_us, end_us) if end_us > start_us else None
-    sums = _sums_per_day(intervals, days) if intervals is not None else None
+    return daily_values_from_intervals(intervals, obs, days)
+
+
+def daily_values_from_intervals(intervals: pl.DataFrame | None, obs: pl.DataFrame, days: pl.DataFrame) -> pl.DataFrame:
+    """daily_values from status intervals that cover the days up to T (store_id, start_half_us,
+    end_half_us, status; more may be present: each day sums only its own part), e.g. the
+    report's for its week: a cut-and-sum, no second computation of the intervals. `obs` as for
+    daily_values (the observations the intervals were made from)."""
+    schema = DAILY_VALUES_SCHEMA | {"store_id": days.schema["store_id"]}
+    if days.is_empty():
+        return pl.DataFrame(schema=schema)
+    sums = _sums_per_day(intervals, days) if intervals is not None and intervals.height else None
     values = days.select("store_id", "local_date", "day_start_us", "day_end_us")
     if sums is not None:
         values = values.join(sums, on=["store_id", "local_date"], how="left")
@@ -284,6 +295,34 @@ def daily_from_polls(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int,
     return daily_values(obs, business, days, as_of_us)
 
 
+def refreshed_dates(zones: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
+    """store_id, first_date, last_date: the dates an hourly refresh at T asks for
+    (`refresh_ranges` without late files: UTC date(T) - 2 ... date(T) + 1) that each store has
+    before T: from UTC date(T) - 2 to the local date of the instant just before T."""
+    first = _utc_date(as_of_us) - dt.timedelta(days=2)
+    return requested_dates(zones, as_of_us, 1).select(
+        "store_id", pl.lit(first).alias("first_date"), pl.max_horizontal(pl.lit(first), "last_date").alias("last_date")
+    )
+
+
+def current_daily_values(
+    obs: pl.DataFrame, intervals: pl.DataFrame, zones: pl.DataFrame, as_of_us: int
+) -> pl.DataFrame:
+    """DAILY_VALUES_SCHEMA of the dates a refresh at T would compute (`refreshed_dates`), from
+    what a report as of T holds: its observations (the week before T and each store's
+    carry-in) and its status intervals of [T - 7 days, T]. Those days start after T - 4 days,
+    inside the week, so every instant of them that counts has its nearest observation among
+    `obs`, and so has final_from_us (the first observation after the day, or the last before
+    its end): the values equal `daily_values` of the same days, with no poll read again.
+    """
+    days = local_days(zones, refreshed_dates(zones, as_of_us)).filter(pl.col("day_start_us") < as_of_us)
+    return daily_values_from_intervals(intervals, obs, days)
+
+
+def _utc_date(at_us: int) -> dt.date:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
+
+
 def refresh_ranges(
     as_of_us: int,
     late_files: pl.DataFrame,
@@ -303,13 +342,10 @@ def refresh_ranges(
     computed wherever it is read, until a backfill of its date stores it again.
     """
 
-    def utc_date(at_us: int) -> dt.date:
-        return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
-
     day = dt.timedelta(days=1)
-    wanted = [(utc_date(as_of_us) - (91 if schedule_changed else 2) * day, utc_date(as_of_us) + day)]
+    wanted = [(_utc_date(as_of_us) - (91 if schedule_changed else 2) * day, _utc_date(as_of_us) + day)]
     for first_us, last_us in late_files.select("first_poll_us", "last_poll_us").drop_nulls().iter_rows():
-        wanted.append((utc_date(first_us) - 2 * day, utc_date(min(last_us, as_of_us)) + day))
+        wanted.append((_utc_date(first_us) - 2 * day, _utc_date(min(last_us, as_of_us)) + day))
     merged: list[list[dt.date]] = []
     for first, last in sorted(wanted):
         first, last = max(first, first_partition), min(last, last_partition)

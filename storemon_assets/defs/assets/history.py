@@ -17,7 +17,7 @@ import polars as pl
 from storemon_assets import settings
 from storemon_assets.core.daily import fleet_uptime_pct
 from storemon_assets.core.instants import format_instant
-from storemon_assets.core.tables import STORE_DAILY_UPTIME
+from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.assets.report import instant_or_failure, peak_rss_mib
 from storemon_assets.defs.resources import StoremonDatabase
@@ -65,7 +65,7 @@ def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, comp
         "fleet_uptime_by_date": markdown_table(shares.tail(40)),
         "dagster/row_count": values.height,
         "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
-        "table": STORE_DAILY_UPTIME.name,
+        "table": STORE_DAILY_PACKED.name,  # packed: a row per date and shard of stores (docs/history.md)
     }
 
 

@@ -203,7 +203,7 @@ def compute_report_shard(context: dg.OpExecutionContext, database: StoremonDatab
     result = (
         ReportResult(empty_uptime_report(None))
         if as_of_us is None
-        else build_report_shard(database.engine(), as_of_us, stores)
+        else build_report_shard(database.engine(), as_of_us, stores, store_daily=True)  # the refresh's dates too
     )
     seconds = time.perf_counter() - started
     context.log.info(f"{stores.mapping_key}: {result.store_count} stores in {seconds:.2f} s")
