@@ -19,13 +19,16 @@ API_PORT ?= 8000
 # The locked versions (uv.lock), installed by uv: a fresh install takes about half the time pip
 # needs (README, "Packages, and why"). uv is bootstrapped with pip inside the venv, so python3
 # and its venv module are all a machine needs; it never downloads a Python of its own.
+# --compile-bytecode: the .pyc files are written once here, so a process started where Python
+# may not write them (PYTHONDONTWRITEBYTECODE, as on this machine) does not compile Dagster and
+# polars from source at every start (each test worker, CLI and `dagster dev` process).
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 export UV_PYTHON_DOWNLOADS := never
 
 $(BIN)/.installed: pyproject.toml setup.py uv.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet 'uv>=0.13,<1'
-	$(BIN)/uv sync --quiet --locked --extra dev
+	$(BIN)/uv sync --quiet --locked --extra dev --compile-bytecode
 	touch $@
 
 install: $(BIN)/.installed
