@@ -9,9 +9,9 @@ plus a moment. Each service runs in a process group of its own, so the superviso
 how it is stopped: each service's own process gets SIGINT, on which `dagster dev` stops its
 webserver and daemon in order (through the pipes it keeps to them) and then its code servers,
 and uvicorn finishes its requests; whatever is still alive after the grace period gets SIGKILL.
-Most of a stop is interpreters tearing down the modules they imported after their shutdown is
-done (about a second of CPU each); the API skips that part (`storemon api` ends with os._exit
-once uvicorn has stopped). Signals that were ignored when the supervisor started (a shell
+Most of a stop used to be interpreters tearing down the modules they imported after their
+shutdown is done (about a second of CPU each); the API skips that part (`storemon api` ends with
+os._exit once uvicorn has stopped), and so do Dagster's processes (QUICK_EXIT). Signals that were ignored when the supervisor started (a shell
 starting it in the background) are restored for the services, so they always stop.
 """
 
@@ -38,6 +38,9 @@ LOCAL_INSTANCE_SETTINGS = CHECKOUT / "deploy" / "local" / "dagster.yaml"
 # and says so on every start; the message is about Dagster's tooling, not about storemon, and the
 # command is still supported. Only that one message is filtered (start of the message, literal).
 DAGSTER_DEV_WARNING_FILTER = "ignore:Function `dev_command` is superseded"
+# Its sitecustomize.py ends Dagster's webserver, daemon, code server and `dagster dev` once their own
+# shutdown is done, without the second of CPU each spends freeing its modules (that file says why).
+QUICK_EXIT = Path(__file__).resolve().parent / "dev_quick_exit"
 
 
 def _bin(name: str) -> str:
@@ -56,9 +59,11 @@ def api_command(host: str, port: int) -> list[str]:
 
 
 def dagster_dev_environment(env: dict[str, str]) -> dict[str, str]:
-    """The environment `dagster dev` runs in: the caller's, plus the one warning filter above."""
+    """The environment `dagster dev` runs in: the caller's, plus the one warning filter above and
+    QUICK_EXIT first on PYTHONPATH (Dagster's service processes skip their interpreter's teardown)."""
     filters = [f for f in (env.get("PYTHONWARNINGS", ""), DAGSTER_DEV_WARNING_FILTER) if f]
-    return {**env, "PYTHONWARNINGS": ",".join(filters)}
+    path = [p for p in (str(QUICK_EXIT), env.get("PYTHONPATH", "")) if p]
+    return {**env, "PYTHONWARNINGS": ",".join(filters), "PYTHONPATH": os.pathsep.join(path)}
 
 
 def with_dagster_home(env: dict[str, str]) -> dict[str, str]:
