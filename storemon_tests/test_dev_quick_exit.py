@@ -1,0 +1,64 @@
+"""`storemon dev`'s Dagster processes end without tearing down their interpreter
+(storemon_assets/dev_quick_exit/sitecustomize.py), keeping their exit status; run and step
+workers are left alone. The stop itself is timed end to end in test_stopping.py (e2e)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from storemon_assets.dev import QUICK_EXIT, dagster_dev_environment
+
+
+def _quick_exit_module():
+    spec = importlib.util.spec_from_file_location("quick_exit_under_test", QUICK_EXIT / "sitecustomize.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # this test process is no Dagster service: nothing is installed
+    return module
+
+
+PYTHON = "/venv/bin/python"
+
+
+@pytest.mark.parametrize(
+    ("argv", "service"),
+    [
+        ((PYTHON, "/venv/bin/dagster", "dev", "-w", "workspace.yaml"), True),
+        ((PYTHON, "-m", "dagster_webserver", "--port", "3000"), True),
+        ((PYTHON, "-m", "dagster._daemon", "run", "--log-level", "info"), True),
+        ((PYTHON, "-m", "dagster", "code-server", "start", "--socket", "/tmp/s"), True),
+        ((PYTHON, "-m", "dagster", "api", "grpc", "--lazy-load-user-code"), True),
+        ((PYTHON, "-m", "dagster", "api", "execute_run", "{}"), False),  # a run worker
+        ((PYTHON, "-m", "dagster", "api", "execute_step", "{}"), False),  # a step worker
+        ((PYTHON, "-c", "from multiprocessing.spawn import spawn_main; spawn_main()"), False),
+        ((PYTHON, "/venv/bin/storemon", "dev"), False),
+        ((PYTHON,), False),
+    ],
+)
+def test_only_dagsters_service_processes_skip_their_teardown(argv, service):
+    assert _quick_exit_module()._is_dagster_service(list(argv)) is service
+
+
+def test_the_dagster_processes_environment_puts_the_quick_exit_first_on_the_path():
+    env = dagster_dev_environment({"PYTHONPATH": "/mine"})
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(QUICK_EXIT), "/mine"]
+    assert dagster_dev_environment({})["PYTHONPATH"] == str(QUICK_EXIT)
+
+
+def test_a_dagster_service_ending_early_keeps_its_exit_status():
+    # The daemon refuses an unknown option (click: status 2) and ends through the quick exit: its
+    # status must not become 0.
+    env = dagster_dev_environment(dict(os.environ))
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster._daemon", "run", "--no-such-option"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "No such option" in done.stderr  # its message was flushed before the process ended
