@@ -59,6 +59,33 @@ class AlertOutcome:
         return text + (f"; {'; '.join(self.errors)}" if self.errors else "")
 
 
+RETRY_SECONDS = 60  # failed or waiting deliveries are tried again at most this often
+
+
+def evaluation_due(seen: int | None, cursor: dict, now: float) -> bool:
+    """Whether the alerts sensor evaluates now: on each new refresh of the current report (`seen`,
+    the latest `store_incidents` materialisation), or, when the last evaluation left deliveries
+    failed or waiting, once RETRY_SECONDS have passed since it."""
+    if seen is None:
+        return False
+    retry_due = bool(cursor.get("retry")) and now - cursor.get("evaluated_at", 0) >= RETRY_SECONDS
+    return seen != cursor.get("seen") or retry_due
+
+
+def evaluated_cursor(seen: int, outcome: AlertOutcome, now: float) -> dict:
+    """The cursor after an evaluation: a retry is due while anything failed or is still waiting."""
+    return {"seen": seen, "retry": bool(outcome.failed_messages or outcome.waiting), "evaluated_at": now}
+
+
+def delivery_finding(outcome: AlertOutcome | None, failed_rows: int) -> tuple[bool, str]:
+    """Whether every due alert was delivered, and the words for it: the evaluation's own account
+    when there was one, else what the ledger holds (`failed_rows` notifications left failed)."""
+    passed = failed_rows == 0 and (outcome is None or not outcome.failed_messages)
+    if outcome is not None:
+        return passed, outcome.describe()
+    return passed, "no failed deliveries" if passed else f"{failed_rows} notifications failed"
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     urls: list[str]

@@ -363,3 +363,32 @@ def test_a_special_closed_day_holds_alerts_until_the_store_opens_again(fleet, re
     fleet.publish("2023-01-21 09:30")
     fleet.alert(receiver.url())
     assert sorted(receiver.titles()) == ["storemon: store a is down", "storemon: store a is not reporting"]
+
+
+def test_alerts_sensor_evaluates_on_each_new_refresh_and_retries_at_most_once_a_minute():
+    """The sensor's decision, without Dagster: a new refresh always evaluates; the same refresh
+    evaluates again only when deliveries were left failed or waiting and RETRY_SECONDS (60) passed."""
+    from storemon_assets.alerting import AlertOutcome, evaluated_cursor, evaluation_due
+
+    assert not evaluation_due(None, {}, now=1_000.0)  # no refresh yet
+    assert evaluation_due(7, {}, now=1_000.0)  # first refresh seen
+    all_through = evaluated_cursor(7, AlertOutcome(due=2, sent_messages=1), now=1_000.0)
+    assert all_through["retry"] is False
+    assert not evaluation_due(7, all_through, now=5_000.0)  # nothing to retry, however long after
+    assert evaluation_due(8, all_through, now=1_001.0)  # a new refresh
+    failed = evaluated_cursor(7, AlertOutcome(due=2, failed_messages=1), now=1_000.0)
+    assert not evaluation_due(7, failed, now=1_059.0)  # 59 s < 60 s
+    assert evaluation_due(7, failed, now=1_060.0)  # 60 s >= 60 s
+    waiting = evaluated_cursor(7, AlertOutcome(due=3, waiting=3), now=1_000.0)
+    assert evaluation_due(7, waiting, now=1_060.0)
+
+
+def test_delivery_finding_fails_on_failed_messages_or_failed_ledger_rows():
+    from storemon_assets.alerting import AlertOutcome, delivery_finding
+
+    assert delivery_finding(None, 0) == (True, "no failed deliveries")
+    assert delivery_finding(None, 3) == (False, "3 notifications failed")
+    outcome = AlertOutcome(due=2, failed_messages=1, errors=["json://x: refused"])
+    passed, description = delivery_finding(outcome, 2)
+    assert not passed and description == outcome.describe() and "1 messages failed" in description
+    assert delivery_finding(AlertOutcome(due=1, sent_messages=1, sent_notifications=1), 0)[0]

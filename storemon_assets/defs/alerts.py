@@ -17,7 +17,14 @@ import time
 import dagster as dg
 import polars as pl
 
-from storemon_assets.alerting import AlertOutcome, AlertSettings, evaluate_alerts
+from storemon_assets.alerting import (
+    AlertOutcome,
+    AlertSettings,
+    delivery_finding,
+    evaluate_alerts,
+    evaluated_cursor,
+    evaluation_due,
+)
 from storemon_assets.core.alerts import FAILED
 from storemon_assets.core.tables import STORE_INCIDENTS
 from storemon_assets.db.alert_ledger import read_ledger
@@ -25,17 +32,11 @@ from storemon_assets.defs.resources import StoremonDatabase
 
 INCIDENTS_KEY = dg.AssetKey(STORE_INCIDENTS.name)
 CHECK_NAME = "alerts_delivered"
-RETRY_SECONDS = 60
 SEND_SECONDS_PER_TICK = 30.0  # the tick limit is 60 s
 
 
 def _delivery_check(outcome: AlertOutcome | None, failed_rows: int) -> dg.AssetCheckEvaluation:
-    passed = failed_rows == 0 and (outcome is None or not outcome.failed_messages)
-    description = (
-        outcome.describe()
-        if outcome is not None
-        else ("no failed deliveries" if passed else f"{failed_rows} notifications failed")
-    )
+    passed, description = delivery_finding(outcome, failed_rows)
     return dg.AssetCheckEvaluation(
         asset_key=INCIDENTS_KEY,
         check_name=CHECK_NAME,
@@ -71,8 +72,7 @@ def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabas
     latest = context.instance.fetch_materializations(INCIDENTS_KEY, limit=1).records
     seen = latest[0].storage_id if latest else None
     cursor = json.loads(context.cursor) if context.cursor else {}
-    retry_due = cursor.get("retry") and time.time() - cursor.get("evaluated_at", 0) >= RETRY_SECONDS
-    if seen is None or (seen == cursor.get("seen") and not retry_due):
+    if not evaluation_due(seen, cursor, time.time()):
         return dg.SkipReason(
             "no new refresh of the current report" + (" (failed deliveries wait)" if cursor.get("retry") else "")
         )
@@ -87,9 +87,7 @@ def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabas
         read_ledger(database.engine()).filter(pl.col("state") == FAILED).height if outcome.failed_messages else 0
     )
     return dg.SensorResult(
-        cursor=json.dumps(
-            {"seen": seen, "retry": bool(outcome.failed_messages or outcome.waiting), "evaluated_at": time.time()}
-        ),
+        cursor=json.dumps(evaluated_cursor(seen, outcome, time.time())),
         asset_events=[_delivery_check(outcome, failed_rows)],
         skip_reason=outcome.describe(),
     )
