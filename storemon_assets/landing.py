@@ -8,6 +8,7 @@ rules plus their configuration, and the landing sensor and the ingest asset call
 
 from __future__ import annotations
 
+import enum
 import errno
 import hashlib
 import itertools
@@ -277,3 +278,46 @@ def batch_key(files: list[LandingFile]) -> str:
     a run key it has launched already)."""
     versions = sorted(f"{f.name}:{f.identity}" for f in files)
     return "ingest-" + hashlib.sha256(" ".join(versions).encode()).hexdigest()
+
+
+class BatchState(enum.Enum):
+    """Where a batch's runs stand, from the last of them (Dagster keeps the runs)."""
+
+    NO_RUN = "no run yet"  # asked for, not created yet: ask again
+    IN_FLIGHT = "queued, running, or failed with a re-run coming"
+    SUCCEEDED = "its last run succeeded"
+    FAILED = "its last run failed for good or was canceled"
+
+
+@dataclass
+class Settlement:
+    """What the batches' states mean for this tick of the landing sensor."""
+
+    in_flight: bool = False  # a batch is still going: no new batch is handed out (one run at a time)
+    without_run: dict[str, list[str]] = field(default_factory=dict)  # batch key -> files to ask a run for again
+    failed: dict[str, list[str]] = field(default_factory=dict)  # batch key -> files to move aside unless loaded
+
+
+def settle_batches(cursor: LandingCursor, present: dict[str, LandingFile], states: dict[str, BatchState]) -> Settlement:
+    """Settle the cursor's batches by the state of their runs (a key missing from `states` has no
+    run). Settled batches leave the cursor. Of a batch that failed for good, the files named for
+    moving aside are those still present and unchanged since they were handed over: a file the run
+    moved aside, or deleted, is gone, and a changed one is looked at afresh as a new version."""
+    settlement = Settlement()
+    for key, names in list(cursor.batches.items()):
+        state = states.get(key, BatchState.NO_RUN)
+        if state is BatchState.NO_RUN:
+            waiting = [n for n in names if n in present]
+            if waiting:
+                settlement.without_run[key] = waiting
+            else:
+                del cursor.batches[key]  # all gone before the run was created
+        elif state is BatchState.IN_FLIGHT:
+            settlement.in_flight = True
+        else:
+            del cursor.batches[key]
+            if state is BatchState.FAILED:
+                settlement.failed[key] = [
+                    n for n in names if n in present and present[n].identity == cursor.handed.get(n)
+                ]
+    return settlement

@@ -618,3 +618,32 @@ def test_a_huge_sparse_file_costs_the_sensor_a_bounded_read_and_does_not_hold_ba
         "no header line within the first 65,536 bytes"
         in (home.landing.failed_folder / "zeros.csv.error.txt").read_text()
     )
+
+
+def test_settling_batches_keeps_those_in_flight_asks_again_for_those_without_run_and_names_failed_files(tmp_path):
+    """landing.settle_batches without Dagster: one batch per state, files present, gone or changed."""
+    from storemon_assets.landing import BatchState, LandingCursor, LandingFile, settle_batches
+
+    def file(name: str, size: int) -> LandingFile:
+        return LandingFile(tmp_path / name, size=size, mtime_ns=1, inode=1, ctime_ns=1)
+
+    present = {f.name: f for f in [file("a.csv", 10), file("b.csv", 10), file("c.csv", 10), file("d.csv", 20)]}
+    handed = {"a.csv": present["a.csv"].identity, "b.csv": present["b.csv"].identity}
+    handed |= {"c.csv": present["c.csv"].identity, "d.csv": file("d.csv", 10).identity}  # d grew since handed
+    cursor = LandingCursor(
+        handed=handed,
+        batches={
+            "no-run": ["a.csv", "gone.csv"],
+            "no-run-all-gone": ["gone.csv"],
+            "running": ["b.csv"],
+            "succeeded": ["c.csv"],
+            "failed": ["c.csv", "d.csv", "gone.csv"],
+        },
+    )
+    states = {"running": BatchState.IN_FLIGHT, "succeeded": BatchState.SUCCEEDED, "failed": BatchState.FAILED}
+    settlement = settle_batches(cursor, present, states)
+    assert settlement.in_flight
+    assert settlement.without_run == {"no-run": ["a.csv"]}  # gone.csv is no longer asked for
+    assert settlement.failed == {"failed": ["c.csv"]}  # d.csv changed (a new version), gone.csv is gone
+    assert set(cursor.batches) == {"no-run", "running"}  # settled and emptied batches leave the cursor
+    assert settle_batches(LandingCursor(), present, {}) == type(settlement)()  # no batch: nothing to do

@@ -44,7 +44,7 @@ from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.landing import LandingCursor, LandingFile, batch_key
+from storemon_assets.landing import BatchState, LandingCursor, LandingFile, batch_key, settle_batches
 from storemon_assets.names import WILL_RETRY_TAG
 
 MAX_FILES_PER_RUN = 100
@@ -81,6 +81,17 @@ def _loaded_by(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> set[s
     return names
 
 
+def _batch_state(runs: list[dg.DagsterRun]) -> BatchState:
+    """A batch's state from its runs, newest first."""
+    if not runs:
+        return BatchState.NO_RUN
+    last = runs[0]
+    retrying = last.status == dg.DagsterRunStatus.FAILURE and last.tags.get(WILL_RETRY_TAG) == "true"
+    if not last.is_finished or retrying:
+        return BatchState.IN_FLIGHT
+    return BatchState.SUCCEEDED if last.status == dg.DagsterRunStatus.SUCCESS else BatchState.FAILED
+
+
 def _settle_batches(
     context: dg.SensorEvaluationContext,
     landing: LandingFolder,
@@ -88,40 +99,29 @@ def _settle_batches(
     present: dict[str, LandingFile],
     moved: list[str],
 ) -> tuple[bool, dict[str, list[str]]]:
-    """Settle the batches whose runs ended for good. Returns whether a batch is still queued,
-    running or about to be re-run, and the batches without a run yet (to be asked for again)."""
+    """Settle the batches whose runs ended for good (landing.settle_batches) and move aside the
+    files of those that failed which none of their runs loaded. Returns whether a batch is still
+    queued, running or about to be re-run, and the batches without a run yet (to be asked for again)."""
     if not cursor.batches:
         return False, {}
     runs_by_key: dict[str, list[dg.DagsterRun]] = {}
     for run in context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):  # newest first
         runs_by_key.setdefault(run.tags[BATCH_TAG], []).append(run)
-    in_flight, without_run = False, {}
-    for key, names in list(cursor.batches.items()):
-        runs = runs_by_key.get(key)
-        if not runs:
-            without_run[key] = [n for n in names if n in present]
-            if not without_run[key]:
-                del cursor.batches[key], without_run[key]  # all gone before the run was created
-            continue
+    states = {key: _batch_state(runs) for key, runs in runs_by_key.items()}
+    settlement = settle_batches(cursor, present, states)
+    for key, names in settlement.failed.items():
+        runs = runs_by_key[key]
         last = runs[0]
-        retrying = last.status == dg.DagsterRunStatus.FAILURE and last.tags.get(WILL_RETRY_TAG) == "true"
-        if not last.is_finished or retrying:
-            in_flight = True
-            continue
-        del cursor.batches[key]
-        if last.status == dg.DagsterRunStatus.SUCCESS:
-            continue
         loaded = _loaded_by(context.instance, runs)
         error = _run_error(context.instance, last)
         for name in names:
-            file = present.get(name)
-            if file is None or file.identity != cursor.handed.get(name) or name in loaded:
-                continue  # moved aside by the run, deleted, changed (looked at afresh), or loaded
+            if name in loaded:
+                continue  # an earlier attempt loaded it
             message = f"{name}: not loaded by run {last.run_id} ({last.status.value}, {len(runs)} attempt(s)): {error}"
-            landing.move_aside(file.path, message)
+            landing.move_aside(present[name].path, message)
             del cursor.handed[name]
             moved.append(message)
-    return in_flight, {key: names for key, names in without_run.items() if names}
+    return settlement.in_flight, settlement.without_run
 
 
 def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
