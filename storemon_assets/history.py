@@ -34,6 +34,7 @@ from storemon_assets.core.daily import (
     daily_csv_frame,
     daily_values,
     local_days,
+    refresh_ranges,
     requested_dates,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
@@ -86,6 +87,40 @@ CHUNK_STORE_DAYS = 15 * 13_600
 # Stores whose keys are spread over more than this many keys each are read one listed range
 # each; otherwise one read of their key range (several times faster per poll).
 SPARSE_KEYS = 8
+
+
+# T moving with no file loaded refreshes the daily partitions at most this often.
+REFRESH_EVERY_SECONDS = 3_600
+
+
+@dataclass(frozen=True)
+class DailyRefresh:
+    """What one tick of the daily refresh sensor asks for, and the cursor it leaves."""
+
+    ranges: list[tuple[dt.date, dt.date]]  # contiguous partition ranges, one run each
+    as_of_us: int
+    watermark_us: int  # the newest ledger arrival taken into account
+    polls_files: int  # polls files loaded since the last refresh
+    other_files: int  # hours, timezones or special-hours files: every recent date may have changed
+
+    def cursor(self, now: float) -> dict:
+        return {"as_of_us": self.as_of_us, "ingested_until_us": self.watermark_us, "requested_at": now}
+
+
+def daily_refresh(
+    as_of_us: int, arrivals: pl.DataFrame, cursor: dict, now: float, first_partition: dt.date, today: dt.date
+) -> DailyRefresh | None:
+    """The dates to refresh after the files loaded since the cursor (`arrivals`: ledger_arrivals),
+    or when T moved and the last refresh is REFRESH_EVERY_SECONDS old; None when neither
+    (core/daily.py:refresh_ranges says which dates)."""
+    arrived = arrivals.filter(pl.col("ingested_at_us") > cursor.get("ingested_until_us", 0))
+    files = arrived.filter(pl.col("kind") == POLLS)
+    moved = as_of_us != cursor.get("as_of_us")
+    if arrived.is_empty() and not (moved and now - cursor.get("requested_at", 0) >= REFRESH_EVERY_SECONDS):
+        return None
+    ranges = refresh_ranges(as_of_us, files, first_partition, today, schedule_changed=arrived.height > files.height)
+    watermark = max(cursor.get("ingested_until_us", 0), arrived.get_column("ingested_at_us").max() or 0)
+    return DailyRefresh(ranges, as_of_us, watermark, files.height, arrived.height - files.height)
 
 
 @dataclass(frozen=True)

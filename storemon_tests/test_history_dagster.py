@@ -42,6 +42,37 @@ def test_refresh_ranges_are_the_current_dates_and_those_around_late_polls_merged
     assert refresh_ranges(t, files[:0], D("2023-01-01"), D("2023-01-24")) == [(D("2023-01-23"), D("2023-01-24"))]
 
 
+def test_the_daily_refresh_waits_for_a_loaded_file_or_an_hour_of_moving_t():
+    """history.daily_refresh without Dagster: files loaded after the cursor's watermark always
+    refresh; T moving alone refreshes once REFRESH_EVERY_SECONDS (3,600) passed; a schedule file
+    asks for the last 90 dates."""
+    from storemon_assets.history import daily_refresh
+
+    t = at("2023-01-25 18:12")
+    arrivals = pl.DataFrame(
+        {
+            "kind": ["polls", "hours"],
+            "ingested_at_us": [100, 200],
+            "first_poll_us": [at("2023-01-19 03:00"), None],
+            "last_poll_us": [at("2023-01-20 05:00"), None],
+        }
+    )
+    span = (D("2022-01-01"), D("2023-12-31"))
+    polls_only = daily_refresh(t, arrivals[:1], {}, now=0.0, first_partition=span[0], today=span[1])
+    assert polls_only is not None and (polls_only.polls_files, polls_only.other_files) == (1, 0)
+    assert polls_only.ranges == [(D("2023-01-17"), D("2023-01-21")), (D("2023-01-23"), D("2023-01-26"))]
+    cursor = polls_only.cursor(now=1_000.0)
+    assert cursor == {"as_of_us": t, "ingested_until_us": 100, "requested_at": 1_000.0}
+    assert daily_refresh(t, arrivals[:1], cursor, 99_999.0, *span) is None  # same file, same T
+    later = t + 60_000_000
+    assert daily_refresh(later, arrivals[:1], cursor, 4_599.0, *span) is None  # 3,599 s < 3,600 s
+    assert daily_refresh(later, arrivals[:1], cursor, 4_600.0, *span).watermark_us == 100  # an hour passed
+    hours = daily_refresh(t, arrivals, cursor, 1_001.0, *span)  # only the hours file is new
+    # 2023-01-25 - 91 days = 2022-10-26 .. 01-26 (schedule changed: the last 90 dates and more)
+    assert (hours.polls_files, hours.other_files, hours.watermark_us) == (0, 1, 200)
+    assert hours.ranges == [(D("2022-10-26"), D("2023-01-26"))]
+
+
 def materialise_dates(home, instance, first: str, last: str) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [store_daily_uptime],

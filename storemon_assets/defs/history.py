@@ -4,7 +4,7 @@ daily_uptime_sensor
     Decides which daily partitions to refresh, and nothing else: after polls files were loaded
     (the ledger gives each file's first and last poll instant) or at least hourly when T moves,
     it asks for the current and previous local dates and the dates around late polls
-    (core/daily.py:refresh_ranges), one run per contiguous range; after an hours, timezones or special-hours
+    (history.py:daily_refresh, core/daily.py:refresh_ranges), one run per contiguous range; after an hours, timezones or special-hours
     file, the last 90 dates (every date's business time may have changed). Its work is a ledger query and
     T; the asset run does the computing, and keeps every stored row that still holds.
 
@@ -18,20 +18,15 @@ import json
 import time
 
 import dagster as dg
-import polars as pl
 
 from storemon_assets import settings
-from storemon_assets.core.daily import refresh_ranges
-from storemon_assets.core.feeds import POLLS
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
 from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
-from storemon_assets.history import delete_old_run_reports, prune
+from storemon_assets.history import daily_refresh, delete_old_run_reports, prune
 from storemon_assets.names import DAILY_UPTIME_JOB, RETENTION_JOB
 from storemon_assets.service import report_time_us
-
-REFRESH_EVERY_SECONDS = 3_600
 
 daily_uptime_job = dg.define_asset_job(
     DAILY_UPTIME_JOB,
@@ -56,33 +51,27 @@ def daily_uptime_sensor(context: dg.SensorEvaluationContext, database: StoremonD
         return dg.SkipReason(f"{settings.AS_OF.name}: {exc}")
     if as_of_us is None:
         return dg.SkipReason("no polls loaded")
-    arrived = ledger_arrivals(engine).filter(pl.col("ingested_at_us") > cursor.get("ingested_until_us", 0))
-    files = arrived.filter(pl.col("kind") == POLLS)
-    schedule_changed = arrived.height > files.height
-    now = time.time()
-    moved = as_of_us != cursor.get("as_of_us")
-    if arrived.is_empty() and not (moved and now - cursor.get("requested_at", 0) >= REFRESH_EVERY_SECONDS):
-        return dg.SkipReason("no file loaded and T refreshed within the hour")
     today = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
     first_partition = dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d"))
-    ranges = refresh_ranges(as_of_us, files, first_partition, today, schedule_changed)
-    watermark = max(cursor.get("ingested_until_us", 0), arrived.get_column("ingested_at_us").max() or 0)
+    now = time.time()
+    refresh = daily_refresh(as_of_us, ledger_arrivals(engine), cursor, now, first_partition, today)
+    if refresh is None:
+        return dg.SkipReason("no file loaded and T refreshed within the hour")
     run_requests = [
         dg.RunRequest(
-            run_key=f"daily-{as_of_us}-{watermark}-{first}-{last}",
+            run_key=f"daily-{as_of_us}-{refresh.watermark_us}-{first}-{last}",
             tags={
                 "dagster/asset_partition_range_start": first.isoformat(),
                 "dagster/asset_partition_range_end": last.isoformat(),
             },
         )
-        for first, last in ranges
+        for first, last in refresh.ranges
     ]
     context.log.info(
-        f"T {format_instant(as_of_us)}, {files.height} new polls file(s), "
-        f"{arrived.height - files.height} other(s): " + ", ".join(f"{first}..{last}" for first, last in ranges)
+        f"T {format_instant(as_of_us)}, {refresh.polls_files} new polls file(s), {refresh.other_files} other(s): "
+        + ", ".join(f"{first}..{last}" for first, last in refresh.ranges)
     )
-    new_cursor = {"as_of_us": as_of_us, "ingested_until_us": watermark, "requested_at": now}
-    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(new_cursor))
+    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(refresh.cursor(now)))
 
 
 @dg.op(
