@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storemon_assets.core.business_time import weekly_schedule
-from storemon_assets.core.daily import DAILY_VALUES_SCHEMA, daily_csv_frame, daily_from_polls, month_dates, monthly_sla
+from storemon_assets.core.daily import (
+    DAILY_VALUES_SCHEMA,
+    daily_csv_frame,
+    daily_from_polls,
+    fleet_uptime_by_date,
+    fleet_uptime_pct,
+    month_dates,
+    monthly_sla,
+)
 from storemon_assets.db.engine import open_database
 from storemon_assets.history import daily_history
 from storemon_assets.service import ingest_files
@@ -401,3 +409,23 @@ def test_the_csv_file_has_the_same_text_as_the_rounded_minutes(tmp_path):
         "c,2023-01-01,0.00,0.00,0.00\n"
     )
     assert target.read_text() == daily_csv_frame(values).write_csv(float_precision=2)
+
+
+def test_fleet_uptime_by_date_weights_each_store_by_its_observed_time():
+    minute = 60_000_000 * 2  # half-microseconds
+    values = pl.DataFrame(
+        {
+            "store_id": ["a", "b", "a", "b"],
+            "local_date": [dt.date(2023, 1, 2), dt.date(2023, 1, 2), dt.date(2023, 1, 1), dt.date(2023, 1, 1)],
+            "up_half_us": [30 * minute, 90 * minute, 0, 0],
+            "down_half_us": [30 * minute, 0, 0, 0],
+        }
+    )
+    by_date = fleet_uptime_by_date(values)
+    assert by_date.get_column("date").to_list() == ["2023-01-01", "2023-01-02"]
+    assert by_date.get_column("stores").to_list() == [2, 2]
+    # 01-02: (30 + 90) up of (30 + 90 + 30) observed = 80 %; 01-01: nothing observed
+    assert by_date.get_column("fleet_uptime_pct")[1] == 80.0
+    assert fleet_uptime_pct(values) == 80.0
+    assert fleet_uptime_pct(values.filter(pl.col("local_date") == dt.date(2023, 1, 1))) is None
+    assert fleet_uptime_pct(values.clear()) is None  # no values: no figure

@@ -278,6 +278,23 @@ def fleet_uptime_pct(values: pl.DataFrame) -> float | None:
     return round(up / observed * 100, 2) if observed else None
 
 
+def fleet_uptime_by_date(values: pl.DataFrame) -> pl.DataFrame:
+    """date (text), stores, fleet_uptime_pct: per local date, the stores with values and all
+    stores' uptime over uptime + downtime that date, in % (NaN where nothing was observed)."""
+    per_date = (
+        values.group_by("local_date")
+        .agg(pl.col("up_half_us").sum(), pl.col("down_half_us").sum(), pl.len().alias("stores"))
+        .sort("local_date")
+    )
+    return per_date.select(
+        pl.col("local_date").cast(pl.String).alias("date"),
+        "stores",
+        (pl.col("up_half_us") / (pl.col("up_half_us") + pl.col("down_half_us")) * 100)
+        .round(2)
+        .alias("fleet_uptime_pct"),
+    )
+
+
 def daily_from_polls(polls: pl.DataFrame, schedule: pl.DataFrame, as_of_us: int, ranges: pl.DataFrame) -> pl.DataFrame:
     """Daily values of the given dates from every poll given (the whole history in memory):
     for small data sets and tests; the database path reads only what it needs (history.py).

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets import settings
-from storemon_assets.core.daily import fleet_uptime_pct
+from storemon_assets.core.daily import fleet_uptime_by_date, fleet_uptime_pct
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
@@ -38,21 +38,8 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_STAR
 def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, computed: int, seconds: float) -> dict:
     """What the UI plots across materialisations: the fleet's uptime over the range and on its
     newest date (uptime over uptime + downtime, weighted by business time), and the work done."""
-    per_date = (
-        values.group_by("local_date")
-        .agg(pl.col("up_half_us").sum(), pl.col("down_half_us").sum(), pl.len().alias("stores"))
-        .sort("local_date")
-    )
-    newest = values.filter(pl.col("local_date") == values.get_column("local_date").max()) if values.height else values
-    fleet = fleet_uptime_pct(values) if values.height else None
-    fleet_newest = fleet_uptime_pct(newest) if newest.height else None
-    shares = per_date.select(
-        pl.col("local_date").cast(pl.String).alias("date"),
-        "stores",
-        (pl.col("up_half_us") / (pl.col("up_half_us") + pl.col("down_half_us")) * 100)
-        .round(2)
-        .alias("fleet_uptime_pct"),
-    )
+    fleet = fleet_uptime_pct(values)  # None when nothing was observed (or no values)
+    fleet_newest = fleet_uptime_pct(values.filter(pl.col("local_date") == pl.col("local_date").max()))
     return {
         "as_of": format_instant(as_of_us) or "(no polls loaded)",
         **({"fleet_uptime_pct": dg.MetadataValue.float(fleet)} if fleet is not None else {}),
@@ -62,7 +49,7 @@ def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, comp
         "rows_already_holding": stored,
         "compute_seconds": round(seconds, 3),
         "peak_rss_mib": peak_rss_mib(),
-        "fleet_uptime_by_date": markdown_table(shares.tail(40)),
+        "fleet_uptime_by_date": markdown_table(fleet_uptime_by_date(values).tail(40)),
         "dagster/row_count": values.height,
         "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
         "table": STORE_DAILY_PACKED.name,  # packed: a row per date and shard of stores (docs/history.md)
