@@ -22,7 +22,7 @@ from storemon_assets.core.incidents import incidents_from_intervals, open_at, st
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
 from storemon_assets.core.shards import StoreShard, combine_parts
-from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window
+from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window, share_pct
 from storemon_assets.core.uptime import (
     STATUSES,
     WEEK,
@@ -214,6 +214,16 @@ def ingest_files(engine: sa.Engine, paths: Iterable[str | Path]) -> list[LoadOut
 def loaded_of_kind(done: Iterable[FileIngested], kind: str) -> list[LoadOutcome]:
     """The outcomes of the files of one feed that a batch loaded (not those found loaded)."""
     return [d.outcome for d in done if d.outcome and d.outcome.kind == kind and not d.outcome.already_loaded]
+
+
+def feed_load_figures(loaded: Iterable[LoadOutcome]) -> dict[str, int | float]:
+    """Rows one feed's files of a run loaded and rejected, and the share rejected in %: numbers
+    the UI plots across runs. A run that read no rows of the feed has no share, and gives none."""
+    loaded = list(loaded)
+    rejected = sum(o.rows_rejected for o in loaded)
+    share = share_pct(rejected, sum(o.rows_read for o in loaded))
+    figures: dict[str, int | float] = {"rows_loaded": sum(o.rows_loaded for o in loaded), "rows_rejected": rejected}
+    return figures | ({"rejected_share_pct": share} if share is not None else {})
 
 
 def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str, ...]]:

@@ -736,3 +736,16 @@ def test_parsing_in_chunks_gives_what_one_chunk_gives(tmp_path, monkeypatch):
     assert chunked.rejected.equals(whole.rejected.head(2)) and whole.rejected.height == 3
     assert chunked.rejected_by_reason.equals(whole.rejected_by_reason)
     assert chunked.rows_read == whole.rows_read == 6
+
+
+def test_feed_load_figures_sum_a_runs_files_and_give_a_share_only_when_rows_were_read():
+    from storemon_assets.db.loading import LoadOutcome
+    from storemon_assets.service import feed_load_figures
+
+    files = [
+        LoadOutcome("a.csv", "polls", False, rows_read=300, rows_loaded=297, rows_rejected=3),
+        LoadOutcome("b.csv", "polls", False, rows_read=100, rows_loaded=99, rows_rejected=1),
+    ]
+    # (3 + 1) rejected of (300 + 100) read = 1 %
+    assert feed_load_figures(files) == {"rows_loaded": 396, "rows_rejected": 4, "rejected_share_pct": 1.0}
+    assert feed_load_figures([]) == {"rows_loaded": 0, "rows_rejected": 0}  # nothing read: no share

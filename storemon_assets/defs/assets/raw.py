@@ -6,13 +6,18 @@ from pydantic import Field
 from storemon_assets import settings
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.ingest_batches import retry_delay_seconds
-from storemon_assets.core.summaries import share_pct
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.loading import LoadOutcome
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_schema
-from storemon_assets.service import FileIngested, ingest_file, loaded_of_kind, stores_losing_weekdays
+from storemon_assets.service import (
+    FileIngested,
+    feed_load_figures,
+    ingest_file,
+    loaded_of_kind,
+    stores_losing_weekdays,
+)
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
 LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
@@ -150,9 +155,6 @@ def ingest_landing_files(
         if key not in context.selected_asset_keys:
             continue
         loaded = loaded_of_kind(done, kind)
-        # Rows loaded and the share rejected, per run: numbers the UI plots across runs (a run
-        # that read no rows of this feed has no share, and records none).
-        rejected_share = share_pct(sum(o.rows_rejected for o in loaded), sum(o.rows_read for o in loaded))
         yield dg.MaterializeResult(
             asset_key=key,
             data_version=dg.DataVersion(versions.get(kind, "empty")),
@@ -160,9 +162,7 @@ def ingest_landing_files(
                 "files_loaded": dg.MetadataValue.md(
                     "\n".join(f"- `{o.file_name}`" for o in loaded) or "none (unchanged)"
                 ),
-                "rows_loaded": sum(o.rows_loaded for o in loaded),
-                "rows_rejected": sum(o.rows_rejected for o in loaded),
-                **({"rejected_share_pct": rejected_share} if rejected_share is not None else {}),
+                **feed_load_figures(loaded),  # rows loaded and rejected this run, the share rejected
                 "dagster/row_count": counts[spec.name],
                 "database": database.display_url,
             },
