@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storemon_assets.core.parsing import FeedFileError, header_kind
+from storemon_assets.core.quality import Finding
 
 REFUSED = (
     "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
@@ -241,6 +242,18 @@ class LandingFolderRules:
             p.name.removesuffix(".error.txt"): p.read_text().strip()
             for p in sorted(self.failed_folder.glob("*.error.txt"))
         }
+
+    def failed_finding(self) -> Finding:
+        """The `no_unreadable_files` check's verdict: passes while failed/ is empty; otherwise
+        says what to do. `details["errors"]`: failed_files()."""
+        errors = self.failed_files()
+        if not errors:
+            return Finding(True, "no unreadable files", {"errors": errors})
+        summary = (
+            f"{len(errors)} file(s) could not be ingested and wait in {self.failed_folder}: fix and drop them "
+            "into the landing folder again, then delete them from failed/"
+        )
+        return Finding(False, summary, {"errors": errors})
 
 
 @dataclass

@@ -647,3 +647,13 @@ def test_settling_batches_keeps_those_in_flight_asks_again_for_those_without_run
     assert settlement.failed == {"failed": ["c.csv"]}  # d.csv changed (a new version), gone.csv is gone
     assert set(cursor.batches) == {"no-run", "running"}  # settled and emptied batches leave the cursor
     assert settle_batches(LandingCursor(), present, {}) == type(settlement)()  # no batch: nothing to do
+
+
+def test_the_failed_folder_finding_passes_while_it_is_empty_and_names_each_waiting_file(tmp_path):
+    landing = LandingFolder(path=str(tmp_path))
+    assert landing.failed_finding().passed and landing.failed_finding().summary == "no unreadable files"
+    (tmp_path / "bad.csv").write_text("what,is,this\n")
+    landing.move_aside(tmp_path / "bad.csv", "bad.csv: unknown header")
+    finding = landing.failed_finding()
+    assert not finding.passed and finding.summary.startswith("1 file(s) could not be ingested")
+    assert finding.details["errors"] == {"bad.csv": "bad.csv: unknown header"}

@@ -89,15 +89,10 @@ def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetChe
 
 
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
-    errors = landing.failed_files()
-    finding = quality.Finding(
-        not errors,
-        "no unreadable files"
-        if not errors
-        else f"{len(errors)} file(s) could not be ingested and wait in {landing.failed_folder}: fix and drop them "
-        "into the landing folder again, then delete them from failed/",
-    )
-    return finding, {"files": dg.MetadataValue.md("\n".join(f"- `{n}`: {e}" for n, e in errors.items()) or "none")}
+    """The verdict (LandingFolderRules.failed_finding) and each waiting file's error, for the UI."""
+    finding = landing.failed_finding()
+    listed = "\n".join(f"- `{n}`: {e}" for n, e in finding.details["errors"].items())
+    return finding, {"files": dg.MetadataValue.md(listed or "none")}
 
 
 @dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
