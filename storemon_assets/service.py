@@ -232,6 +232,19 @@ def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str,
     return {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
 
 
+def lost_weekdays_finding(hours: Iterable[LoadOutcome]) -> quality.Finding:
+    """The `no_store_lost_weekdays` verdict on a run's hours files. `details`: "stores", every
+    store that lost a weekday, sorted; "files", stores_losing_weekdays()."""
+    losing = stores_losing_weekdays(hours)
+    stores = sorted({s for names in losing.values() for s in names})
+    summary = (
+        f"{len(stores):,} stores lost weekdays they had: is one store's hours split across files?"
+        if stores
+        else "no store lost a weekday"
+    )
+    return quality.Finding(not stores, summary, {"stores": stores, "files": losing})
+
+
 def build_report(
     engine: sa.Engine,
     as_of_us: int | None = None,

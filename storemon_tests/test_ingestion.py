@@ -749,3 +749,19 @@ def test_feed_load_figures_sum_a_runs_files_and_give_a_share_only_when_rows_were
     # (3 + 1) rejected of (300 + 100) read = 1 %
     assert feed_load_figures(files) == {"rows_loaded": 396, "rows_rejected": 4, "rejected_share_pct": 1.0}
     assert feed_load_figures([]) == {"rows_loaded": 0, "rows_rejected": 0}  # nothing read: no share
+
+
+def test_the_lost_weekdays_finding_names_every_store_once_and_each_file():
+    from storemon_assets.db.loading import LoadOutcome
+    from storemon_assets.service import lost_weekdays_finding
+
+    whole = LoadOutcome("week.csv", "hours", False)
+    split = [
+        LoadOutcome("mon.csv", "hours", False, stores_losing_weekdays=("b", "a")),
+        LoadOutcome("tue.csv", "hours", False, stores_losing_weekdays=("a",)),
+    ]
+    assert lost_weekdays_finding([whole]).passed
+    assert lost_weekdays_finding([whole]).summary == "no store lost a weekday"
+    finding = lost_weekdays_finding([whole, *split])
+    assert not finding.passed and finding.summary.startswith("2 stores lost weekdays")  # a and b, a once
+    assert finding.details == {"stores": ["a", "b"], "files": {"mon.csv": ("b", "a"), "tue.csv": ("a",)}}

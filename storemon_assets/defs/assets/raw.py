@@ -16,7 +16,7 @@ from storemon_assets.service import (
     feed_load_figures,
     ingest_file,
     loaded_of_kind,
-    stores_losing_weekdays,
+    lost_weekdays_finding,
 )
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
@@ -63,23 +63,20 @@ NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
 
 def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
     """A warning naming the stores the run's hours files took weekdays from, per file."""
-    losing = stores_losing_weekdays(hours)
-    stores = sorted({s for names in losing.values() for s in names})
+    finding = lost_weekdays_finding(hours)
     listed = "\n".join(
         f"- `{name}`: {len(ids):,} stores: "
         + ", ".join(f"`{s}`" for s in ids[:100])
         + (" ..." if len(ids) > 100 else "")
-        for name, ids in losing.items()
+        for name, ids in finding.details["files"].items()
     )
     return dg.AssetCheckResult(
         check_name=NO_STORE_LOST_WEEKDAYS,
         asset_key=RAW_BUSINESS_HOURS,
-        passed=not stores,
+        passed=finding.passed,
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(stores):,} stores lost weekdays they had: is one store's hours split across files?"
-        if stores
-        else "no store lost a weekday",
-        metadata={"stores": len(stores), "files": dg.MetadataValue.md(listed or "none")},
+        description=finding.summary,
+        metadata={"stores": len(finding.details["stores"]), "files": dg.MetadataValue.md(listed or "none")},
     )
 
 
