@@ -111,3 +111,16 @@ def test_per_store_partition_metadata_names_timezone_hours_and_intervals(home, i
     # A link to the store's current week, not numbers that would go stale (README: Store timelines).
     assert metadata["latest_week"].value == f"http://127.0.0.1:8000/stores/{events[0].partition}/timeline.svg"
     assert pl.Series([e.metadata["weekly_open_hours"].value for e in events]).is_between(0, 168).all()
+
+
+def test_schedules_are_compared_again_only_after_the_feeds_or_partitions_changed_or_while_runs_are_pending():
+    from storemon_assets.core.staleness import schedules_check_due, schedules_state
+
+    state = schedules_state({"hours": "v1", "timezones": "v1"}, 3)
+    assert state == schedules_state({"timezones": "v1", "hours": "v1"}, 3)  # order of the feeds does not matter
+    assert state != schedules_state({"hours": "v2", "timezones": "v1"}, 3)  # an hours file was loaded
+    assert state != schedules_state({"hours": "v1", "timezones": "v1"}, 4)  # a store partition was added
+    assert schedules_check_due({}, state)  # first tick
+    assert not schedules_check_due({"state": state, "pending": False}, state)
+    assert schedules_check_due({"state": state, "pending": True}, state)  # runs asked for: look again
+    assert schedules_check_due({"state": "older", "pending": False}, state)

@@ -8,6 +8,7 @@ contiguous ranges of the partition order, because a run covers a range of partit
 from __future__ import annotations
 
 import hashlib
+import json
 
 import polars as pl
 
@@ -62,3 +63,15 @@ def partition_ranges(ordered_keys: list[str], wanted: set[str], max_ranges: int)
         ends = cuts + [len(runs) - 1]
         runs = [[runs[a][0], runs[b][1]] for a, b in zip(starts, ends, strict=True)]
     return [(ordered_keys[a], ordered_keys[b]) for a, b in runs]
+
+
+def schedules_state(feed_versions: dict[str, str], partition_count: int) -> str:
+    """What the store schedules sensor compares between ticks: the raw feeds' versions and the
+    number of store partitions. Stored schedules can only be stale once this changed."""
+    return f"{json.dumps(feed_versions, sort_keys=True)}-{partition_count}"
+
+
+def schedules_check_due(cursor: dict, state: str) -> bool:
+    """Whether to compare schedules again: the state changed since the last comparison, or the
+    runs it asked for are still pending (the next comparison tells whether they are done)."""
+    return cursor.get("state") != state or bool(cursor.get("pending"))

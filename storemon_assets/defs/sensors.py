@@ -36,7 +36,13 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets.core.ingest_batches import choose_batch
-from storemon_assets.core.staleness import fingerprint, partition_ranges, stale_store_ids
+from storemon_assets.core.staleness import (
+    fingerprint,
+    partition_ranges,
+    schedules_check_due,
+    schedules_state,
+    stale_store_ids,
+)
 from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db.queries import feed_versions, known_store_ids, read_table, read_weekly_schedules
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestConfig, ingest_landing_files
@@ -227,9 +233,8 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     engine = database.engine()
     keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    state = f"{json.dumps(feed_versions(engine), sort_keys=True)}-{len(keys)}"
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    if cursor.get("state") == state and not cursor.get("pending"):
+    state = schedules_state(feed_versions(engine), len(keys))
+    if not schedules_check_due(json.loads(context.cursor) if context.cursor else {}, state):
         return dg.SkipReason("no feed changed since the last check")
     stale, derived = stale_partitions(engine, keys)
     if stale.is_empty():
