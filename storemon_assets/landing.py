@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storemon_assets.core.parsing import FeedFileError, header_kind
+from storemon_assets.core.parsing import FeedFile, FeedFileError, header_kind
 from storemon_assets.core.quality import Finding
 
 REFUSED = (
@@ -135,18 +135,29 @@ class LandingFolderRules:
         with self._open(file.path) as handle:
             return handle.read(head_bytes)
 
-    def read_complete(self, path: Path) -> bytes | None:
-        """A file's bytes if it is complete (see `is_complete`) as it is read, else None (also when
-        it is gone); refused unread unless it is a regular file directly in the folder."""
+    def open_complete(self, path: Path) -> FeedFile | None:
+        """The file opened as a feed (its header read, its bytes hashed, nothing kept: see
+        FeedFile) if it is complete (see `is_complete`) as it is looked at, else None (also when
+        it is gone); refused unread unless it is a regular file directly in the folder. Only the
+        bytes it had then are read, then and when it is loaded."""
         try:
             opened = self._open(path)
         except FileNotFoundError:
             return None
         with opened as handle:
-            mtime_ns = os.fstat(handle.fileno()).st_mtime_ns
-            data = handle.read()
-        complete = data.endswith(b"\n") or self._unchanged_for(mtime_ns) >= self.last_line_settle_seconds
-        return data if data and complete else None
+            info = os.fstat(handle.fileno())
+            if info.st_size == 0:
+                return None
+            handle.seek(info.st_size - 1)
+            ends_with_newline = handle.read(1) == b"\n"
+        if not ends_with_newline and self._unchanged_for(info.st_mtime_ns) < self.last_line_settle_seconds:
+            return None
+        try:
+            return FeedFile(path, opener=self._open, size=info.st_size)
+        except FeedFileError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):
+                return None  # gone since
+            raise
 
     def holds(self, path: Path) -> bool:
         """Whether `path` names an entry directly inside the landing folder (not resolved)."""

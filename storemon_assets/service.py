@@ -20,7 +20,7 @@ from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
 from storemon_assets.core.incidents import incidents_from_intervals, open_at, stale_warning, status_now
 from storemon_assets.core.instants import format_instant
-from storemon_assets.core.parsing import FeedFileError, ParsedFeed, file_sha256, parse_feed_bytes
+from storemon_assets.core.parsing import FeedFile, FeedFileError
 from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window, share_pct
 from storemon_assets.core.uptime import (
@@ -153,13 +153,14 @@ class FileIngested:
 def ingest_file(
     engine: sa.Engine,
     path: str | Path,
-    read: Callable[[Path], bytes | None] = Path.read_bytes,
+    read: Callable[[Path], FeedFile | None] = FeedFile,
     progress: Progress = QUIET,
 ) -> FileIngested:
     """Read, recognise and load one file in one transaction: the one ingestion path, for the
     landing sensor's runs, `storemon ingest` and the tests. Never raises for the file's sake.
 
-    `read` gives the file's bytes, or None while it is incomplete (the landing folder's reader
+    `read` opens the file as a FeedFile (its header and hash; its rows are parsed a block at a
+    time as they are loaded), or gives None while it is incomplete (the landing folder's opener
     refuses what is not a regular file inside it, raising a FeedFileError). A polls file whose
     content the ledger holds is not parsed again; hours, timezones and special hours apply
     again at every delivery (SPEC §1).
@@ -171,37 +172,38 @@ def ingest_file(
         return FileIngested(path.name, unreadable=str(exc))
     except sa.exc.SQLAlchemyError as exc:
         return FileIngested(path.name, database_error=exc)
-    if not isinstance(feed, ParsedFeed):
+    if not isinstance(feed, FeedFile):
         return FileIngested(path.name, outcome=feed)
     try:
         with progress.phase(f"load {path.name}") as phase:
             outcome = load_feed(engine, feed, on_rows=phase.advance)
-            phase.detail = f"{outcome.rows_loaded:,} rows"
+            phase.detail = f"{outcome.rows_loaded:,} rows, {outcome.rows_rejected:,} rejected"
+    except FeedFileError as exc:  # found while reading its rows (not UTF-8, changed): nothing was loaded
+        return FileIngested(path.name, unreadable=str(exc))
     except (sa.exc.SQLAlchemyError, OSError) as exc:
         return FileIngested(path.name, database_error=exc)
     return FileIngested(path.name, outcome=outcome)
 
 
 def _read_new_feed(
-    engine: sa.Engine, path: Path, read: Callable[[Path], bytes | None], progress: Progress
-) -> ParsedFeed | LoadOutcome | None:
-    """The file parsed; or its outcome when the ledger holds its polls; None while incomplete."""
+    engine: sa.Engine, path: Path, read: Callable[[Path], FeedFile | None], progress: Progress
+) -> FeedFile | LoadOutcome | None:
+    """The file opened; or its outcome when the ledger holds its polls; None while incomplete."""
     with progress.phase(f"read {path.name}") as phase:
         try:
-            data = read(path)
+            feed = read(path)
         except FeedFileError:
             raise
         except OSError as exc:
             raise FeedFileError.unreadable(path.name, exc) from exc
-        if data is None:
+        if feed is None:
             phase.detail = "incomplete, left for later"
             return None
-        kind = loaded_kind(engine, file_sha256(data))
+        kind = loaded_kind(engine, feed.sha256)
         if kind is not None and kind not in AUTHORITATIVE_KINDS:
             phase.detail = "in the ledger"
             return LoadOutcome(path.name, kind, already_loaded=True)
-        feed = parse_feed_bytes(data, path)
-        phase.detail = f"{feed.kind}, {feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
+        phase.detail = f"{feed.kind}, {feed.size:,} bytes"
     return feed
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import storemon_assets.service as service
-from storemon_assets.core.parsing import FeedFileError
+from storemon_assets.core.parsing import FeedFile, FeedFileError
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.service import ingest_file, ingest_files
 from storemon_assets.settings import sqlite_url
@@ -41,18 +41,19 @@ def test_polls_in_the_ledger_are_not_parsed_again_but_hours_are_handed_to_the_lo
     polls, hours = write_csv(tmp_path, "p.csv", POLLS), write_csv(tmp_path, "h.csv", HOURS)
     assert ingest_file(engine, polls).describe() == "p.csv: loaded, polls, 1 rows, 0 rejected"
     assert ingest_file(engine, hours).describe() == "h.csv: loaded, hours, 1 rows, 0 rejected"
-    parsed = []
-    real_parse = service.parse_feed_bytes
+    loaded, parsed = [], []
+    real_load, real_chunks = service.load_feed, FeedFile.chunks
     monkeypatch.setattr(
-        service, "parse_feed_bytes", lambda data, path: parsed.append(path.name) or real_parse(data, path)
+        service, "load_feed", lambda engine, feed, **kw: loaded.append(feed.path.name) or real_load(engine, feed, **kw)
     )
+    monkeypatch.setattr(FeedFile, "chunks", lambda feed: parsed.append(feed.path.name) or real_chunks(feed))
     again = ingest_file(engine, polls)
     assert again.outcome is not None and again.outcome.already_loaded and again.outcome.kind == "polls"
     assert again.describe() == "p.csv: already loaded" and not again.failed
-    # SPEC 1: hours are authoritative, so their file is parsed again and the loader decides (the
-    # same content as the hours in force: nothing to apply).
+    # SPEC 1: hours are authoritative, so their file goes to the loader, which decides (the same
+    # content as the hours in force: nothing to apply, and its rows are not even parsed).
     assert ingest_file(engine, hours).describe() == "h.csv: already loaded"
-    assert parsed == ["h.csv"]
+    assert loaded == ["h.csv"] and parsed == []
 
 
 def test_a_file_still_being_written_is_left_for_later_unread(tmp_path, engine):

@@ -213,13 +213,13 @@ def test_a_failed_load_leaves_the_database_as_it_was(tmp_path, engine, monkeypat
     def failing_after_polls(conn, table, frame, *args, **kwargs):
         calls.append(table.name)
         original(conn, table, frame, *args, **kwargs)
-        if table.name == "rejected_rows":
+        if table.name == "rejected_row_counts":  # the last insert, after the file's polls
             broken_ledger_insert()
 
     monkeypatch.setattr(database, "_bulk_insert", failing_after_polls)
     with pytest.raises(sa.exc.OperationalError):
         load_feed(engine, feed)
-    assert calls[0] == "stores" and calls[-1] == "rejected_rows"  # the store and its poll went in, then rolled back
+    assert "stores" in calls and calls[-1] == "rejected_row_counts"  # the store and its poll went in, then rolled back
     assert read_table(engine, STORE_STATUS_POLLS).height == 0
     assert read_table(engine, STORES).height == 0
     assert read_table(engine, INGESTED_FILES).height == 0
@@ -319,7 +319,7 @@ def test_real_poll_sample_loads_with_exact_microseconds(engine):
     )
 
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from storemon_assets.core.parsing import parse_timestamp_utc, parse_timestamps_utc  # noqa: E402
@@ -765,3 +765,175 @@ def test_the_lost_weekdays_finding_names_every_store_once_and_each_file():
     finding = lost_weekdays_finding([whole, *split])
     assert not finding.passed and finding.summary.startswith("2 stores lost weekdays")  # a and b, a once
     assert finding.details == {"stores": ["a", "b"], "files": {"mon.csv": ("b", "a"), "tue.csv": ("a",)}}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=st.lists(
+        st.sampled_from(
+            ["s1", "active", "2023-01-22 12:00:00 UTC", ",", '"', '"', "\n", "\n", "xxxxxxxxxxxx", "é", " ", "=1"]
+        ),
+        max_size=60,
+    ).map("".join),
+    block=st.integers(1, 24),
+)
+@example(
+    body='s1,active,x\n"a\nb",active,x\n' + "x" * 29 + '\n"open,,\n\n' + "x" * 12 + "\n" + "x" * 16 + "\n", block=3
+)
+def test_a_file_read_in_blocks_parses_as_read_whole(body, block):
+    """Issue 20 row 5: a file is parsed READ_BLOCK_BYTES at a time, so memory does not grow with
+    it. Wherever the blocks cut it (inside a line, a quoted record over several lines, a line or
+    a record too long), the rows, rejected rows and counts are those of one block."""
+    import pathlib
+
+    import storemon_assets.core.parsing as parsing
+
+    data = ("store_id,status,timestamp_utc\n" + body).encode()
+    ingested = at("2023-02-01 00:00")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(parsing, "MAX_LINE_BYTES", 16)  # lines and records of more than 16 bytes are too long
+        patch.setattr(parsing, "MAX_RAW_TEXT_CHARS", 5)
+        whole = parsing.parse_feed_bytes(data, pathlib.Path("p.csv"), ingested)
+        patch.setattr(parsing, "READ_BLOCK_BYTES", block)
+        patch.setattr(parsing, "HEAD_BYTES", 31)  # the header and one byte
+        blocks = parsing.parse_feed_bytes(data, pathlib.Path("p.csv"), ingested)
+    assert blocks.rows.equals(whole.rows)
+    assert blocks.rejected.equals(whole.rejected)
+    assert blocks.rejected_by_reason.equals(whole.rejected_by_reason)
+    assert blocks.rows_read == whole.rows_read
+
+
+# --- issue 20 row 5: a file is loaded a block at a time, in one transaction ----------------------
+
+
+def small_blocks(monkeypatch, block_bytes: int = 4096, polls_per_insert: int = 100) -> list[int]:
+    """Read the header in the first 256 bytes, parse 4 KiB at a time and insert 100 polls at a
+    time; returns the sizes of the inserts."""
+    import storemon_assets.core.parsing as parsing
+    import storemon_assets.db.loading as loading
+
+    monkeypatch.setattr(parsing, "HEAD_BYTES", 256)
+    monkeypatch.setattr(parsing, "READ_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(loading, "POLLS_INSERT_ROWS", polls_per_insert)
+    inserted: list[int] = []
+    real = loading._insert_polls
+
+    def counting(conn, rows, keys, on_rows=None):
+        inserted.append(rows.height)
+        return real(conn, rows, keys, on_rows)
+
+    monkeypatch.setattr(loading, "_insert_polls", counting)
+    return inserted
+
+
+def test_a_polls_file_is_loaded_a_block_at_a_time_and_holds_what_one_block_would(engine, tmp_path, monkeypatch):
+    from storemon_assets.core.parsing import FeedFile
+
+    # 3,000 polls of 50 stores (~134 KB: 33 blocks of 4 KiB), every 7th with an unknown status.
+    text = "store_id,status,timestamp_utc\n" + "".join(
+        f"s{n % 50},{'bogus' if n % 7 == 0 else 'active'},2023-01-22 {n % 24:02d}:{n % 60:02d}:{n % 59:02d}.{n:06d} UTC\n"
+        for n in range(3_000)
+    )
+    path = write_csv(tmp_path, "p.csv", text)
+    whole = read_feed_file(path)
+    inserted = small_blocks(monkeypatch)
+    outcome = load_feed(engine, FeedFile(path))
+    # 429 rejected: n = 0, 7, ..., 2,996 (3,000 / 7 rounded up); 2,571 accepted.
+    assert (outcome.rows_read, outcome.rows_loaded, outcome.rows_rejected) == (3_000, 2_571, 429)
+    assert whole.rows.height == 2_571
+    # Never more at once than 100 polls and one block's (~30 rows of 4 KiB): not the file's 2,571.
+    assert len(inserted) > 10 and max(inserted) < 100 + 4096 // 40
+    polls = read_table(engine, STORE_STATUS_POLLS).join(read_table(engine, STORES), on="store_key")
+    assert sorted(polls.select("store_id", "polled_at_us").rows()) == sorted(
+        whole.rows.select("store_id", "polled_at_us").rows()
+    )
+    [ledger] = read_table(engine, INGESTED_FILES).to_dicts()
+    assert (ledger["rows_read"], ledger["rows_loaded"], ledger["rows_rejected"]) == (3_000, 2_571, 429)
+    assert (ledger["first_poll_us"], ledger["last_poll_us"]) == (
+        whole.rows.get_column("polled_at_us").min(),
+        whole.rows.get_column("polled_at_us").max(),
+    )
+    assert read_table(engine, REJECTED_ROWS).height == 429
+    assert rejected_counts(engine)[POLLS] == 429
+
+
+def test_a_file_failing_in_its_last_block_leaves_nothing_loaded(engine, tmp_path, monkeypatch):
+    from storemon_assets.core.parsing import FeedFile
+
+    # Blocks of valid polls inserted, then a byte that is not UTF-8 on the last line: the file's
+    # one transaction rolls back, as it does when the process is killed (tests of kill -9 below).
+    good = "".join(f"s{n % 50},active,2023-01-22 12:00:{n % 60:02d}.{n:06d} UTC\n" for n in range(3_000))
+    path = tmp_path / "p.csv"
+    path.write_bytes(b"store_id,status,timestamp_utc\n" + good.encode() + b"s1,active,\xff\n")
+    inserted = small_blocks(monkeypatch)
+    feed = FeedFile(path)  # the header is fine
+    with pytest.raises(FeedFileError, match=r"not a UTF-8 CSV file \(byte \d+ cannot be decoded\)"):
+        load_feed(engine, feed)
+    assert sum(inserted) > 1_000  # blocks went in before the bad one was read
+    for table in (STORE_STATUS_POLLS, STORES, INGESTED_FILES, REJECTED_ROWS):
+        assert read_table(engine, table).height == 0, table.name
+
+
+def test_authoritative_files_read_in_blocks_apply_as_one(engine, tmp_path, monkeypatch):
+    from storemon_assets.core.parsing import FeedFile
+
+    filler = lambda n: "".join(f"f{i},{i % 7},09:00,17:00\n" for i in range(n))  # noqa: E731 - ~20 bytes a row
+    write = lambda name, text: FeedFile(write_csv(tmp_path, name, text))  # noqa: E731
+    load_feed(
+        engine,
+        write(
+            "h1.csv",
+            "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00,17:00\ns1,1,09:00,17:00\ns1,2,09:00,17:00\n",
+        ),
+    )
+    small_blocks(monkeypatch, block_bytes=64)
+    # s1's rows at both ends of a file of several blocks: the second block's do not erase the
+    # first's, and s1 lost Wednesday (2) only.
+    outcome = load_feed(
+        engine,
+        write(
+            "h2.csv",
+            "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00,17:00\n"
+            + filler(20)
+            + "s1,1,10:00,18:00\ns1,0,09:00,17:00\n",
+        ),
+    )
+    assert outcome.stores_losing_weekdays == ("s1",)
+    hours = read_table(engine, BUSINESS_HOURS).filter(pl.col("store_id") == "s1")
+    assert sorted(hours.select("day_of_week", "start_time_us").rows()) == [
+        (0, 9 * 3600 * 10**6),
+        (1, 10 * 3600 * 10**6),
+    ]
+    # Timezones: the last row of a store wins, whichever block it is in.
+    load_feed(
+        engine,
+        write(
+            "tz.csv",
+            "store_id,timezone_str\ns1,America/Chicago\n"
+            + "".join(f"f{i},Asia/Tokyo\n" for i in range(20))
+            + "s1,Europe/Berlin\n",
+        ),
+    )
+    timezones = read_table(engine, STORE_TIMEZONES).filter(pl.col("store_id") == "s1")
+    assert timezones.get_column("timezone_str").to_list() == ["Europe/Berlin"]
+    # Special hours: a (store, date) named in two blocks keeps the file's rows of it, an exact
+    # repeat once.
+    special = "store_id,date_local,start_time_local,end_time_local\n"
+    load_feed(engine, write("sp1.csv", special + "s1,2023-01-23,08:00,12:00\n"))
+    load_feed(
+        engine,
+        write(
+            "sp2.csv",
+            special
+            + "s1,2023-01-23,09:00,10:00\n"
+            + "".join(f"f{i},2023-01-23,09:00,10:00\n" for i in range(20))
+            + "s1,2023-01-23,09:00,10:00\ns1,2023-01-23,11:00,12:00\n",
+        ),
+    )
+    from storemon_assets.core.tables import SPECIAL_HOURS
+
+    rows = read_table(engine, SPECIAL_HOURS).filter(pl.col("store_id") == "s1").sort("start_time_us")
+    assert rows.select("start_time_us", "end_time_us").rows() == [
+        (9 * 3600 * 10**6, 10 * 3600 * 10**6),
+        (11 * 3600 * 10**6, 12 * 3600 * 10**6),
+    ]

@@ -17,11 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
+import itertools
+import os
 import time
 import zoneinfo
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import polars as pl
@@ -29,6 +35,8 @@ from polars.expr.whenthen import ChainedThen, Then
 
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.tables import REJECTED_ROWS
+
+T = TypeVar("T")
 
 # Accepted header spellings per kind; the first spelling of each column is canonical.
 FEED_COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -84,6 +92,10 @@ class ParsedFeed:
     def rows_rejected(self) -> int:
         return int(self.rejected_by_reason.get_column("row_count").sum())
 
+    def chunks(self) -> Iterator[FeedChunk]:
+        """The whole file as one chunk (what `load_feed` takes)."""
+        yield FeedChunk(self.rows, self.rejected, self.rejected_by_reason, self.rows_read)
+
 
 # Messages and logs quote at most this much of a file's content, control characters escaped.
 EXCERPT_CHARS = 60
@@ -96,8 +108,17 @@ MAX_REJECTED_KEPT = 10_000
 # 4 GB to parse): a record of these feeds is a few dozen bytes.
 MAX_LINE_BYTES = 64 * 1024
 LONG_LINE_REASON = f"line longer than {MAX_LINE_BYTES:,} bytes (a record of these feeds is a few dozen)"
-# Records parsed at a time: each chunk's working columns (fields, typed values, reasons) stay bounded.
-PARSE_CHUNK_ROWS = 500_000
+# A record over several lines (a quoted field holding newlines) is held to the same bound.
+LONG_RECORD_REASON = f"record longer than {MAX_LINE_BYTES:,} bytes over several lines (a quoted field left open?)"
+UNTERMINATED_REASON = "unterminated quoted field (a field that opens with a double quote must close with one)"
+# The file's first bytes, where its header must be (as the landing sensor reads them).
+HEAD_BYTES = 64 * 1024
+# Bytes read and parsed at a time (cut at a line's end): one block's bytes, lines and rows are
+# what exists at once, whatever the file's size.
+READ_BLOCK_BYTES = 16 * 2**20
+# Records parsed at a time within a block: the working columns (fields, typed values, reasons)
+# of a block of the shortest lines stay bounded too (48 MB of 6-byte rows: 0.78 GB at 500,000, 0.45 GB at 100,000).
+PARSE_CHUNK_ROWS = 100_000
 # A rejected row's store_id is kept up to this length.
 MAX_STORE_ID_CHARS = 200
 # SPEC §1: a store_id beginning with one of these is a formula to a spreadsheet (`=1+1`,
@@ -166,85 +187,346 @@ def header_kind(head: bytes, name: str, whole_file: bool = True) -> tuple[str, l
 
 
 def read_feed_file(path: str | Path, ingested_at_us: int | None = None) -> ParsedFeed:
-    """Parse one file of any of the four kinds."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FeedFileError.unreadable(path.name, exc) from exc
-    return parse_feed_bytes(data, path, ingested_at_us)
+    """Parse one file of any of the four kinds, all of it at once (tests, small files): loading
+    takes a `FeedFile` block by block instead."""
+    return FeedFile(path, ingested_at_us=ingested_at_us).parse_whole()
 
 
 def parse_feed_bytes(data: bytes, path: Path, ingested_at_us: int | None = None) -> ParsedFeed:
-    """Parse a file's bytes. `ingested_at_us` (default: now) is the moment polls are judged
-    against: one more than an hour later is rejected as from the future (SPEC §1).
+    """Parse a file's bytes, all of them at once (see `FeedFile`, which gives the same rows)."""
+    return FeedFile(path, ingested_at_us=ingested_at_us, data=data).parse_whole()
 
-    Memory stays bounded whatever the file holds: a line longer than MAX_LINE_BYTES is rejected
-    before its fields are split, the records are parsed PARSE_CHUNK_ROWS at a time, and only
-    the first MAX_REJECTED_KEPT rejected rows are kept with their text (all are counted by
-    reason). What grows with the file is its bytes, its lines and the typed rows accepted."""
-    kind, columns, header_number = header_kind(data, path.name)
-    if ingested_at_us is None:
-        ingested_at_us = time.time_ns() // 1000
 
-    sha256 = file_sha256(data)
-    data, long_lines = _cut_long_lines(data, header_number)
-    lines = physical_lines(data, path.name).slice(header_number)  # the lines after the header
-    quoted = b'"' in data
-    body = csv_records(lines) if quoted else lines.with_columns(pl.lit(False).alias("_unterminated"))
-    del lines
-    body = body.filter(pl.col("raw_text").str.strip_chars() != "")
-    good, rejected = [], [long_lines]
-    counts = [long_lines.group_by("reason").len()]
-    kept = long_lines.height
-    for chunk in body.iter_slices(PARSE_CHUNK_ROWS):
-        rows, bad = _parse_records(chunk, kind, columns, quoted, ingested_at_us)
-        good.append(rows)
-        counts.append(bad.group_by("reason").len())
-        if kept < MAX_REJECTED_KEPT:
-            rejected.append(bad.head(MAX_REJECTED_KEPT - kept))
-            kept += rejected[-1].height
-    rejected_counts = (
-        pl.concat(counts).group_by("reason").agg(pl.col("len").sum().cast(pl.Int64).alias("row_count")).sort("reason")
+@dataclass(frozen=True)
+class FeedChunk:
+    """The records of one block of a file, parsed. `rejected` follows REJECTED_COLUMNS (the
+    block's first MAX_REJECTED_KEPT, sorted by line); `rejected_by_reason` counts all of them."""
+
+    rows: pl.DataFrame
+    rejected: pl.DataFrame
+    rejected_by_reason: pl.DataFrame  # reason, row_count
+    rows_read: int
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    return path.open("rb")
+
+
+class FeedFile:
+    """A feed file, recognised by its header, hashed, and parsed block by block.
+
+    Opening it reads it once, in blocks: its header (in the first HEAD_BYTES), its SHA-256 and
+    whether it ends with a newline, keeping none of it. `chunks()` then reads it again,
+    READ_BLOCK_BYTES at a time cut at line ends, and yields each block's records parsed
+    (`FeedChunk`), so that what exists at once is one block's bytes, lines and rows, whatever
+    the file's size. It reads the `size` bytes the file had when opened (a writer appending
+    meanwhile is not seen) and fails with FeedFileError if they no longer hash to `sha256`.
+
+    A record of these feeds is a few dozen bytes, and three rules keep any input within that
+    bound: a line longer than MAX_LINE_BYTES is rejected whole without being split (its first
+    MAX_RAW_TEXT_CHARS kept), even when it spans blocks; a record that goes on over several lines
+    (a quoted field holding newlines) past MAX_LINE_BYTES is rejected the same way; only the
+    first MAX_REJECTED_KEPT rejected rows of a block keep their text (all are counted by reason).
+
+    `opener` opens the path (the landing folder passes one that refuses links and devices);
+    `data`, when given, is the file's content instead of the path's; `size`, when given, is how
+    many of its bytes to read (the landing folder's, as it found the file complete).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        opener: Callable[[Path], BinaryIO] = _open_regular,
+        ingested_at_us: int | None = None,
+        data: bytes | None = None,
+        size: int | None = None,
+    ):
+        self.path = Path(path)
+        self._opener = opener
+        self._data = data
+        self.ingested_at_us = time.time_ns() // 1000 if ingested_at_us is None else ingested_at_us
+        hasher = hashlib.sha256()
+        last = b""
+        with self._open() as (handle, found_size):
+            size = found_size if size is None else min(size, found_size)
+            self.size = size
+            head = handle.read(min(HEAD_BYTES, size))
+            # The header first: a file that is not a feed is refused without reading the rest.
+            self.kind, self.columns, self.header_number = header_kind(
+                head, self.path.name, whole_file=size <= len(head)
+            )
+            hasher.update(head)
+            last = head[-1:]
+            for block in _read_blocks(handle, size - len(head), hasher):
+                last = block[-1:]
+        self.sha256 = hasher.hexdigest()
+        self.ends_with_newline = last == b"\n"
+
+    @contextmanager
+    def _open(self) -> Iterator[tuple[BinaryIO, int]]:
+        if self._data is not None:
+            yield io.BytesIO(self._data), len(self._data)
+            return
+        try:
+            handle = self._opener(self.path)
+        except OSError as exc:
+            raise FeedFileError.unreadable(self.path.name, exc) from exc
+        with handle:
+            try:
+                yield handle, os.fstat(handle.fileno()).st_size
+            except OSError as exc:
+                raise FeedFileError.unreadable(self.path.name, exc) from exc
+
+    def chunks(self) -> Iterator[FeedChunk]:
+        """The file's records, parsed, a block at a time (at least one chunk, maybe empty)."""
+        hasher = hashlib.sha256()
+        with self._open() as (handle, _):
+            head = handle.read(min(HEAD_BYTES, self.size))
+            hasher.update(head)
+            body_start = _line_end_offset(head, self.header_number)
+            first = head[body_start:]
+            del head
+            raw = itertools.chain(
+                [first] if first else [], _read_blocks(handle, self.size - body_start - len(first), hasher)
+            )
+            yielded = False
+            for chunk in self._parse_blocks(_body_blocks(raw, self.header_number + 1, body_start)):
+                yielded = True
+                yield chunk
+        if hasher.hexdigest() != self.sha256:
+            raise FeedFileError(f"{self.path.name}: changed while being read; deliver it again once it is complete")
+        if not yielded:
+            yield FeedChunk(self._typed(_no_records()), _no_rejected(), _no_counts(), 0)
+
+    def parse_whole(self) -> ParsedFeed:
+        """All chunks gathered: the rows, the first MAX_REJECTED_KEPT rejected rows, every count."""
+        chunks = list(self.chunks())
+        return ParsedFeed(
+            path=self.path,
+            sha256=self.sha256,
+            kind=self.kind,
+            rows=pl.concat([c.rows for c in chunks]),
+            rejected=pl.concat([c.rejected for c in chunks]).sort("line_number").head(MAX_REJECTED_KEPT),
+            rows_read=sum(c.rows_read for c in chunks),
+            rejected_by_reason=sum_counts([c.rejected_by_reason for c in chunks]),
+        )
+
+    def _typed(self, records: pl.DataFrame) -> pl.DataFrame:
+        return _parse_records(records, self.kind, self.columns, False, self.ingested_at_us)[0]
+
+    def _parse_blocks(self, blocks: Iterator[tuple[int, bytes, int, list[tuple[int, str]]]]) -> Iterator[FeedChunk]:
+        """Blocks of whole lines -> parsed chunks, a quoted record open at a block's end carried
+        into the next block (its lines while short, else only its head and length)."""
+        carried: pl.DataFrame | None = None  # the lines of a record still open, within MAX_LINE_BYTES
+        overlong: _LongRecord | None = None  # a record still open, past MAX_LINE_BYTES
+        for (first_line, block, offset, long_lines), last_block in _last_flagged(blocks):
+            extra = [_long_line_row(number, text) for number, text in long_lines]
+            lines = physical_lines(block, self.path.name, first_line, offset)
+            quoted = carried is not None or overlong is not None or b'"' in block
+            del block
+            if not quoted:
+                records = lines.with_columns(pl.lit(False).alias("_unterminated"))
+            else:
+                if carried is not None:
+                    lines, carried = pl.concat([carried, lines]), None
+                records = csv_records(lines, start_open=overlong is not None)
+                if overlong is not None and records.height:
+                    continued, records = records.row(0, named=True), records.slice(1)
+                    overlong = overlong.extended(continued["raw_text"])
+                    if not continued["_unterminated"] or last_block:
+                        extra.append(overlong.rejected_row(unterminated=bool(continued["_unterminated"])))
+                        overlong = None
+                if not last_block and records.height and records.item(-1, "_unterminated"):
+                    tail = records.row(-1, named=True)
+                    records = records.slice(0, records.height - 1)
+                    if len(tail["raw_text"].encode()) <= MAX_LINE_BYTES:
+                        carried = lines.filter(pl.col("line_number") >= tail["line_number"])
+                    else:
+                        overlong = _LongRecord(tail["line_number"], "").extended(tail["raw_text"], first=True)
+            if last_block and overlong is not None:  # the file ended inside it
+                extra.append(overlong.rejected_row(unterminated=True))
+            del lines
+            records = records.filter(pl.col("raw_text").str.strip_chars() != "")
+            yield from self._parse_records_of_block(records, quoted, extra)
+
+    def _parse_records_of_block(self, records: pl.DataFrame, quoted: bool, extra: list[dict]) -> Iterator[FeedChunk]:
+        extra_rows = pl.DataFrame(extra, schema=REJECTED_COLUMNS) if extra else _no_rejected()
+        slices = list(records.iter_slices(PARSE_CHUNK_ROWS)) or [records]
+        for n, piece in enumerate(slices):
+            rows, bad = _parse_records(piece, self.kind, self.columns, quoted, self.ingested_at_us)
+            if n == 0 and extra_rows.height:
+                bad = pl.concat([extra_rows, bad.cast(REJECTED_COLUMNS)])
+            counts = bad.group_by("reason").agg(pl.len().cast(pl.Int64).alias("row_count"))
+            yield FeedChunk(
+                rows,
+                bad.cast(REJECTED_COLUMNS).sort("line_number").head(MAX_REJECTED_KEPT),
+                counts,
+                piece.height + (extra_rows.height if n == 0 else 0),
+            )
+
+
+def sum_counts(counts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Rejected-row counts by reason (reason, row_count) added up, sorted by reason."""
+    return (
+        pl.concat([_no_counts(), *counts])
+        .group_by("reason")
+        .agg(pl.col("row_count").sum().cast(pl.Int64))
+        .sort("reason")
     )
-    return ParsedFeed(
-        path=path,
-        sha256=sha256,
-        kind=kind,
-        rows=pl.concat(good) if good else _parse_records(body.clear(), kind, columns, quoted, ingested_at_us)[0],
-        rejected=pl.concat([r.cast(REJECTED_COLUMNS) for r in rejected]).sort("line_number"),
-        rows_read=body.height + long_lines.height,
-        rejected_by_reason=rejected_counts,
-    )
 
 
-def _cut_long_lines(data: bytes, header_number: int) -> tuple[bytes, pl.DataFrame]:
-    """`data` with the lines after the header longer than MAX_LINE_BYTES emptied (so line
-    numbers stay), and a rejected row for each. They are found in one vectorised pass over the
-    bytes, before polars' line reader, which holds about three copies of a line it reads."""
+def _no_counts() -> pl.DataFrame:
+    return pl.DataFrame(schema={"reason": pl.String, "row_count": pl.Int64})
+
+
+def _no_rejected() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTED_COLUMNS)
+
+
+def _no_records() -> pl.DataFrame:
+    return pl.DataFrame(schema={"line_number": pl.Int64, "raw_text": pl.String, "_unterminated": pl.Boolean})
+
+
+@dataclass(frozen=True)
+class _LongRecord:
+    """A record over several lines longer than MAX_LINE_BYTES: its first line, the first
+    MAX_RAW_TEXT_CHARS of its text (lines joined by newlines) and how many characters it has."""
+
+    line_number: int
+    head: str
+    chars: int = 0
+
+    def extended(self, text: str, first: bool = False) -> _LongRecord:
+        joined = text if first else "\n" + text
+        head = self.head if len(self.head) >= MAX_RAW_TEXT_CHARS else (self.head + joined)[:MAX_RAW_TEXT_CHARS]
+        return _LongRecord(self.line_number, head, self.chars + len(joined))
+
+    def rejected_row(self, unterminated: bool) -> dict:
+        over = self.chars - MAX_RAW_TEXT_CHARS
+        text = f"{self.head}... ({over} more characters)" if over > 0 else self.head
+        return {
+            "line_number": self.line_number,
+            "store_id": None,
+            "raw_text": text.replace("\x00", "\\x00"),
+            "reason": UNTERMINATED_REASON if unterminated else LONG_RECORD_REASON,
+        }
+
+
+def _long_line_row(line_number: int, text: str) -> dict:
+    return {
+        "line_number": line_number,
+        "store_id": None,
+        "raw_text": text.replace("\x00", "\\x00"),
+        "reason": LONG_LINE_REASON,
+    }
+
+
+def _last_flagged(items: Iterator[T]) -> Iterator[tuple[T, bool]]:
+    """Each item with whether it is the last one."""
+    previous: T | None = None
+    started = False
+    for item in items:
+        if started:
+            yield previous, False  # type: ignore[misc]
+        previous, started = item, True
+    if started:
+        yield previous, True  # type: ignore[misc]
+
+
+def _read_blocks(handle: BinaryIO, remaining: int, hasher: Any = None) -> Iterator[bytes]:
+    """Up to `remaining` more bytes of `handle`, READ_BLOCK_BYTES at a time (each hashed)."""
+    while remaining > 0:
+        block = handle.read(min(READ_BLOCK_BYTES, remaining))
+        if not block:
+            return
+        remaining -= len(block)
+        if hasher is not None:
+            hasher.update(block)
+        yield block
+
+
+def _line_end_offset(data: bytes, lines: int) -> int:
+    """The offset just after the `lines`-th newline of `data` (its length if there are fewer)."""
+    offset = 0
+    for _ in range(lines):
+        end = data.find(b"\n", offset)
+        if end == -1:
+            return len(data)
+        offset = end + 1
+    return offset
+
+
+def _long_line_text(head: bytes, length: int) -> str:
+    """A long line as kept: its first MAX_RAW_TEXT_CHARS bytes, and how many more it had."""
+    text = head[:MAX_RAW_TEXT_CHARS].decode("utf-8", "replace").removesuffix("\r")
+    return f"{text}... ({length - MAX_RAW_TEXT_CHARS} more bytes)"
+
+
+def _body_blocks(
+    raw: Iterator[bytes], first_line: int, first_offset: int
+) -> Iterator[tuple[int, bytes, int, list[tuple[int, str]]]]:
+    """Raw blocks -> (number of the first line, whole lines, their offset in the file, long lines
+    found: (line number, text kept)). A line longer than MAX_LINE_BYTES is left empty in place
+    (line numbers stay), whether it lies inside a block or runs over several: only its first
+    bytes and its length are kept while the rest of it is read."""
+    pending = b""  # the start of a line whose end is not read yet
+    line, offset = first_line, first_offset  # of the first line of `pending`
+    skipping: list = []  # [line number, head bytes, length] of a long line whose end is not read yet
+    found: list[tuple[int, str]] = []
+    for data in raw:
+        if skipping:
+            end = data.find(b"\n")
+            if end == -1:
+                skipping[2] += len(data)
+                offset += len(data)
+                continue
+            skipping[2] += end
+            found.append((skipping[0], _long_line_text(skipping[1], skipping[2])))
+            offset += end
+            data = b"\n" + data[end + 1 :]  # the long line, emptied, keeps its number
+            skipping = []
+        data = pending + data if pending else data
+        cut = data.rfind(b"\n") + 1
+        block, pending = data[:cut], data[cut:]
+        del data
+        pending_line = line + block.count(b"\n")
+        pending_offset = offset + len(block)
+        if len(pending) > MAX_LINE_BYTES:
+            skipping = [pending_line, pending[:MAX_RAW_TEXT_CHARS], len(pending)]
+            pending_offset += len(pending)
+            pending = b""
+        if block:
+            block, long_lines = _cut_long_lines(block, line)
+            yield line, block, offset, found + long_lines
+            found = []
+        line, offset = pending_line, pending_offset
+    if skipping:
+        found.append((skipping[0], _long_line_text(skipping[1], skipping[2])))
+    if pending or found:
+        pending, long_lines = _cut_long_lines(pending, line)
+        yield line, pending, offset, found + long_lines
+
+
+def _cut_long_lines(data: bytes, first_line: int) -> tuple[bytes, list[tuple[int, str]]]:
+    """`data` (whole lines numbered from `first_line`) with the lines longer than MAX_LINE_BYTES
+    emptied, so line numbers stay, and (line number, text kept) of each. They are found in one
+    vectorised pass over the bytes, before polars' line reader, which holds about three copies
+    of a line it reads."""
     newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [len(data)]))
     long = np.flatnonzero(ends - starts > MAX_LINE_BYTES)
-    long = long[long >= header_number]  # 0-based index: the header is line `header_number`
-    rows = []
+    if not len(long):
+        return data, []
+    found = []
     pieces, previous = [], 0
     for index in long.tolist():  # each is over 64 KiB of the file: few, whatever the file
         start, end = int(starts[index]), int(ends[index])
         pieces.append(data[previous:start])
         previous = end
-        head = data[start : start + MAX_RAW_TEXT_CHARS].decode("utf-8", "replace").removesuffix("\r")
-        rows.append((index + 1, f"{head}... ({end - start - MAX_RAW_TEXT_CHARS} more bytes)"))
-    if not rows:
-        return data, pl.DataFrame(schema=REJECTED_COLUMNS)
+        found.append((first_line + index, _long_line_text(data[start : start + MAX_RAW_TEXT_CHARS], end - start)))
     pieces.append(data[previous:])
-    rejected = pl.DataFrame(rows, schema=["line_number", "raw_text"], orient="row").select(
-        pl.col("line_number").cast(pl.Int64),
-        pl.lit(None, dtype=pl.String).alias("store_id"),
-        _storable(pl.col("raw_text")).alias("raw_text"),
-        pl.lit(LONG_LINE_REASON).alias("reason"),
-    )
-    return b"".join(pieces), rejected.cast(REJECTED_COLUMNS)
+    return b"".join(pieces), found
 
 
 def _parse_records(
@@ -283,9 +565,15 @@ def _parse_records(
     typed = typed.with_columns(reason.alias("_reason"))
     rejected = typed.filter(pl.col("_reason").is_not_null()).select(
         "line_number",
-        _storable(_bounded(pl.when(pl.col("store_id") != "").then(pl.col("store_id")), MAX_STORE_ID_CHARS)).alias(
-            "store_id"
-        ),
+        # A record too long to be held whole keeps no store_id (when read in blocks, only its head is).
+        _storable(
+            _bounded(
+                pl.when((pl.col("store_id") != "") & (pl.col("raw_text").str.len_bytes() <= MAX_LINE_BYTES)).then(
+                    pl.col("store_id")
+                ),
+                MAX_STORE_ID_CHARS,
+            )
+        ).alias("store_id"),
         _storable(_bounded(pl.col("raw_text"))).alias("raw_text"),
         pl.col("_reason").alias("reason"),
     )
@@ -295,27 +583,28 @@ def _parse_records(
     return good, rejected
 
 
-def physical_lines(data: bytes, name: str) -> pl.DataFrame:
+def physical_lines(data: bytes, name: str, first_line: int = 1, offset: int = 0) -> pl.DataFrame:
     """A file's lines (`line_number` from 1, `raw_text`), as `text.split("\\n")` with one `\\r`
     off each line's end, less the empty string after a final newline. Polars' line reader splits
     in parallel and hands back a chunked column, so what follows runs on several cores; it
     refuses text that is not UTF-8, which the message then locates as Python's decoder does."""
     try:
-        lines = pl.read_lines(data, name="raw_text", row_index_name="line_number", row_index_offset=1)
+        lines = pl.read_lines(data, name="raw_text", row_index_name="line_number", row_index_offset=first_line)
     except pl.exceptions.ComputeError:
         try:
-            data.decode("utf-8-sig")  # the offset as this message always gave it (after a BOM)
+            data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _not_utf8(name, exc) from exc
+            raise _not_utf8(name, exc, offset) from exc
         raise
     return lines.with_columns(pl.col("line_number").cast(pl.Int64))
 
 
-def _not_utf8(name: str, exc: UnicodeDecodeError) -> FeedFileError:
-    return FeedFileError(f"{name}: not a UTF-8 CSV file (byte {exc.start} cannot be decoded)")
+def _not_utf8(name: str, exc: UnicodeDecodeError, offset: int = 0) -> FeedFileError:
+    return FeedFileError(f"{name}: not a UTF-8 CSV file (byte {offset + exc.start} cannot be decoded)")
 
 
-def _bounded(text: pl.Expr, limit: int = MAX_RAW_TEXT_CHARS) -> pl.Expr:
+def _bounded(text: pl.Expr, limit: int | None = None) -> pl.Expr:
+    limit = MAX_RAW_TEXT_CHARS if limit is None else limit
     over = text.str.len_chars().cast(pl.Int64) - limit
     return (
         pl.when(over > 0).then(pl.format("{}... ({} more characters)", text.str.slice(0, limit), over)).otherwise(text)
@@ -358,7 +647,7 @@ _OPENS_FROM_OUTSIDE = f"^(?:{_FIELD},)*{_OPEN_TAIL}$"
 _STAYS_OPEN_FROM_INSIDE = f'^(?:(?:[^"]|"")*$|(?:[^"]|"")*"(?:[^,"][^,]*)?,(?:{_FIELD},)*{_OPEN_TAIL}$)'
 
 
-def csv_records(lines: pl.DataFrame) -> pl.DataFrame:
+def csv_records(lines: pl.DataFrame, start_open: bool = False) -> pl.DataFrame:
     """Physical lines (`line_number`, `raw_text`) -> CSV records: a record continues on the next
     line while a quoted field is open. Each record keeps the number of its first line, its lines
     joined with newlines, and `_unterminated` (a quote still open at the end of the file).
@@ -367,6 +656,9 @@ def csv_records(lines: pl.DataFrame) -> pl.DataFrame:
     line is a map of that one bit: unchanged (no quote), set (same result either way) or
     flipped. The state after each line is then the last set value, flipped by the number of
     flips since: two regular expressions and cumulative sums, no loop over lines.
+
+    `start_open`: the first line continues a record that a quoted field left open (a file read
+    in blocks); the lines up to that record's end come first, as one record.
     """
     text = pl.col("raw_text")
     has_quote = text.str.contains('"', literal=True)
@@ -380,10 +672,10 @@ def csv_records(lines: pl.DataFrame) -> pl.DataFrame:
         sets.alias("_sets"), (from_outside & ~from_inside).cast(pl.UInt32).cum_sum().alias("_flips")
     )
     sets, flips = pl.col("_sets"), pl.col("_flips")
-    base = pl.when(sets).then(from_outside).forward_fill().fill_null(False)
+    base = pl.when(sets).then(from_outside).forward_fill().fill_null(start_open)
     flips_since_set = flips - pl.when(sets).then(flips).forward_fill().fill_null(0)
     lines = lines.with_columns((base ^ (flips_since_set % 2 == 1)).alias("_open_after"))
-    starts = ~pl.col("_open_after").shift(1, fill_value=False)
+    starts = ~pl.col("_open_after").shift(1, fill_value=start_open)
     lines = lines.select("line_number", "raw_text", starts.cum_sum().alias("_record"), "_open_after")
     if lines.height == 0 or lines.get_column("_record").max() == lines.height:  # one line per record
         return lines.select("line_number", "raw_text", pl.col("_open_after").alias("_unterminated"))

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 import sqlalchemy as sa
@@ -17,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS, POLLS, SPECIAL, TIMEZONES
-from storemon_assets.core.parsing import MAX_REJECTED_KEPT, ParsedFeed
+from storemon_assets.core.parsing import MAX_REJECTED_KEPT, FeedChunk, sum_counts
 from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
@@ -40,6 +42,10 @@ from storemon_assets.db.queries import retention_cutoff
 from storemon_assets.db.schema import SQL_TABLES
 
 INSERT_BATCH_ROWS = 20_000
+# Polls of a file inserted at a time (some 90 MB of typed rows). Fewer, larger inserts are faster,
+# on PostgreSQL most, and cost memory: a 119 MB file (2.06 M polls) into PostgreSQL took 7.3 s in
+# one insert, 10.3 s in three of a million; 1 GB of polls peaked at 0.86 GB with 2,000,000 here.
+POLLS_INSERT_ROWS = 1_000_000
 INSERT_BATCH_STORES = 1_000
 DELETE_BATCH_KEYS = 500
 
@@ -198,14 +204,12 @@ def _insert_postgres_polls(conn: sa.Connection, polls: pl.DataFrame) -> None:
         cursor.close()
 
 
-def _store_keys(conn: sa.Connection, store_ids: pl.Series) -> pl.DataFrame:
-    """store_id -> store_key for these stores, adding the ones seen for the first time."""
-    table = SQL_TABLES[STORES.name]
-    known = _all_store_keys(conn)
+def _store_keys(conn: sa.Connection, store_ids: pl.Series, known: pl.DataFrame) -> pl.DataFrame:
+    """store_id -> store_key (`known`, extended): adds the stores of `store_ids` seen for the first time."""
     new = store_ids.filter(~store_ids.is_in(known.get_column("store_id").implode())).sort()
     if new.is_empty():
         return known
-    _bulk_insert(conn, table, pl.DataFrame({"store_id": new}))  # the database assigns the keys
+    _bulk_insert(conn, SQL_TABLES[STORES.name], pl.DataFrame({"store_id": new}))  # the database assigns the keys
     return _all_store_keys(conn)
 
 
@@ -220,7 +224,7 @@ def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str
         conn.execute(table.delete().where(table.c.store_id.in_(chunk)))
 
 
-def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
+def _enter_in_ledger(conn: sa.Connection, feed: Feed) -> bool | None:
     """Write the file's ledger row as the transaction's first statement: True when it is new;
     False when the ledger has it and there is nothing to do (a polls file; an authoritative file
     that is still the latest delivery of its kind, as when the ingest job runs again over the
@@ -239,9 +243,9 @@ def _enter_in_ledger(conn: sa.Connection, feed: ParsedFeed) -> bool | None:
         "file_name": feed.path.name,
         "kind": feed.kind,
         "ingested_at_us": now_us,
-        "rows_read": feed.rows_read,
-        "rows_loaded": feed.rows.height,
-        "rows_rejected": feed.rows_rejected,
+        "rows_read": 0,  # counted as the file is read, set before the commit
+        "rows_loaded": 0,
+        "rows_rejected": 0,
     }
     if conn.execute(insert.values(row).on_conflict_do_nothing(index_elements=["file_sha256"])).rowcount == 1:
         return True
@@ -270,150 +274,291 @@ def _weekdays(conn: sa.Connection, store_ids: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(found, schema={"store_id": pl.String, "day_of_week": pl.Int8}, orient="row")
 
 
-def _replace_hours(conn: sa.Connection, frame: pl.DataFrame) -> tuple[str, ...]:
-    """Replace the hours of the stores `frame` names; returns those that lost a weekday they had."""
-    table = SQL_TABLES[BUSINESS_HOURS.name]
-    key = ["store_id", "day_of_week", "start_time_us", "end_time_us"]
-    # In key order, the primary-key index is appended to rather than written all over
-    # (docs/performance.md has the figures); every reader sorts anyway.
-    frame = frame.unique(subset=key, keep="first").sort(key)
-    stores = frame.get_column("store_id").unique().sort().to_list()
-    had = _weekdays(conn, stores)
-    lost = had.join(
-        frame.select("store_id", pl.col("day_of_week").cast(pl.Int8)), on=["store_id", "day_of_week"], how="anti"
-    )
-    _delete_stores(conn, table, stores)
-    _bulk_insert(conn, table, frame)
-    return tuple(lost.get_column("store_id").unique().sort().to_list())
+def _not_in(values: pl.DataFrame, seen: pl.DataFrame) -> pl.DataFrame:
+    """The rows of `values` (unique) not in `seen`, which has the same columns."""
+    return values.unique().join(seen, on=values.columns, how="anti", nulls_equal=True)
+
+
+class _Sink:
+    """Where a file's accepted rows go, a chunk at a time, inside the load's transaction."""
+
+    def __init__(self, conn: sa.Connection, name: str):
+        self.conn, self.name = conn, name
+
+    def add(self, rows: pl.DataFrame) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> tuple[str, ...]:
+        """Stores that lost a weekday they had (hours files); nothing for the other kinds."""
+        return ()
+
+
+class _PollsSink(_Sink):
+    """Polls are appended (exact duplicates ignored), under their stores' keys, POLLS_INSERT_ROWS
+    at a time: fewer, larger inserts append each store's polls in fewer places (SQLite: one
+    statement per store and insert)."""
+
+    def __init__(self, conn: sa.Connection, name: str, on_rows: Callable[[int, int], None] | None):
+        super().__init__(conn, name)
+        self.keys = _all_store_keys(conn)
+        self.on_rows = on_rows
+        self.done = 0
+        self.waiting: list[pl.DataFrame] = []
+
+    def add(self, rows: pl.DataFrame) -> None:
+        self.waiting.append(rows.select("store_id", "polled_at_us", "status"))
+        if sum(w.height for w in self.waiting) >= POLLS_INSERT_ROWS:
+            self._insert()
+
+    def finish(self) -> tuple[str, ...]:
+        self._insert()
+        return ()
+
+    def _insert(self) -> None:
+        if not self.waiting:
+            return
+        rows = pl.concat(self.waiting)
+        self.waiting = []
+        self.keys = _store_keys(self.conn, rows.get_column("store_id").unique(), self.keys)
+        _insert_polls(self.conn, rows, self.keys, self._progress)
+        self.done += rows.height
+
+    def _progress(self, done: int, total: int) -> None:
+        """`on_rows` hears the polls inserted so far, the file's earlier inserts included."""
+        if self.on_rows is not None:
+            self.on_rows(self.done + done, self.done + total)
+
+
+class _HoursSink(_Sink):
+    """A business-hours file replaces the hours of the stores whose rows it accepted: a store's
+    stored hours go when the file first names it, and the file's rows of it are added."""
+
+    def __init__(self, conn: sa.Connection, name: str):
+        super().__init__(conn, name)
+        self.seen = pl.DataFrame(schema={"store_id": pl.String})
+        self.had: list[pl.DataFrame] = []
+
+    def add(self, rows: pl.DataFrame) -> None:
+        key = ["store_id", "day_of_week", "start_time_us", "end_time_us"]
+        # In key order, the primary-key index is appended to rather than written all over
+        # (docs/performance.md has the figures); every reader sorts anyway.
+        frame = (
+            rows.with_columns(pl.lit(self.name).alias("source_file"))
+            .select(BUSINESS_HOURS.column_names)
+            .unique(subset=key, keep="first")
+            .sort(key)
+        )
+        new = _not_in(frame.select("store_id"), self.seen).sort("store_id")
+        stores = new.get_column("store_id").to_list()
+        self.had.append(_weekdays(self.conn, stores))
+        _delete_stores(self.conn, SQL_TABLES[BUSINESS_HOURS.name], stores)
+        _bulk_insert(self.conn, SQL_TABLES[BUSINESS_HOURS.name], frame)  # a repeat of an earlier chunk's row: ignored
+        self.seen = pl.concat([self.seen, new])
+
+    def finish(self) -> tuple[str, ...]:
+        had = pl.concat(self.had) if self.had else _weekdays(self.conn, [])
+        now = _weekdays(self.conn, had.get_column("store_id").unique().to_list())
+        lost = had.join(now, on=["store_id", "day_of_week"], how="anti")
+        return tuple(lost.get_column("store_id").unique().sort().to_list())
+
+
+class _TimezonesSink(_Sink):
+    """Timezones are upserted, the last row winning."""
+
+    def add(self, rows: pl.DataFrame) -> None:
+        frame = (
+            rows.with_columns(pl.lit(self.name).alias("source_file"))
+            .unique(subset=["store_id"], keep="last", maintain_order=True)
+            .select(STORE_TIMEZONES.column_names)
+        )
+        _bulk_insert(
+            self.conn,
+            SQL_TABLES[STORE_TIMEZONES.name],
+            frame,
+            "(store_id) DO UPDATE SET timezone_str = excluded.timezone_str, source_file = excluded.source_file",
+        )
+
+
+class _SpecialHoursSink(_Sink):
+    """SPEC §4a: the file is authoritative for the (store, date) pairs it names; their earlier
+    special rows go, whichever file they came from, when the file first names the pair. Exact
+    repeats within the file count once."""
+
+    PAIR = ["store_id", "local_date"]
+    ROW = ["store_id", "local_date", "start_time_us", "end_time_us"]
+
+    def __init__(self, conn: sa.Connection, name: str):
+        super().__init__(conn, name)
+        self.seen = pl.DataFrame(schema={"store_id": pl.String, "local_date": pl.Date})
+
+    def add(self, rows: pl.DataFrame) -> None:
+        table = SQL_TABLES[SPECIAL_HOURS.name]
+        frame = (
+            rows.with_columns(pl.lit(self.name).alias("source_file"))
+            .select(SPECIAL_HOURS.column_names)
+            .unique(subset=self.ROW, keep="first")
+            .sort("store_id", "local_date", "start_time_us", nulls_last=False)
+        )
+        pairs = frame.select(self.PAIR)
+        new = _not_in(pairs, self.seen).sort(self.PAIR)
+        again = _not_in(pairs, new)  # named by an earlier chunk: its rows there are stored
+        if again.height:
+            frame = frame.join(self._stored(again), on=self.ROW, how="anti", nulls_equal=True)
+        keys = new.rows()
+        for start in range(0, len(keys), DELETE_BATCH_KEYS):
+            chunk = keys[start : start + DELETE_BATCH_KEYS]
+            self.conn.execute(table.delete().where(sa.tuple_(table.c.store_id, table.c.local_date).in_(chunk)))
+        _bulk_insert(self.conn, table, frame)
+        self.seen = pl.concat([self.seen, new])
+
+    def _stored(self, pairs: pl.DataFrame) -> pl.DataFrame:
+        table = SQL_TABLES[SPECIAL_HOURS.name]
+        found: list[sa.Row] = []
+        keys = pairs.rows()
+        for start in range(0, len(keys), DELETE_BATCH_KEYS):
+            chunk = keys[start : start + DELETE_BATCH_KEYS]
+            columns = [table.c[c] for c in self.ROW]
+            found.extend(
+                self.conn.execute(
+                    sa.select(*columns).where(sa.tuple_(table.c.store_id, table.c.local_date).in_(chunk))
+                ).all()
+            )
+        schema = {c: SPECIAL_HOURS.polars_schema[c] for c in self.ROW}
+        return pl.DataFrame(found, schema=schema, orient="row")
 
 
 BEFORE_RETENTION_CUTOFF = "before retention cutoff"
 
 
-def _apply_retention_cutoff(conn: sa.Connection, feed: ParsedFeed) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """A polls file's rows split at the retention cutoff in force (SPEC §11): polls older than
+def _split_at_cutoff(chunk: FeedChunk, cutoff_us: int | None) -> FeedChunk:
+    """A polls chunk's rows split at the retention cutoff in force (SPEC §11): polls older than
     it are rejected, since their neighbours were pruned and they could change no stored value
-    correctly. Read inside the load's transaction, after the ledger row took the write lock, so
-    a prune that raises the cutoff is either wholly before or wholly after this load. The
-    ledger row then gets the file's accepted counts and its first and last poll instant (what
-    the daily refresh re-materialises). The parser drops the raw line of accepted rows, so a
-    row rejected here keeps its line number and its fields rejoined as the raw text (while the
-    file's kept rejected rows are fewer than MAX_REJECTED_KEPT; all are counted)."""
-    rows, rejected, counts = feed.rows, feed.rejected, feed.rejected_by_reason
-    cutoff_us = retention_cutoff(conn)
-    if cutoff_us is not None:
-        old = pl.col("polled_at_us") < cutoff_us
-        late = rows.filter(old)
-        if late.height:
-            rows = rows.filter(~old)
-            rebuilt = late.select(
-                "line_number",
-                "store_id",
-                pl.concat_str(
-                    "store_id",
-                    "status",
-                    pl.from_epoch("polled_at_us", time_unit="us").dt.strftime("%Y-%m-%d %H:%M:%S%.6f UTC"),
-                    separator=",",
-                ).alias("raw_text"),
-                pl.lit(BEFORE_RETENTION_CUTOFF).alias("reason"),
-            )
-            rejected = pl.concat([rejected, rebuilt.cast(rejected.schema)]).sort("line_number").head(MAX_REJECTED_KEPT)
-            late_count = pl.DataFrame({"reason": [BEFORE_RETENTION_CUTOFF], "row_count": [late.height]})
-            counts = pl.concat([counts, late_count.cast(counts.schema)])
-    ledger = SQL_TABLES[INGESTED_FILES.name]
-    times = rows.get_column("polled_at_us")
-    conn.execute(
-        ledger.update()
-        .where(ledger.c.file_sha256 == feed.sha256)
-        .values(
-            rows_loaded=rows.height,
-            rows_rejected=int(counts.get_column("row_count").sum()),
-            first_poll_us=times.min(),
-            last_poll_us=times.max(),
-        )
+    correctly. The parser drops the raw line of accepted rows, so a row rejected here keeps its
+    line number and its fields rejoined as the raw text."""
+    if cutoff_us is None:
+        return chunk
+    old = pl.col("polled_at_us") < cutoff_us
+    late = chunk.rows.filter(old)
+    if not late.height:
+        return chunk
+    rebuilt = late.select(
+        "line_number",
+        "store_id",
+        pl.concat_str(
+            "store_id",
+            "status",
+            pl.from_epoch("polled_at_us", time_unit="us").dt.strftime("%Y-%m-%d %H:%M:%S%.6f UTC"),
+            separator=",",
+        ).alias("raw_text"),
+        pl.lit(BEFORE_RETENTION_CUTOFF).alias("reason"),
     )
-    return rows, rejected, counts
+    late_count = pl.DataFrame({"reason": [BEFORE_RETENTION_CUTOFF], "row_count": [late.height]})
+    return FeedChunk(
+        chunk.rows.filter(~old),
+        pl.concat([chunk.rejected, rebuilt.cast(chunk.rejected.schema)]).sort("line_number"),
+        pl.concat([chunk.rejected_by_reason, late_count.cast(chunk.rejected_by_reason.schema)]),
+        chunk.rows_read,
+    )
 
 
-def load_feed(engine: sa.Engine, feed: ParsedFeed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
-    """Load one parsed file in one transaction. A polls file already in the ledger is a no-op;
-    an hours or timezones file is authoritative and applies at every delivery (SPEC §1).
+class Feed(Protocol):
+    """A file to load: a `FeedFile` (read block by block) or a `ParsedFeed` (one chunk)."""
 
-    Polls are appended (exact duplicates ignored). A business-hours file replaces the hours
-    of the stores whose rows it accepted, and names those that lost a weekday they had.
-    Timezones are upserted, the last row winning. A special-hours file replaces the special
-    rows of the (store, date) pairs it accepted.
-    Rejected rows of a store never erase what that store had. `on_rows(done, total)` hears
-    how far the insert of a polls file has got.
+    path: Path
+    kind: str
+    sha256: str
+
+    def chunks(self) -> Iterator[FeedChunk]: ...
+
+
+def load_feed(engine: sa.Engine, feed: Feed, on_rows: Callable[[int, int], None] | None = None) -> LoadOutcome:
+    """Load one file in one transaction, a parsed chunk at a time: what the process holds is one
+    chunk's rows, whatever the file's size, and a kill leaves the file loaded or not at all. A
+    polls file already in the ledger is a no-op (not read); an hours or timezones file is
+    authoritative and applies at every delivery (SPEC §1).
+
+    Polls are appended (exact duplicates ignored), those older than the retention cutoff
+    rejected. A business-hours file replaces the hours of the stores whose rows it accepted,
+    and names those that lost a weekday they had. Timezones are upserted, the last row
+    winning. A special-hours file replaces the special rows of the (store, date) pairs it
+    accepted. Rejected rows of a store never erase what that store had: the file's first
+    MAX_REJECTED_KEPT are kept with their text, all counted by reason. `on_rows(done, total)`
+    hears how far the insert of a polls file has got (total: so far).
     """
     name = feed.path.name
-    rows = feed.rows
-    rejected, counts = feed.rejected, feed.rejected_by_reason
-    losing: tuple[str, ...] = ()
     with engine.begin() as conn:
         entered = _enter_in_ledger(conn, feed)
         if entered is False:
             return LoadOutcome(name, feed.kind, already_loaded=True)
-        if feed.kind == POLLS:
-            rows, rejected, counts = _apply_retention_cutoff(conn, feed)
-        store_ids = rows.get_column("store_id").unique()
-        if feed.kind == POLLS:
-            _insert_polls(conn, rows, _store_keys(conn, store_ids), on_rows)
-        elif feed.kind == HOURS:
-            losing = _replace_hours(
-                conn, rows.with_columns(pl.lit(name).alias("source_file")).select(BUSINESS_HOURS.column_names)
-            )
-        elif feed.kind == TIMEZONES:
-            table = SQL_TABLES[STORE_TIMEZONES.name]
-            frame = (
-                rows.with_columns(pl.lit(name).alias("source_file"))
-                .unique(subset=["store_id"], keep="last", maintain_order=True)
-                .select(STORE_TIMEZONES.column_names)
-            )
+        # Read after the ledger row took the write lock, so that a prune raising the cutoff is
+        # either wholly before or wholly after this load.
+        cutoff_us = retention_cutoff(conn) if feed.kind == POLLS else None
+        sink = {
+            POLLS: lambda: _PollsSink(conn, name, on_rows),
+            HOURS: lambda: _HoursSink(conn, name),
+            TIMEZONES: lambda: _TimezonesSink(conn, name),
+            SPECIAL: lambda: _SpecialHoursSink(conn, name),
+        }[feed.kind]()
+        rows_read = rows_loaded = kept = 0
+        counts: list[pl.DataFrame] = []
+        store_ids = pl.Series("store_id", [], dtype=pl.String)
+        first_poll: list[int] = []
+        last_poll: list[int] = []
+        for parsed in feed.chunks():
+            chunk = _split_at_cutoff(parsed, cutoff_us) if feed.kind == POLLS else parsed
+            del parsed
+            sink.add(chunk.rows)
+            rows_read += chunk.rows_read
+            rows_loaded += chunk.rows.height
+            store_ids = pl.concat([store_ids, chunk.rows.get_column("store_id")]).unique()
+            if feed.kind == POLLS and chunk.rows.height:
+                first_poll.append(as_int(chunk.rows.get_column("polled_at_us").min()))
+                last_poll.append(as_int(chunk.rows.get_column("polled_at_us").max()))
+            counts.append(chunk.rejected_by_reason)
+            rejected = chunk.rejected.head(max(0, MAX_REJECTED_KEPT - kept))
+            kept += rejected.height
             _bulk_insert(
                 conn,
-                table,
-                frame,
-                "(store_id) DO UPDATE SET timezone_str = excluded.timezone_str, source_file = excluded.source_file",
+                SQL_TABLES[REJECTED_ROWS.name],
+                rejected.with_columns(
+                    pl.lit(feed.sha256).alias("file_sha256"),
+                    pl.lit(name).alias("file_name"),
+                    pl.lit(feed.kind).alias("kind"),
+                ).select(REJECTED_ROWS.column_names),
             )
-        elif feed.kind == SPECIAL:
-            _replace_special_hours(conn, rows.with_columns(pl.lit(name).alias("source_file")))
-        else:  # pragma: no cover - parsing only yields the four kinds
-            raise ValueError(f"unknown feed kind {feed.kind!r}")
-
-        rejected = rejected.with_columns(
-            pl.lit(feed.sha256).alias("file_sha256"), pl.lit(name).alias("file_name"), pl.lit(feed.kind).alias("kind")
-        ).select(REJECTED_ROWS.column_names)
-        _bulk_insert(conn, SQL_TABLES[REJECTED_ROWS.name], rejected)
-        counts = counts.with_columns(pl.lit(feed.sha256).alias("file_sha256"), pl.lit(feed.kind).alias("kind"))
-        _bulk_insert(conn, SQL_TABLES[REJECTED_ROW_COUNTS.name], counts.select(REJECTED_ROW_COUNTS.column_names))
+        losing = sink.finish()
+        by_reason = sum_counts(counts).with_columns(
+            pl.lit(feed.sha256).alias("file_sha256"), pl.lit(feed.kind).alias("kind")
+        )
+        _bulk_insert(conn, SQL_TABLES[REJECTED_ROW_COUNTS.name], by_reason.select(REJECTED_ROW_COUNTS.column_names))
+        rows_rejected = int(by_reason.get_column("row_count").sum())
+        ledger = SQL_TABLES[INGESTED_FILES.name]
+        conn.execute(
+            ledger.update()
+            .where(ledger.c.file_sha256 == feed.sha256)
+            .values(
+                rows_read=rows_read,
+                rows_loaded=rows_loaded,
+                rows_rejected=rows_rejected,
+                # What the daily refresh re-materialises (polls files only).
+                **(
+                    {"first_poll_us": min(first_poll, default=None), "last_poll_us": max(last_poll, default=None)}
+                    if feed.kind == POLLS
+                    else {}
+                ),
+            )
+        )
     return LoadOutcome(
         name,
         feed.kind,
         already_loaded=False,
-        rows_read=feed.rows_read,
-        rows_loaded=rows.height,
-        rows_rejected=int(counts.get_column("row_count").sum()),
+        rows_read=rows_read,
+        rows_loaded=rows_loaded,
+        rows_rejected=rows_rejected,
         store_ids=tuple(store_ids.sort().to_list()),
         redelivered=entered is None,
         stores_losing_weekdays=losing,
     )
-
-
-def _replace_special_hours(conn: sa.Connection, rows: pl.DataFrame) -> None:
-    """SPEC §4a: the file is authoritative for the (store, date) pairs it names; their earlier
-    special rows go, whichever file they came from. Exact repeats within the file count once."""
-    table = SQL_TABLES[SPECIAL_HOURS.name]
-    frame = (
-        rows.select(SPECIAL_HOURS.column_names)
-        .unique(subset=["store_id", "local_date", "start_time_us", "end_time_us"], keep="first")
-        .sort("store_id", "local_date", "start_time_us", nulls_last=False)
-    )
-    pairs = frame.select("store_id", "local_date").unique().sort("store_id", "local_date").rows()
-    for start in range(0, len(pairs), DELETE_BATCH_KEYS):
-        chunk = pairs[start : start + DELETE_BATCH_KEYS]
-        conn.execute(table.delete().where(sa.tuple_(table.c.store_id, table.c.local_date).in_(chunk)))
-    _bulk_insert(conn, table, frame)
 
 
 def replace_store_schedules(engine: sa.Engine, schedule: pl.DataFrame, store_ids: Sequence[str]) -> None:

@@ -124,7 +124,7 @@ def ingest_landing_files(
     done: list[FileIngested] = []
     failures: list[str] = []
     for path in paths:
-        file = ingest_file(engine, path, read=landing.read_complete)
+        file = ingest_file(engine, path, read=landing.open_complete)
         if file.database_error is not None:
             if not file.transient:
                 raise file.database_error
