@@ -30,7 +30,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ import sqlalchemy as sa
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.loading import CurrentReport, replace_current_report
 from storemon_assets.db.queries import current_report_info
+from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 
 COMBINED_REPORT_NAME = "combined_report.csv"
 SHARDS_FOLDER = ".shards"
@@ -174,6 +175,22 @@ def sweep_temporaries(folder: Path, target: str | None = None, now: float | None
 def shard_folder(reports_folder: Path, run_id: str) -> Path:
     """Where a report run keeps its intermediate step results."""
     return reports_folder / SHARDS_FOLDER / run_id
+
+
+def runs_whose_shards_go(run_id: str, status: str, tags: Mapping[str, str]) -> list[str]:
+    """The runs whose `.shards/<run id>` can go now that run `run_id` ended with `status`
+    (Dagster's run status name: SUCCESS, FAILURE or CANCELED) and these tags.
+
+    Nothing while the instance's run retries will re-execute it (`dagster/will_retry` "true"):
+    the retry re-executes from the failure and reads this run's step results, and those of the
+    runs it re-executed itself. Otherwise the chain is over, however it ended (published, failed
+    for good, canceled): this run and the runs it re-executed, its parent and the chain's root
+    (the whole chain while a run is retried at most twice, `dagster/max_retries` 2).
+    """
+    if status == "FAILURE" and tags.get(WILL_RETRY_TAG) == "true":
+        return []
+    chain = [run_id, tags.get(PARENT_RUN_TAG), tags.get(ROOT_RUN_TAG)]
+    return list(dict.fromkeys(r for r in chain if r))
 
 
 def _step_result_stem(folder: Path, name: str) -> Path:

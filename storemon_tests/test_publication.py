@@ -7,6 +7,7 @@ import errno
 import os
 import pathlib
 import time
+import uuid
 
 import dagster as dg
 import polars as pl
@@ -17,6 +18,9 @@ from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import current_report_info, current_report_rows
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.sensors import REPORT_SHARDS_SENSORS
+from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
+from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import at
 
@@ -157,6 +161,80 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     assert sum(e.is_step_success for e in shard_steps) == 2 - failing_shards
     assert not loaded.reports.shard_folder(failed.run_id).exists()
     assert leftovers(loaded) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "tags", "expected"),
+    [
+        ("FAILURE", {WILL_RETRY_TAG: "false"}, ["r"]),  # failed for good
+        ("FAILURE", {}, ["r"]),  # no run retries on the instance: no tag, no retry
+        ("FAILURE", {WILL_RETRY_TAG: "true"}, []),  # the retry reads its step results
+        ("FAILURE", {WILL_RETRY_TAG: "true", PARENT_RUN_TAG: "p", ROOT_RUN_TAG: "p"}, []),  # ... and its parent's
+        ("CANCELED", {}, ["r"]),
+        ("CANCELED", {WILL_RETRY_TAG: "true"}, ["r"]),  # only a failed run is retried
+        ("CANCELED", {PARENT_RUN_TAG: "p", ROOT_RUN_TAG: "p"}, ["r", "p"]),  # a canceled retry ends the chain
+        ("SUCCESS", {PARENT_RUN_TAG: "p", ROOT_RUN_TAG: "p"}, ["r", "p"]),  # a retry that published
+        ("SUCCESS", {PARENT_RUN_TAG: "p2", ROOT_RUN_TAG: "p1"}, ["r", "p2", "p1"]),  # the second retry of p1
+        ("FAILURE", {WILL_RETRY_TAG: "false", PARENT_RUN_TAG: "p2", ROOT_RUN_TAG: "p1"}, ["r", "p2", "p1"]),
+    ],
+)
+def test_the_shards_that_go_when_a_run_ends(status, tags, expected):
+    assert runs_whose_shards_go("r", status, tags) == expected
+
+
+def shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    [sensor] = [s for s in REPORT_SHARDS_SENSORS if s.name == f"report_shards_after_{status.value.lower()}"]
+    return sensor
+
+
+def tick_shards_sensor(home, instance, run_id: str, event: dg.DagsterEvent) -> None:
+    """One evaluation of the run status sensor for the run's end, as the sensor daemon would make it."""
+    run = instance.get_run_by_id(run_id)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=f"report_shards_after_{run.status.value.lower()}",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"reports": home.reports},
+    )
+    shards_sensor(run.status)(context)
+
+
+@pytest.mark.parametrize("max_retries", [0, 1])
+def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(loaded, monkeypatch, max_retries):
+    # Issue 20 row 6: with the instance's run retries on (both shipped dagster.yaml), the steps
+    # keep a failed run's shards for its retry. Failed for good (max_retries 0): the failure
+    # sensor removes them. To be retried (max_retries 1): they stay, until the retry, here
+    # canceled before it ran a step, ends the chain: the canceled sensor removes both runs'.
+    import storemon_assets.defs.assets.report as report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(report, "build_report_shard", broken)
+    retries = {"run_retries": {"enabled": True, "max_retries": max_retries}}
+    with dg.DagsterInstance.ephemeral(settings=retries) as instance:
+        failed = report_run(loaded, instance, monkeypatch, raise_on_error=False, shards=2)
+        assert not failed.success
+        run = instance.get_run_by_id(failed.run_id)
+        assert run.tags[WILL_RETRY_TAG] == str(max_retries > 0).lower()
+        shards = loaded.reports.shard_folder(failed.run_id)
+        assert shards.is_dir()  # the steps left them: a retry may read them
+
+        tick_shards_sensor(loaded, instance, failed.run_id, failed.get_run_failure_event())
+        assert shards.is_dir() == (max_retries > 0)
+        if not max_retries:
+            assert leftovers(loaded) == []
+            return
+
+        chain = {PARENT_RUN_TAG: failed.run_id, ROOT_RUN_TAG: failed.run_id}
+        retry = instance.add_run(
+            dg.DagsterRun(job_name=run.job_name, run_id=str(uuid.uuid4()), tags={**run.tags, **chain})
+        )
+        loaded.reports.shard_folder(retry.run_id).mkdir(parents=True)  # as its first step would
+        canceled = instance.report_run_canceled(retry)
+        tick_shards_sensor(loaded, instance, retry.run_id, canceled)
+        assert leftovers(loaded) == []
 
 
 def test_a_commit_that_fails_after_the_csv_was_switched_puts_the_previous_csv_back(loaded, instance, monkeypatch):

@@ -14,7 +14,7 @@ from storemon_assets.defs.history import daily_uptime_job, daily_uptime_sensor, 
 from storemon_assets.defs.jobs import ingest_and_report_job, ingest_job, report_job, store_schedules_job
 from storemon_assets.defs.resources import default_resources
 from storemon_assets.defs.schedules import hourly_report_schedule
-from storemon_assets.defs.sensors import landing_files_sensor, store_schedules_sensor
+from storemon_assets.defs.sensors import REPORT_SHARDS_SENSORS, landing_files_sensor, store_schedules_sensor
 
 defs = dg.Definitions(
     assets=[landing_folder, ingest_landing_files, store_schedules, uptime_report, store_daily_uptime],
@@ -29,7 +29,7 @@ defs = dg.Definitions(
         retention_job,
     ],
     schedules=[hourly_report_schedule, retention_schedule],
-    sensors=[landing_files_sensor, store_schedules_sensor, daily_uptime_sensor, alerts_sensor],
+    sensors=[landing_files_sensor, store_schedules_sensor, daily_uptime_sensor, alerts_sensor, *REPORT_SHARDS_SENSORS],
     resources=default_resources(),
     executor=selected_executor(),  # STOREMON_EXECUTOR: in_process (default), multiprocess or celery
 )

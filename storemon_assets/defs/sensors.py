@@ -25,6 +25,13 @@ store_schedules_sensor
     feeds give now and requests the stale partitions (new stores, changed hours, special hours
     or timezone)
     in at most MAX_SCHEDULE_RUNS runs over contiguous partition ranges.
+
+report_shards_sensors (one per run status: succeeded, failed, canceled)
+    When a run ends for good, delete the report's intermediate files (`.shards/<run id>`) of it
+    and of the runs it re-executed (publication.runs_whose_shards_go). The report's steps do it
+    themselves when the instance has no run retries; with them, and for a canceled run, whose
+    hooks may never run, this is what does. Every run of the code location is watched, not only
+    the report jobs: the report asset can also be materialised from the UI, in an asset job.
 """
 
 from __future__ import annotations
@@ -49,9 +56,10 @@ from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestC
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
-from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
+from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile, batch_key, settle_batches
 from storemon_assets.names import WILL_RETRY_TAG
+from storemon_assets.publication import runs_whose_shards_go
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -251,3 +259,25 @@ def store_schedules_sensor(context: dg.SensorEvaluationContext, database: Storem
     ]
     context.log.info(f"{stale.len()} stale store partitions in {len(run_requests)} run(s)")
     return dg.SensorResult(run_requests=run_requests, cursor=json.dumps({"state": state, "pending": True}))
+
+
+def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    @dg.run_status_sensor(
+        run_status=status,
+        name=f"report_shards_after_{status.value.lower()}",
+        default_status=RUNNING,
+        description=f"After a run ends as {status.value}, deletes the report's intermediate files (.shards/<run id>) "
+        "of it and of the runs it re-executed, unless the instance's run retries will run it again.",
+    )
+    def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
+        run = context.dagster_run
+        for run_id in runs_whose_shards_go(run.run_id, run.status.value, run.tags):
+            reports.discard_shards(run_id)
+
+    return discard_report_shards
+
+
+REPORT_SHARDS_SENSORS = [
+    _report_shards_sensor(status)
+    for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+]
