@@ -179,7 +179,17 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     ],
 )
 def test_the_shards_that_go_when_a_run_ends(status, tags, expected):
-    assert runs_whose_shards_go("r", status, tags) == expected
+    # With run retries on, every failed run is tagged will_retry true or false; the same answers.
+    retries_enabled = status != "FAILURE" or WILL_RETRY_TAG in tags
+    assert runs_whose_shards_go("r", status, tags, retries_enabled) == expected
+    assert runs_whose_shards_go("r", status, tags, False) == expected
+
+
+def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried():
+    # Dagster stores the run's failure, then tags dagster/will_retry: a sensor reading the run in
+    # between must not delete what the retry will read (the next report run's sweep removes it).
+    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True) == []
+    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=False) == ["r"]
 
 
 def shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:

@@ -271,7 +271,9 @@ def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     )
     def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
         run = context.dagster_run
-        for run_id in runs_whose_shards_go(run.run_id, run.status.value, run.tags):
+        for run_id in runs_whose_shards_go(
+            run.run_id, run.status.value, run.tags, context.instance.run_retries_enabled
+        ):
             reports.discard_shards(run_id)
 
     return discard_report_shards
