@@ -50,6 +50,7 @@ from storemon_assets.db.queries import (
     read_polls_in_ranges,
     read_weekly_schedules,
     rejected_counts,
+    report_time_us,
 )
 from storemon_assets.progress import QUIET, Progress
 from storemon_assets.publication import (  # noqa: F401 - the report's file names and writer, used through here
@@ -492,11 +493,6 @@ def checked_report(engine: sa.Engine, as_of_us: int | None) -> tuple[ReportResul
     result = build_report(engine, as_of_us)
     compute_seconds = time.perf_counter() - started
     return result, check_report(engine, result), compute_seconds
-
-
-def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:
-    """T: as given, else the latest poll loaded (None when there are no polls)."""
-    return as_of_us if as_of_us is not None else newest_poll_us(engine)
 
 
 def build_report_shard(engine: sa.Engine, as_of_us: int, shard: StoreShard, store_daily: bool = False) -> ReportResult:

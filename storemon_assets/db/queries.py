@@ -191,6 +191,11 @@ def polled_store_ids(engine: sa.Engine, as_of_us: int | None) -> pl.Series:
     return polled_stores(engine, as_of_us).get_column("store_id")
 
 
+def report_time_us(engine: sa.Engine, as_of_us: int | None) -> int | None:
+    """T: as given, else the latest poll loaded (None when there are no polls)."""
+    return as_of_us if as_of_us is not None else newest_poll_us(engine)
+
+
 def newest_poll_us(engine: sa.Engine) -> int | None:
     """The latest poll instant: one seek per store for its last poll."""
     with engine.connect() as conn:
