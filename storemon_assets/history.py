@@ -69,6 +69,7 @@ from storemon_assets.db.queries import (
     report_time_us,
     retention_cutoff,
 )
+from storemon_assets.outputs import written_in_place
 from storemon_assets.progress import QUIET, Progress
 
 # storemon_assets.service (the report's code, and through it the loading and publication
@@ -469,8 +470,13 @@ def write_daily_csv(history: DailyHistory, target: Path) -> None:
 
 
 def write_csv_atomically(frame: pl.DataFrame, target: Path) -> None:
+    """A temporary file beside `target`, then a rename; a target that is not a regular file
+    (/dev/null, a pipe) is written in place (outputs.written_in_place)."""
     import os
 
+    if written_in_place(target):
+        frame.write_csv(target, float_precision=2)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     frame.write_csv(temporary, float_precision=2)

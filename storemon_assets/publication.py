@@ -42,6 +42,7 @@ from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.loading import CurrentReport, replace_current_report
 from storemon_assets.db.queries import current_report_info
 from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
+from storemon_assets.outputs import written_in_place
 
 COMBINED_REPORT_NAME = "combined_report.csv"
 SHARDS_FOLDER = ".shards"
@@ -83,7 +84,11 @@ def staged_text(target: Path, text: str) -> Iterator[Path]:
 
 def write_text_atomically(text: str, target: Path) -> None:
     """Write a file so that readers never see it half-written (a temporary file, then a rename),
-    and no temporary file stays behind when the write fails (a full disk)."""
+    and no temporary file stays behind when the write fails (a full disk). A target that is not
+    a regular file is written in place (written_in_place)."""
+    if written_in_place(target):
+        target.write_text(text)
+        return
     with staged_text(target, text) as temporary:
         temporary.replace(target)
 

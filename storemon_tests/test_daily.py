@@ -429,3 +429,42 @@ def test_fleet_uptime_by_date_weights_each_store_by_its_observed_time():
     assert fleet_uptime_pct(values) == 80.0
     assert fleet_uptime_pct(values.filter(pl.col("local_date") == dt.date(2023, 1, 1))) is None
     assert fleet_uptime_pct(values.clear()) is None  # no values: no figure
+
+
+@pytest.mark.parametrize("writer", ["daily", "report"])
+def test_an_output_that_is_not_a_regular_file_is_written_into_not_replaced(tmp_path, writer):
+    # `--out /dev/null` as root used to rename a temporary file over the device. A pipe stands in
+    # for it: opened for reading first (without waiting), it must still be a pipe after the write
+    # and hold the CSV (a few lines: less than the pipe's buffer, so the write does not block).
+    import os
+    import stat
+
+    from storemon_assets.history import DailyHistory, write_daily_csv
+    from storemon_assets.publication import write_report_text
+
+    pipe = tmp_path / "out.csv"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if writer == "daily":
+            values = pl.DataFrame(
+                {"store_id": ["a"], "local_date": [dt.date(2023, 1, 1)], "business_half_us": [0], "up_half_us": [0]}
+                | {"down_half_us": [0], "final_from_us": [None]},
+                schema=DAILY_VALUES_SCHEMA,
+            )
+            write_daily_csv(DailyHistory(0, values), pipe)
+            expected = (
+                "store_id,date_local,business_minutes,uptime_minutes,downtime_minutes\na,2023-01-01,0.00,0.00,0.00\n"
+            )
+        else:
+            from storemon_assets.core.tables import UPTIME_REPORT
+            from storemon_assets.core.uptime import report_csv
+
+            report = pl.DataFrame(schema=UPTIME_REPORT.polars_schema)
+            write_report_text(report, pipe)
+            expected = report_csv(report)
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+        assert os.read(reader, 65_536).decode() == expected
+    finally:
+        os.close(reader)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
