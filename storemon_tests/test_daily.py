@@ -165,17 +165,7 @@ def test_the_report_run_cuts_the_refreshed_dates_from_its_intervals_exactly(scen
     from storemon_assets.core.uptime import compute_uptime, polls_observations
 
     as_of_us, stores = scenario
-    polls = pl.DataFrame(
-        [(s, at_us, status) for s, d in stores.items() for at_us, status in d["polls"]],
-        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
-        orient="row",
-    )
-    hours = pl.DataFrame(
-        [(s, day, start, end) for s, d in stores.items() for day, start, end in d["rows"]],
-        schema={"store_id": pl.String, "day_of_week": pl.Int8, "start_time_us": pl.Int64, "end_time_us": pl.Int64},
-        orient="row",
-    )
-    zones = pl.DataFrame({"store_id": list(stores), "timezone_str": [d["zone"] for d in stores.values()]})
+    polls, hours, zones = scenario_frames(stores)
     polled = polls.filter(pl.col("polled_at_us") <= as_of_us)
     schedule = weekly_schedule(hours, zones, polled.get_column("store_id"))
     report = compute_uptime(polls, schedule, as_of_us)
