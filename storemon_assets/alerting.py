@@ -28,10 +28,6 @@ from storemon_assets.db.queries import current_report_info, read_table
 from storemon_assets.service import Incidents
 from storemon_assets.web import store_path
 
-with warnings.catch_warnings():  # apprise 1.9-2.x imports the deprecated imghdr: not ours to fix
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import apprise
-
 # A claim still `sending` after this long belongs to an evaluation that died mid-send.
 INTERRUPTED_AFTER_US = 10 * 60 * 1_000_000
 
@@ -112,7 +108,12 @@ class AlertSettings:
 
 
 def send(url: str, title: str, body: str, notify_type: str) -> str | None:
-    """Send one message through Apprise; None when it was delivered, else why not."""
+    """Send one message through Apprise; None when it was delivered, else why not. Apprise is
+    imported here, not with the module: every Dagster process loads this module, few send."""
+    with warnings.catch_warnings():  # apprise 1.9-2.x imports the deprecated imghdr: not ours to fix
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return "not a usable Apprise URL"

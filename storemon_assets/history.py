@@ -36,6 +36,7 @@ from storemon_assets.core.daily import (
     local_days,
     refresh_ranges,
     requested_dates,
+    utc_date,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
 from storemon_assets.core.tables import STORE_TIMEZONES
@@ -390,6 +391,7 @@ def compute_daily(
     keyed_schedule = keyed_by_store_key(schedule, stores)
     first, last = pending.get_column("local_date").min(), pending.get_column("local_date").max()
     chunk_days = max(CHUNK_DAYS, CHUNK_STORE_DAYS // max(pending.get_column("store_id").n_unique(), 1))
+    zones = store_zones(schedule)
     parts = []
     chunk_start = first
     while chunk_start <= last:
@@ -400,13 +402,13 @@ def compute_daily(
                 spans = in_chunk.group_by("store_id").agg(
                     pl.col("local_date").min().alias("first_date"), pl.col("local_date").max().alias("last_date")
                 )
-                days = local_days(store_zones(schedule), spans).filter(pl.col("day_start_us") < as_of_us)
+                days = local_days(zones, spans).filter(pl.col("day_start_us") < as_of_us)
                 chunk_stores = by_key.join(spans.select("store_id"), on="store_id")
                 values = _chunk_values(engine, chunk_stores, keyed_schedule, days, as_of_us)
                 parts.append(values.join(in_chunk.select("store_id", "local_date"), on=["store_id", "local_date"]))
                 phase.detail = f"{chunk_stores.height:,} stores, {parts[-1].height:,} store-days"
         chunk_start = chunk_end + dt.timedelta(days=1)
-    return pl.concat(parts).sort("store_id", "local_date") if parts else empty_values()
+    return pl.concat(parts) if parts else empty_values()  # in no order: daily_history sorts (in_store_order)
 
 
 def _chunk_values(
@@ -545,8 +547,8 @@ def prune(
         # Every date whose polls go, and at least the last 90 days (SPEC §8): from the oldest
         # poll's date, or T - 90 days if earlier (a day early, for zones behind UTC), to the day
         # after the cutoff's (zones ahead of it).
-        first = _utc_date(min(oldest_us, as_of_us - DEFAULT_DAYS * US_PER_DAY)) - dt.timedelta(days=1)
-        last = _utc_date(cutoff_us) + dt.timedelta(days=1)
+        first = utc_date(min(oldest_us, as_of_us - DEFAULT_DAYS * US_PER_DAY)) - dt.timedelta(days=1)
+        last = utc_date(cutoff_us) + dt.timedelta(days=1)
         kept = daily_history(engine, as_of_us, first_date=first, last_date=last, write=True)
         phase.detail = f"{kept.computed_rows:,} computed and stored, {kept.stored_rows:,} held already"
     with progress.phase("plan") as phase:
@@ -559,10 +561,6 @@ def prune(
         space = reclaim_space(engine)
         phase.detail = space
     return PruneOutcome(cutoff_us, kept.computed_rows, deleted, space)
-
-
-def _utc_date(at_us: int) -> dt.date:
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
 
 
 def prune_plan(engine: sa.Engine, cutoff_us: int) -> pl.DataFrame:

@@ -316,7 +316,7 @@ def refreshed_dates(zones: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
     """store_id, first_date, last_date: the dates an hourly refresh at T asks for
     (`refresh_ranges` without late files: UTC date(T) - 2 ... date(T) + 1) that each store has
     before T: from UTC date(T) - 2 to the local date of the instant just before T."""
-    first = _utc_date(as_of_us) - dt.timedelta(days=2)
+    first = utc_date(as_of_us) - dt.timedelta(days=2)
     return requested_dates(zones, as_of_us, 1).select(
         "store_id", pl.lit(first).alias("first_date"), pl.max_horizontal(pl.lit(first), "last_date").alias("last_date")
     )
@@ -336,7 +336,8 @@ def current_daily_values(
     return daily_values_from_intervals(intervals, obs, days)
 
 
-def _utc_date(at_us: int) -> dt.date:
+def utc_date(at_us: int) -> dt.date:
+    """The UTC calendar date of an instant (microseconds since 1970)."""
     return (dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=at_us)).date()
 
 
@@ -360,9 +361,9 @@ def refresh_ranges(
     """
 
     day = dt.timedelta(days=1)
-    wanted = [(_utc_date(as_of_us) - (91 if schedule_changed else 2) * day, _utc_date(as_of_us) + day)]
+    wanted = [(utc_date(as_of_us) - (91 if schedule_changed else 2) * day, utc_date(as_of_us) + day)]
     for first_us, last_us in late_files.select("first_poll_us", "last_poll_us").drop_nulls().iter_rows():
-        wanted.append((_utc_date(first_us) - 2 * day, _utc_date(min(last_us, as_of_us)) + day))
+        wanted.append((utc_date(first_us) - 2 * day, utc_date(min(last_us, as_of_us)) + day))
     merged: list[list[dt.date]] = []
     for first, last in sorted(wanted):
         first, last = max(first, first_partition), min(last, last_partition)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_PACKED, STORES
 from storemon_assets.db.driver import dbapi_connection
-from storemon_assets.db.queries import _placeholder, retention_cutoff
+from storemon_assets.db.queries import retention_cutoff
 from storemon_assets.db.readers import reader_for
 from storemon_assets.db.schema import SQL_TABLES
 
@@ -226,7 +226,7 @@ def delete_old_polls(engine: sa.Engine, plan: pl.DataFrame) -> int:
     """
     if plan.is_empty():
         return 0
-    p = _placeholder(engine)
+    p = reader_for(engine).placeholder
     keeps = [c for c in plan.columns if c.startswith("keep_")]
     rows = plan.select("store_key", "before_us", *(pl.col(c).fill_null(-1) for c in keeps))
     sql = (
