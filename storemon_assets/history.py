@@ -36,6 +36,7 @@ from storemon_assets.core.daily import (
     local_days,
     refresh_ranges,
     requested_dates,
+    uptime_share,
     utc_date,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
@@ -315,12 +316,10 @@ def fleet_uptime_share(engine: sa.Engine, as_of_us: int, days: int = 30) -> floa
         stored_daily_count(engine),
     )
     if key not in _FLEET_SHARES:
-        values = daily_history(engine, as_of_us, days=days).values
-        up = values.get_column("up_half_us").sum()
-        observed = up + values.get_column("down_half_us").sum()
+        share = uptime_share(daily_history(engine, as_of_us, days=days).values)
         if len(_FLEET_SHARES) > 64:
             _FLEET_SHARES.clear()
-        _FLEET_SHARES[key] = round(up / observed, 4) if observed else None
+        _FLEET_SHARES[key] = round(share, 4) if share is not None else None
     return _FLEET_SHARES[key]
 
 

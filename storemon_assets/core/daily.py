@@ -271,11 +271,17 @@ def month_dates(month: str) -> tuple[dt.date, dt.date]:
     return first, following - dt.timedelta(days=1)
 
 
-def fleet_uptime_pct(values: pl.DataFrame) -> float | None:
-    """All stores' uptime over uptime + downtime in the values given, in % (None: nothing observed)."""
+def uptime_share(values: pl.DataFrame) -> float | None:
+    """Uptime / (uptime + downtime) summed over the values given, 0-1, unrounded (None: nothing observed)."""
     up = as_int(values.get_column("up_half_us").sum())
     observed = up + as_int(values.get_column("down_half_us").sum())
-    return round(up / observed * 100, 2) if observed else None
+    return up / observed if observed else None
+
+
+def fleet_uptime_pct(values: pl.DataFrame) -> float | None:
+    """All stores' uptime over uptime + downtime in the values given, in % (None: nothing observed)."""
+    share = uptime_share(values)
+    return round(share * 100, 2) if share is not None else None
 
 
 def fleet_uptime_by_date(values: pl.DataFrame) -> pl.DataFrame:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from storemon_assets.core.access import Caller
 from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
+from storemon_assets.core.daily import uptime_share
 from storemon_assets.core.incidents import stale_warning
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
@@ -272,9 +273,8 @@ def _uptime_share(engine: sa.Engine, caller: Caller, as_of_us: int, days: int) -
     if not caller.is_tenant:
         return fleet_uptime_share(engine, as_of_us, days)
     values = daily_history(engine, as_of_us, days=days).values.filter(pl.col("store_id").is_in(sorted(caller.stores)))
-    up = values.get_column("up_half_us").sum()
-    observed = up + values.get_column("down_half_us").sum()
-    return round(up / observed, 4) if observed else None
+    share = uptime_share(values)
+    return round(share, 4) if share is not None else None
 
 
 @router.get("/stores/", include_in_schema=False, response_model=WorstStores)
