@@ -29,6 +29,12 @@ def read_ledger(engine: sa.Engine) -> pl.DataFrame:
     return read_table(engine, ALERT_DELIVERIES)
 
 
+def failed_count(engine: sa.Engine) -> int:
+    """Alerts whose last delivery failed (they are retried): a count, not the ledger."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(_TABLE).where(_TABLE.c.state == FAILED)).scalar_one()
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
 

@@ -15,7 +15,6 @@ import json
 import time
 
 import dagster as dg
-import polars as pl
 
 from storemon_assets.alerting import (
     AlertOutcome,
@@ -25,9 +24,8 @@ from storemon_assets.alerting import (
     evaluated_cursor,
     evaluation_due,
 )
-from storemon_assets.core.alerts import FAILED
 from storemon_assets.core.tables import STORE_INCIDENTS
-from storemon_assets.db.alert_ledger import read_ledger
+from storemon_assets.db.alert_ledger import failed_count
 from storemon_assets.defs.resources import StoremonDatabase
 
 INCIDENTS_KEY = dg.AssetKey(STORE_INCIDENTS.name)
@@ -54,11 +52,8 @@ def _delivery_check(outcome: AlertOutcome | None, failed_rows: int) -> dg.AssetC
     "ledger. Recorded by alerts_sensor after each evaluation; failed ones are retried.",
 )
 def alerts_delivered(database: StoremonDatabase) -> dg.AssetCheckResult:
-    failed = read_ledger(database.engine()).filter(pl.col("state") == FAILED)
-    evaluation = _delivery_check(None, failed.height)
-    return dg.AssetCheckResult(
-        passed=evaluation.passed, severity=evaluation.severity, description=evaluation.description
-    )
+    passed, description = delivery_finding(None, failed_count(database.engine()))
+    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description)
 
 
 @dg.sensor(
@@ -83,9 +78,7 @@ def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabas
         )
     outcome = evaluate_alerts(database.engine(), alert_settings, budget_seconds=SEND_SECONDS_PER_TICK)
     context.log.info(f"alerts: {outcome.describe()} ({outcome.seconds:.2f} s)")
-    failed_rows = (
-        read_ledger(database.engine()).filter(pl.col("state") == FAILED).height if outcome.failed_messages else 0
-    )
+    failed_rows = failed_count(database.engine()) if outcome.failed_messages else 0
     return dg.SensorResult(
         cursor=json.dumps(evaluated_cursor(seen, outcome, time.time())),
         asset_events=[_delivery_check(outcome, failed_rows)],
