@@ -89,12 +89,7 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
     # The fleet summary of the sample: its 100 stores.
     WebDriverWait(browser, 30).until(lambda b: "100" in b.find_element(By.ID, "summary").text)
     # The worst stores, each with its timeline picture, loaded and drawn.
-    WebDriverWait(browser, 30).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#worst-table tbody tr")) == 10)
-    first = browser.find_element(By.CSS_SELECTOR, "#timelines img.timeline")
-    browser.execute_script("arguments[0].scrollIntoView()", first)
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", first)
-    )
+    first = first_timeline_drawn(browser)
     assert "/timeline.svg" in first.get_attribute("src")
     # Under each week, the store's 90-day strip: a bar per local date (T - 90 days to T meets 91
     # of them), each with the day's minutes in its tooltip.
@@ -122,12 +117,7 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
     browser.find_element(By.ID, "token").send_keys(token)
     browser.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
     WebDriverWait(browser, 30).until(lambda b: "100" in b.find_element(By.ID, "summary").text)
-    WebDriverWait(browser, 30).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#worst-table tbody tr")) == 10)
-    first = browser.find_element(By.CSS_SELECTOR, "#timelines img.timeline")
-    browser.execute_script("arguments[0].scrollIntoView()", first)
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", first)
-    )
+    first = first_timeline_drawn(browser)
     assert first.get_attribute("src").startswith("blob:")
     assert browser.execute_script("return sessionStorage.getItem('storemon.token')") == token
     assert browser.get_cookies() == []  # no cookie: nothing a browser would send on its own
@@ -135,12 +125,34 @@ def test_trigger_on_the_page_runs_a_report_and_shows_the_worst_stores_timelines(
     assert console_problems(browser, "status of 401") == []
 
 
-def console_problems(browser, expected: str) -> list[str]:
+def console_problems(browser, expected: str | None = None) -> list[str]:
+    """The browser console's errors and warnings since the last call, but the `expected` one."""
     return [
         entry["message"]
         for entry in browser.get_log("browser")
-        if entry["level"] in ("SEVERE", "WARNING") and expected not in entry["message"]
+        if entry["level"] in ("SEVERE", "WARNING") and (expected is None or expected not in entry["message"])
     ]
+
+
+def first_timeline_drawn(browser):
+    """The first timeline picture of the fleet page, once the worst stores' table is full (10 rows)
+    and that picture has loaded and has a size."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#worst-table tbody tr")) == 10)
+    first = browser.find_element(By.CSS_SELECTOR, "#timelines img.timeline")
+    browser.execute_script("arguments[0].scrollIntoView()", first)
+    wait_loaded(browser, first)
+    return first
+
+
+def wait_loaded(browser, picture) -> None:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(
+        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", picture)
+    )
 
 
 @pytest.fixture
@@ -178,10 +190,6 @@ def _with_instants(path, as_of_us: int):
     return path
 
 
-def _console_problems(browser) -> list[str]:
-    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
-
-
 def test_the_fleet_page_opens_with_down_and_silent_stores_and_finds_a_store_by_keyboard(browser, published):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -208,27 +216,38 @@ def test_the_fleet_page_opens_with_down_and_silent_stores_and_finds_a_store_by_k
     focused.send_keys("silent", Keys.ENTER)
     WebDriverWait(browser, 30).until(lambda b: "store silent" in b.title)
     assert "Not reporting" in browser.find_element(By.TAG_NAME, "main").text
-    assert _console_problems(browser) == []
+    assert console_problems(browser) == []
 
 
 def test_a_store_page_shows_status_timeline_and_incidents(browser, published):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.set_window_size(1000, 1200)
     browser.get(published + "/stores/%3Cb%3Edown%20%26%20out%3C%2Fb%3E")
     assert browser.title == "store <b>down & out</b> · storemon"
     now = browser.find_element(By.CSS_SELECTOR, ".now")
     assert now.get_attribute("data-status") == "down" and now.text.startswith("Down since ")
-    picture = browser.find_element(By.TAG_NAME, "img")
-    WebDriverWait(browser, 30).until(
-        lambda b: b.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", picture)
-    )
+    wait_loaded(browser, browser.find_element(By.TAG_NAME, "img"))
     rows = browser.find_elements(By.CSS_SELECTOR, "section table tbody tr")
     assert any("still down" in row.text for row in rows)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     # Keyboard: the first Tab reaches the link back to the fleet page.
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     assert browser.switch_to.active_element.get_attribute("href").endswith("/")
-    assert _console_problems(browser) == []
+    assert console_problems(browser) == []
+
+
+@pytest.mark.parametrize("path, rendered", [("/docs", ".swagger-ui .info .title"), ("/redoc", "h1")])
+def test_the_api_docs_render_from_this_server_alone_under_their_policy(browser, published, path, rendered):
+    """/docs and /redoc draw the API's description from files this server ships (no network here),
+    and nothing they do is refused by their Content-Security-Policy (it would be logged)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(published + path)
+    WebDriverWait(browser, 30).until(lambda b: "storemon" in b.find_element(By.CSS_SELECTOR, rendered).text)
+    policy = httpx.get(published + path).headers["content-security-policy"]
+    assert "https:" not in policy and "http:" not in policy  # nothing allowed from elsewhere
+    # The one refusal expected: ReDoc's "powered by" logo, which it fetches from its own CDN.
+    assert console_problems(browser, "https://cdn.redoc.ly/redoc/logo-mini.svg") == []

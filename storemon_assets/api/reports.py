@@ -45,7 +45,7 @@ from storemon_assets.core.access import Caller, ExpiringCache, RateLimiter, retr
 from storemon_assets.core.instants import parse_as_of
 from storemon_assets.db.queries import data_version
 from storemon_assets.names import REPORT_PRODUCING_JOBS
-from storemon_assets.web.access import Authorized, authorize
+from storemon_assets.web.access import Authorized, authorize, own_rows
 from storemon_assets.web.database import DatabaseIfAny
 
 RUN_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -150,10 +150,10 @@ def _too_many(exc: RateLimited) -> HTTPException:
     return HTTPException(status_code=429, detail=str(exc), headers={"Retry-After": retry_after_header(exc.retry_after)})
 
 
-def tenant_rows(csv: bytes, stores: frozenset[str]) -> bytes:
-    """The report CSV with only these stores' rows (and the header), each line as it was."""
+def tenant_rows(csv: bytes, caller: Caller) -> bytes:
+    """The report CSV with only the caller's stores' rows (and the header), each line as it was."""
     frame = pl.read_csv(io.BytesIO(csv), infer_schema=False)  # every value kept as its text
-    return frame.filter(pl.col("store_id").is_in(sorted(stores))).write_csv().encode()
+    return own_rows(caller, frame).write_csv().encode()
 
 
 def _unavailable(exc: DagsterUnavailable) -> HTTPException:
@@ -250,7 +250,7 @@ async def get_report(
         )
     content = path.read_bytes()
     return Response(
-        content=tenant_rows(content, caller.stores) if caller.is_tenant else content,
+        content=tenant_rows(content, caller) if caller.is_tenant else content,
         media_type="text/csv",
         headers={
             "X-Report-Status": "Complete",

@@ -268,20 +268,15 @@ def worst_stores(engine: sa.Engine, limit: int, store_ids: Collection[str] | Non
     return _select_frame(engine, query, CURRENT_REPORT)
 
 
-def tenant_report_counts(engine: sa.Engine, store_ids: Collection[str]) -> dict:
-    """Of `store_ids`: how many are in the current report, and how many of those have no observation."""
-    report, intervals = SQL_TABLES[CURRENT_REPORT.name], SQL_TABLES[STORE_STATUS_INTERVALS.name]
-    ids = sorted(store_ids)
+def stores_without_observations(engine: sa.Engine, store_ids: Collection[str]) -> int:
+    """Of `store_ids`, how many the current report has no observation for (a tenant's summary;
+    the fleet's count is published with the report)."""
+    intervals = SQL_TABLES[STORE_STATUS_INTERVALS.name]
+    query = sa.select(sa.func.count(sa.distinct(intervals.c.store_id))).where(
+        intervals.c.store_id.in_(sorted(store_ids)), intervals.c.status == "no_data"
+    )
     with engine.connect() as conn:
-        stores = conn.execute(
-            sa.select(sa.func.count()).select_from(report).where(report.c.store_id.in_(ids))
-        ).scalar_one()
-        without = conn.execute(
-            sa.select(sa.func.count(sa.distinct(intervals.c.store_id))).where(
-                intervals.c.store_id.in_(ids), intervals.c.status == "no_data"
-            )
-        ).scalar_one()
-    return {"stores": stores, "stores_without_observations": without}
+        return conn.execute(query).scalar_one()
 
 
 def fleet_totals(engine: sa.Engine, store_ids: Collection[str] | None = None) -> dict:
@@ -357,14 +352,12 @@ def store_incidents(engine: sa.Engine, store_id: str | None = None, open_only: b
     return _select_frame(engine, query, STORE_INCIDENTS)
 
 
-def store_status_now(engine: sa.Engine, store_id: str | None = None, statuses: tuple[str, ...] = ()) -> pl.DataFrame:
-    """Status now of one store (primary-key lookup) or of every store, optionally only some statuses."""
+def store_status_now(engine: sa.Engine, store_id: str | None = None) -> pl.DataFrame:
+    """Status now of one store (primary-key lookup) or of every store."""
     table = SQL_TABLES[STORE_STATUS_NOW.name]
     query = sa.select(*table.columns).order_by(table.c.store_id)
     if store_id is not None:
         query = query.where(table.c.store_id == store_id)
-    if statuses:
-        query = query.where(table.c.status.in_(statuses))
     return _select_frame(engine, query, STORE_STATUS_NOW)
 
 

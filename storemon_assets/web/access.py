@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
+import polars as pl
 import sqlalchemy as sa
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
@@ -112,8 +113,14 @@ class TokenAuthority:
         known, exists = self._any_token.get(True)
         return (not exists) if known else None
 
-    def cached(self, token: str) -> tuple[bool, TokenInfo | None]:
-        return self._tokens.get(token_hash(token))
+    def remembered(self, token: str) -> Caller | None:
+        """The caller of a token found valid less than `ttl` ago (no database read), or None:
+        then `resolve` decides (unknown, revoked or forgotten tokens all go there)."""
+        known, info = self._tokens.get(token_hash(token))
+        if not known or info is None or info.revoked_at_us is not None:
+            return None
+        self._note_use(token)
+        return info.caller
 
     def resolve(self, token: str | None, client_host: str | None) -> Caller:
         """The caller, or HTTPException 401 (blocking: may read the database)."""
@@ -169,17 +176,11 @@ async def authorize(
     token = credentials.credentials.strip() if credentials else None
     client = request.client.host if request.client else None
     is_open = authority.is_open()
-    if is_open is False and token is not None:
-        known, info = authority.cached(token)
-        if known and info is not None and info.revoked_at_us is None:
-            authority._note_use(token)
-            caller = info.caller
-        else:
-            caller = await run_in_threadpool(authority.resolve, token, client)
-    elif is_open is True:
+    if is_open:
         caller = open_caller(client)
     else:
-        caller = await run_in_threadpool(authority.resolve, token, client)
+        known = authority.remembered(token) if is_open is False and token else None
+        caller = known or await run_in_threadpool(authority.resolve, token, client)
     route = request.scope.get("route")
     action = action_of(request.method, getattr(route, "name", None))
     if not caller.allows(action):
@@ -191,6 +192,13 @@ async def authorize(
 
 
 Authorized = Annotated[Caller, Depends(authorize)]
+
+
+def own_rows(caller: Caller, rows: pl.DataFrame) -> pl.DataFrame:
+    """The rows (with a `store_id` column) the caller may see: all of them, or a tenant token's own."""
+    if not caller.is_tenant:
+        return rows
+    return rows.filter(pl.col("store_id").is_in(sorted(caller.stores)))
 
 
 def not_found_for(caller: Caller, store_id: str) -> None:
@@ -228,12 +236,13 @@ PAGE_POLICY = (
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 SVG_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'self'"
-# FastAPI's /docs page loads Swagger UI from a CDN with an inline bootstrap script; it holds no
-# data, and the policy still keeps it from being framed or posting forms elsewhere.
+# /docs and /redoc: Swagger UI and ReDoc from this server's own files (fastapi-offline), started by
+# an inline script; ReDoc styles itself inline and searches in a worker made from a blob. They hold
+# no data, load nothing from elsewhere, and may not be framed or post forms.
 DOCS_POLICY = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src blob:; connect-src 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/redoc")  # their files come from /static-offline-docs ('self')
 

@@ -59,23 +59,34 @@ class ReaderDatabase:
         self._file_identity = None
 
 
-def store_database(request: Request) -> sa.Engine:
+def _opened(request: Request) -> sa.Engine | DatabaseUnavailable:
+    """The engine, or why there is none. Both dependencies below take this one, which FastAPI
+    calls once per request: a protected page looks at the file once, not once for the token
+    check and again for its rows."""
+    try:
+        return request.app.state.database.engine()
+    except DatabaseUnavailable as exc:
+        return exc
+
+
+_Opened = Annotated[sa.Engine | DatabaseUnavailable, Depends(_opened)]
+
+
+def store_database(opened: _Opened) -> sa.Engine:
     """Dependency: the storemon database engine (never created here; missing or unreadable, the
-    app answers 503 saying so). The store pages and the token check (web/access.py) take it;
-    tests override it."""
-    return request.app.state.database.engine()
+    app answers 503 saying so). The store pages take it."""
+    if isinstance(opened, DatabaseUnavailable):
+        raise opened
+    return opened
 
 
 Database = Annotated[sa.Engine, Depends(store_database)]
 
 
-def database_if_any(request: Request) -> sa.Engine | None:
+def database_if_any(opened: _Opened) -> sa.Engine | None:
     """Dependency: the engine, or None while there is no readable database yet (then no token
     exists either: the token check and the trigger go on without it)."""
-    try:
-        return request.app.state.database.engine()
-    except DatabaseUnavailable:
-        return None
+    return None if isinstance(opened, DatabaseUnavailable) else opened
 
 
 DatabaseIfAny = Annotated[sa.Engine | None, Depends(database_if_any)]

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import polars as pl
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from storemon_assets.core.access import Caller
 from storemon_assets.db.queries import store_incidents, store_status_now
-from storemon_assets.web.access import Authorized
+from storemon_assets.web.access import Authorized, authorize, own_rows
 from storemon_assets.web.current import NO_REPORT_YET, current_report, heading
 from storemon_assets.web.database import Database
 from storemon_assets.web.status import (
@@ -23,11 +22,11 @@ from storemon_assets.web.status import (
     StatusList,
     StoreStatus,
     incident_frame,
-    status_counts_sql,
+    status_counts,
     status_frame,
 )
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(authorize)])
 
 
 @router.get(
@@ -42,7 +41,7 @@ def list_incidents(
     open: Annotated[bool | None, Query(description="true: only open incidents; false: only ended ones.")] = None,
 ) -> IncidentList:
     info = current_report(engine)
-    incidents = _own(caller, store_incidents(engine, open_only=open is True))
+    incidents = own_rows(caller, store_incidents(engine, open_only=open is True))
     if open is False:
         incidents = incidents.filter(~pl.col("open"))
     return IncidentList(
@@ -67,19 +66,13 @@ def list_status(
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 100,
 ) -> StatusList:
     info = current_report(engine)
-    rows = _own(caller, store_status_now(engine, statuses=tuple(status or ())))
+    own = own_rows(caller, store_status_now(engine))  # read once: the counts are of all the caller's stores
+    rows = own.filter(pl.col("status").is_in(status)) if status else own
     if not_reporting is not None:
         rows = rows.filter(pl.col("not_reporting") == not_reporting)
     rows = rows.sort(["since_half_us", "store_id"], nulls_last=False).head(limit)
     return StatusList(
         **heading(info),
-        counts=status_counts_sql(engine, caller.stores),
+        counts=status_counts(own),
         stores=[StoreStatus(**row) for row in status_frame(rows, info["as_of_us"]).iter_rows(named=True)],
     )
-
-
-def _own(caller: Caller, rows: pl.DataFrame) -> pl.DataFrame:
-    """The rows of the caller's stores: all of them, or a tenant token's own."""
-    if not caller.is_tenant:
-        return rows
-    return rows.filter(pl.col("store_id").is_in(sorted(caller.stores)))

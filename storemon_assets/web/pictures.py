@@ -31,7 +31,6 @@ class TimelinePictures:
         self._report_id: str | None = None
         self._lock = threading.Lock()
         self._slots: anyio.Semaphore | None = None  # made on the event loop, at first use
-        self.drawn = 0  # pictures drawn so far (what the cache saved shows beside the requests)
 
     async def get_or_draw(self, report_id: str, store_id: str, draw: Callable[[], bytes]) -> bytes:
         """The store's picture of this report: kept, or drawn by `draw` (in a worker thread, once a
@@ -59,7 +58,6 @@ class TimelinePictures:
 
     def _keep(self, report_id: str, store_id: str, picture: bytes) -> None:
         with self._lock:
-            self.drawn += 1
             if report_id != self._report_id:
                 self._pictures.clear()
                 self._report_id = report_id

@@ -7,7 +7,7 @@ stores: the fleet summary and the worst stores are computed over them, any other
 
 They read the storemon database directly (the current report's rows and status intervals,
 published by the report run), never Dagster: a page costs a few indexed reads. The database
-comes in as a FastAPI dependency (`store_database`), so tests can point it at any engine.
+comes in as a FastAPI dependency (`web/database.py`): the app's `ReaderDatabase`, or the engine given to `create_app`.
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ from storemon_assets.db.queries import (
     newest_poll_us,
     store_status_intervals,
     store_weekly_schedule,
-    tenant_report_counts,
+    stores_without_observations,
     worst_stores,
 )
 from storemon_assets.history import daily_history, fleet_uptime_share
 from storemon_assets.settings import stale_after_minutes
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
-from storemon_assets.web.access import Authorized, authorize, not_found_for
+from storemon_assets.web.access import Authorized, authorize, not_found_for, own_rows
 from storemon_assets.web.current import NO_REPORT_YET, ReportHeading, current_report, heading
-from storemon_assets.web.database import Database, store_database  # noqa: F401 (tests override it)
+from storemon_assets.web.database import Database
 from storemon_assets.web.pictures import TimelinePictures
 from storemon_assets.web.status import Incident, StatusNow, store_status_and_incidents
 from storemon_assets.web.store_page import render_store_page, wants_html
@@ -251,7 +251,10 @@ def fleet_summary(engine: Database, caller: Authorized) -> FleetSummary:
     stale = _stale_warning(engine, info)
     totals = fleet_totals(engine, caller.stores)
     if caller.is_tenant:  # the counts of its stores only
-        info = info | tenant_report_counts(engine, caller.stores)
+        info = info | {
+            "stores": totals["stores"],
+            "stores_without_observations": stores_without_observations(engine, caller.stores),
+        }
     open_hours = totals["uptime_hours"] + totals["downtime_hours"]
     return FleetSummary(
         **heading(info),
@@ -272,8 +275,7 @@ def _uptime_share(engine: sa.Engine, caller: Caller, as_of_us: int, days: int) -
     """The fleet's uptime share of the last `days` dates; a tenant's, over its stores only."""
     if not caller.is_tenant:
         return fleet_uptime_share(engine, as_of_us, days)
-    values = daily_history(engine, as_of_us, days=days).values.filter(pl.col("store_id").is_in(sorted(caller.stores)))
-    share = uptime_share(values)
+    share = uptime_share(own_rows(caller, daily_history(engine, as_of_us, days=days).values))
     return round(share, 4) if share is not None else None
 
 
@@ -373,21 +375,21 @@ def _negotiated(engine: sa.Engine, caller: Caller, store_id: str, request: Reque
     as_html = wants_html(request.headers.get("accept"))
     response.headers["Vary"] = "Accept"
     try:
-        detail = _detail(engine, caller, store_id)
+        not_found_for(caller, store_id)
+        info = current_report(engine)
+        detail = _detail(engine, store_id, info)
     except HTTPException as exc:
         if not as_html:
             raise
         page = f"<!doctype html><title>storemon</title><p>{escape(str(exc.detail))}</p><p><a href='/'>storemon</a>"
         return HTMLResponse(page, status_code=exc.status_code, headers={"Vary": "Accept"})
     if as_html:
-        page = render_store_page(detail.model_dump(), _stale_warning(engine, current_report(engine)))
+        page = render_store_page(detail.model_dump(), _stale_warning(engine, info))
         return HTMLResponse(page, headers={"Vary": "Accept", "Cache-Control": "no-cache"})
     return detail
 
 
-def _detail(engine: sa.Engine, caller: Caller, store_id: str) -> StoreDetail:
-    not_found_for(caller, store_id)
-    info = current_report(engine)
+def _detail(engine: sa.Engine, store_id: str, info: dict) -> StoreDetail:
     row = _report_row(engine, store_id)
     schedule = store_weekly_schedule(engine, store_id)
     spans = _spans(store_status_intervals(engine, store_id))

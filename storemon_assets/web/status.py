@@ -4,7 +4,6 @@ and each store's page."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from typing import Literal
 
 import polars as pl
@@ -95,12 +94,8 @@ def store_status_and_incidents(engine: sa.Engine, store_id: str, as_of_us: int) 
     return now, incident_frame(store_incidents(engine, store_id)).to_dicts()
 
 
-def status_counts_sql(engine: sa.Engine, store_ids: Collection[str] | None = None) -> dict[str, int]:
-    """Stores per status now, and how many are not reporting: of every store, or of `store_ids` only
-    (a tenant's)."""
+def status_counts(status: pl.DataFrame) -> dict[str, int]:
+    """Stores per status now, and how many are not reporting, of these STORE_STATUS_NOW rows."""
     counts = dict.fromkeys(NOW_STATUSES, 0)
-    status = store_status_now(engine)
-    if store_ids is not None:
-        status = status.filter(pl.col("store_id").is_in(sorted(store_ids)))
     counts.update(dict(status.group_by("status").len().iter_rows()))
     return {**counts, "not_reporting": int(status.get_column("not_reporting").sum())}
