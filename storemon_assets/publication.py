@@ -41,8 +41,9 @@ import sqlalchemy as sa
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.loading import CurrentReport, replace_current_report
 from storemon_assets.db.queries import current_report_info
-from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
+from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG
 from storemon_assets.outputs import written_in_place
+from storemon_assets.run_retries import ended_for_good
 
 COMBINED_REPORT_NAME = "combined_report.csv"
 SHARDS_FOLDER = ".shards"
@@ -182,21 +183,22 @@ def shard_folder(reports_folder: Path, run_id: str) -> Path:
     return reports_folder / SHARDS_FOLDER / run_id
 
 
-def runs_whose_shards_go(run_id: str, status: str, tags: Mapping[str, str], retries_enabled: bool) -> list[str]:
+def runs_whose_shards_go(
+    run_id: str, status: str, tags: Mapping[str, str], retries_enabled: bool, ended_at: float | None
+) -> list[str]:
     """The runs whose `.shards/<run id>` can go now that run `run_id` ended with `status`
-    (Dagster's run status name: SUCCESS, FAILURE or CANCELED) and these tags, on an instance
-    with run retries on or off.
+    (Dagster's run status name: SUCCESS, FAILURE or CANCELED) at `ended_at`, with these tags, on
+    an instance with run retries on or off.
 
-    Nothing while the instance's run retries will re-execute it (`dagster/will_retry` "true"),
-    nor, with run retries on, while a failed run has no `dagster/will_retry` yet (Dagster tags it
-    just after storing the failure: a sensor reading in between must not take what the retry
-    reads; the next report run's start sweep removes them then):
-    the retry re-executes from the failure and reads this run's step results, and those of the
-    runs it re-executed itself. Otherwise the chain is over, however it ended (published, failed
-    for good, canceled): this run and the runs it re-executed, its parent and the chain's root
-    (the whole chain while a run is retried at most twice, `dagster/max_retries` 2).
+    Nothing while the run may still be retried (run_retries.ended_for_good: tagged to be, or
+    failed untagged a moment ago with run retries on; a sensor reading in between must not take
+    what the retry reads, and the next report run's start sweep removes them later): the retry
+    re-executes from the failure and reads this run's step results, and those of the runs it
+    re-executed itself. Otherwise the chain is over, however it ended (published, failed for
+    good, canceled): this run and the runs it re-executed, its parent and the chain's root (the
+    whole chain while a run is retried at most twice, `dagster/max_retries` 2).
     """
-    if status == "FAILURE" and tags.get(WILL_RETRY_TAG, "true" if retries_enabled else "false") == "true":
+    if not ended_for_good(status, tags, retries_enabled, ended_at):
         return []
     chain = [run_id, tags.get(PARENT_RUN_TAG), tags.get(ROOT_RUN_TAG)]
     return list(dict.fromkeys(r for r in chain if r))

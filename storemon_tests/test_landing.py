@@ -15,6 +15,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import polars as pl
@@ -22,6 +23,7 @@ import pytest
 
 import storemon_assets.defs.assets.raw as raw
 import storemon_assets.defs.sensors as sensors
+import storemon_assets.run_retries as run_retries
 import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.db.queries import read_polls, store_keys
@@ -29,6 +31,7 @@ from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.resources import LandingFolder
 from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor
+from storemon_assets.names import WILL_RETRY_TAG
 from storemon_tests.conftest import shared_data
 from storemon_tests.helpers import write_csv
 
@@ -297,6 +300,35 @@ def test_a_run_dagster_will_run_again_is_waited_for_and_its_retry_loads_the_file
     done = tick(home, instance, waiting.cursor)
     assert done.run_requests == [] and not home.landing.failed_folder.exists()
     assert [store for store, _, _ in stored_polls(home)] == ["s1", "s2"]
+
+
+def test_a_failed_run_not_yet_tagged_by_run_retries_keeps_its_files_until_the_tag_is_overdue(
+    home, quick_retries, monkeypatch
+):
+    # Dagster stores a run's failure, then tags it dagster/will_retry: a tick in between read the
+    # missing tag as "no retry" and moved the files to failed/ while a re-run was about to take
+    # them. Untagged on an instance with run retries on, the run may still be retried for
+    # UNTAGGED_FAILURE_SECONDS after it ended (run_retries.ended_for_good), then failed for good.
+    monkeypatch.setattr(raw, "MAX_STEP_RETRIES", 0)
+    polls_file(home, "p.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    with dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True}}) as instance:
+        tag_run = instance.add_run_tags
+
+        def without_will_retry(run_id, tags):  # the moment before Dagster tags the failure
+            tag_run(run_id, {k: v for k, v in tags.items() if k != WILL_RETRY_TAG})
+
+        monkeypatch.setattr(instance, "add_run_tags", without_will_retry)
+        first = tick(home, instance)
+        with database_locked(home):
+            [failed] = run_requested(home, instance, first)
+        assert not failed.success and WILL_RETRY_TAG not in instance.get_run_by_id(failed.run_id).tags
+        waiting = tick(home, instance, first.cursor)
+        assert waiting.run_requests == [] and not home.landing.failed_folder.exists()  # a retry may come
+        a_minute_later = time.time() + run_retries.UNTAGGED_FAILURE_SECONDS
+        monkeypatch.setattr(run_retries, "time", SimpleNamespace(time=lambda: a_minute_later))
+        overdue = tick(home, instance, waiting.cursor)
+    assert overdue.run_requests == [] and (home.landing.failed_folder / "p.csv").exists()
+    assert f"not loaded by run {failed.run_id} (FAILURE" in (home.landing.failed_folder / "p.csv.error.txt").read_text()
 
 
 def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance, quick_retries, monkeypatch):

@@ -21,6 +21,7 @@ from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.sensors import REPORT_SHARDS_SENSORS
 from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.publication import runs_whose_shards_go
+from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import at
 
@@ -181,15 +182,19 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
 def test_the_shards_that_go_when_a_run_ends(status, tags, expected):
     # With run retries on, every failed run is tagged will_retry true or false; the same answers.
     retries_enabled = status != "FAILURE" or WILL_RETRY_TAG in tags
-    assert runs_whose_shards_go("r", status, tags, retries_enabled) == expected
-    assert runs_whose_shards_go("r", status, tags, False) == expected
+    just_ended = time.time()
+    assert runs_whose_shards_go("r", status, tags, retries_enabled, just_ended) == expected
+    assert runs_whose_shards_go("r", status, tags, False, just_ended) == expected
 
 
 def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried():
     # Dagster stores the run's failure, then tags dagster/will_retry: a sensor reading the run in
     # between must not delete what the retry will read (the next report run's sweep removes it).
-    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True) == []
-    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=False) == ["r"]
+    # Untagged a minute after it ended, it failed for good (run_retries.UNTAGGED_FAILURE_SECONDS).
+    just_ended, long_ago = time.time(), time.time() - UNTAGGED_FAILURE_SECONDS
+    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=just_ended) == []
+    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=long_ago) == ["r"]
+    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=False, ended_at=just_ended) == ["r"]
 
 
 def shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:

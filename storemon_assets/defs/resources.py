@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from storemon_assets import settings
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.landing import LandingFolderRules
-from storemon_assets.names import WILL_RETRY_TAG
 from storemon_assets.publication import (
     COMBINED_REPORT_NAME,
     SHARDS_FOLDER,
@@ -26,6 +25,7 @@ from storemon_assets.publication import (
     sweep_temporaries,
     write_step_result,
 )
+from storemon_assets.run_retries import ended_for_good
 
 
 @lru_cache(maxsize=8)
@@ -97,15 +97,19 @@ class ReportsFolder(dg.ConfigurableResource):
 
 
 def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
-    """Whether no run of `run_id`'s group is going on or will be retried (True for a run the
-    instance does not know)."""
+    """Whether every run of `run_id`'s group has ended for good (run_retries.ended_for_good;
+    True for a run the instance does not know)."""
     try:
         group = instance.get_run_group(run_id)
     except dg.DagsterRunNotFoundError:
         return True
     if group is None:
         return True
-    return all(run.is_finished and run.tags.get(WILL_RETRY_TAG) != "true" for run in group[1])
+    records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in group[1]]))
+    return all(
+        ended_for_good(r.dagster_run.status.value, r.dagster_run.tags, instance.run_retries_enabled, r.end_time)
+        for r in records
+    )
 
 
 class ReportShardsIOManager(dg.ConfigurableIOManager):

@@ -58,8 +58,8 @@ from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile, batch_key, settle_batches
-from storemon_assets.names import WILL_RETRY_TAG
 from storemon_assets.publication import runs_whose_shards_go
+from storemon_assets.run_retries import ended_for_good
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -95,15 +95,14 @@ def _loaded_by(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> set[s
     return names
 
 
-def _batch_state(runs: list[dg.DagsterRun]) -> BatchState:
+def _batch_state(records: list[dg.RunRecord], retries_enabled: bool) -> BatchState:
     """A batch's state from its runs, newest first."""
-    if not runs:
+    if not records:
         return BatchState.NO_RUN
-    last = runs[0]
-    retrying = last.status == dg.DagsterRunStatus.FAILURE and last.tags.get(WILL_RETRY_TAG) == "true"
-    if not last.is_finished or retrying:
+    last = records[0]
+    if not ended_for_good(last.dagster_run.status.value, last.dagster_run.tags, retries_enabled, last.end_time):
         return BatchState.IN_FLIGHT
-    return BatchState.SUCCEEDED if last.status == dg.DagsterRunStatus.SUCCESS else BatchState.FAILED
+    return BatchState.SUCCEEDED if last.dagster_run.status == dg.DagsterRunStatus.SUCCESS else BatchState.FAILED
 
 
 def _settle_batches(
@@ -118,13 +117,14 @@ def _settle_batches(
     queued, running or about to be re-run, and the batches without a run yet (to be asked for again)."""
     if not cursor.batches:
         return False, {}
-    runs_by_key: dict[str, list[dg.DagsterRun]] = {}
-    for run in context.instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):  # newest first
-        runs_by_key.setdefault(run.tags[BATCH_TAG], []).append(run)
-    states = {key: _batch_state(runs) for key, runs in runs_by_key.items()}
+    records_by_key: dict[str, list[dg.RunRecord]] = {}
+    for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
+        records_by_key.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)  # newest first
+    retries_enabled = context.instance.run_retries_enabled
+    states = {key: _batch_state(records, retries_enabled) for key, records in records_by_key.items()}
     settlement = settle_batches(cursor, present, states)
     for key, names in settlement.failed.items():
-        runs = runs_by_key[key]
+        runs = [record.dagster_run for record in records_by_key[key]]
         last = runs[0]
         loaded = _loaded_by(context.instance, runs)
         error = _run_error(context.instance, last)
@@ -271,8 +271,10 @@ def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     )
     def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
         run = context.dagster_run
+        record = context.instance.get_run_record_by_id(run.run_id)
+        ended_at = record.end_time if record else None
         for run_id in runs_whose_shards_go(
-            run.run_id, run.status.value, run.tags, context.instance.run_retries_enabled
+            run.run_id, run.status.value, run.tags, context.instance.run_retries_enabled, ended_at
         ):
             reports.discard_shards(run_id)
 
