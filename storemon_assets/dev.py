@@ -18,7 +18,6 @@ starting it in the background) are restored for the services, so they always sto
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -76,8 +75,24 @@ def with_dagster_home(env: dict[str, str]) -> dict[str, str]:
     home = settings.data_home() / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     if LOCAL_INSTANCE_SETTINGS.exists():  # an installed package has no deploy/: Dagster's defaults then
-        shutil.copyfile(LOCAL_INSTANCE_SETTINGS, home / "dagster.yaml")
+        kept = install_instance_settings(home, LOCAL_INSTANCE_SETTINGS)
+        if kept:
+            _say(kept)
     return {**env, DAGSTER_HOME: str(home)}
+
+
+def install_instance_settings(home: Path, shipped: Path) -> str | None:
+    """Put the shipped dagster.yaml into `home` unless someone edited the copy there; then keep
+    theirs and say so (the message). The copy last written is kept beside it (`.shipped`): a
+    dagster.yaml equal to it (or older than that record) was written here, not edited, and follows
+    the shipped file when a new release changes it."""
+    target, record = home / "dagster.yaml", home / "dagster.yaml.shipped"
+    current, written = shipped.read_bytes(), record.read_bytes() if record.exists() else None
+    if target.exists() and written is not None and target.read_bytes() not in (written, current):
+        return f"keeping {target}: edited here, it differs from the shipped {shipped.name} (delete it to take that)"
+    for path in (target, record):
+        path.write_bytes(current)
+    return None
 
 
 def _as_service_child() -> None:

@@ -14,6 +14,8 @@ under the run's id, but wasteful).
 
 from __future__ import annotations
 
+import functools
+
 from storemon_assets import settings
 
 CELERY_QUEUE = "dagster"  # the queue dagster-celery submits steps to by default
@@ -56,9 +58,15 @@ def make_worker_app(visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT_SECONDS
     return worker_app
 
 
+@functools.cache
+def _module_app():
+    return make_worker_app()
+
+
 def __getattr__(name: str):
-    # `celery -A storemon_assets.worker` looks up `app`; built on first use only, so
-    # `storemon worker` (which builds its own, with its options) registers the task once.
+    # `celery -A storemon_assets.worker` looks up `app`; built on first use only (and then the same
+    # app at every look-up), so `storemon worker` (which builds its own, with its options) registers
+    # the task once.
     if name == "app":
-        return make_worker_app()
+        return _module_app()
     raise AttributeError(name)
