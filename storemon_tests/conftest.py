@@ -10,19 +10,16 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import pytest
 from hypothesis import settings
 
-from storemon_assets.defs.resources import (
-    REPORT_SHARDS_IO_MANAGER,
-    LandingFolder,
-    ReportsFolder,
-    ReportShardsIOManager,
-    StoremonDatabase,
-)
-from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
+# Dagster, polars, SQLAlchemy and storemon_assets are imported where a fixture needs them, not here:
+# pytest-xdist's controller loads this file too, and runs no test (~1.3 s of CPU before the
+# workers even start).
+if TYPE_CHECKING:
+    from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,6 +39,8 @@ class StoremonHome:
 
     @property
     def resources(self) -> dict:
+        from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportShardsIOManager
+
         return {
             "database": self.database,
             "landing": self.landing,
@@ -58,6 +57,9 @@ class StoremonHome:
 @pytest.fixture
 def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
     """A storemon home whose database exists, empty at the current schema (a copy of `migrated_sqlite`)."""
+    from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+    from storemon_assets.settings import sqlite_url
+
     shutil.copyfile(migrated_sqlite, tmp_path / "storemon.db")
     return StoremonHome(
         root=tmp_path,
@@ -71,12 +73,16 @@ def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
 def instance():
     """A throw-away Dagster instance (runs, events, dynamic partitions) for one test: in memory,
     as `dg.materialize` makes by default; ~30x cheaper to create than `dg.instance_for_test()`."""
+    import dagster as dg
+
     with dg.DagsterInstance.ephemeral() as instance:
         yield instance
 
 
 @pytest.fixture
 def sample_files() -> list[Path]:
+    from storemon_assets.settings import SAMPLE_DATA_DIR
+
     return sorted(SAMPLE_DATA_DIR.glob("*.csv"))
 
 
@@ -234,6 +240,7 @@ def migrated_sqlite(tmp_path_factory) -> Path:
     """An empty SQLite database at the current schema, made once per worker: a test copies the
     file (well under a millisecond) instead of running every migration (~70 ms)."""
     from storemon_assets.db.engine import create_db_engine, create_tables
+    from storemon_assets.settings import sqlite_url
 
     path = tmp_path_factory.mktemp("migrated") / "storemon.db"
     engine = create_db_engine(sqlite_url(path))
@@ -245,6 +252,7 @@ def migrated_sqlite(tmp_path_factory) -> Path:
 def copy_of_migrated_sqlite(template: Path, path: Path):
     """An engine on a copy of the `migrated_sqlite` database at `path`."""
     from storemon_assets.db.engine import create_db_engine
+    from storemon_assets.settings import sqlite_url
 
     path.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, path)

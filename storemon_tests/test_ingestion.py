@@ -767,7 +767,7 @@ def test_the_lost_weekdays_finding_names_every_store_once_and_each_file():
     assert finding.details == {"stores": ["a", "b"], "files": {"mon.csv": ("b", "a"), "tue.csv": ("a",)}}
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     body=st.lists(
         st.sampled_from(

@@ -22,6 +22,7 @@ from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_assets.settings import sqlite_url
 from storemon_assets.web.routes import MAX_WORST
+from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import WORKED_EXAMPLE_ROW, write_csv
 
 POLLS = """store_id,status,timestamp_utc
@@ -48,16 +49,31 @@ def make_engine(root: Path):
     return engine
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(tmp_path)
-    files = [
-        write_csv(tmp_path, name, text)
-        for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES))
-    ]
-    ingest_files(engine, files)
+def published_database(root: Path, files: list[tuple[str, str]]) -> Path:
+    """A SQLite database holding the feed files `files` ((name, text)) and the report on them,
+    published as "report-1"; returns its path. Made once per module: each test works on a copy
+    (`copy_of_migrated_sqlite`), as if it had loaded and published the files itself."""
+    engine = make_engine(root)
+    ingest_files(engine, [write_csv(root, name, text) for name, text in files])
     publish_current_report(engine, build_report(engine), "report-1")
-    return engine
+    engine.dispose()  # the last connection closed: the whole database is in the file (WAL checkpointed)
+    return root / "storemon.db"
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    return published_database(
+        tmp_path_factory.mktemp("published"),
+        [("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES)],
+    )
+
+
+@pytest.fixture
+def engine(tmp_path, published):
+    """A database of this test's own holding POLLS, HOURS and TIMEZONES and the report on them."""
+    engine = copy_of_migrated_sqlite(published, tmp_path / "storemon.db")
+    yield engine
+    engine.dispose()
 
 
 def client_for(engine) -> TestClient:
@@ -223,23 +239,24 @@ def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path):
 ODD_IDS = ["$x^{$", "a$b$c", ".", "..", "x/timeline.svg", "s" * 201, "a/../b", "%2F"]
 
 
-@pytest.fixture
-def odd_client(tmp_path):
+@pytest.fixture(scope="module")
+def odd_published(tmp_path_factory) -> Path:
     """Stores whose ids are legal (SPEC §1: opaque text) but awkward in a URL or a picture's title:
     each open around the clock (UTC), active at 06:00 and 18:00 on the 16th."""
     quoted = ['"' + store.replace('"', '""') + '"' for store in ODD_IDS]
     polls = "store_id,status,timestamp_utc\n" + "".join(
         f"{q},active,2023-01-16 06:00:00 UTC\n{q},active,2023-01-16 18:00:00 UTC\n" for q in quoted
     )
-    engine = make_engine(tmp_path)
-    files = [
-        write_csv(tmp_path, "polls.csv", polls),
-        write_csv(tmp_path, "tz.csv", "store_id,timezone_str\n" + "".join(f"{q},UTC\n" for q in quoted)),
-    ]
-    ingest_files(engine, files)
-    publish_current_report(engine, build_report(engine), "report-1")
+    timezones = "store_id,timezone_str\n" + "".join(f"{q},UTC\n" for q in quoted)
+    return published_database(tmp_path_factory.mktemp("odd"), [("polls.csv", polls), ("tz.csv", timezones)])
+
+
+@pytest.fixture
+def odd_client(tmp_path, odd_published):
+    engine = copy_of_migrated_sqlite(odd_published, tmp_path / "storemon.db")
     with client_for(engine) as client:
         yield client
+    engine.dispose()
 
 
 @pytest.mark.parametrize("store_id", ODD_IDS)
