@@ -141,8 +141,9 @@ def test_temporaries_and_shards_of_killed_runs_are_swept_at_the_next_start(loade
 @pytest.mark.parametrize("failing_shards", [1, 2])
 def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instance, monkeypatch, failing_shards):
     # Issue 20 row 6: a run failed before its publishing step left `.shards/<run>` behind until
-    # the next run's start. Its step results go as it ends now: with one of two shard steps
-    # failing, also those the other one wrote after it (the executor runs the other shards on).
+    # the next run's start. Its step results go as it ends now, through the run failure sensor:
+    # with one of two shard steps failing, also those the other one wrote after it (the executor
+    # runs the other shards on).
     import storemon_assets.defs.assets.report as report
 
     calls = []
@@ -160,6 +161,7 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     shard_steps = [e for e in failed.all_events if "compute_report_shard" in (e.step_key or "")]
     assert sum(e.is_step_failure for e in shard_steps) == failing_shards
     assert sum(e.is_step_success for e in shard_steps) == 2 - failing_shards
+    tick_for_the_end_of(loaded, instance, failed)
     assert not loaded.reports.shard_folder(failed.run_id).exists()
     assert leftovers(loaded) == []
 
@@ -195,6 +197,12 @@ def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried():
     assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=just_ended) == []
     assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=long_ago) == ["r"]
     assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=False, ended_at=just_ended) == ["r"]
+
+
+def tick_for_the_end_of(home, instance, result: dg.ExecuteInProcessResult) -> None:
+    """The shards sensor's tick for the end of an in-process run, which no daemon watches."""
+    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
+    tick_shards_sensor(home, instance, result.run_id, event)
 
 
 def shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
@@ -266,6 +274,7 @@ def test_a_commit_that_fails_after_the_csv_was_switched_puts_the_previous_csv_ba
     finally:
         sa.event.remove(engine, "commit", refuse)
     assert not failed.success
+    tick_for_the_end_of(loaded, instance, failed)
     assert current_report_info(engine)["report_id"] == first.run_id
     assert combined(loaded).read_text() == published_csv
     assert leftovers(loaded) == []
@@ -341,6 +350,7 @@ def test_a_really_full_reports_folder_changes_nothing_published(home, sample_fil
 
     failed = report_run(home, instance, monkeypatch, raise_on_error=False)  # newer T, nowhere to write it
     assert not failed.success
+    tick_for_the_end_of(home, instance, failed)
     assert current_report_info(home.database.engine())["report_id"] == first.run_id
     assert combined(home).read_text() == published_csv
     # No half-written file, nor what the failed run had stored for its next steps.

@@ -57,30 +57,6 @@ REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
 
 
-def report_metadata(result: ReportResult, paths: list, compute_seconds: float) -> dict:
-    """What the asset's page shows: the report's figures (plotted across materialisations:
-    Overview, Metadata, Plots), a preview and where it was written."""
-    return report_figures(result, compute_seconds) | {
-        "dagster/row_count": result.store_count,
-        "dagster/column_schema": REPORT_SCHEMA,
-        "preview": markdown_table(result.report),
-        "weekly_uptime_distribution": markdown_table(weekly_uptime_distribution(result.report)),
-        "combined_report": dg.MetadataValue.path(str(paths[0])),
-        "run_report": dg.MetadataValue.path(str(paths[-1])),
-        "timelines_page": dg.MetadataValue.url(settings.api_url() + "/"),
-    }
-
-
-def intervals_metadata(result: ReportResult) -> dict:
-    intervals = result.uptime.intervals
-    return interval_figures(result) | {
-        "dagster/row_count": intervals.height,
-        "preview": markdown_table(intervals.head(10)),
-        "table": STORE_STATUS_INTERVALS.name,
-        "timelines_page": dg.MetadataValue.url(settings.api_url() + "/"),
-    }
-
-
 ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
 
 
@@ -146,48 +122,6 @@ def plan_report_shards(
         yield dg.DynamicOutput(shard.to_dict(), mapping_key=shard.mapping_key, output_name="shards")
 
 
-def _discard_shards_of_failed_run(context: dg.HookContext) -> None:
-    """The run's intermediate files go once a step failed and no shard step is left to run, so
-    that a run that never reaches its publishing step leaves nothing (that step removes them
-    itself, whatever ends it). Not sooner: the other shard steps, which the executor runs on,
-    read the plan from there. Each step's end is logged before its hooks run, so the hook of
-    whichever step ends last sees every other one. Unless the instance's run retries may
-    re-execute the run from its failure, reading them: then the next run's start sweep removes
-    them, as it does after a kill -9."""
-    if context.instance.run_retries_enabled:
-        return
-    types = {dg.DagsterEventType.STEP_OUTPUT, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
-    records = context.instance.get_records_for_run(context.run_id, of_type=types).records
-    events = [e for e in (r.event_log_entry.dagster_event for r in records) if e is not None]
-    if not any(e.is_step_failure for e in events):
-        return
-
-    def of(op: dg.OpDefinition) -> list[dg.DagsterEvent]:
-        return [e for e in events if f".{op.name}" in (e.step_key or "")]
-
-    planned = [
-        e for e in of(plan_report_shards) if e.is_successful_output and e.step_output_data.output_name == "shards"
-    ]
-    ended = [e for e in of(compute_report_shard) if e.is_step_success or e.is_step_failure]
-    if any(e.is_step_failure for e in of(plan_report_shards)) or len(ended) >= len(planned):
-        context.resources.reports.discard_shards(context.run_id)
-
-
-@dg.failure_hook(required_resource_keys={"reports"})
-def discard_shards_on_failure(context: dg.HookContext) -> None:
-    """A planning or shard step failed: the run will not publish (see _discard_shards_of_failed_run)."""
-    _discard_shards_of_failed_run(context)
-
-
-@dg.success_hook(required_resource_keys={"reports"})
-def discard_shards_after_a_failed_sibling(context: dg.HookContext) -> None:
-    """A shard step that ends after a sibling failed may be the run's last (see _discard_shards_of_failed_run)."""
-    _discard_shards_of_failed_run(context)
-
-
-REPORT_STEP_HOOKS = {discard_shards_on_failure, discard_shards_after_a_failed_sibling}
-
-
 @dg.op(
     out={
         "exact": dg.Out(pl.DataFrame, io_manager_key=REPORT_SHARDS_IO_MANAGER),
@@ -219,11 +153,6 @@ def compute_report_shard(context: dg.OpExecutionContext, database: StoremonDatab
     yield dg.Output({"reads": vars(result.reads), "compute_seconds": seconds}, output_name="work")
 
 
-def _check_output(name: str) -> str:
-    """The graph output Dagster names for a check of the report (graph-backed assets' rule)."""
-    return f"{UPTIME_REPORT.name}_{name}"
-
-
 @dg.op(
     out={
         "report": dg.Out(dg.Nothing, is_required=False),
@@ -244,31 +173,25 @@ def publish_uptime_report(
     interval_parts: list[pl.DataFrame],
     work: list[dict],
 ):
-    engine = database.engine()
-    run_id = context.run.run_id
-    # Whatever ends this step, the run's intermediate files go; only a retry of the run from this
-    # step (the instance's run retries) would read them, and the next run's sweep removes them then.
+    engine, run_id = database.engine(), context.run.run_id
     try:
-        yield from _publish(context, engine, reports, as_of_us, exact_parts, interval_parts, work)
+        started = time.perf_counter()
+        reads = [PollReads(**w["reads"]) for w in work]
+        result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
+        compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
+        findings = check_report(engine, result)
+        yield from check_results(findings)
+        failed = quality.blocking_failures(findings)
+        if failed:
+            raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
+        incidents = report_incidents(engine, result)  # SPEC 9: published with the report, in its transaction
+        publication = publish_report(engine, reports.folder, result, run_id, incidents)
     finally:
+        # Whatever ended the step, the run's intermediate files go, unless the instance's run
+        # retries may re-execute the run from this step, reading them: then the run status
+        # sensors delete them once the run group has ended (docs/operations.md).
         if not context.instance.run_retries_enabled:
             reports.discard_shards(run_id)
-
-
-def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, interval_parts, work):
-    started = time.perf_counter()
-    reads = [PollReads(**w["reads"]) for w in work]
-    result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
-    compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
-    findings = check_report(engine, result)
-    yield from check_results(findings)
-    failed = quality.blocking_failures(findings)
-    if failed:
-        raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
-    run_id = context.run.run_id
-    incidents = report_incidents(engine, result)  # SPEC 9: published with the report, in its transaction
-    publication = publish_report(engine, reports.folder, result, run_id, incidents)
-    reports.discard_shards(run_id)
     if not publication.published:
         # Like an as-of report: kept under its id, no materialisation (the latest stays the newer one).
         context.log.warning(
@@ -276,16 +199,37 @@ def _publish(context, engine, reports: ReportsFolder, as_of_us, exact_parts, int
             f"(as of {format_instant(publication.published_as_of_us)}); kept only as {publication.run_copy.name}"
         )
         return
-    paths = [publication.combined, publication.run_copy]
-    context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {paths[0]}")
-    run_metadata = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
+    context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {publication.combined}")
+    timelines_page = dg.MetadataValue.url(settings.api_url() + "/")
     stale = stale_data_warning(engine, result)
     if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
         context.log.warning(stale)
-        run_metadata["stale_data_warning"] = stale
-    yield dg.Output(None, output_name="report", metadata=report_metadata(result, paths, compute_seconds) | run_metadata)
-    yield dg.Output(None, output_name="intervals", metadata=intervals_metadata(result))
-    yield dg.Output(None, output_name="incidents", metadata=incidents_metadata(incidents))
+    # The figures are plotted across materialisations (the asset's Overview, Metadata and Plots).
+    report_metadata = report_figures(result, compute_seconds) | {
+        "dagster/row_count": result.store_count,
+        "dagster/column_schema": REPORT_SCHEMA,
+        "preview": markdown_table(result.report),
+        "weekly_uptime_distribution": markdown_table(weekly_uptime_distribution(result.report)),
+        "combined_report": dg.MetadataValue.path(str(publication.combined)),
+        "run_report": dg.MetadataValue.path(str(publication.run_copy)),
+        "timelines_page": timelines_page,
+        "shards": len(exact_parts),
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    yield dg.Output(None, "report", metadata=report_metadata | ({"stale_data_warning": stale} if stale else {}))
+    intervals = result.uptime.intervals
+    yield dg.Output(
+        None,
+        "intervals",
+        metadata=interval_figures(result)
+        | {
+            "dagster/row_count": intervals.height,
+            "preview": markdown_table(intervals.head(10)),
+            "table": STORE_STATUS_INTERVALS.name,
+            "timelines_page": timelines_page,
+        },
+    )
+    yield dg.Output(None, "incidents", metadata=incidents_metadata(incidents))
 
 
 @dg.config_mapping
@@ -333,18 +277,18 @@ def _report_config(config: ReportShardsConfig) -> dict:
     can_subset=False,
 )
 def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw_special_hours):
-    shards, as_of_us = plan_report_shards.with_hooks(REPORT_STEP_HOOKS)(
+    shards, as_of_us = plan_report_shards(
         raw_store_status=raw_store_status,
         raw_business_hours=raw_business_hours,
         raw_store_timezones=raw_store_timezones,
         raw_special_hours=raw_special_hours,
     )
-    exact, intervals, work = shards.map(
-        lambda shard: compute_report_shard.with_hooks(REPORT_STEP_HOOKS)(shard, as_of_us)
-    )
+    exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
     return {
         UPTIME_REPORT.name: published.report,
         STORE_STATUS_INTERVALS.name: published.intervals,
         STORE_INCIDENTS.name: published.incidents,
-    } | {_check_output(name): getattr(published, name) for name in quality.REPORT_CHECKS}
+    } | {  # the graph's output of each check: `<asset>_<check>` (graph-backed assets' rule)
+        f"{UPTIME_REPORT.name}_{name}": getattr(published, name) for name in quality.REPORT_CHECKS
+    }
