@@ -16,18 +16,7 @@ from storemon_assets.core.tables import (
 from storemon_assets.db.queries import polled_store_ids, read_table
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import markdown_table
-
-WARN = dg.AssetCheckSeverity.WARN
-
-
-def _result(finding: quality.Finding, **metadata) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=finding.passed,
-        severity=WARN,
-        description=finding.summary,
-        metadata={"summary": finding.summary, **metadata},
-    )
+from storemon_assets.defs.ui_metadata import check_result, markdown_table
 
 
 def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
@@ -46,7 +35,7 @@ def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
             kind,
             read_table(engine, REJECTED_ROW_COUNTS),
         )
-        return _result(
+        return check_result(
             finding,
             rows_read=finding.details["rows_read"],
             rows_rejected=finding.details["rows_rejected"],
@@ -66,7 +55,7 @@ rejected_special_hours_share = _rejected_share_check(SPECIAL)
 @dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
 def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
     finding = quality.unknown_timezones(read_table(database.engine(), REJECTED_ROWS))
-    return _result(finding, rows=markdown_table(finding.details["rows"]))
+    return check_result(finding, rows=markdown_table(finding.details["rows"]))
 
 
 def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
@@ -75,7 +64,7 @@ def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default:
         polled_store_ids(engine, None), read_table(engine, spec).get_column("store_id"), what, default
     )
     stores = finding.details["stores"]
-    return _result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
+    return check_result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
 
 
 @dg.asset_check(asset=RAW_STORE_TIMEZONES, description=f"Every polled store has a timezone (else {DEFAULT_TIMEZONE}).")
@@ -98,7 +87,7 @@ def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]
 @dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
 def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
     finding, metadata = failed_files_finding(landing)
-    return _result(finding, **metadata)
+    return check_result(finding, **metadata)
 
 
 raw_checks = [

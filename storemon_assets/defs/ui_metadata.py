@@ -6,6 +6,7 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets.core import summaries
+from storemon_assets.core.quality import Finding
 from storemon_assets.core.tables import Table
 
 _TYPE_NAMES = {
@@ -36,3 +37,17 @@ def table_schema(spec: Table) -> dg.TableSchema:
 def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
     """A small markdown preview of a frame (values formatted as in core.summaries.markdown_table)."""
     return dg.MetadataValue.md(summaries.markdown_table(frame, max_rows))
+
+
+def check_result(
+    finding: Finding, *, blocking: bool = False, check_name: str | None = None, **metadata
+) -> dg.AssetCheckResult:
+    """An asset check's result from what core.quality found: its verdict and summary, and the
+    metadata given to help fix it. A failure of a non-blocking check only warns."""
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=finding.passed,
+        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        description=finding.summary,
+        metadata={"summary": finding.summary, **metadata},
+    )

@@ -38,7 +38,7 @@ from storemon_assets.defs.assets.raw import (
     RAW_STORE_TIMEZONES,
 )
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import markdown_table, table_schema
+from storemon_assets.defs.ui_metadata import check_result, markdown_table, table_schema
 from storemon_assets.service import (
     PollReads,
     ReportResult,
@@ -57,29 +57,12 @@ REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
 
 
-ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
-
-
 def instant_or_failure(text: str) -> int | None:
     """T from its text (parse_as_of), or the run fails saying what is wrong with it."""
     try:
         return parse_as_of(text)
     except ValueError as exc:
         raise dg.Failure(description=str(exc)) from exc
-
-
-def check_results(findings: dict[str, quality.Finding]) -> list[dg.AssetCheckResult]:
-    return [
-        dg.AssetCheckResult(
-            check_name=name,
-            passed=finding.passed,
-            severity=ERROR if quality.REPORT_CHECKS[name][0] else WARN,
-            description=finding.summary,
-            metadata={"summary": finding.summary}
-            | {k: str(v) for k, v in finding.details.items() if isinstance(v, list) and v},
-        )
-        for name, finding in findings.items()
-    ]
 
 
 class ReportShardsConfig(dg.Config):
@@ -180,7 +163,9 @@ def publish_uptime_report(
         result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
         compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
         findings = check_report(engine, result)
-        yield from check_results(findings)
+        for name, finding in findings.items():
+            lists = {k: str(v) for k, v in finding.details.items() if isinstance(v, list) and v}
+            yield check_result(finding, blocking=quality.REPORT_CHECKS[name][0], check_name=name, **lists)
         failed = quality.blocking_failures(findings)
         if failed:
             raise dg.Failure(description=f"report not published, blocking checks failed: {failed}")
