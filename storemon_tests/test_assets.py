@@ -245,6 +245,11 @@ def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(home, sampl
     counted = sum(metadata[f"stores_{s}_now"].value for s in ("up", "down", "closed", "no_data"))
     assert counted == 100
     assert metadata["stores_down_now"].value == status.filter(pl.col("status") == "down").height
+    # The previews, as the API's /status shows them: the store down longest first, since when.
+    down = status.filter(pl.col("status") == "down").sort("since_half_us")
+    preview = metadata["down_now"].value.splitlines()
+    assert preview[0].split("|")[1:4] == [" store_id ", " since_utc ", " since_local "], preview[0]
+    assert down.height > 0 and preview[2].startswith(f"| {down['store_id'][0]} | ")
 
 
 def test_a_report_far_after_the_newest_poll_warns_that_its_statuses_are_guesses(

@@ -1,7 +1,9 @@
 """The uptime report: the *current* report (SPEC §6), published as `combined_report.csv` plus a
-copy per run under the run id, and the status intervals behind it (`store_status_intervals`):
-one step computes both, so the timeline and the report always come from the same observations
-and are published together.
+copy per run under the run id, the status intervals behind it (`store_status_intervals`) and the
+incidents and status now read off them (`store_incidents`, SPEC §9): one step computes them all,
+so the timeline, the incidents and the report always come from the same observations and are
+published together, in one transaction. The alerts sensor (defs/alerts.py) evaluates after each
+materialisation of the incidents.
 
 A graph-backed asset: one step fixes T and cuts the stores into shards (STOREMON_REPORT_SHARDS),
 one step per shard computes its stores' exact sums and intervals (in parallel under the
@@ -24,13 +26,14 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
+from storemon_assets.core.incidents import status_counts
 from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.core.scalars import as_int
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.summaries import weekly_uptime_distribution
-from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, UPTIME_REPORT
-from storemon_assets.core.uptime import empty_uptime_report
+from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
+from storemon_assets.core.uptime import DOWN, empty_uptime_report
 from storemon_assets.db.queries import store_shards
-from storemon_assets.defs.assets.incidents import INCIDENTS_OUT, incidents_metadata
 from storemon_assets.defs.assets.raw import (
     RAW_BUSINESS_HOURS,
     RAW_SPECIAL_HOURS,
@@ -40,6 +43,7 @@ from storemon_assets.defs.assets.raw import (
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import check_result, markdown_table, table_schema
 from storemon_assets.service import (
+    Incidents,
     PollReads,
     ReportResult,
     build_report_shard,
@@ -52,6 +56,7 @@ from storemon_assets.service import (
     report_time_us,
     stale_data_warning,
 )
+from storemon_assets.web.status import status_frame
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
@@ -217,6 +222,33 @@ def publish_uptime_report(
     yield dg.Output(None, "incidents", metadata=incidents_metadata(incidents))
 
 
+def incidents_metadata(current: Incidents | None) -> dict:
+    """Counts per status now (plotted across materialisations), and who is down and who is not
+    reporting, as the API's /status shows them, longest first."""
+    if current is None:
+        return {"as_of": "(no polls loaded)"}
+    listed = current.status.filter((pl.col("status") == DOWN) | pl.col("not_reporting"))
+    shown = status_frame(listed, current.as_of_us)
+    return {
+        "as_of": format_instant(current.as_of_us),
+        "incidents": current.incidents.height,
+        "open_incidents": as_int(current.incidents.get_column("open").sum()),
+        **status_counts(current.status),
+        "dagster/row_count": current.incidents.height,
+        "down_now": markdown_table(
+            shown.filter(pl.col("status") == DOWN).sort("since_utc").select("store_id", "since_utc", "since_local"),
+            max_rows=20,
+        ),
+        "not_reporting_now": markdown_table(
+            shown.filter(pl.col("not_reporting"))
+            .sort("newest_poll_utc")
+            .select("store_id", "status", "newest_poll_utc"),
+            max_rows=20,
+        ),
+        "status_table": STORE_STATUS_NOW.name,
+    }
+
+
 @dg.config_mapping
 def _report_config(config: ReportShardsConfig) -> dict:
     """Run config `ops: {uptime_report: {config: {shards: N}}}` reaches the planning step."""
@@ -252,7 +284,17 @@ def _report_config(config: ReportShardsConfig) -> dict:
                 "table": STORE_STATUS_INTERVALS.name,
             },
         ),
-        STORE_INCIDENTS.name: INCIDENTS_OUT,
+        STORE_INCIDENTS.name: dg.AssetOut(
+            kinds={"polars", "sql"},
+            is_required=False,
+            description="Incidents of the current report (stretches of a store's down business time in the week "
+            "before T; closed time does not end one) and each store's status at T: up, down, closed or no data, "
+            "since when, and not reporting (open, newest poll older than STOREMON_STALE_AFTER_MINUTES). Read off "
+            f"the status intervals, so each store's incidents sum to its downtime_last_week; stored in "
+            f"{STORE_INCIDENTS.name} and {STORE_STATUS_NOW.name} with the report, in one transaction. The alerts "
+            "sensor evaluates after each materialisation (docs/monitor.md).",
+            metadata={"dagster/column_schema": table_schema(STORE_INCIDENTS), "table": STORE_INCIDENTS.name},
+        ),
     },
     check_specs=[
         dg.AssetCheckSpec(name, asset=UPTIME_REPORT.name, blocking=blocking, description=description)
