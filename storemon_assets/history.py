@@ -33,6 +33,7 @@ from storemon_assets.core.daily import (
     current_daily_values,
     daily_csv_frame,
     daily_values,
+    fleet_uptime_pct,
     local_days,
     refresh_ranges,
     requested_dates,
@@ -40,6 +41,7 @@ from storemon_assets.core.daily import (
     utc_date,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
+from storemon_assets.core.instants import format_instant
 from storemon_assets.core.tables import STORE_TIMEZONES
 from storemon_assets.core.uptime import (
     business_intervals_covering,
@@ -135,6 +137,21 @@ class DailyHistory:
 
     def csv_frame(self, *, decimals: bool = False) -> pl.DataFrame:
         return daily_csv_frame(self.values, decimals=decimals)
+
+    def figures(self) -> dict[str, str | int | float]:
+        """What Dagster's pages plot across materialisations: the fleet's uptime (uptime over uptime
+        + downtime, weighted by business time) over the dates and on the newest one, when anything
+        was observed, and the rows kept or computed."""
+        newest = self.values.filter(pl.col("local_date") == pl.col("local_date").max())
+        figures = {
+            "as_of": format_instant(self.as_of_us) or "(no polls loaded)",
+            "fleet_uptime_pct": fleet_uptime_pct(self.values),
+            "fleet_uptime_pct_newest_date": fleet_uptime_pct(newest),
+            "store_days": self.values.height,
+            "rows_computed": self.computed_rows,
+            "rows_already_holding": self.stored_rows,
+        }
+        return {name: value for name, value in figures.items() if value is not None}
 
 
 def empty_values() -> pl.DataFrame:

@@ -22,7 +22,7 @@ from storemon_assets.core.daily import (
     monthly_sla,
 )
 from storemon_assets.db.engine import open_database
-from storemon_assets.history import daily_history
+from storemon_assets.history import DailyHistory, daily_history
 from storemon_assets.service import ingest_files
 from storemon_tests.helpers import at, examples, scenario_frames, write_csv
 from storemon_tests.reference_model import store_daily
@@ -419,6 +419,19 @@ def test_fleet_uptime_by_date_weights_each_store_by_its_observed_time():
     assert fleet_uptime_pct(values) == 80.0
     assert fleet_uptime_pct(values.filter(pl.col("local_date") == dt.date(2023, 1, 1))) is None
     assert fleet_uptime_pct(values.clear()) is None  # no values: no figure
+    # The Dagster asset's figures: over both dates 80 %; the newest date, 01-02, 80 % too; nothing
+    # observed on 01-01 alone (its values are the newest once 01-02 is cut off): no figure.
+    figures = DailyHistory(at("2023-01-03 00:00"), values, stored_rows=1, computed_rows=3).figures()
+    assert figures == {
+        "as_of": "2023-01-03T00:00:00.000000Z",
+        "fleet_uptime_pct": 80.0,
+        "fleet_uptime_pct_newest_date": 80.0,
+        "store_days": 4,
+        "rows_computed": 3,
+        "rows_already_holding": 1,
+    }
+    first_day = DailyHistory(None, values.filter(pl.col("local_date") == dt.date(2023, 1, 1))).figures()
+    assert first_day == {"as_of": "(no polls loaded)", "store_days": 2, "rows_computed": 0, "rows_already_holding": 0}
 
 
 @pytest.mark.parametrize("writer", ["daily", "report"])

@@ -12,10 +12,9 @@ import time
 import warnings
 
 import dagster as dg
-import polars as pl
 
 from storemon_assets import settings
-from storemon_assets.core.daily import fleet_uptime_by_date, fleet_uptime_pct
+from storemon_assets.core.daily import fleet_uptime_by_date
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
@@ -33,27 +32,6 @@ DAILY_PARTITIONS_START = "2023-01-01"
 # end_offset=1: today's (UTC) date has a partition too, so the current day can be refreshed;
 # stores east of UTC already live in tomorrow for a few hours, and the refresh clips to this.
 daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_START, end_offset=1)
-
-
-def daily_metadata(values: pl.DataFrame, as_of_us: int | None, stored: int, computed: int, seconds: float) -> dict:
-    """What the UI plots across materialisations: the fleet's uptime over the range and on its
-    newest date (uptime over uptime + downtime, weighted by business time), and the work done."""
-    fleet = fleet_uptime_pct(values)  # None when nothing was observed (or no values)
-    fleet_newest = fleet_uptime_pct(values.filter(pl.col("local_date") == pl.col("local_date").max()))
-    return {
-        "as_of": format_instant(as_of_us) or "(no polls loaded)",
-        **({"fleet_uptime_pct": dg.MetadataValue.float(fleet)} if fleet is not None else {}),
-        **({"fleet_uptime_pct_newest_date": dg.MetadataValue.float(fleet_newest)} if fleet_newest is not None else {}),
-        "store_days": values.height,
-        "rows_computed": computed,
-        "rows_already_holding": stored,
-        "compute_seconds": round(seconds, 3),
-        "peak_rss_mib": peak_rss_mib(),
-        "fleet_uptime_by_date": markdown_table(fleet_uptime_by_date(values).tail(40)),
-        "dagster/row_count": values.height,
-        "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
-        "table": STORE_DAILY_PACKED.name,  # packed: a row per date and shard of stores (docs/history.md)
-    }
 
 
 @dg.asset(
@@ -82,5 +60,13 @@ def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonData
         f"{history.stored_rows:,} held already, in {seconds:.1f} s"
     )
     return dg.MaterializeResult(
-        metadata=daily_metadata(history.values, history.as_of_us, history.stored_rows, history.computed_rows, seconds)
+        metadata=history.figures()
+        | {
+            "compute_seconds": round(seconds, 3),
+            "peak_rss_mib": peak_rss_mib(),
+            "fleet_uptime_by_date": markdown_table(fleet_uptime_by_date(history.values).tail(40)),
+            "dagster/row_count": history.values.height,
+            "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
+            "table": STORE_DAILY_PACKED.name,  # packed: a row per date and shard of stores (docs/history.md)
+        }
     )
