@@ -179,6 +179,9 @@ def daily_history(
     """
     computed_at_us = now_us()  # before any read: a file loaded during the computation counts as later
     with progress.phase("stores") as phase:
+        # T the latest poll: every store has a poll by T, so the stores table lists them without
+        # a seek per store for its first poll.
+        at_latest_poll = as_of_us is None
         as_of_us = report_time_us(engine, as_of_us)
         if as_of_us is None:
             phase.detail = "no polls loaded"
@@ -190,7 +193,7 @@ def daily_history(
                 return DailyHistory(as_of_us, empty_values())
             keys = KeyRange(key, key)
         # In text id order: the result's order, reached by sorting integers once at the end (in_store_order).
-        stores = polled_stores(engine, as_of_us, keys).sort("store_id")
+        stores = polled_stores(engine, None if at_latest_poll else as_of_us, keys).sort("store_id")
         zones = store_timezones(engine, stores, keys)  # the schedules only when something is computed
         # Each store's dates; none after the local date of the instant just before T (those days
         # start at or after T, so nothing of them is before T).
@@ -218,19 +221,26 @@ def daily_history(
                 ranges.get_column("last_date").max(),
                 keys.first if keys is not None else None,
             )
-            # Each row's store's dates looked up by key inside the filter: no joined copy of the rows.
+            # Each row's store's dates looked up by key inside the filter (no joined copy of the
+            # rows), and the holding rule in the same filter: the 1.2 M rows are copied once.
             keys_of_ranges = ranges.get_column("store_key")
-            stored = stored.filter(
-                pl.col("local_date").is_between(
-                    pl.col("store_key").replace_strict(keys_of_ranges, ranges.get_column("first_date"), default=None),
-                    pl.col("store_key").replace_strict(keys_of_ranges, ranges.get_column("last_date"), default=None),
-                )
+            requested = pl.col("local_date").is_between(
+                pl.col("store_key").replace_strict(keys_of_ranges, ranges.get_column("first_date"), default=None),
+                pl.col("store_key").replace_strict(keys_of_ranges, ranges.get_column("last_date"), default=None),
             )
-            usable = holding_rows(stored, as_of_us, ledger_arrivals(engine), retention_cutoff(engine))
-            phase.detail = f"{usable.height:,} of {stored.height:,} stored rows hold for T"
+            holds = holding(stored, as_of_us, ledger_arrivals(engine), retention_cutoff(engine))
+            keep = stored.select(requested & holds).to_series()
+            usable = stored if keep.all() else stored.filter(keep)  # all (the usual case): no copy
+            phase.detail = f"{usable.height:,} of {stored.height:,} stored rows read are requested and hold for T"
     # Only stores missing a date need their days laid out (UTC bounds: a time-zone conversion each).
-    complete = usable.group_by("store_key").len().join(expected, on="store_key").filter(pl.col("len") == pl.col("days"))
-    incomplete = ranges.join(complete, on="store_key", how="anti").drop("store_key")
+    # The usable rows are distinct requested (store, date) pairs: as many as requested is all of them.
+    if usable.height == (expected.get_column("days").sum() or 0):
+        incomplete = ranges.clear().drop("store_key")
+    else:
+        complete = (
+            usable.group_by("store_key").len().join(expected, on="store_key").filter(pl.col("len") == pl.col("days"))
+        )
+        incomplete = ranges.join(complete, on="store_key", how="anti").drop("store_key")
     wanted = local_days(zones, incomplete).filter(pl.col("day_start_us") < as_of_us)
     pending = (
         wanted.join(
@@ -263,19 +273,31 @@ def daily_history(
 def in_store_order(values: pl.DataFrame, stores: pl.DataFrame) -> pl.DataFrame:
     """DAILY_VALUES_SCHEMA of stored-form values (store keys), sorted by text store id then date.
 
-    `stores`: store_key, store_id sorted by store_id, holding every key of `values`. Each
-    value's rank (its store's place in that order) is looked up by key in an array, and one
-    integer per value (rank, then days since 1970 made non-negative) is sorted: a fraction of
-    a join and a sort on text (1.2 M values: 0.07 s of CPU instead of 0.13 s).
+    `stores`: store_key, store_id sorted by store_id, holding every key of `values`; a store has
+    one value per date. Each value's rank (its store's place in that order) is looked up by key
+    in an array, and its place in the result is rank x dates + date: where the values span few
+    dates beyond their own count (90 days of a fleet, a store page), each value is put in its
+    slot of an array of them all and the filled slots read in order, with no sort (1.2 M values:
+    0.02 s of CPU; an integer sort of the same slots 0.07 s, a join and a text sort 0.13 s).
+    Only the result's columns are gathered.
     """
     keys = stores.get_column("store_key").to_numpy()
     rank_of_key = np.zeros(int(keys.max()) + 1 if keys.size else 1, dtype=np.int64)
     rank_of_key[keys] = np.arange(keys.size)
     rank = rank_of_key[values.get_column("store_key").to_numpy()]
     days = values.get_column("local_date").cast(pl.Int32).to_numpy().astype(np.int64)
-    order = np.argsort((rank << 32) | (days + 2**31), kind="stable")
+    span = int(days.max() - days.min()) + 1 if days.size else 1
+    slot = rank * span + (days - (days.min() if days.size else 0))
+    if keys.size * span <= 4 * max(values.height, 1):
+        place = np.full(keys.size * span, -1, dtype=np.int64)
+        place[slot] = np.arange(values.height)
+        order = place[place >= 0]
+        assert order.size == values.height, "a store has two values of one date"
+    else:  # a long, sparse range (a backfill of few stores' dates): sort the slots
+        order = np.argsort(slot, kind="stable")
+    columns = [name for name in DAILY_VALUES_SCHEMA if name != "store_id"]
     return (
-        values[order]
+        values.select(columns)[order]
         .with_columns(stores.get_column("store_id").gather(rank[order]).alias("store_id"))
         .select(list(DAILY_VALUES_SCHEMA))
     )
@@ -340,13 +362,14 @@ def fleet_uptime_share(engine: sa.Engine, as_of_us: int, days: int = 30) -> floa
     return _FLEET_SHARES[key]
 
 
-def holding_rows(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cutoff_us: int | None) -> pl.DataFrame:
-    """The stored rows that hold for T (the module docstring's rule), vectorised.
+def holding(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cutoff_us: int | None) -> pl.Expr:
+    """Whether each stored row holds for T (the module docstring's rule): a filter predicate on
+    `stored`, vectorised.
 
     `arrivals`: every loaded file's kind, ingested_at_us and (polls) first_poll_us.
     """
     if stored.is_empty():
-        return stored
+        return pl.lit(True)
     final = pl.col("final_from_us").is_not_null() & (pl.col("final_from_us") <= pl.col("as_of_us"))
     depends_until = pl.when(final).then(pl.col("final_from_us")).otherwise(pl.col("as_of_us"))
     frozen = final & (pl.col("final_from_us") < (cutoff_us if cutoff_us is not None else -(2**62)))
@@ -382,7 +405,7 @@ def holding_rows(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cu
         pl.lit(False) if schedule_changed_at is None else (pl.col("computed_at_us") < schedule_changed_at) & ~frozen
     )
     for_t = (pl.col("as_of_us") == as_of_us) | (final & (pl.col("final_from_us") <= as_of_us))
-    return stored.filter(for_t & ~polls_changed & ~schedule_changed)
+    return for_t & ~polls_changed & ~schedule_changed
 
 
 def compute_daily(
@@ -483,21 +506,23 @@ def _read_stores_polls(engine: sa.Engine, stores: pl.DataFrame, first_us: int, l
 
 
 def write_daily_csv(history: DailyHistory, target: Path) -> None:
-    """The SPEC §8 CSV, written atomically (2 decimals, sorted by store then date)."""
-    write_csv_atomically(history.csv_frame(decimals=True), target)
+    """The SPEC §8 CSV, written atomically (2 decimals, sorted by store then date). The minutes
+    are made while the file is written, a batch of rows at a time (streaming): 1.2 M rows'
+    decimal columns are never all in memory (~150 MB less to allocate and fault in)."""
+    write_csv_atomically(daily_csv_frame(history.values.lazy(), decimals=True), target)
 
 
-def write_csv_atomically(frame: pl.DataFrame, target: Path) -> None:
+def write_csv_atomically(frame: pl.DataFrame | pl.LazyFrame, target: Path) -> None:
     """A temporary file beside `target`, then a rename; a target that is not a regular file
     (/dev/null, a pipe) is written in place (outputs.written_in_place)."""
     import os
 
     if written_in_place(target):
-        frame.write_csv(target, float_precision=2)
+        frame.lazy().sink_csv(target, float_precision=2)
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    frame.write_csv(temporary, float_precision=2)
+    frame.lazy().sink_csv(temporary, float_precision=2)
     temporary.replace(target)
 
 

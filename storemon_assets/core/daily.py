@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+from typing import TypeVar
 
 import polars as pl
 
@@ -213,12 +214,14 @@ def round_minutes(half_us: pl.Expr) -> pl.Expr:
 # Minutes as exact decimals with 2 places: the same text in a CSV as the rounded floats, which
 # polars writes 5x slower (formatting each float to a precision; docs/history.md).
 _CSV_CENTS, _ONE_CENT = pl.Decimal(20, 0), pl.lit(decimal.Decimal("0.01"))
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def daily_csv_frame(values: pl.DataFrame, *, decimals: bool = False) -> pl.DataFrame:
+def daily_csv_frame(values: _Frame, *, decimals: bool = False) -> _Frame:
     """The SPEC §8 CSV's rows from exact values (text store ids) sorted by store then date, as
-    daily_history and daily_values give them. Minutes are floats with 2 decimals, or with
-    `decimals` exact decimals (what a CSV file is written from)."""
+    daily_history and daily_values give them (or a lazy frame of them, for a file written as the
+    rows are made). Minutes are floats with 2 decimals, or with `decimals` exact decimals (what
+    a CSV file is written from)."""
 
     def minutes(name: str) -> pl.Expr:
         if decimals:

@@ -149,14 +149,20 @@ def _unpack(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
     # Each field gathered straight from the rows' bytes into one array: no joined copy of the
     # bytes first (90 days of the real fleet: 0.07 s of CPU instead of 0.11 s).
     records = [np.frombuffer(blob, dtype=DAILY_RECORD) for blob in blobs]
-    # Dates come back as date objects (PostgreSQL) or as their ISO text (SQLite).
+    # Dates come back as date objects (PostgreSQL) or as their ISO text (SQLite); each record's
+    # is its row's, repeated as days since 1970 (4 bytes a record, no gather by row index).
     day = pl.Series("local_date", dates)
     day = day.str.to_date("%Y-%m-%d") if day.dtype == pl.String else day.cast(pl.Date)
-    frame = pl.DataFrame({name: np.concatenate([part[name] for part in records]) for name in _RECORD_NAMES})
-    return frame.with_columns(
-        day.gather(np.repeat(np.arange(len(dates)), counts)),
-        pl.when(pl.col("final_from_us") != _NULL).then(pl.col("final_from_us")).alias("final_from_us"),
-    ).select(list(STORED_DAILY_SCHEMA))
+    columns = {name: np.concatenate([part[name] for part in records]) for name in _RECORD_NAMES}
+    columns["local_date"] = np.repeat(day.cast(pl.Int32).to_numpy(), counts)
+    return (
+        pl.DataFrame(columns)
+        .with_columns(
+            pl.col("local_date").cast(pl.Date),
+            pl.when(pl.col("final_from_us") != _NULL).then(pl.col("final_from_us")).alias("final_from_us"),
+        )
+        .select(list(STORED_DAILY_SCHEMA))
+    )
 
 
 def stored_daily_count(engine: sa.Engine) -> int:
