@@ -213,15 +213,15 @@ def write_step_result(folder: Path, name: str, value: object) -> None:
     (exact integers, typed), a small value as JSON. Written under a temporary name and renamed, so a
     step killed half-way never leaves a file a later step reads, nor (a full disk) a temporary one."""
     stem = _step_result_stem(folder, name)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    temporary = stem.with_name(f".{stem.name}.{os.getpid()}.tmp")
+    if not isinstance(value, pl.DataFrame):
+        write_text_atomically(json.dumps(value), stem.with_name(stem.name + ".json"))
+        return
+    target = stem.with_name(stem.name + ".parquet")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_name(target)
     try:
-        if isinstance(value, pl.DataFrame):
-            value.write_parquet(temporary)
-            temporary.replace(stem.with_name(stem.name + ".parquet"))
-        else:
-            temporary.write_text(json.dumps(value))
-            temporary.replace(stem.with_name(stem.name + ".json"))
+        value.write_parquet(temporary)
+        temporary.replace(target)
     finally:
         temporary.unlink(missing_ok=True)
 
