@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storemon_assets.core.ingest_batches import choose_batch
 from storemon_assets.core.parsing import FeedFile, FeedFileError, header_kind
 from storemon_assets.core.quality import Finding
 
@@ -206,6 +207,16 @@ class LandingFolderRules:
                 return target
         raise AssertionError("unreachable: the counter is endless")
 
+    def move_aside_unloaded(self, cursor: LandingCursor, files: list[LandingFile], reason: str) -> list[str]:
+        """Move aside the files of a batch that failed for good which none of its runs loaded, each
+        with `<name>: <reason>`, and forget them as handed over (a new delivery is a new file)."""
+        moved = []
+        for file in files:
+            moved.append(f"{file.name}: {reason}")
+            self.move_aside(file.path, moved[-1])
+            del cursor.handed[file.name]
+        return moved
+
     def refuse(self, refused: list[Path]) -> list[str]:
         """Move entries that are not regular files to failed/, unread; their messages."""
         moved = []
@@ -295,6 +306,18 @@ class LandingCursor:
         return json.dumps(
             {"version": 3, "handed": self.handed, "batches": self.batches, "feeds": self.feeds}, sort_keys=True
         )
+
+    def hand_out(self, ready: list[LandingFile], max_bytes: int, max_files: int) -> tuple[str, list[LandingFile]]:
+        """The next batch of the ready files (core/ingest_batches.choose_batch: oldest first, bounded)
+        and its run key, recorded as handed over; no files when none is ready."""
+        by_name = {f.name: f for f in ready}
+        batch = [by_name[n] for n in choose_batch([(f.name, f.size) for f in ready], max_bytes, max_files)]
+        if not batch:
+            return "", []
+        key = batch_key(batch)
+        self.batches[key] = [f.name for f in batch]
+        self.handed.update({f.name: f.identity for f in batch})
+        return key, batch
 
 
 def batch_key(files: list[LandingFile]) -> str:

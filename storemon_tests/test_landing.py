@@ -689,3 +689,16 @@ def test_the_failed_folder_finding_passes_while_it_is_empty_and_names_each_waiti
     finding = landing.failed_finding()
     assert not finding.passed and finding.summary.startswith("1 file(s) could not be ingested")
     assert finding.details["errors"] == {"bad.csv": "bad.csv: unknown header"}
+
+
+def test_handing_out_a_batch_records_its_files_under_its_run_key_and_hands_nothing_when_none_is_ready(tmp_path):
+    """LandingCursor.hand_out without Dagster: the bounded batch, its key, and what the cursor keeps."""
+    from storemon_assets.landing import LandingCursor, LandingFile, batch_key
+
+    files = [LandingFile(tmp_path / f"{n}.csv", size=10, mtime_ns=n, inode=n, ctime_ns=n) for n in (1, 2, 3)]
+    cursor = LandingCursor()
+    key, batch = cursor.hand_out(files, max_bytes=1_000, max_files=2)
+    assert [f.name for f in batch] == ["1.csv", "2.csv"] and key == batch_key(batch)  # two files at most
+    assert cursor.batches == {key: ["1.csv", "2.csv"]}
+    assert cursor.handed == {f.name: f.identity for f in batch}
+    assert cursor.hand_out([], max_bytes=1_000, max_files=2) == ("", []) and len(cursor.batches) == 1

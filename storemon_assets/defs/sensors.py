@@ -42,7 +42,6 @@ import dagster as dg
 import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.ingest_batches import choose_batch
 from storemon_assets.core.staleness import (
     fingerprint,
     partition_ranges,
@@ -51,13 +50,13 @@ from storemon_assets.core.staleness import (
     stale_store_ids,
 )
 from storemon_assets.core.tables import STORE_SCHEDULES
-from storemon_assets.db.queries import feed_versions, known_store_ids, read_table, read_weekly_schedules
+from storemon_assets.db import queries
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestConfig, ingest_landing_files
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
-from storemon_assets.landing import BatchState, LandingCursor, LandingFile, batch_key, settle_batches
+from storemon_assets.landing import BatchState, LandingCursor, LandingFile, Settlement, settle_batches
 from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.run_retries import ended_for_good
 
@@ -70,29 +69,25 @@ RUNNING = dg.DefaultSensorStatus.RUNNING
 BATCH_TAG = "storemon/ingest_batch"
 
 
-def _run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
-    """The run's own error, short: the innermost cause of its last failed step, else its failure message."""
-    for record in reversed(instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)):
-        error = record.dagster_event.step_failure_data.error if record.dagster_event else None
-        while error is not None and error.cause is not None:
-            error = error.cause
-        if error is not None:
-            return error.message.strip().splitlines()[0][:300]
-    for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE):
-        if record.dagster_event and record.dagster_event.message:
-            return record.dagster_event.message.strip().splitlines()[0][:300]
-    return f"the run ended as {run.status.value} without loading the file"
-
-
-def _loaded_by(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> set[str]:
-    """Names of the files these runs loaded (or found loaded), from the observations they logged."""
-    names = set()
+def _what_the_runs_did(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> tuple[set[str], str]:
+    """What a failed batch's runs (newest first) did, from one read of each run's events: the names
+    of the files they loaded or found loaded (the observations they logged), and the last run's
+    own error, short: the innermost cause of its last failed step, else its failure message."""
+    loaded: set[str] = set()
+    step_error, run_error = None, f"the run ended as {runs[0].status.value} without loading the file"
+    kinds = {dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
     for run in runs:
-        for record in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION):
-            observation = record.asset_observation
-            if observation is not None and LOADED_FILE in observation.metadata:
-                names.add(observation.metadata[LOADED_FILE].value)
-    return names
+        for entry in instance.all_logs(run.run_id, of_type=kinds):
+            event = entry.dagster_event
+            if entry.asset_observation is not None and LOADED_FILE in entry.asset_observation.metadata:
+                loaded.add(str(entry.asset_observation.metadata[LOADED_FILE].value))
+            elif run is runs[0] and event is not None and event.is_step_failure:
+                step_error = event.step_failure_data.error
+            elif run is runs[0] and event is not None and event.message:
+                run_error = event.message
+    while step_error is not None and step_error.cause is not None:
+        step_error = step_error.cause
+    return loaded, (step_error.message if step_error is not None else run_error).strip().splitlines()[0][:300]
 
 
 def _batch_state(records: list[dg.RunRecord], retries_enabled: bool) -> BatchState:
@@ -106,36 +101,26 @@ def _batch_state(records: list[dg.RunRecord], retries_enabled: bool) -> BatchSta
 
 
 def _settle_batches(
-    context: dg.SensorEvaluationContext,
-    landing: LandingFolder,
-    cursor: LandingCursor,
-    present: dict[str, LandingFile],
-    moved: list[str],
-) -> tuple[bool, dict[str, list[str]]]:
-    """Settle the batches whose runs ended for good (landing.settle_batches) and move aside the
-    files of those that failed which none of their runs loaded. Returns whether a batch is still
-    queued, running or about to be re-run, and the batches without a run yet (to be asked for again)."""
+    context: dg.SensorEvaluationContext, landing: LandingFolder, cursor: LandingCursor, present: dict[str, LandingFile]
+) -> tuple[Settlement, list[str]]:
+    """Settle the batches by their runs (landing.settle_batches, one look-up for them all) and move
+    aside the files of those that failed for good which none of their runs loaded; the messages."""
     if not cursor.batches:
-        return False, {}
-    records_by_key: dict[str, list[dg.RunRecord]] = {}
+        return Settlement(), []
+    records: dict[str, list[dg.RunRecord]] = {}
     for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
-        records_by_key.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)  # newest first
+        records.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)  # newest first
     retries_enabled = context.instance.run_retries_enabled
-    states = {key: _batch_state(records, retries_enabled) for key, records in records_by_key.items()}
-    settlement = settle_batches(cursor, present, states)
+    settlement = settle_batches(
+        cursor, present, {key: _batch_state(rs, retries_enabled) for key, rs in records.items()}
+    )
+    moved = []
     for key, names in settlement.failed.items():
-        runs = [record.dagster_run for record in records_by_key[key]]
-        last = runs[0]
-        loaded = _loaded_by(context.instance, runs)
-        error = _run_error(context.instance, last)
-        for name in names:
-            if name in loaded:
-                continue  # an earlier attempt loaded it
-            message = f"{name}: not loaded by run {last.run_id} ({last.status.value}, {len(runs)} attempt(s)): {error}"
-            landing.move_aside(present[name].path, message)
-            del cursor.handed[name]
-            moved.append(message)
-    return settlement.in_flight, settlement.without_run
+        runs = [record.dagster_run for record in records[key]]
+        loaded, error = _what_the_runs_did(context.instance, runs)
+        reason = f"not loaded by run {runs[0].run_id} ({runs[0].status.value}, {len(runs)} attempt(s)): {error}"
+        moved += landing.move_aside_unloaded(cursor, [present[n] for n in names if n not in loaded], reason)
+    return settlement, moved
 
 
 def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
@@ -158,12 +143,13 @@ def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
 def _new_store_partitions(
     context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
 ) -> list[dg.AddDynamicPartitionsRequest]:
-    """Partitions for the stores the feeds name that have none yet, once per change of the feeds."""
-    feeds = json.dumps(feed_versions(engine), sort_keys=True)
+    """Partitions for the stores the feeds name that have none yet, once per change of the feeds
+    (queries.data_version: the ledger's size and newest load, two aggregates)."""
+    feeds = "-".join(map(str, queries.data_version(engine)))
     if feeds == cursor.feeds:
         return []
     cursor.feeds = feeds
-    new = new_store_partitions(context.instance, set(known_store_ids(engine).to_list()))
+    new = new_store_partitions(context.instance, set(queries.known_store_ids(engine).to_list()))
     if not new:
         return []
     context.log.info(f"{len(new)} new store partitions")
@@ -185,23 +171,19 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     present = {f.name: f for f in files}
     cursor.handed = {n: i for n, i in cursor.handed.items() if n in present}
 
-    in_flight, without_run = _settle_batches(context, landing, cursor, present, moved)
+    settlement, failed = _settle_batches(context, landing, cursor, present)
     ready, unreadable = landing.ready_files(files, cursor.handed)
-    moved += unreadable
+    moved += failed + unreadable
     for message in moved:
         context.log.error(f"moved aside: {message}")
 
     # Asked again while no run exists for them (Dagster skips a run key it has launched already).
-    run_requests = [_batch_request(key, [present[n] for n in names]) for key, names in without_run.items()]
-    if not in_flight and not without_run:
-        sizes = {f.name: f.size for f in ready}
-        names = choose_batch([(f.name, f.size) for f in ready], MAX_RUN_BYTES, MAX_FILES_PER_RUN)
-        if names:
-            key = batch_key([present[n] for n in names])
-            cursor.batches[key] = names
-            cursor.handed.update({n: present[n].identity for n in names})
-            run_requests.append(_batch_request(key, [present[n] for n in names]))
-            context.log.info(f"{len(names)} file(s), {sum(sizes[n] for n in names):,} bytes, in run key {key}")
+    run_requests = [_batch_request(key, [present[n] for n in names]) for key, names in settlement.without_run.items()]
+    if not settlement.in_flight and not settlement.without_run:  # one batch at a time
+        key, batch = cursor.hand_out(ready, MAX_RUN_BYTES, MAX_FILES_PER_RUN)
+        if batch:
+            run_requests.append(_batch_request(key, batch))
+            context.log.info(f"{len(batch)} file(s), {sum(f.size for f in batch):,} bytes, in run key {key}")
 
     asset_events = []
     if moved:
@@ -228,8 +210,8 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
 
 def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.Series, pl.DataFrame]:
     """Stale store ids among the partitions, and the schedule the raw feeds give them now."""
-    derived = read_weekly_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
-    return stale_store_ids(derived, read_table(engine, STORE_SCHEDULES)), derived
+    derived = queries.read_weekly_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
+    return stale_store_ids(derived, queries.read_table(engine, STORE_SCHEDULES)), derived
 
 
 @dg.sensor(
@@ -241,7 +223,7 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     engine = database.engine()
     keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    state = schedules_state(feed_versions(engine), len(keys))
+    state = schedules_state(queries.feed_versions(engine), len(keys))
     if not schedules_check_due(json.loads(context.cursor) if context.cursor else {}, state):
         return dg.SkipReason("no feed changed since the last check")
     stale, derived = stale_partitions(engine, keys)
