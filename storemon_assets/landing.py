@@ -16,12 +16,14 @@ import json
 import os
 import stat
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from storemon_assets.core.ingest_batches import choose_batch
 from storemon_assets.core.parsing import FeedFile, FeedFileError, header_kind
 from storemon_assets.core.quality import Finding
+from storemon_assets.run_retries import ended_for_good
 
 REFUSED = (
     "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
@@ -217,6 +219,37 @@ class LandingFolderRules:
             del cursor.handed[file.name]
         return moved
 
+    def tick(
+        self,
+        cursor: LandingCursor,
+        states: dict[str, BatchState],
+        failure_of: Callable[[str], tuple[set[str], str]],
+        max_bytes: int,
+        max_files: int,
+    ) -> LandingTick:
+        """One look at the folder, the landing sensor's tick: entries that are not regular files
+        are refused; the cursor's batches are settled by `states` (settle_batches); of a batch
+        that failed for good, the files none of its runs loaded are moved aside with why it
+        failed (`failure_of(run key)`: the names its runs loaded, the reason; asked only then);
+        unreadable files are moved aside (ready_files); batches whose run Dagster has not
+        created yet are asked for again, and, when no batch is going, the next one is handed out
+        (one run at a time, so a backlog drains over several runs)."""
+        files, refused = self.scan()
+        moved = self.refuse(refused)
+        present = {f.name: f for f in files}
+        cursor.handed = {n: i for n, i in cursor.handed.items() if n in present}
+        settlement = settle_batches(cursor, present, states)
+        for key, names in settlement.failed.items():
+            loaded, reason = failure_of(key)
+            moved += self.move_aside_unloaded(cursor, [present[n] for n in names if n not in loaded], reason)
+        ready, unreadable = self.ready_files(files, cursor.handed)
+        requests = {key: [present[n] for n in names] for key, names in settlement.without_run.items()}
+        if not settlement.in_flight and not requests:
+            key, batch = cursor.hand_out(ready, max_bytes, max_files)
+            if batch:
+                requests[key] = batch
+        return LandingTick(moved + unreadable, requests)
+
     def refuse(self, refused: list[Path]) -> list[str]:
         """Move entries that are not regular files to failed/, unread; their messages."""
         moved = []
@@ -334,6 +367,24 @@ class BatchState(enum.Enum):
     IN_FLIGHT = "queued, running, or failed with a re-run coming"
     SUCCEEDED = "its last run succeeded"
     FAILED = "its last run failed for good or was canceled"
+
+    @classmethod
+    def of_last_run(
+        cls, status: str, tags: Mapping[str, str], retries_enabled: bool, ended_at: float | None
+    ) -> BatchState:
+        """A batch's state from its newest run: Dagster's status name, its tags, whether the
+        instance has run retries on, when it ended (run_retries.ended_for_good)."""
+        if not ended_for_good(status, tags, retries_enabled, ended_at):
+            return cls.IN_FLIGHT
+        return cls.SUCCEEDED if status == "SUCCESS" else cls.FAILED
+
+
+@dataclass(frozen=True)
+class LandingTick:
+    """What one tick decided (LandingFolderRules.tick)."""
+
+    moved: list[str]  # the messages of the entries moved to failed/
+    requests: dict[str, list[LandingFile]]  # run key -> its files: batches asked for again, or the next one
 
 
 @dataclass

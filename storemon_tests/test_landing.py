@@ -702,3 +702,47 @@ def test_handing_out_a_batch_records_its_files_under_its_run_key_and_hands_nothi
     assert cursor.batches == {key: ["1.csv", "2.csv"]}
     assert cursor.handed == {f.name: f.identity for f in batch}
     assert cursor.hand_out([], max_bytes=1_000, max_files=2) == ("", []) and len(cursor.batches) == 1
+
+
+def test_a_tick_moves_aside_what_a_failed_batch_did_not_load_and_hands_out_one_batch_at_a_time(home):
+    """LandingFolderRules.tick without Dagster: the states and the failed runs' account are given."""
+    from storemon_assets.landing import BatchState, LandingCursor
+
+    for name in ("a.csv", "b.csv", "c.csv"):
+        polls_file(home, name, [("s1", "2023-01-22 12:00:00 UTC")])
+    files = {f.name: f for f in home.landing.scan()[0]}
+    cursor = LandingCursor(handed={n: files[n].identity for n in ("a.csv", "b.csv")}, batches={"k": ["a.csv", "b.csv"]})
+    asked = []
+
+    def failure_of(key):
+        asked.append(key)
+        return {"a.csv"}, "not loaded by run r (FAILURE, 1 attempt(s)): boom"  # its run loaded a.csv
+
+    tick = home.landing.tick(cursor, {"k": BatchState.FAILED}, failure_of, max_bytes=10**6, max_files=10)
+    assert asked == ["k"] and tick.moved == ["b.csv: not loaded by run r (FAILURE, 1 attempt(s)): boom"]
+    assert sorted(p.name for p in home.landing.failed_folder.iterdir()) == ["b.csv", "b.csv.error.txt"]
+    [(key, batch)] = tick.requests.items()  # the failed batch settled: c.csv is the next batch
+    assert [f.name for f in batch] == ["c.csv"] and cursor.batches == {key: ["c.csv"]}
+    # Its run not created yet: asked again, and no other batch beside it; Dagster is not asked why.
+    polls_file(home, "d.csv", [("s1", "2023-01-22 12:00:00 UTC")])
+    again = home.landing.tick(cursor, {}, failure_of, max_bytes=10**6, max_files=10)
+    assert {k: [f.name for f in b] for k, b in again.requests.items()} == {key: ["c.csv"]} and asked == ["k"]
+    running = home.landing.tick(cursor, {key: BatchState.IN_FLIGHT}, failure_of, max_bytes=10**6, max_files=10)
+    assert running.requests == {} and running.moved == []
+
+
+@pytest.mark.parametrize(
+    ("status", "tags", "state"),
+    [
+        ("STARTED", {}, "IN_FLIGHT"),
+        ("FAILURE", {WILL_RETRY_TAG: "true"}, "IN_FLIGHT"),
+        ("FAILURE", {}, "IN_FLIGHT"),  # just failed, untagged, run retries on: a retry may come
+        ("FAILURE", {WILL_RETRY_TAG: "false"}, "FAILED"),
+        ("CANCELED", {}, "FAILED"),
+        ("SUCCESS", {}, "SUCCEEDED"),
+    ],
+)
+def test_a_batch_state_comes_from_its_newest_run_by_the_one_retry_rule(status, tags, state):
+    from storemon_assets.landing import BatchState
+
+    assert BatchState.of_last_run(status, tags, retries_enabled=True, ended_at=time.time()) is BatchState[state]

@@ -56,9 +56,8 @@ from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
-from storemon_assets.landing import BatchState, LandingCursor, LandingFile, Settlement, settle_batches
+from storemon_assets.landing import BatchState, LandingCursor, LandingFile
 from storemon_assets.publication import runs_whose_shards_go
-from storemon_assets.run_retries import ended_for_good
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -69,10 +68,12 @@ RUNNING = dg.DefaultSensorStatus.RUNNING
 BATCH_TAG = "storemon/ingest_batch"
 
 
-def _what_the_runs_did(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) -> tuple[set[str], str]:
+def _failure_of(instance: dg.DagsterInstance, records: list[dg.RunRecord]) -> tuple[set[str], str]:
     """What a failed batch's runs (newest first) did, from one read of each run's events: the names
-    of the files they loaded or found loaded (the observations they logged), and the last run's
-    own error, short: the innermost cause of its last failed step, else its failure message."""
+    of the files they loaded or found loaded (the observations they logged), and why the batch
+    failed: the last run's own error, short (the innermost cause of its last failed step, else its
+    failure message)."""
+    runs = [record.dagster_run for record in records]
     loaded: set[str] = set()
     step_error, run_error = None, f"the run ended as {runs[0].status.value} without loading the file"
     kinds = {dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
@@ -87,40 +88,8 @@ def _what_the_runs_did(instance: dg.DagsterInstance, runs: list[dg.DagsterRun]) 
                 run_error = event.message
     while step_error is not None and step_error.cause is not None:
         step_error = step_error.cause
-    return loaded, (step_error.message if step_error is not None else run_error).strip().splitlines()[0][:300]
-
-
-def _batch_state(records: list[dg.RunRecord], retries_enabled: bool) -> BatchState:
-    """A batch's state from its runs, newest first."""
-    if not records:
-        return BatchState.NO_RUN
-    last = records[0]
-    if not ended_for_good(last.dagster_run.status.value, last.dagster_run.tags, retries_enabled, last.end_time):
-        return BatchState.IN_FLIGHT
-    return BatchState.SUCCEEDED if last.dagster_run.status == dg.DagsterRunStatus.SUCCESS else BatchState.FAILED
-
-
-def _settle_batches(
-    context: dg.SensorEvaluationContext, landing: LandingFolder, cursor: LandingCursor, present: dict[str, LandingFile]
-) -> tuple[Settlement, list[str]]:
-    """Settle the batches by their runs (landing.settle_batches, one look-up for them all) and move
-    aside the files of those that failed for good which none of their runs loaded; the messages."""
-    if not cursor.batches:
-        return Settlement(), []
-    records: dict[str, list[dg.RunRecord]] = {}
-    for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
-        records.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)  # newest first
-    retries_enabled = context.instance.run_retries_enabled
-    settlement = settle_batches(
-        cursor, present, {key: _batch_state(rs, retries_enabled) for key, rs in records.items()}
-    )
-    moved = []
-    for key, names in settlement.failed.items():
-        runs = [record.dagster_run for record in records[key]]
-        loaded, error = _what_the_runs_did(context.instance, runs)
-        reason = f"not loaded by run {runs[0].run_id} ({runs[0].status.value}, {len(runs)} attempt(s)): {error}"
-        moved += landing.move_aside_unloaded(cursor, [present[n] for n in names if n not in loaded], reason)
-    return settlement, moved
+    error = (step_error.message if step_error is not None else run_error).strip().splitlines()[0][:300]
+    return loaded, f"not loaded by run {runs[0].run_id} ({runs[0].status.value}, {len(runs)} attempt(s)): {error}"
 
 
 def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
@@ -165,28 +134,28 @@ def _new_store_partitions(
 )
 def landing_files_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase, landing: LandingFolder):
     cursor = LandingCursor.parse(context.cursor)
-    engine = database.engine()
-    files, refused = landing.scan()
-    moved = landing.refuse(refused)
-    present = {f.name: f for f in files}
-    cursor.handed = {n: i for n, i in cursor.handed.items() if n in present}
-
-    settlement, failed = _settle_batches(context, landing, cursor, present)
-    ready, unreadable = landing.ready_files(files, cursor.handed)
-    moved += failed + unreadable
-    for message in moved:
+    runs: dict[str, list[dg.RunRecord]] = {}  # of the cursor's batches, by run key, newest first: one look-up
+    if cursor.batches:
+        for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
+            runs.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)
+    retries_enabled = context.instance.run_retries_enabled
+    states = {
+        key: BatchState.of_last_run(
+            r[0].dagster_run.status.value, r[0].dagster_run.tags, retries_enabled, r[0].end_time
+        )
+        for key, r in runs.items()
+    }
+    tick = landing.tick(
+        cursor, states, lambda key: _failure_of(context.instance, runs[key]), MAX_RUN_BYTES, MAX_FILES_PER_RUN
+    )
+    for message in tick.moved:
         context.log.error(f"moved aside: {message}")
-
-    # Asked again while no run exists for them (Dagster skips a run key it has launched already).
-    run_requests = [_batch_request(key, [present[n] for n in names]) for key, names in settlement.without_run.items()]
-    if not settlement.in_flight and not settlement.without_run:  # one batch at a time
-        key, batch = cursor.hand_out(ready, MAX_RUN_BYTES, MAX_FILES_PER_RUN)
-        if batch:
-            run_requests.append(_batch_request(key, batch))
-            context.log.info(f"{len(batch)} file(s), {sum(f.size for f in batch):,} bytes, in run key {key}")
+    for key, files in tick.requests.items():
+        context.log.info(f"{len(files)} file(s), {sum(f.size for f in files):,} bytes, in run key {key}")
+    run_requests = [_batch_request(key, files) for key, files in tick.requests.items()]
 
     asset_events = []
-    if moved:
+    if tick.moved:
         finding, metadata = failed_files_finding(landing)
         asset_events.append(
             dg.AssetCheckEvaluation(
@@ -198,7 +167,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
                 metadata=metadata,
             )
         )
-    partitions = _new_store_partitions(context, engine, cursor)
+    partitions = _new_store_partitions(context, database.engine(), cursor)
     return dg.SensorResult(
         run_requests=run_requests,
         asset_events=asset_events,
