@@ -4,6 +4,21 @@ ones that cannot be ingested go (`failed/`, each with its error beside it).
 
 `LandingFolderRules` holds them; the Dagster resource `LandingFolder` (defs/resources.py) is these
 rules plus their configuration, and the landing sensor and the ingest asset call them.
+
+A tick of the landing sensor (`LandingFolderRules.tick`) does bounded work per entry: `stat`, the
+last byte and the first 64 KiB (to recognise the feed), whatever the file's size; content hashes
+are taken by the run, where the ledger decides what is new. A file is handed to a run once it is
+complete (settled, ending with a newline or unchanged long enough without one) and this version of
+it was not handed before. Runs take a bounded amount of data (core/ingest_batches.py) and one runs
+at a time, so a backlog drains over several runs.
+
+Retries are Dagster's: the ingest step retries transient database errors itself, with backoff
+(defs/assets/raw.py), and the instance re-runs a run whose worker was lost (`run_retries` in
+dagster.yaml; the retry keeps the batch's tags). A batch whose last run ended for good
+(run_retries.ended_for_good) having failed or been canceled has its files that are still
+waiting, unchanged and not loaded by any of its runs moved to failed/ with the run's error. Files
+that cannot be read (unknown header, symbolic links, folders, files still empty after a while) go
+there at once. Everything in failed/ fails the `no_unreadable_files` check of `landing_folder`.
 """
 
 from __future__ import annotations

@@ -29,8 +29,9 @@ import glob
 import json
 import os
 import re
+import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,6 +176,26 @@ def sweep_temporaries(folder: Path, target: str | None = None, now: float | None
                 swept.append(path)
         except FileNotFoundError:  # its writer renamed or removed it meanwhile
             continue
+    return swept
+
+
+def sweep_reports_folder(engine: sa.Engine, folder: Path, run_group_has_ended: Callable[[str], bool]) -> list[str]:
+    """What runs killed or failed before left behind in the reports folder, swept at a report
+    run's start; the names swept.
+
+    Temporary files untouched for a while (sweep_temporaries); a `combined_report.csv` left ahead
+    of the database by a run killed before its commit (reconcile_combined_report); and the
+    intermediate files of every run whose run group has ended with no retry to come
+    (`run_group_has_ended(run id)`). A retry of a run re-executed from its failure reads its
+    parent's step results, so those stay while any run of the group may still need them.
+    """
+    swept = [path.name for path in sweep_temporaries(folder)]
+    if reconcile_combined_report(engine, folder):
+        swept.append(COMBINED_REPORT_NAME)
+    for shards in sorted((folder / SHARDS_FOLDER).glob("*")):
+        if run_group_has_ended(shards.name):
+            shutil.rmtree(shards, ignore_errors=True)
+            swept.append(f"{SHARDS_FOLDER}/{shards.name}")
     return swept
 
 

@@ -17,7 +17,6 @@ import time
 import dagster as dg
 
 from storemon_assets.alerting import (
-    AlertOutcome,
     AlertSettings,
     delivery_finding,
     evaluate_alerts,
@@ -31,18 +30,6 @@ from storemon_assets.defs.resources import StoremonDatabase
 INCIDENTS_KEY = dg.AssetKey(STORE_INCIDENTS.name)
 CHECK_NAME = "alerts_delivered"
 SEND_SECONDS_PER_TICK = 30.0  # the tick limit is 60 s
-
-
-def _delivery_check(outcome: AlertOutcome | None, failed_rows: int) -> dg.AssetCheckEvaluation:
-    passed, description = delivery_finding(outcome, failed_rows)
-    return dg.AssetCheckEvaluation(
-        asset_key=INCIDENTS_KEY,
-        check_name=CHECK_NAME,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=description,
-        metadata={"failed_notifications": failed_rows},
-    )
 
 
 @dg.asset_check(
@@ -79,8 +66,17 @@ def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabas
     outcome = evaluate_alerts(database.engine(), alert_settings, budget_seconds=SEND_SECONDS_PER_TICK)
     context.log.info(f"alerts: {outcome.describe()} ({outcome.seconds:.2f} s)")
     failed_rows = failed_count(database.engine()) if outcome.failed_messages else 0
+    passed, description = delivery_finding(outcome, failed_rows)
+    check = dg.AssetCheckEvaluation(
+        asset_key=INCIDENTS_KEY,
+        check_name=CHECK_NAME,
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={"failed_notifications": failed_rows},
+    )
     return dg.SensorResult(
         cursor=json.dumps(evaluated_cursor(seen, outcome, time.time())),
-        asset_events=[_delivery_check(outcome, failed_rows)],
+        asset_events=[check],
         skip_reason=outcome.describe(),
     )

@@ -16,15 +16,7 @@ import sqlalchemy as sa
 from storemon_assets import settings
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.landing import LandingFolderRules
-from storemon_assets.publication import (
-    COMBINED_REPORT_NAME,
-    SHARDS_FOLDER,
-    read_step_result,
-    reconcile_combined_report,
-    shard_folder,
-    sweep_temporaries,
-    write_step_result,
-)
+from storemon_assets.publication import read_step_result, shard_folder, sweep_reports_folder, write_step_result
 from storemon_assets.run_retries import ended_for_good
 
 
@@ -77,23 +69,9 @@ class ReportsFolder(dg.ConfigurableResource):
         shutil.rmtree(self.shard_folder(run_id), ignore_errors=True)
 
     def sweep(self, instance: dg.DagsterInstance, engine: sa.Engine) -> list[str]:
-        """What runs killed or failed before left behind, swept at a report run's start (names).
-
-        Temporary files untouched for a while (publication.sweep_temporaries); a
-        `combined_report.csv` left ahead of the database by a run killed before its commit
-        (publication.reconcile_combined_report); and the intermediate files of every run whose
-        run group has ended with no retry to come. A retry of a run re-executed from its failure
-        reads its parent's step results, so those stay while any run of the group may still
-        need them.
-        """
-        swept = [path.name for path in sweep_temporaries(self.folder)]
-        if reconcile_combined_report(engine, self.folder):
-            swept.append(COMBINED_REPORT_NAME)
-        for folder in sorted((self.folder / SHARDS_FOLDER).glob("*")):
-            if _run_group_has_ended(instance, folder.name):
-                self.discard_shards(folder.name)
-                swept.append(f"{SHARDS_FOLDER}/{folder.name}")
-        return swept
+        """What runs killed or failed before left behind, swept at a report run's start (names;
+        publication.sweep_reports_folder): the shards go once their run group has ended."""
+        return sweep_reports_folder(engine, self.folder, lambda run_id: _run_group_has_ended(instance, run_id))
 
 
 def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:

@@ -1,22 +1,9 @@
 """Sensors: they decide what to run when data arrives; the assets do the work.
 
 landing_files_sensor
-    Watches the landing folder and does bounded work per entry: `stat`, the last byte and the
-    first 64 KiB (to recognise the feed), whatever the file's size; content hashes are taken by
-    the run, where the ledger decides what is new. A file is handed to a run once it is complete
-    (settled, ending with a newline or unchanged long enough without one) and this version of it
-    was not handed before. Runs take a bounded amount of data (core/ingest_batches.py) and one
-    runs at a time, so a backlog drains over several runs.
-
-    Retries are Dagster's: the ingest step retries transient database errors itself, with
-    backoff (raw.py), and the instance re-runs a run whose worker was lost (`run_retries` in
-    dagster.yaml; the retry keeps the batch's tags). A batch whose last run failed for good
-    (failed with Dagster's `dagster/will_retry` tag false, or canceled) has its files that
-    are still waiting, unchanged and not loaded by any of its runs moved to failed/ with the
-    run's error. Files that cannot be read (unknown header, symbolic links, folders, files
-    still empty after a while) go there at once. Everything in failed/ fails the
-    `no_unreadable_files` check of `landing_folder`.
-
+    Each tick is landing.LandingFolderRules.tick (the folder's rules, batches, retries and
+    failed/ are told there), given the state of the batches' runs from one look-up of Dagster's
+    run records; it turns the decisions into run requests and the `no_unreadable_files` check.
     Store partitions: when the feeds change, whoever loaded them (a run, `storemon ingest`),
     the stores they name that have no partition yet are added in the sensor's result.
 
