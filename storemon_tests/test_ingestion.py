@@ -780,6 +780,7 @@ def test_the_lost_weekdays_finding_names_every_store_once_and_each_file():
 @example(
     body='s1,active,x\n"a\nb",active,x\n' + "x" * 29 + '\n"open,,\n\n' + "x" * 12 + "\n" + "x" * 16 + "\n", block=3
 )
+@example(body='"s1s1\nxxxxxxxxxxxx\n"\n', block=1)  # a record of 21 bytes over 3 short lines: too long either way
 def test_a_file_read_in_blocks_parses_as_read_whole(body, block):
     """Issue 20 row 5: a file is parsed READ_BLOCK_BYTES at a time, so memory does not grow with
     it. Wherever the blocks cut it (inside a line, a quoted record over several lines, a line or

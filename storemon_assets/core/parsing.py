@@ -552,6 +552,10 @@ def _parse_records(
     reason = (
         pl.when(pl.col("_unterminated"))
         .then(pl.lit("unterminated quoted field (a field that opens with a double quote must close with one)"))
+        # Longer than a line may be: a record over several lines (a single line that long never
+        # gets here), rejected like one carried across blocks, wherever the blocks cut the file.
+        .when(pl.col("raw_text").str.len_bytes() > MAX_LINE_BYTES)
+        .then(pl.lit(LONG_RECORD_REASON))
         .when(pl.col("_n_fields") != len(columns))
         .then(pl.format("expected {} fields, found {}", pl.lit(len(columns)), pl.col("_n_fields")))
         .when(pl.col("store_id").is_null() | (pl.col("store_id") == ""))
