@@ -57,11 +57,14 @@ def requested_dates(zones: pl.DataFrame, as_of_us: int, days: int) -> pl.DataFra
     A day meets the window when it starts before T and ends after T - days: the first is the
     local date of the instant T - days, the last that of the instant just before T.
     """
-    start = utc_to_local(zones.with_columns(pl.lit(as_of_us - days * US_PER_DAY).alias("at_us")))
-    end = utc_to_local(zones.with_columns(pl.lit(as_of_us - 1).alias("at_us")))
-    return start.select("store_id", pl.col("local").dt.date().alias("first_date")).join(
-        end.select("store_id", pl.col("local").dt.date().alias("last_date")), on="store_id"
+    # Both instants are the same for every store: converted once per time zone.
+    per_zone = zones.select("timezone").unique()
+    start = utc_to_local(per_zone.with_columns(pl.lit(as_of_us - days * US_PER_DAY).alias("at_us")))
+    end = utc_to_local(per_zone.with_columns(pl.lit(as_of_us - 1).alias("at_us")))
+    dates = start.select("timezone", pl.col("local").dt.date().alias("first_date")).join(
+        end.select("timezone", pl.col("local").dt.date().alias("last_date")), on="timezone"
     )
+    return zones.join(dates, on="timezone").select("store_id", "first_date", "last_date")
 
 
 def local_days(zones: pl.DataFrame, ranges: pl.DataFrame) -> pl.DataFrame:
