@@ -622,6 +622,7 @@ def test_an_hours_file_that_takes_weekdays_from_stores_fails_a_warning_check(hom
     run = dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, run_config=config)
     [check] = run.get_asset_check_evaluations()
     assert check.check_name == "no_store_lost_weekdays" and not check.passed
+    assert check.asset_key == raw.RAW_BUSINESS_HOURS
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["stores"].value == 1 and "`s1`" in check.metadata["files"].value
 

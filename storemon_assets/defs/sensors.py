@@ -10,15 +10,15 @@ landing_files_sensor
 store_schedules_sensor
     After the raw feeds change, compares each store's stored schedule with the one the raw
     feeds give now and requests the stale partitions (new stores, changed hours, special hours
-    or timezone)
-    in at most MAX_SCHEDULE_RUNS runs over contiguous partition ranges.
+    or timezone) in at most MAX_SCHEDULE_RUNS runs over contiguous partition ranges.
 
 report_shards_sensors (one per run status: succeeded, failed, canceled)
     When a run ends for good, delete the report's intermediate files (`.shards/<run id>`) of it
-    and of the runs it re-executed (publication.runs_whose_shards_go). The report's steps do it
-    themselves when the instance has no run retries; with them, and for a canceled run, whose
-    hooks may never run, this is what does. Every run of the code location is watched, not only
-    the report jobs: the report asset can also be materialised from the UI, in an asset job.
+    and of the runs it re-executed (publication.runs_whose_shards_go). Without run retries the
+    publish step deletes its run's files whatever ends it; a run whose planning or shard step
+    failed, a canceled one, and every run with run retries on are cleaned up here. Every run of
+    the code location is watched, not only the report jobs: the report asset can also be
+    materialised from the UI, in an asset job.
 """
 
 from __future__ import annotations

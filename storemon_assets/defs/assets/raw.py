@@ -10,7 +10,7 @@ from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STA
 from storemon_assets.db.loading import LoadOutcome
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import table_schema
+from storemon_assets.defs.ui_metadata import check_result, table_schema
 from storemon_assets.service import (
     FileIngested,
     feed_load_figures,
@@ -70,13 +70,11 @@ def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
         + (" ..." if len(ids) > 100 else "")
         for name, ids in finding.details["files"].items()
     )
-    return dg.AssetCheckResult(
-        check_name=NO_STORE_LOST_WEEKDAYS,
-        asset_key=RAW_BUSINESS_HOURS,
-        passed=finding.passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=finding.summary,
-        metadata={"stores": len(finding.details["stores"]), "files": dg.MetadataValue.md(listed or "none")},
+    return check_result(
+        finding,
+        check_name=NO_STORE_LOST_WEEKDAYS,  # the asset's one check: Dagster finds its asset by the name
+        stores=len(finding.details["stores"]),
+        files=dg.MetadataValue.md(listed or "none"),
     )
 
 
