@@ -69,6 +69,33 @@ def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
     )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def dagster_migrations_read_once():
+    """Every Dagster instance in memory (the `instance` fixture, `dg.materialize` without one)
+    stamps its run and event storages with Alembic, which reads and executes Dagster's ~90
+    migration scripts at each stamp: ~30 ms of the ~40 ms an instance costs, paid a few hundred
+    times a run. Those scripts do not change while the tests run, so each worker reads them once
+    (one `ScriptDirectory` per Dagster configuration); the storages are stamped as before.
+    Storemon's own migrations (storemon_assets/db/migrations) are read as they always are."""
+    from alembic.script import ScriptDirectory
+
+    real = ScriptDirectory.__dict__["from_config"]
+    directories: dict[tuple, ScriptDirectory] = {}
+
+    def from_config(cls, config):
+        location = config.get_alembic_option("script_location")
+        if not (isinstance(location, str) and location.startswith("dagster:")):
+            return real.__func__(cls, config)
+        key = (cls, location, config.config_file_name)
+        if key not in directories:
+            directories[key] = real.__func__(cls, config)
+        return directories[key]
+
+    ScriptDirectory.from_config = classmethod(from_config)
+    yield
+    ScriptDirectory.from_config = real
+
+
 @pytest.fixture
 def instance():
     """A throw-away Dagster instance (runs, events, dynamic partitions) for one test: in memory,
