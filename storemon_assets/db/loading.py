@@ -60,7 +60,6 @@ class LoadOutcome:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_rejected: int = 0
-    store_ids: tuple[str, ...] = ()  # stores the file's accepted rows name
     redelivered: bool = False  # an authoritative file whose content was loaded before, applied again
     # Hours files: stores that had a weekday this file does not give them (an accidental split
     # of one store's rows over two files looks like this).
@@ -501,7 +500,6 @@ def load_feed(engine: sa.Engine, feed: Feed, on_rows: Callable[[int, int], None]
         }[feed.kind]()
         rows_read = rows_loaded = kept = 0
         counts: list[pl.DataFrame] = []
-        store_ids = pl.Series("store_id", [], dtype=pl.String)
         first_poll: list[int] = []
         last_poll: list[int] = []
         for parsed in feed.chunks():
@@ -510,7 +508,6 @@ def load_feed(engine: sa.Engine, feed: Feed, on_rows: Callable[[int, int], None]
             sink.add(chunk.rows)
             rows_read += chunk.rows_read
             rows_loaded += chunk.rows.height
-            store_ids = pl.concat([store_ids, chunk.rows.get_column("store_id")]).unique()
             if feed.kind == POLLS and chunk.rows.height:
                 first_poll.append(as_int(chunk.rows.get_column("polled_at_us").min()))
                 last_poll.append(as_int(chunk.rows.get_column("polled_at_us").max()))
@@ -555,7 +552,6 @@ def load_feed(engine: sa.Engine, feed: Feed, on_rows: Callable[[int, int], None]
         rows_read=rows_read,
         rows_loaded=rows_loaded,
         rows_rejected=rows_rejected,
-        store_ids=tuple(store_ids.sort().to_list()),
         redelivered=entered is None,
         stores_losing_weekdays=losing,
     )
