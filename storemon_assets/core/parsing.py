@@ -134,10 +134,6 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     return repr(text[:limit]) + ("..." if len(text) > limit else "")
 
 
-def file_sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def detect_kind(header_fields: list[str]) -> tuple[str, list[str]] | None:
     """Map a header to (kind, canonical column name per position), or None if unknown."""
     lowered = [f.lower() for f in header_fields]
@@ -246,7 +242,6 @@ class FeedFile:
         self._data = data
         self.ingested_at_us = time.time_ns() // 1000 if ingested_at_us is None else ingested_at_us
         hasher = hashlib.sha256()
-        last = b""
         with self._open() as (handle, found_size):
             size = found_size if size is None else min(size, found_size)
             self.size = size
@@ -256,11 +251,9 @@ class FeedFile:
                 head, self.path.name, whole_file=size <= len(head)
             )
             hasher.update(head)
-            last = head[-1:]
-            for block in _read_blocks(handle, size - len(head), hasher):
-                last = block[-1:]
+            for _block in _read_blocks(handle, size - len(head), hasher):
+                pass  # each block is hashed as it is read
         self.sha256 = hasher.hexdigest()
-        self.ends_with_newline = last == b"\n"
 
     @contextmanager
     def _open(self) -> Iterator[tuple[BinaryIO, int]]:

@@ -50,18 +50,6 @@ def loaded_kind(engine: sa.Engine, sha256: str) -> str | None:
         return conn.scalar(sa.select(ledger.c.kind).where(ledger.c.file_sha256 == sha256))
 
 
-def loaded_hashes(engine: sa.Engine, sha256s: Iterable[str]) -> set[str]:
-    """Those of the given content hashes that the ledger holds."""
-    ledger = SQL_TABLES[INGESTED_FILES.name]
-    wanted = sorted(set(sha256s))
-    found: set[str] = set()
-    with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            found.update(conn.scalars(sa.select(ledger.c.file_sha256).where(ledger.c.file_sha256.in_(chunk))))
-    return found
-
-
 def read_table(
     engine: sa.Engine, spec: Table, columns: tuple[str, ...] | None = None, keys: KeyRange | None = None
 ) -> pl.DataFrame:
@@ -150,11 +138,6 @@ def store_shards(engine: sa.Engine, shards: int) -> list[StoreShard]:
     with engine.connect() as conn:
         keys = list(conn.exec_driver_sql("SELECT store_key FROM stores ORDER BY store_key").scalars())
     return shards_from_cuts(cut_points(keys, shards))
-
-
-def _placeholder(engine: sa.Engine) -> str:
-    """The engine's query placeholder (`?` or `%s`), for reads written here and in db/history.py."""
-    return reader_for(engine).placeholder
 
 
 def store_keys(engine: sa.Engine, keys: KeyRange | None = None) -> pl.DataFrame:
