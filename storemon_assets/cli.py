@@ -16,7 +16,7 @@ import polars as pl
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.parsing import FeedFileError, read_feed_file
-from storemon_assets.progress import Progress
+from storemon_assets.progress import QUIET, Progress
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones", SPECIAL: "special-hours"}
 
@@ -130,7 +130,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
-def _open_configured_database(progress: Progress):
+def _open_configured_database(progress: Progress = QUIET):
     from storemon_assets import settings
     from storemon_assets.db.engine import open_database
 
@@ -348,7 +348,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     try:
         stores = parse_store_list(args.stores)
-        token = create_token(_configured_database(), args.name, args.scope, stores)
+        token = create_token(_open_configured_database(), args.name, args.scope, stores)
     except ValueError as exc:
         return _fail(str(exc))
     seen = f"{len(stores)} store(s)" if stores is not None else "every store"
@@ -361,7 +361,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     from storemon_assets.core.instants import format_instant
     from storemon_assets.db.tokens import list_tokens
 
-    tokens = list_tokens(_configured_database())
+    tokens = list_tokens(_open_configured_database())
     if not tokens:
         print("no API tokens: the API is open on loopback only (storemon token create ...)", file=sys.stderr)
         return 0
@@ -376,17 +376,10 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from storemon_assets.db.tokens import revoke_token
 
-    if not revoke_token(_configured_database(), args.name):
+    if not revoke_token(_open_configured_database(), args.name):
         return _fail(f"no valid token named {args.name!r} (storemon token list shows them)")
     print(f"token {args.name!r} revoked; a running API refuses it within a few seconds", file=sys.stderr)
     return 0
-
-
-def _configured_database():
-    from storemon_assets import settings
-    from storemon_assets.db.engine import open_database
-
-    return open_database(settings.database_url())
 
 
 def cmd_api(args: argparse.Namespace) -> int:

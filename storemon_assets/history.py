@@ -41,7 +41,7 @@ from storemon_assets.core.daily import (
     utc_date,
 )
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE, POLLS
-from storemon_assets.core.instants import format_instant
+from storemon_assets.core.instants import format_instant, now_us
 from storemon_assets.core.tables import STORE_TIMEZONES
 from storemon_assets.core.uptime import (
     business_intervals_covering,
@@ -54,7 +54,6 @@ from storemon_assets.db.history import (
     STORED_DAILY_SCHEMA,
     delete_old_polls,
     ledger_arrivals,
-    now_us,
     oldest_poll_us,
     read_daily,
     reclaim_space,
@@ -253,7 +252,7 @@ def daily_history(
     if not pending.is_empty():
         schedule = read_weekly_schedules(engine, stores.get_column("store_id"), keys)
         values = compute_daily(engine, stores, schedule, pending, as_of_us, progress)
-        computed = values.join(stores.select("store_id", "store_key"), on="store_id").with_columns(
+        computed = values.with_columns(
             pl.lit(as_of_us).alias("as_of_us"), pl.lit(computed_at_us).alias("computed_at_us")
         )
         if write:
@@ -424,7 +423,8 @@ def compute_daily(
     as_of_us: int,
     progress: Progress = QUIET,
 ) -> pl.DataFrame:
-    """Daily values of the pending (store, date) days (DAY_SCHEMA rows), from the polls.
+    """Daily values of the pending (store, date) days (DAY_SCHEMA rows), from the polls: as
+    DAILY_VALUES_SCHEMA with the stores' keys (store_key) for their text ids, as they are stored.
 
     Dates go CHUNK_DAYS at a time, or more when few stores are pending (CHUNK_STORE_DAYS
     store-days at most per chunk). Per chunk, the stores with a pending date in it are
@@ -452,16 +452,20 @@ def compute_daily(
                 days = local_days(zones, spans).filter(pl.col("day_start_us") < as_of_us)
                 chunk_stores = by_key.join(spans.select("store_id"), on="store_id")
                 values = _chunk_values(engine, chunk_stores, keyed_schedule, days, as_of_us)
-                parts.append(values.join(in_chunk.select("store_id", "local_date"), on=["store_id", "local_date"]))
+                wanted = in_chunk.join(by_key, on="store_id").select("store_key", "local_date")
+                parts.append(values.join(wanted, on=["store_key", "local_date"]))
                 phase.detail = f"{chunk_stores.height:,} stores, {parts[-1].height:,} store-days"
         chunk_start = chunk_end + dt.timedelta(days=1)
-    return pl.concat(parts) if parts else empty_values()  # in no order: daily_history sorts (in_store_order)
+    if not parts:
+        return empty_values().rename({"store_id": "store_key"}).cast({"store_key": pl.Int32})
+    return pl.concat(parts)  # in no order: daily_history sorts (in_store_order)
 
 
 def _chunk_values(
     engine: sa.Engine, stores: pl.DataFrame, keyed_schedule: pl.DataFrame, days: pl.DataFrame, as_of_us: int
 ) -> pl.DataFrame:
-    """daily_values of `days` (text ids) computed with the stores' integer keys."""
+    """daily_values of `days` (text ids) computed with the stores' integer keys, and keyed by
+    them (store_key) as they are stored."""
     from storemon_assets.service import CARRY_IN_MARGIN_US, _older_carry_ins, keyed_by_store_key, keyed_polls
 
     start_us = days.get_column("day_start_us").min()
@@ -492,9 +496,7 @@ def _chunk_values(
         extra.append(later_obs.filter(pl.col("at_us") == pl.col("at_us").min().over("store_id")))
     obs = pl.concat([obs, *carry_ins, *extra]).sort("store_id", "at_us")
     keyed_days = keyed_by_store_key(days, stores)
-    values = daily_values(obs, business, keyed_days, as_of_us)
-    ids = stores.select(pl.col("store_key").alias("store_id"), pl.col("store_id").alias("_text"))
-    return values.join(ids, on="store_id").with_columns(pl.col("_text").alias("store_id")).drop("_text")
+    return daily_values(obs, business, keyed_days, as_of_us).rename({"store_id": "store_key"})
 
 
 def _read_stores_polls(engine: sa.Engine, stores: pl.DataFrame, first_us: int, last_us: int) -> pl.DataFrame:

@@ -193,8 +193,6 @@ def _read_new_feed(
     with progress.phase(f"read {path.name}") as phase:
         try:
             feed = read(path)
-        except FeedFileError:
-            raise
         except OSError as exc:
             raise FeedFileError.unreadable(path.name, exc) from exc
         if feed is None:
@@ -263,7 +261,7 @@ def build_report(
     values of the dates an hourly refresh asks for, cut from the report's own status intervals
     (history.store_current_daily), so the refresh finds them holding and reads no poll again.
     """
-    from storemon_assets.db.history import now_us
+    from storemon_assets.core.instants import now_us
 
     started_us = now_us()  # before any read: a file loaded meanwhile counts as later (history.py)
     with progress.phase("stores") as phase:

@@ -10,6 +10,11 @@ import polars as pl
 from storemon_assets.core.parsing import FUTURE_TOLERANCE_US, excerpt, parse_timestamp_utc, timestamp_problem
 
 
+def now_us() -> int:
+    """The current instant in microseconds since the epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
 @overload
 def format_instant(at_us: int) -> str: ...
 @overload

@@ -10,14 +10,13 @@ once, as SPEC §9 asks; it is counted as interrupted.
 
 from __future__ import annotations
 
-import time
-
 import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storemon_assets.core.alerts import FAILED, KEY, SENDING, SENT
+from storemon_assets.core.instants import now_us
 from storemon_assets.core.tables import ALERT_DELIVERIES
 from storemon_assets.db.queries import read_table
 from storemon_assets.db.schema import SQL_TABLES
@@ -35,15 +34,11 @@ def failed_count(engine: sa.Engine) -> int:
         return conn.execute(sa.select(sa.func.count()).select_from(_TABLE).where(_TABLE.c.state == FAILED)).scalar_one()
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
-
-
 def claim(engine: sa.Engine, keys: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
     """Claim these notifications (KEY columns) for sending; returns the KEY rows this call won."""
     if keys.is_empty():
         return keys
-    now = _now_us()
+    now = now_us()
     rows = [
         {**key, "state": SENDING, "attempts": 0, "first_due_us": now, "updated_us": now, "as_of_us": as_of_us}
         for key in keys.select(KEY).to_dicts()
@@ -70,7 +65,7 @@ def settle(engine: sa.Engine, keys: pl.DataFrame, error: str | None) -> None:
         .values(
             state=SENT if error is None else FAILED,
             attempts=_TABLE.c.attempts + 1,
-            updated_us=_now_us(),
+            updated_us=now_us(),
             last_error=error,
         )
     )

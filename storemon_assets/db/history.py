@@ -7,7 +7,6 @@ about dates and the retention of polls (docs/history.md).
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from storemon_assets.core.instants import now_us
 from storemon_assets.core.tables import INGESTED_FILES, RETENTION_STATE, STORE_DAILY_PACKED, STORES
 from storemon_assets.db.driver import dbapi_connection
 from storemon_assets.db.queries import retention_cutoff
@@ -42,10 +42,6 @@ _NULL = -(2**63)  # final_from_us of a store with no observation
 STORED_DAILY_SCHEMA = {"local_date": pl.Date(), "store_key": pl.Int32()} | {
     name: pl.Int64() for name in _RECORD_NAMES if name != "store_key"
 }
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
 
 
 # --- stored daily values --------------------------------------------------------------------

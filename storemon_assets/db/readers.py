@@ -78,7 +78,20 @@ def connectorx_uri(engine: sa.Engine) -> str:
     return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-class SqliteReader:
+class _Placeholders:
+    """What both readers write the same way but for their placeholder (`?` or `%s`)."""
+
+    placeholder: str
+
+    def key_filter(self, alias: str, keys: KeyRange | None) -> tuple[str, tuple]:
+        """` AND <alias>.store_key BETWEEN .. AND ..` and its parameters; nothing without keys."""
+        if keys is None:
+            return "", ()
+        p = self.placeholder
+        return f" AND {alias}.store_key BETWEEN {p} AND {p}", (keys.first, keys.last)
+
+
+class SqliteReader(_Placeholders):
     placeholder = "?"
 
     def lock_daily_values(self, conn: sa.Connection) -> None:
@@ -98,11 +111,6 @@ class SqliteReader:
             raw.executescript("PRAGMA incremental_vacuum;")
             raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         return f"SQLite: {freed:,} free pages handed back to the file system"
-
-    def key_filter(self, alias: str, keys: KeyRange | None) -> tuple[str, tuple]:
-        if keys is None:
-            return "", ()
-        return f" AND {alias}.store_key BETWEEN ? AND ?", (keys.first, keys.last)
 
     def table(self, engine: sa.Engine, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         """The driver's fetchall of plain tuples: twice as fast as SQLAlchemy rows."""
@@ -167,7 +175,7 @@ _ONE_RANGE = "OFFSET 0"
 _DAILY_VALUES_LOCK_KEY = 0x53544F5245444159  # "STOREDAY"
 
 
-class PostgresReader:
+class PostgresReader(_Placeholders):
     placeholder = "%s"
 
     def lock_daily_values(self, conn: sa.Connection) -> None:
@@ -178,11 +186,6 @@ class PostgresReader:
     def reclaim_space(self, engine: sa.Engine) -> str:
         """PostgreSQL reuses freed rows itself (autovacuum); deploy/README.md says when to do more."""
         return "PostgreSQL: freed rows are reused by later inserts (autovacuum); see deploy/README.md"
-
-    def key_filter(self, alias: str, keys: KeyRange | None) -> tuple[str, tuple]:
-        if keys is None:
-            return "", ()
-        return f" AND {alias}.store_key BETWEEN %s AND %s", (keys.first, keys.last)
 
     def table(self, engine: sa.Engine, query: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
         frame = pl.read_database_uri(query, connectorx_uri(engine), engine="connectorx")

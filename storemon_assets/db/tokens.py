@@ -7,20 +7,16 @@ so `token list` shows who had access and a revoked token can never come back.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from storemon_assets.core.access import Caller, check_scope, check_token_name, new_token, token_hash
+from storemon_assets.core.instants import now_us
 from storemon_assets.core.tables import API_TOKENS
 from storemon_assets.db.schema import SQL_TABLES
 
 _TOKENS = SQL_TABLES[API_TOKENS.name]
-
-
-def _now_us() -> int:
-    return time.time_ns() // 1000
 
 
 @dataclass(frozen=True)
@@ -57,7 +53,7 @@ def create_token(engine: sa.Engine, name: str, scope: str, stores: frozenset[str
         "name": name,
         "scope": scope,
         "stores": json.dumps(sorted(stores)) if stores is not None else None,
-        "created_at_us": _now_us(),
+        "created_at_us": now_us(),
     }
     try:
         with engine.begin() as conn:
@@ -79,7 +75,7 @@ def revoke_token(engine: sa.Engine, name: str) -> bool:
         done = conn.execute(
             _TOKENS.update()
             .where(_TOKENS.c.name == name.strip(), _TOKENS.c.revoked_at_us.is_(None))
-            .values(revoked_at_us=_now_us())
+            .values(revoked_at_us=now_us())
         )
     return done.rowcount == 1
 
