@@ -489,10 +489,11 @@ def test_the_page_has_a_strict_policy_and_no_inline_script_or_style(client):
     assert client.get("/static/nothing.js").status_code == 404
 
 
-@pytest.fixture
-def hostile(tmp_path):
-    """A published report whose stores have hostile ids (open API: no token)."""
-    engine = open_database(sqlite_url(tmp_path / "hostile.db"))
+@pytest.fixture(scope="module")
+def hostile_published(tmp_path_factory) -> Path:
+    """A published report whose stores have hostile ids, made once; `hostile` serves a copy."""
+    folder = tmp_path_factory.mktemp("hostile")
+    engine = open_database(sqlite_url(folder / "hostile.db"))
     lines = ["store_id,status,timestamp_utc"]
     zones = ["store_id,timezone_str"]
     for store in HOSTILE_IDS:
@@ -501,9 +502,18 @@ def hostile(tmp_path):
         zones.append(f"{quoted},UTC")
     ingest_files(
         engine,
-        [write_csv(tmp_path, "p.csv", "\n".join(lines) + "\n"), write_csv(tmp_path, "z.csv", "\n".join(zones) + "\n")],
+        [write_csv(folder, "p.csv", "\n".join(lines) + "\n"), write_csv(folder, "z.csv", "\n".join(zones) + "\n")],
     )
     publish_current_report(engine, build_report(engine), "report-h")
+    engine.dispose()  # the last connection closed: the whole database is in the one file
+    return folder / "hostile.db"
+
+
+@pytest.fixture
+def hostile(tmp_path, hostile_published):
+    """The hostile ids' published report in a database of this test's own (open API: no token)."""
+    shutil.copyfile(hostile_published, tmp_path / "hostile.db")
+    engine = open_database(sqlite_url(tmp_path / "hostile.db"))
     world = World(engine, tmp_path, FakeRuns(), "", {})
     with TestClient(app_for(world)) as client:
         yield client

@@ -9,26 +9,39 @@ open around the clock and active. T = 2023-01-16 18:00 UTC, the closing instant 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from storemon_assets.service import build_report, ingest_files, publish_current_report
+from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import at, write_csv
 from storemon_tests.test_store_pages import HOURS, POLLS, TIMEZONES, client_for, make_engine
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 
 
-@pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(tmp_path)
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    """The database every test starts from, made once per module; `engine` is a copy of it."""
+    folder = tmp_path_factory.mktemp("published")
+    engine = make_engine(folder)
     polls = POLLS + '"<img src=x onerror=alert(1)>&""\'",inactive,2023-01-16 17:00:00 UTC\n'
     files = [
-        write_csv(tmp_path, name, text)
+        write_csv(folder, name, text)
         for name, text in (("polls.csv", polls), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES))
     ]
     ingest_files(engine, files)
     publish_current_report(engine, build_report(engine), "report-1", stale_after_minutes=120)
-    return engine
+    engine.dispose()  # the last connection closed: the whole database is in the one file
+    return folder / "storemon.db"
+
+
+@pytest.fixture
+def engine(tmp_path, published):
+    engine = copy_of_migrated_sqlite(published, tmp_path / "storemon.db")
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
