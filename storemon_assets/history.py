@@ -342,14 +342,18 @@ def store_timezones(engine: sa.Engine, stores: pl.DataFrame, keys: KeyRange | No
     )
 
 
-# The fleet's uptime share over the last days, per (database, T, data version): /summary asks
-# on every page load, and the answer only changes when T, the files or the stored rows do.
+# The fleet's (or a tenant's) uptime share over the last days, per (database, T, stores, data
+# version): /summary asks on every page load, and the answer only changes when T, the files or
+# the stored rows do.
 _FLEET_SHARES: dict[tuple, float | None] = {}
 
 
-def fleet_uptime_share(engine: sa.Engine, as_of_us: int, days: int = 30) -> float | None:
-    """All stores' uptime / (uptime + downtime) over the dates whose day meets [T - days, T),
-    weighted by business time, 0-1 (None: nothing observed). Daily values as `daily_history`."""
+def fleet_uptime_share(
+    engine: sa.Engine, as_of_us: int, days: int = 30, store_ids: frozenset[str] | None = None
+) -> float | None:
+    """All stores' (or only `store_ids'`, a tenant's) uptime / (uptime + downtime) over the dates
+    whose day meets [T - days, T), weighted by business time, 0-1 (None: nothing observed). Daily
+    values as `daily_history`."""
     from storemon_assets.db.history import stored_daily_count
 
     arrivals = ledger_arrivals(engine)
@@ -357,12 +361,16 @@ def fleet_uptime_share(engine: sa.Engine, as_of_us: int, days: int = 30) -> floa
         engine.url.render_as_string(hide_password=True),
         as_of_us,
         days,
+        store_ids,
         arrivals.height,
         arrivals.get_column("ingested_at_us").max(),
         stored_daily_count(engine),
     )
     if key not in _FLEET_SHARES:
-        share = uptime_share(daily_history(engine, as_of_us, days=days).values)
+        values = daily_history(engine, as_of_us, days=days).values
+        if store_ids is not None:
+            values = values.filter(pl.col("store_id").is_in(sorted(store_ids)))
+        share = uptime_share(values)
         if len(_FLEET_SHARES) > 64:
             _FLEET_SHARES.clear()
         _FLEET_SHARES[key] = round(share, 4) if share is not None else None

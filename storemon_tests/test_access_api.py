@@ -357,6 +357,22 @@ def test_a_tenants_summary_counts_its_stores_only(client, world):
     assert admin["downtime_hours_last_week"] - tenant["downtime_hours_last_week"] == pytest.approx(168.0)
 
 
+def test_a_tenants_30_day_share_is_computed_once_per_report_like_the_fleets(client, world, monkeypatch):
+    import storemon_assets.history as history
+
+    computed = []
+    real = history.daily_history
+    monkeypatch.setattr(history, "daily_history", lambda *a, **k: computed.append(1) or real(*a, **k))
+    monkeypatch.setattr(history, "_FLEET_SHARES", {})
+    for _ in range(3):
+        shares = [
+            client.get("/summary", headers=bearer(world.tokens[name])).json()["uptime_share_last_30_days"]
+            for name in ("tenant", "admin")
+        ]
+    assert len(computed) == 2  # one for the tenant's stores, one for the fleet; the rest remembered
+    assert shares[0] > shares[1]  # and still each its own (HIDDEN counts for the admin only)
+
+
 # --- cross-site --------------------------------------------------------------------------------------
 
 
