@@ -8,18 +8,18 @@ SVG (not paths), which keeps the file small and the labels selectable.
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
+from typing import TYPE_CHECKING
 
-import matplotlib
 import numpy as np
 import polars as pl
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.collections import PolyCollection
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from storemon_assets.core.timelines import DayRows
+
+if TYPE_CHECKING:
+    from matplotlib.collections import PolyCollection
 from storemon_assets.core.uptime import DOWN, NO_DATA, UP
 
 COLOURS = {UP: "#0072B2", DOWN: "#E69F00"}  # Okabe-Ito blue and orange
@@ -27,8 +27,17 @@ OPEN_HOURS = "#E4E4E4"
 NO_DATA_EDGE = "#808080"
 LABELS = {UP: "up", DOWN: "down", NO_DATA: "no observation"}
 
-matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph paths
-matplotlib.rcParams["svg.hashsalt"] = "storemon"  # stable element ids: same data, same bytes
+
+@functools.cache
+def _matplotlib_ready() -> None:
+    """matplotlib imported and set up at the first picture, not by every process that imports the
+    API (about 0.4 s of CPU: `storemon api`'s start, each test worker, each Dagster process)."""
+    import matplotlib
+
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph paths
+    matplotlib.rcParams["svg.hashsalt"] = "storemon"  # stable element ids: same data, same bytes
+
+
 # Figures are independent, but matplotlib keeps some shared state (font cache, rcParams):
 # one drawing at a time.
 _DRAWING = threading.Lock()
@@ -40,6 +49,11 @@ def timeline_svg(rows: DayRows, title: str) -> bytes:
     Bars are drawn as one collection per kind and labels as plain text (no tick machinery):
     that keeps a picture well under 100 ms.
     """
+    _matplotlib_ready()
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     days = len(rows.dates)
     row_of = {date: index for index, date in enumerate(rows.dates)}
     with _DRAWING:
@@ -99,6 +113,8 @@ def _only(frame: pl.DataFrame, status: str) -> pl.DataFrame:
 
 def _bars(frame: pl.DataFrame, row_of: dict, half_height: float, **style) -> PolyCollection:
     """One rectangle per (local date, from_hour, to_hour) row, centred on its date's row."""
+    from matplotlib.collections import PolyCollection
+
     y = np.array([row_of[date] for date in frame.get_column("local_date").to_list()], dtype=float)
     x0, x1 = frame.get_column("from_hour").to_numpy(), frame.get_column("to_hour").to_numpy()
     lo, hi = y - half_height, y + half_height
