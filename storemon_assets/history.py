@@ -179,7 +179,9 @@ def daily_history(
     computed_at_us = now_us()  # before any read: a file loaded during the computation counts as later
     with progress.phase("stores") as phase:
         # T the latest poll: every store has a poll by T, so the stores table lists them without
-        # a seek per store for its first poll.
+        # a seek per store for its first poll. (T and the stores are two reads: a polls file
+        # bringing new stores, committed between them, adds those stores with no observation;
+        # the next run at the new T is exact. One snapshot for both would close that window.)
         at_latest_poll = as_of_us is None
         as_of_us = report_time_us(engine, as_of_us)
         if as_of_us is None:

@@ -622,6 +622,32 @@ def test_hours_delivered_again_after_a_newer_version_are_current_again(tmp_path,
     assert read_table(engine, INGESTED_FILES).height == 2  # one ledger row per content, named by its last delivery
 
 
+def test_feed_versions_change_with_each_delivery_of_that_feed_only(tmp_path, engine, monkeypatch):
+    """The raw assets' data versions and the schedules sensor key on feed_versions: v1, v2, v1
+    again each change the hours' version and no other feed's, even when the redelivery's clock
+    is behind the newest load instant (another process loading at the same time)."""
+    import time
+
+    from storemon_assets.db.queries import feed_versions
+
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    v1 = write_csv(tmp_path, "hours_v1.csv", header + "1,0,09:00,17:00\n")
+    v2 = write_csv(tmp_path, "hours_v2.csv", header + "1,0,10:00,18:00\n")
+    zones = write_csv(tmp_path, "tz.csv", "store_id,timezone_str\n1,America/Chicago\n")
+    load_feed(engine, read_feed_file(zones))
+    seen = [feed_versions(engine)]
+    for path in (v1, v2):
+        load_feed(engine, read_feed_file(path))
+        seen.append(feed_versions(engine))
+    newest = read_table(engine, INGESTED_FILES).get_column("ingested_at_us").max()
+    # v1 again, loaded by a process whose clock reads 1 s before v2's load instant.
+    monkeypatch.setattr(time, "time_ns", lambda: (newest - 1_000_000) * 1000)
+    assert load_feed(engine, read_feed_file(v1)).redelivered
+    seen.append(feed_versions(engine))
+    assert len({versions[HOURS] for versions in seen[1:]}) == 3  # each delivery a new version
+    assert HOURS not in seen[0] and {versions[TIMEZONES] for versions in seen} == {seen[0][TIMEZONES]}
+
+
 def test_timezones_delivered_again_after_a_newer_version_are_current_again(tmp_path, engine):
     v1 = write_csv(tmp_path, "tz_v1.csv", "store_id,timezone_str\n1,Asia/Beirut\n")
     v2 = write_csv(tmp_path, "tz_v2.csv", "store_id,timezone_str\n1,America/Boise\n")

@@ -64,14 +64,18 @@ def read_table(
 
 
 def feed_versions(engine: sa.Engine) -> dict[str, str]:
-    """Per feed kind, `<files loaded>-<newest load instant>` from the ingested-file ledger: it
-    changes exactly when the feed does (a new file adds a row; an authoritative file delivered
-    again takes this delivery's instant, the newest). Counted by the database, not hashed row
-    by row."""
+    """Per feed kind, `<files>-<newest load instant>-<load instants summed modulo 10^9>` from the
+    ingested-file ledger: it changes exactly when the feed does (a new file adds a row; an
+    authoritative file delivered again takes this delivery's instant, which changes the sum even
+    when another process's clock made it older than the newest). The modulo keeps the sum inside
+    64 bits however many files arrive. Counted by the database, not hashed row by row."""
     ledger = SQL_TABLES[INGESTED_FILES.name]
-    query = sa.select(ledger.c.kind, sa.func.count(), sa.func.max(ledger.c.ingested_at_us)).group_by(ledger.c.kind)
+    instants = ledger.c.ingested_at_us
+    query = sa.select(
+        ledger.c.kind, sa.func.count(), sa.func.max(instants), sa.func.sum(instants % 1_000_000_000)
+    ).group_by(ledger.c.kind)
     with engine.connect() as conn:
-        return {kind: f"{files}-{newest}" for kind, files, newest in conn.execute(query).all()}
+        return {kind: f"{files}-{newest}-{spread}" for kind, files, newest, spread in conn.execute(query).all()}
 
 
 def table_counts(engine: sa.Engine, specs: Iterable[Table]) -> dict[str, int]:

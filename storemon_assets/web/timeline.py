@@ -17,10 +17,10 @@ import numpy as np
 import polars as pl
 
 from storemon_assets.core.timelines import DayRows
+from storemon_assets.core.uptime import DOWN, NO_DATA, UP
 
 if TYPE_CHECKING:
     from matplotlib.collections import PolyCollection
-from storemon_assets.core.uptime import DOWN, NO_DATA, UP
 
 COLOURS = {UP: "#0072B2", DOWN: "#E69F00"}  # Okabe-Ito blue and orange
 OPEN_HOURS = "#E4E4E4"

@@ -179,7 +179,8 @@ def publish_uptime_report(
     finally:
         # Whatever ended the step, the run's intermediate files go, unless the instance's run
         # retries may re-execute the run from this step, reading them: then the run status
-        # sensors delete them once the run group has ended (docs/operations.md).
+        # sensors delete them once the run ended with no retry to come (run_retries.ended_for_good;
+        # docs/operations.md).
         if not context.instance.run_retries_enabled:
             reports.discard_shards(run_id)
     if not publication.published:
