@@ -79,8 +79,19 @@ def start_make_dev(home: Path, output_to_pipe: bool = False) -> tuple[subprocess
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a process group, like a terminal's foreground job
+        preexec_fn=_signals_as_a_shell_leaves_them,
     )
     return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{api_port}"
+
+
+def _signals_as_a_shell_leaves_them() -> None:
+    """In the child, before make starts: the stop signals at their defaults, none blocked, as a
+    terminal's shell starts a job. A signal ignored in this test process (something earlier in
+    the suite left SIGTERM ignored) would be inherited through exec, and GNU make keeps an
+    ignored SIGTERM ignored: `kill <make>` then never reached `storemon dev` (seen in CI)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
 @pytest.mark.parametrize(
