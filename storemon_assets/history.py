@@ -63,6 +63,7 @@ from storemon_assets.db.history import (
 from storemon_assets.db.queries import (
     KeyRange,
     current_report_info,
+    data_version,
     last_poll_before,
     polled_stores,
     read_polls,
@@ -347,10 +348,10 @@ def store_timezones(engine: sa.Engine, stores: pl.DataFrame, keys: KeyRange | No
 # The fleet's (or a tenant's) uptime share over the last days, per (database, T, stores, data
 # version): /summary asks on every page load, and the answer only changes when T, the files or
 # the stored rows do.
-_FLEET_SHARES: dict[tuple, float | None] = {}
+_UPTIME_SHARES: dict[tuple, float | None] = {}
 
 
-def fleet_uptime_share(
+def uptime_share_of_last_days(
     engine: sa.Engine, as_of_us: int, days: int = 30, store_ids: frozenset[str] | None = None
 ) -> float | None:
     """All stores' (or only `store_ids'`, a tenant's) uptime / (uptime + downtime) over the dates
@@ -358,25 +359,23 @@ def fleet_uptime_share(
     values as `daily_history`."""
     from storemon_assets.db.history import stored_daily_count
 
-    arrivals = ledger_arrivals(engine)
     key = (
         engine.url.render_as_string(hide_password=True),
         as_of_us,
         days,
         store_ids,
-        arrivals.height,
-        arrivals.get_column("ingested_at_us").max(),
+        data_version(engine),
         stored_daily_count(engine),
     )
-    if key not in _FLEET_SHARES:
+    if key not in _UPTIME_SHARES:
         values = daily_history(engine, as_of_us, days=days).values
         if store_ids is not None:
             values = values.filter(pl.col("store_id").is_in(sorted(store_ids)))
         share = uptime_share(values)
-        if len(_FLEET_SHARES) > 64:
-            _FLEET_SHARES.clear()
-        _FLEET_SHARES[key] = round(share, 4) if share is not None else None
-    return _FLEET_SHARES[key]
+        if len(_UPTIME_SHARES) > 64:
+            _UPTIME_SHARES.clear()
+        _UPTIME_SHARES[key] = round(share, 4) if share is not None else None
+    return _UPTIME_SHARES[key]
 
 
 def holding(stored: pl.DataFrame, as_of_us: int, arrivals: pl.DataFrame, cutoff_us: int | None) -> pl.Expr:

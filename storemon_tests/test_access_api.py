@@ -363,7 +363,7 @@ def test_a_tenants_30_day_share_is_computed_once_per_report_like_the_fleets(clie
     computed = []
     real = history.daily_history
     monkeypatch.setattr(history, "daily_history", lambda *a, **k: computed.append(1) or real(*a, **k))
-    monkeypatch.setattr(history, "_FLEET_SHARES", {})
+    monkeypatch.setattr(history, "_UPTIME_SHARES", {})
     for _ in range(3):
         shares = [
             client.get("/summary", headers=bearer(world.tokens[name])).json()["uptime_share_last_30_days"]

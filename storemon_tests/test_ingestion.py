@@ -623,28 +623,34 @@ def test_hours_delivered_again_after_a_newer_version_are_current_again(tmp_path,
 
 
 def test_feed_versions_change_with_each_delivery_of_that_feed_only(tmp_path, engine, monkeypatch):
-    """The raw assets' data versions and the schedules sensor key on feed_versions: v1, v2, v1
-    again each change the hours' version and no other feed's, even when the redelivery's clock
-    is behind the newest load instant (another process loading at the same time)."""
+    """The raw assets' data versions and the schedules sensor key on feed_versions, the API's
+    trigger coalescing and the 30-day shares' cache on data_version: v1, v2, v1 again each change
+    the hours' version and no other feed's, even when the redelivery's clock is behind the newest
+    load instant (another process loading at the same time); data_version changes with each."""
     import time
 
-    from storemon_assets.db.queries import feed_versions
+    from storemon_assets.db.queries import data_version, feed_versions
 
     header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
     v1 = write_csv(tmp_path, "hours_v1.csv", header + "1,0,09:00,17:00\n")
     v2 = write_csv(tmp_path, "hours_v2.csv", header + "1,0,10:00,18:00\n")
     zones = write_csv(tmp_path, "tz.csv", "store_id,timezone_str\n1,America/Chicago\n")
     load_feed(engine, read_feed_file(zones))
-    seen = [feed_versions(engine)]
+    seen, whole = [feed_versions(engine)], [data_version(engine)]
     for path in (v1, v2):
         load_feed(engine, read_feed_file(path))
         seen.append(feed_versions(engine))
+        whole.append(data_version(engine))
     newest = read_table(engine, INGESTED_FILES).get_column("ingested_at_us").max()
     # v1 again, loaded by a process whose clock reads 1 s before v2's load instant.
     monkeypatch.setattr(time, "time_ns", lambda: (newest - 1_000_000) * 1000)
     assert load_feed(engine, read_feed_file(v1)).redelivered
     seen.append(feed_versions(engine))
+    whole.append(data_version(engine))
     assert len({versions[HOURS] for versions in seen[1:]}) == 3  # each delivery a new version
+    # Four states of the data, four versions (the ledger's size and newest instant, as
+    # data_version was before, left the clock-behind redelivery unseen: 3 distinct).
+    assert len(set(whole)) == 4
     assert HOURS not in seen[0] and {versions[TIMEZONES] for versions in seen} == {seen[0][TIMEZONES]}
 
 

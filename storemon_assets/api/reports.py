@@ -183,7 +183,7 @@ def trigger_report(
             raise HTTPException(status_code=422, detail=str(exc)) from exc
     try:
         return TriggerResponse(
-            report_id=desk.trigger(runs, as_of, caller, lambda: data_version(engine) if engine is not None else (0, 0))
+            report_id=desk.trigger(runs, as_of, caller, lambda: data_version(engine) if engine is not None else ())
         )
     except RateLimited as exc:
         raise _too_many(exc) from exc

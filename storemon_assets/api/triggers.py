@@ -2,8 +2,8 @@
 a rate limit per caller, and a launch that never loses a run it created.
 
 - **Coalescing.** Two triggers are identical when they ask for the same job and T (an explicit
-  as-of instant, or the latest poll) over the same data (`db.queries.data_version`: the
-  ingested-file ledger's size and newest load). While a run of an identical trigger is queued or
+  as-of instant, or the latest poll) over the same data (`db.queries.data_version`: every
+  feed's version from the ingested-file ledger). While a run of an identical trigger is queued or
   running, its id is the answer; no second run starts. The run is found in memory (checked with
   Dagster at most every `RECHECK_SECONDS`, so a run that ended less than that ago may still be
   answered), else in Dagster by its `storemon/trigger_key` tag (so another API process, or one

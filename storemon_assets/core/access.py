@@ -235,7 +235,7 @@ class ExpiringCache(Generic[K, V]):
 
 def trigger_key(job_name: str, as_of: str | None, data_version: Iterable) -> str:
     """What makes two triggers identical (SPEC §10: same T/as-of, same data): the job, its T as
-    requested (None: the latest poll, which only new data moves), and the data version (the
-    ingested-file ledger's size and newest load: every change of the data loads a file)."""
+    requested (None: the latest poll, which only new data moves), and the data version (every
+    feed's version from the ingested-file ledger: every change of the data loads a file)."""
     parts = [job_name, as_of or "latest", *(str(v) for v in data_version)]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

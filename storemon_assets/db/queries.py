@@ -352,13 +352,9 @@ def retention_cutoff(engine_or_conn: sa.Engine | sa.Connection) -> int | None:
         return conn.execute(query).scalar()
 
 
-def data_version(engine: sa.Engine) -> tuple[int, int]:
-    """What the report's data is at this moment: the ingested-file ledger's size and newest load
-    instant. Every change of the polls, hours or timezones loads a file into the ledger, so two
-    equal versions mean the same data (the API's coalescing of identical triggers keys on it)."""
-    ledger = SQL_TABLES[INGESTED_FILES.name]
-    with engine.connect() as conn:
-        files, newest = conn.execute(
-            sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(ledger.c.ingested_at_us), 0))
-        ).one()
-    return files, newest
+def data_version(engine: sa.Engine) -> tuple[str, ...]:
+    """What the report's data is at this moment: every feed's version (feed_versions), in one
+    query. Every change of the polls, hours, timezones or special hours loads a file into the
+    ledger, so two equal versions mean the same data (the API's coalescing of identical triggers,
+    the landing sensor's store partitions and the 30-day shares' cache key on it)."""
+    return tuple(f"{kind}:{version}" for kind, version in sorted(feed_versions(engine).items()))

@@ -100,8 +100,8 @@ def _new_store_partitions(
     context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
 ) -> list[dg.AddDynamicPartitionsRequest]:
     """Partitions for the stores the feeds name that have none yet, once per change of the feeds
-    (queries.data_version: the ledger's size and newest load, two aggregates)."""
-    feeds = "-".join(map(str, queries.data_version(engine)))
+    (queries.data_version: one aggregate query of the ledger)."""
+    feeds = "|".join(queries.data_version(engine))
     if feeds == cursor.feeds:
         return []
     cursor.feeds = feeds

@@ -40,7 +40,7 @@ from storemon_assets.db.queries import (
     stores_without_observations,
     worst_stores,
 )
-from storemon_assets.history import daily_history, fleet_uptime_share
+from storemon_assets.history import daily_history, uptime_share_of_last_days
 from storemon_assets.settings import stale_after_minutes
 from storemon_assets.web import PATH_ID_MAX_CHARS, QUERY_ID_MAX_CHARS, timeline_path
 from storemon_assets.web.access import Authorized, authorize, not_found_for
@@ -266,7 +266,7 @@ def fleet_summary(engine: Database, caller: Authorized) -> FleetSummary:
         stores_below_95_percent=totals["below_95"],
         stores_below_80_percent=totals["below_80"],
         # The fleet's uptime share of the last 30 dates; a tenant's, over its stores only.
-        uptime_share_last_30_days=fleet_uptime_share(engine, info["as_of_us"], 30, caller.stores),
+        uptime_share_last_30_days=uptime_share_of_last_days(engine, info["as_of_us"], 30, caller.stores),
         stale_warning=stale,
     )
 
