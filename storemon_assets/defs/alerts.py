@@ -1,13 +1,5 @@
-"""Alerts in Dagster: a sensor that evaluates them after every refresh of the current report, and a
-warning check that shows deliveries that failed (SPEC §9, storemon_assets/alerting.py).
-
-The sensor watches the `store_incidents` asset, which the report runs materialise right after the
-report: each new materialisation is one evaluation (never a timer racing the report). When an
-evaluation left deliveries failed or waiting (a receiver down), it evaluates again at most once a
-minute until they are through. It launches no runs: the evaluation is a few indexed reads and the
-messages, well within a tick, and each tick's message says what was sent and what failed. Sending
-stops starting new messages after SEND_SECONDS_PER_TICK; the rest wait for the next tick.
-"""
+"""Alerts in Dagster: the sensor that evaluates them after each refresh of the current report, and
+the warning check on their deliveries (SPEC §9; docs/monitor.md, "Where it runs")."""
 
 from __future__ import annotations
 

@@ -1,11 +1,5 @@
-"""As-of reports: the report for a chosen T, as a run of its own job that publishes nothing.
-
-`combined_report.csv` and the latest materialisation of `uptime_report` are always the *current*
-report (SPEC §6). A report for any other T (`POST /trigger_report` with `as_of`, or
-`as_of_report_job` launched from the UI) runs the same service code and the same blocking
-checks, writes only `<run id>.csv`, and records no asset materialisation. Its T is the run's
-`storemon/as_of` tag (shown on the Runs page) and in the op's output metadata.
-"""
+"""As-of reports: the report for a chosen T, as a run of its own job that publishes nothing
+(docs/architecture.md, "Running it the Dagster way")."""
 
 import dagster as dg
 from pydantic import Field

@@ -1,12 +1,4 @@
-"""Where a run's steps execute, chosen by `STOREMON_EXECUTOR` (settings.py).
-
-- `in_process` (default): every step in the run's own process; cheapest for short steps.
-- `multiprocess`: a child process per step, so the report's shard steps run in parallel on
-  the cores of one machine (each child pays Dagster's start-up, ~2-3 s here).
-- `celery`: each step is a task on the Celery broker (`STOREMON_CELERY_BROKER`) and runs on
-  whichever `storemon worker` takes it, on any machine that reaches the broker, the Dagster
-  instance and the storemon database.
-"""
+"""Where a run's steps execute: `STOREMON_EXECUTOR` (settings.py; docs/deployment.md)."""
 
 from __future__ import annotations
 

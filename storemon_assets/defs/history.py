@@ -1,17 +1,5 @@
-"""The store history's jobs, refresh sensor and retention schedule (docs/history.md).
-
-daily_uptime_sensor
-    Decides which daily partitions to refresh, and nothing else: after polls files were loaded
-    (the ledger gives each file's first and last poll instant) or at least hourly when T moves,
-    it asks for the current and previous local dates and the dates around late polls
-    (history.py:daily_refresh, core/daily.py:refresh_ranges), one run per contiguous range; after an hours, timezones or special-hours
-    file, the last 90 dates (every date's business time may have changed). Its work is a ledger query and
-    T; the asset run does the computing, and keeps every stored row that still holds.
-
-retention_schedule
-    Daily: prunes polls older than STOREMON_RETENTION_DAYS (when set) and deletes run reports
-    older than STOREMON_REPORT_KEEP_DAYS.
-"""
+"""The store history's jobs, refresh sensor and retention schedule (docs/history.md, "In Dagster"
+and "Retention")."""
 
 import datetime as dt
 import json

@@ -1,9 +1,5 @@
-"""The store partitions: one dynamic partition per store id any feed has named.
-
-Dagster recommends at most 100,000 partitions per asset. Past STOREMON_MAX_STORE_PARTITIONS
-(default 100,000) new stores get no partition: they are still reported correctly, because the
-report derives every schedule from the raw feeds itself; only their per-store page is missing.
-"""
+"""The store partitions: one dynamic partition per store id any feed has named, up to
+STOREMON_MAX_STORE_PARTITIONS (docs/performance.md)."""
 
 import logging
 

@@ -1,25 +1,5 @@
-"""Sensors: they decide what to run when data arrives; the assets do the work.
-
-landing_files_sensor
-    Each tick is landing.LandingFolderRules.tick (the folder's rules, batches, retries and
-    failed/ are told there), given the state of the batches' runs from one look-up of Dagster's
-    run records; it turns the decisions into run requests and the `no_unreadable_files` check.
-    Store partitions: when the feeds change, whoever loaded them (a run, `storemon ingest`),
-    the stores they name that have no partition yet are added in the sensor's result.
-
-store_schedules_sensor
-    After the raw feeds change, compares each store's stored schedule with the one the raw
-    feeds give now and requests the stale partitions (new stores, changed hours, special hours
-    or timezone) in at most MAX_SCHEDULE_RUNS runs over contiguous partition ranges.
-
-report_shards_sensors (one per run status: succeeded, failed, canceled)
-    When a run ends for good, delete the report's intermediate files (`.shards/<run id>`) of it
-    and of the runs it re-executed (publication.runs_whose_shards_go). Without run retries the
-    publish step deletes its run's files whatever ends it; a run whose planning or shard step
-    failed, a canceled one, and every run with run retries on are cleaned up here. Every run of
-    the code location is watched, not only the report jobs: the report asset can also be
-    materialised from the UI, in an asset job.
-"""
+"""Sensors decide what to run; the assets do the work. Each sensor's description says what it
+watches; docs/operations.md tells the landing folder's rules and the shards' clean-up."""
 
 from __future__ import annotations
 
@@ -99,8 +79,8 @@ def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
 def _new_store_partitions(
     context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
 ) -> list[dg.AddDynamicPartitionsRequest]:
-    """Partitions for the stores the feeds name that have none yet, once per change of the feeds
-    (queries.data_version: one aggregate query of the ledger)."""
+    """Partitions for the stores the feeds name that have none yet, once per change of the feeds,
+    whoever loaded them (a run, `storemon ingest`; queries.data_version: one aggregate query)."""
     feeds = "|".join(queries.data_version(engine))
     if feeds == cursor.feeds:
         return []
@@ -200,6 +180,8 @@ def store_schedules_sensor(context: dg.SensorEvaluationContext, database: Storem
 
 
 def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    # Every run of the code location is watched, not only the report jobs: the report asset can
+    # also be materialised from the UI, in an asset job.
     @dg.run_status_sensor(
         run_status=status,
         name=f"report_shards_after_{status.value.lower()}",

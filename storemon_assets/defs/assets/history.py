@@ -1,11 +1,4 @@
-"""Daily values (SPEC §8) as a daily-partitioned asset: one partition per local date, all stores.
-
-A run materialises a range of dates in one step (BackfillPolicy.single_run: a backfill of any
-range from the UI is ONE run, which reads `context.partition_keys`), through
-`history.daily_history`: rows already stored that hold for T are kept, the others are computed
-from the polls and stored. T is the latest poll (or STOREMON_AS_OF), as for the report.
-The refresh (defs/history.py) asks only for the dates that can have changed.
-"""
+"""Daily values (SPEC §8) as a daily-partitioned asset (docs/history.md, "In Dagster")."""
 
 import datetime as dt
 import time

@@ -107,16 +107,10 @@ def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
 def ingest_landing_files(
     context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
 ):
-    """Load new CSV files; each file in one transaction, bad rows kept in `rejected_rows`.
-
-    A file that cannot be read as a whole is moved to the landing folder's `failed/` with its
-    error beside it, and the run fails naming it after the other files are loaded. A database
-    error (locked past its busy timeout, unreachable, disk full) is retried by Dagster with
-    backoff (STOREMON_INGEST_RETRY_SECONDS, doubling, MAX_STEP_RETRIES times; files loaded by an
-    earlier attempt are no-ops), then fails the run: the landing sensor moves the files it did
-    not load to failed/. Each file loaded is logged as an observation of `landing_folder`, so the
-    sensor knows which ones a failed run had done.
-    """
+    """Load new CSV files, each in one transaction (docs/operations.md, "The landing folder"). An
+    unreadable file goes to `failed/` and fails the run once the others are loaded; a database
+    error is retried with backoff. Each file loaded is logged as an observation of
+    `landing_folder`, which tells the sensor what a failed run had done."""
     engine = database.engine()
     paths = [landing.folder / p for p in config.files] or landing.csv_files()
     done: list[FileIngested] = []

@@ -1,21 +1,7 @@
-"""The uptime report: the *current* report (SPEC §6), published as `combined_report.csv` plus a
-copy per run under the run id, the status intervals behind it (`store_status_intervals`) and the
-incidents and status now read off them (`store_incidents`, SPEC §9): one step computes them all,
-so the timeline, the incidents and the report always come from the same observations and are
-published together, in one transaction. The alerts sensor (defs/alerts.py) evaluates after each
-materialisation of the incidents.
-
-A graph-backed asset: one step fixes T and cuts the stores into shards (STOREMON_REPORT_SHARDS),
-one step per shard computes its stores' exact sums and intervals (in parallel under the
-multiprocess or Celery executor), and one step combines them, runs the blocking checks and
-publishes. Intermediate results live in the reports folder (ReportShardsIOManager), which every
-worker shares.
-
-T is the latest poll, or STOREMON_AS_OF when a deployment fixes it (`now` for live operation, a
-past instant to freeze a demo). The asset takes no T of its own: a report for any other T is an
-as-of report (defs/as_of_report.py), which never replaces `combined_report.csv` or the
-timelines, nor becomes the latest materialisation of these assets.
-"""
+"""The current report, its status intervals and incidents: one graph-backed asset (plan T and
+store shards, a step per shard, a step that checks and publishes all three in one transaction).
+Each output's description says what it is; docs/deployment.md tells the shards and executors,
+docs/operations.md the publication order; as-of reports are defs/as_of_report.py."""
 
 import resource
 import time

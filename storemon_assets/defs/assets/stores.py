@@ -1,11 +1,5 @@
-"""Per-store partitions: each store's normalised weekly schedule.
-
-A partition holds what never goes stale with time: the store's weekly hours with the defaults
-applied and its timezone resolved. UTC business time for any dates is derived from it when a
-report needs it, so the hourly path never re-materialises thousands of partitions. One run
-refreshes any number of stores (single-run backfill policy) and records exactly one event per
-store, carrying that store's own metadata.
-"""
+"""Per-store partitions: each store's weekly schedule, what never goes stale with time (UTC
+business time is derived from it when a report needs it)."""
 
 import warnings
 
