@@ -322,22 +322,17 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     """Retention (SPEC §11): prune polls older than STOREMON_RETENTION_DAYS and the run reports
     older than STOREMON_REPORT_KEEP_DAYS, as the daily Dagster schedule does."""
     from storemon_assets import settings
-    from storemon_assets.history import delete_old_run_reports, prune
+    from storemon_assets.history import retention
 
     progress = Progress.to_stderr(args.quiet)
     try:
         days = settings.retention_days() if args.retention_days is None else args.retention_days
-        keep_days = settings.report_keep_days()
         engine = _open_configured_database(progress)
-        if days == 0:
-            print(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept", file=sys.stderr)
-        else:
-            print(prune(engine, days, progress=progress).describe(), file=sys.stderr)
-        removed = delete_old_run_reports(engine, settings.reports_dir(), keep_days)
+        done = retention(engine, settings.reports_dir(), days, settings.report_keep_days(), progress)
         engine.dispose()
     except ValueError as exc:
         return _fail(str(exc))
-    print(f"{len(removed)} run report(s) older than {keep_days} days deleted", file=sys.stderr)
+    print("\n".join(done), file=sys.stderr)
     return 0
 
 

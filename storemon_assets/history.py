@@ -673,6 +673,22 @@ def _newest_observations_before(engine: sa.Engine, cursors: pl.DataFrame, keyed_
     )
 
 
+def retention(
+    engine: sa.Engine, reports_dir: Path, retention_days: int, keep_days: int, progress: Progress = QUIET
+) -> list[str]:
+    """Retention (SPEC §11), as the daily schedule and `storemon db prune` run it: prune the polls
+    older than `retention_days` (0 keeps every poll), then delete the run reports older than
+    `keep_days`. Says what each step did, a line each."""
+    from storemon_assets.settings import RETENTION_DAYS
+
+    pruned = prune(engine, retention_days, progress=progress).describe() if retention_days else None
+    removed = delete_old_run_reports(engine, reports_dir, keep_days)
+    return [
+        pruned or f"{RETENTION_DAYS.name} is 0: every poll is kept",
+        f"{len(removed)} run report(s) older than {keep_days} days deleted",
+    ]
+
+
 def delete_old_run_reports(engine: sa.Engine, reports_dir: Path, keep_days: int) -> list[Path]:
     """`delete_old_report_files`, keeping the copy of the report the database holds as current."""
     info = current_report_info(engine)

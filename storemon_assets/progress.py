@@ -7,6 +7,7 @@ The service and the loader report through a `Progress`; the command line prints 
 
 from __future__ import annotations
 
+import resource
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -76,3 +77,9 @@ class Progress:
 
 
 QUIET = Progress()
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory: a Dagster step's own under the multiprocess and Celery
+    executors (one process per step), the whole run's so far in process."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -7,6 +7,7 @@ from pydantic import Field
 from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant, parse_as_of
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
+from storemon_assets.defs.ui_metadata import user_errors
 from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG
 from storemon_assets.service import checked_report, report_figures, write_report_text
 
@@ -23,10 +24,8 @@ class AsOfReportConfig(dg.Config):
 def as_of_report(
     context: dg.OpExecutionContext, config: AsOfReportConfig, database: StoremonDatabase, reports: ReportsFolder
 ) -> dg.Output:
-    try:
+    with user_errors():
         as_of_us = parse_as_of(as_of_instant(config.as_of))  # 'now' fixed once, an empty T refused
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
     result, findings, compute_seconds = checked_report(database.engine(), as_of_us)
     failed = quality.blocking_failures(findings)
     if failed:

@@ -12,7 +12,8 @@ from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
 from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
-from storemon_assets.history import daily_refresh, delete_old_run_reports, prune
+from storemon_assets.defs.ui_metadata import user_errors
+from storemon_assets.history import daily_refresh, retention
 from storemon_assets.names import DAILY_UPTIME_JOB, RETENTION_JOB
 from storemon_assets.service import report_time_us
 
@@ -66,18 +67,10 @@ def daily_uptime_sensor(context: dg.SensorEvaluationContext, database: StoremonD
     description="Prune polls older than STOREMON_RETENTION_DAYS, then run reports older than STOREMON_REPORT_KEEP_DAYS."
 )
 def prune_history(context: dg.OpExecutionContext, database: StoremonDatabase, reports: ReportsFolder) -> None:
-    try:
-        days = settings.retention_days()
-        keep_days = settings.report_keep_days()
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-    if days:
-        outcome = prune(database.engine(), days)
-        context.log.info(outcome.describe())
-    else:
-        context.log.info(f"{settings.RETENTION_DAYS.name} is 0: every poll is kept")
-    removed = delete_old_run_reports(database.engine(), reports.folder, keep_days)
-    context.log.info(f"{len(removed)} run report(s) older than {keep_days} days deleted")
+    with user_errors():
+        days, keep_days = settings.retention_days(), settings.report_keep_days()
+    for line in retention(database.engine(), reports.folder, days, keep_days):
+        context.log.info(line)
 
 
 @dg.job(name=RETENTION_JOB, description="Retention: prune old polls (daily values stored first) and old run reports.")

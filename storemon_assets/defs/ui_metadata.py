@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 import polars as pl
 
@@ -51,3 +54,12 @@ def check_result(
         description=finding.summary,
         metadata={"summary": finding.summary, **metadata},
     )
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A ValueError (a setting or a T that cannot be used) fails the run with its message alone."""
+    try:
+        yield
+    except ValueError as exc:
+        raise dg.Failure(description=str(exc)) from exc

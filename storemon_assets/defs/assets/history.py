@@ -8,13 +8,13 @@ import dagster as dg
 
 from storemon_assets import settings
 from storemon_assets.core.daily import fleet_uptime_by_date
-from storemon_assets.core.instants import format_instant
+from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
-from storemon_assets.defs.assets.report import instant_or_failure, peak_rss_mib
 from storemon_assets.defs.resources import StoremonDatabase
-from storemon_assets.defs.ui_metadata import markdown_table, table_schema
+from storemon_assets.defs.ui_metadata import markdown_table, table_schema, user_errors
 from storemon_assets.history import daily_history
+from storemon_assets.progress import peak_rss_mib
 
 # As in stores.py: `backfill_policy` (one run for any range) is labelled beta in Dagster 1.13.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
@@ -44,9 +44,9 @@ def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonData
     first, last = dt.date.fromisoformat(keys[0]), dt.date.fromisoformat(keys[-1])
     engine = database.engine()
     started = time.perf_counter()
-    history = daily_history(
-        engine, instant_or_failure(settings.as_of_setting()), first_date=first, last_date=last, write=True
-    )
+    with user_errors():
+        as_of_us = parse_as_of(settings.as_of_setting())
+    history = daily_history(engine, as_of_us, first_date=first, last_date=last, write=True)
     seconds = time.perf_counter() - started
     context.log.info(
         f"{first}..{last} as of {format_instant(history.as_of_us)}: {history.computed_rows:,} store-days computed, "

@@ -3,7 +3,6 @@ store shards, a step per shard, a step that checks and publishes all three in on
 Each output's description says what it is; docs/deployment.md tells the shards and executors,
 docs/operations.md the publication order; as-of reports are defs/as_of_report.py."""
 
-import resource
 import time
 
 import dagster as dg
@@ -27,7 +26,8 @@ from storemon_assets.defs.assets.raw import (
     RAW_STORE_TIMEZONES,
 )
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, markdown_table, table_schema
+from storemon_assets.defs.ui_metadata import check_result, markdown_table, table_schema, user_errors
+from storemon_assets.progress import peak_rss_mib
 from storemon_assets.service import (
     Incidents,
     PollReads,
@@ -48,26 +48,12 @@ REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
 
 
-def instant_or_failure(text: str) -> int | None:
-    """T from its text (parse_as_of), or the run fails saying what is wrong with it."""
-    try:
-        return parse_as_of(text)
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
-
-
 class ReportShardsConfig(dg.Config):
     shards: int = Field(
         default=0,
         ge=0,
         description="Store shards to fan out over, one step each. 0: STOREMON_REPORT_SHARDS (default 1).",
     )
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory: a step's own under the multiprocess and Celery
-    executors (one process per step), the whole run's so far in process."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 @dg.op(
@@ -85,11 +71,9 @@ def plan_report_shards(
     swept = reports.sweep(context.instance, engine)
     if swept:
         context.log.info(f"swept what earlier runs left in the reports folder: {', '.join(swept)}")
-    as_of_us = report_time_us(engine, instant_or_failure(settings.as_of_setting()))
-    try:
+    with user_errors():  # a T or shard count that cannot be used fails the run saying why
+        as_of_us = report_time_us(engine, parse_as_of(settings.as_of_setting()))
         shards = store_shards(engine, config.shards or settings.report_shards())
-    except ValueError as exc:
-        raise dg.Failure(description=str(exc)) from exc
     context.log.info(f"report as of {format_instant(as_of_us) or '(no polls)'} over {len(shards)} store shard(s)")
     yield dg.Output(as_of_us, output_name="as_of_us", metadata={"peak_rss_mib": peak_rss_mib()})
     for shard in shards:
