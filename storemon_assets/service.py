@@ -18,12 +18,24 @@ import sqlalchemy as sa
 from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
-from storemon_assets.core.incidents import incidents_from_intervals, open_at, stale_warning, status_now
+from storemon_assets.core.incidents import incidents_from_intervals, open_at, stale_warning, status_counts, status_now
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import FeedFile, FeedFileError
+from storemon_assets.core.scalars import as_int
 from storemon_assets.core.shards import StoreShard, combine_parts
-from storemon_assets.core.summaries import FleetWeek, fleet_week, polls_in_window, share_pct
+from storemon_assets.core.summaries import (
+    FleetWeek,
+    Markdown,
+    fleet_week,
+    markdown_list,
+    markdown_table,
+    polls_in_window,
+    share_pct,
+    weekly_uptime_distribution,
+)
+from storemon_assets.core.tables import STORE_STATUS_INTERVALS, STORE_STATUS_NOW
 from storemon_assets.core.uptime import (
+    DOWN,
     STATUSES,
     WEEK,
     UptimeReport,
@@ -60,6 +72,7 @@ from storemon_assets.publication import (  # noqa: F401 - the report's file name
     write_text_atomically,
 )
 from storemon_assets.publication import publish_report as publish_report_files
+from storemon_assets.web.status import status_frame
 
 # Read with the week: the day before it, where most stores' carry-in lies (a store open every
 # day was observed then). Stores without one there are looked up further back, each from its
@@ -244,6 +257,14 @@ def lost_weekdays_finding(hours: Iterable[LoadOutcome]) -> quality.Finding:
         else "no store lost a weekday"
     )
     return quality.Finding(not stores, summary, {"stores": stores, "files": losing})
+
+
+def lost_weekdays_listing(losing: dict[str, tuple[str, ...]]) -> Markdown:
+    """Per hours file, the stores it took weekdays from (the first 100 named)."""
+    return markdown_list(
+        f"`{name}`: {len(ids):,} stores: " + ", ".join(f"`{s}`" for s in ids[:100]) + (" ..." if len(ids) > 100 else "")
+        for name, ids in losing.items()
+    )
 
 
 def build_report(
@@ -459,12 +480,28 @@ def report_figures(result: ReportResult, compute_seconds: float) -> dict[str, st
     }
 
 
-def interval_figures(result: ReportResult) -> dict[str, str | int]:
-    """The status intervals behind a report, counted: stores, and intervals per status."""
+def published_figures(
+    result: ReportResult, publication: Publication, compute_seconds: float, stale: str | None
+) -> dict[str, object]:
+    """The current report's figures (report_figures), its first rows and weekly-uptime
+    distribution, where it was written, and the stale-data warning when there is one."""
+    return report_figures(result, compute_seconds) | {
+        "preview": result.report,
+        "weekly_uptime_distribution": weekly_uptime_distribution(result.report),
+        "combined_report": publication.combined,
+        "run_report": publication.run_copy,
+        **({"stale_data_warning": stale} if stale else {}),
+    }
+
+
+def interval_figures(result: ReportResult) -> dict[str, object]:
+    """The status intervals behind a report: stores, intervals per status, the first rows."""
     return {
         "as_of": result.as_of_iso or "(no polls loaded)",
         "stores": result.uptime.intervals.get_column("store_id").n_unique(),
         **{f"{status}_intervals": n for status, n in result.intervals_by_status.items()},
+        "preview": result.uptime.intervals.head(10),
+        "table": STORE_STATUS_INTERVALS.name,
     }
 
 
@@ -553,6 +590,26 @@ def incidents_of(
     newest = newest_polls(engine, stores, as_of_us)
     status = status_now(intervals, incidents, open_now, newest, as_of_us, stale_after_minutes * US_PER_MINUTE)
     return Incidents(as_of_us, incidents, status)
+
+
+def incidents_figures(current: Incidents | None) -> dict[str, object]:
+    """Counts per status now (plotted across the report's runs), and who is down and who is not
+    reporting, as the API's /status shows them, longest first."""
+    if current is None or current.as_of_us is None:
+        return {"as_of": "(no polls loaded)"}
+    listed = current.status.filter((pl.col("status") == DOWN) | pl.col("not_reporting"))
+    shown = status_frame(listed, current.as_of_us)
+    down = shown.filter(pl.col("status") == DOWN).sort("since_utc")
+    not_reporting = shown.filter(pl.col("not_reporting")).sort("newest_poll_utc")
+    return {
+        "as_of": format_instant(current.as_of_us),
+        "incidents": current.incidents.height,
+        "open_incidents": as_int(current.incidents.get_column("open").sum()),
+        **status_counts(current.status),
+        "down_now": markdown_table(down.select("store_id", "since_utc", "since_local"), max_rows=20),
+        "not_reporting_now": markdown_table(not_reporting.select("store_id", "status", "newest_poll_utc"), max_rows=20),
+        "status_table": STORE_STATUS_NOW.name,
+    }
 
 
 def _no_stores() -> pl.DataFrame:

@@ -6,19 +6,21 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets.core import quality
+from storemon_assets.core.feeds import POLLS, TIMEZONES
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.checks import (
+    REJECTED_SHARE_CHECKS,
     no_unreadable_files,
     polled_stores_have_business_hours,
     polled_stores_have_timezones,
     raw_checks,
-    rejected_polls_share,
-    rejected_timezones_share,
     timezones_are_known,
 )
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import example_report, write_csv
+
+rejected_polls_share, rejected_timezones_share = REJECTED_SHARE_CHECKS[POLLS], REJECTED_SHARE_CHECKS[TIMEZONES]
 
 
 def load(home, instance, files: dict[str, str]):

@@ -3,6 +3,7 @@ tables, and the fleet's numbers the UI plots across materialisations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import polars as pl
@@ -107,6 +108,15 @@ def polls_in_window(polls: pl.DataFrame, as_of_us: int | None, length_us: int) -
 # --- markdown tables ---------------------------------------------------------------------------
 
 
+class Markdown(str):
+    """Text written in markdown: the Dagster UI renders it (defs/ui_metadata.py); elsewhere it is text."""
+
+
+def markdown_list(items: Iterable[str], empty: str = "none") -> Markdown:
+    """One `- item` line per item, or `empty` when there is none."""
+    return Markdown("\n".join(f"- {item}" for item in items) or empty)
+
+
 def markdown_cell(value: object) -> str:
     """A value as a markdown table shows it: floats with 2 decimals, as the report CSV writes them
     (`7.52`, not the binary float's `7.5200000000000005`); text with `|` and line breaks escaped."""
@@ -117,11 +127,11 @@ def markdown_cell(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
+def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> Markdown:
     """The first `max_rows` rows of a frame as a markdown table, with a note when cut."""
     head = frame.head(max_rows)
     if head.width == 0:
-        return "_(empty)_"
+        return Markdown("_(empty)_")
     lines = [
         "| " + " | ".join(markdown_cell(c) for c in head.columns) + " |",
         "| " + " | ".join("---" for _ in head.columns) + " |",
@@ -129,4 +139,4 @@ def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> str:
     lines += ["| " + " | ".join(markdown_cell(v) for v in values) + " |" for values in head.iter_rows()]
     if frame.height > max_rows:
         lines.append(f"\n_{max_rows} of {frame.height} rows_")
-    return "\n".join(lines)
+    return Markdown("\n".join(lines))

@@ -5,7 +5,8 @@ inside the report asset, which publishes nothing when a blocking one fails."""
 import dagster as dg
 
 from storemon_assets.core import quality
-from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE
+from storemon_assets.core.summaries import markdown_list
 from storemon_assets.core.tables import (
     BUSINESS_HOURS,
     INGESTED_FILES,
@@ -16,7 +17,7 @@ from storemon_assets.core.tables import (
 from storemon_assets.db.queries import polled_store_ids, read_table
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, RAW_ASSETS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, markdown_table
+from storemon_assets.defs.ui_metadata import check_result
 
 
 def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
@@ -40,22 +41,19 @@ def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
             rows_read=finding.details["rows_read"],
             rows_rejected=finding.details["rows_rejected"],
             share=float(finding.details["share"]),
-            reasons=markdown_table(finding.details["reasons"]),
+            reasons=finding.details["reasons"],
         )
 
     return check
 
 
-rejected_polls_share = _rejected_share_check(POLLS)
-rejected_hours_share = _rejected_share_check(HOURS)
-rejected_timezones_share = _rejected_share_check(TIMEZONES)
-rejected_special_hours_share = _rejected_share_check(SPECIAL)
+REJECTED_SHARE_CHECKS = {kind: _rejected_share_check(kind) for kind in RAW_ASSETS}  # one per feed
 
 
 @dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
 def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
     finding = quality.unknown_timezones(read_table(database.engine(), REJECTED_ROWS))
-    return check_result(finding, rows=markdown_table(finding.details["rows"]))
+    return check_result(finding, rows=finding.details["rows"])
 
 
 def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
@@ -80,8 +78,7 @@ def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetChe
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
     """The verdict (LandingFolderRules.failed_finding) and each waiting file's error, for the UI."""
     finding = landing.failed_finding()
-    listed = "\n".join(f"- `{n}`: {e}" for n, e in finding.details["errors"].items())
-    return finding, {"files": dg.MetadataValue.md(listed or "none")}
+    return finding, {"files": markdown_list(f"`{n}`: {e}" for n, e in finding.details["errors"].items())}
 
 
 @dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
@@ -91,10 +88,7 @@ def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
 
 
 raw_checks = [
-    rejected_polls_share,
-    rejected_hours_share,
-    rejected_timezones_share,
-    rejected_special_hours_share,
+    *REJECTED_SHARE_CHECKS.values(),
     timezones_are_known,
     polled_stores_have_timezones,
     polled_stores_have_business_hours,

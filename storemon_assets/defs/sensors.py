@@ -23,6 +23,7 @@ from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
 from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.defs.ui_metadata import ui_metadata
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile
 from storemon_assets.publication import runs_whose_shards_go
 
@@ -131,7 +132,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
                 passed=False,
                 severity=dg.AssetCheckSeverity.WARN,
                 description=finding.summary,
-                metadata=metadata,
+                metadata=ui_metadata(metadata),
             )
         )
     partitions = _new_store_partitions(context, database.engine(), cursor)

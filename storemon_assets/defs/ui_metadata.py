@@ -1,15 +1,16 @@
-"""Turning storemon's own descriptions into what the Dagster UI shows."""
+"""Turning storemon's own descriptions and figures into what the Dagster UI shows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from storemon_assets.core import summaries
 from storemon_assets.core.quality import Finding
+from storemon_assets.core.summaries import Markdown, markdown_table
 from storemon_assets.core.tables import Table
 
 _TYPE_NAMES = {
@@ -37,22 +38,36 @@ def table_schema(spec: Table) -> dg.TableSchema:
     )
 
 
-def markdown_table(frame: pl.DataFrame, max_rows: int = 10) -> dg.MetadataValue:
-    """A small markdown preview of a frame (values formatted as in core.summaries.markdown_table)."""
-    return dg.MetadataValue.md(summaries.markdown_table(frame, max_rows))
+def ui_metadata(figures: Mapping[str, object]) -> dict[str, object]:
+    """Plain figures as the UI shows them: Markdown rendered, a frame as a markdown table of its
+    first rows (core.summaries.markdown_table), a path as a path; anything else as it is."""
+    return {name: _shown(value) for name, value in figures.items()}
+
+
+def _shown(value: object) -> object:
+    if isinstance(value, pl.DataFrame):
+        value = markdown_table(value)
+    if isinstance(value, Markdown):
+        return dg.MetadataValue.md(value)
+    return dg.MetadataValue.path(str(value)) if isinstance(value, Path) else value
+
+
+def row_count(frame: pl.DataFrame) -> dict[str, int]:
+    """The row count the UI shows beside an asset's column schema."""
+    return {"dagster/row_count": frame.height}
 
 
 def check_result(
     finding: Finding, *, blocking: bool = False, check_name: str | None = None, **metadata
 ) -> dg.AssetCheckResult:
     """An asset check's result from what core.quality found: its verdict and summary, and the
-    metadata given to help fix it. A failure of a non-blocking check only warns."""
+    metadata given to help fix it (ui_metadata). A failure of a non-blocking check only warns."""
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=finding.passed,
         severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
         description=finding.summary,
-        metadata={"summary": finding.summary, **metadata},
+        metadata={"summary": finding.summary, **ui_metadata(metadata)},
     )
 
 

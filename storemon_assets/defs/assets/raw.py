@@ -6,17 +6,18 @@ from pydantic import Field
 from storemon_assets import settings
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.ingest_batches import retry_delay_seconds
+from storemon_assets.core.summaries import markdown_list
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
-from storemon_assets.db.loading import LoadOutcome
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, table_schema
+from storemon_assets.defs.ui_metadata import check_result, table_schema, ui_metadata
 from storemon_assets.service import (
     FileIngested,
     feed_load_figures,
     ingest_file,
     loaded_of_kind,
     lost_weekdays_finding,
+    lost_weekdays_listing,
 )
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
@@ -59,23 +60,6 @@ class IngestConfig(dg.Config):
 
 
 NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
-
-
-def lost_weekdays_check(hours: list[LoadOutcome]) -> dg.AssetCheckResult:
-    """A warning naming the stores the run's hours files took weekdays from, per file."""
-    finding = lost_weekdays_finding(hours)
-    listed = "\n".join(
-        f"- `{name}`: {len(ids):,} stores: "
-        + ", ".join(f"`{s}`" for s in ids[:100])
-        + (" ..." if len(ids) > 100 else "")
-        for name, ids in finding.details["files"].items()
-    )
-    return check_result(
-        finding,
-        check_name=NO_STORE_LOST_WEEKDAYS,  # the asset's one check: Dagster finds its asset by the name
-        stores=len(finding.details["stores"]),
-        files=dg.MetadataValue.md(listed or "none"),
-    )
 
 
 @dg.multi_asset(
@@ -147,21 +131,23 @@ def ingest_landing_files(
         yield dg.MaterializeResult(
             asset_key=key,
             data_version=dg.DataVersion(versions.get(kind, "empty")),
-            metadata={
-                "files_loaded": dg.MetadataValue.md(
-                    "\n".join(f"- `{o.file_name}`" for o in loaded) or "none (unchanged)"
-                ),
-                **feed_load_figures(loaded),  # rows loaded and rejected this run, the share rejected
-                "dagster/row_count": counts[spec.name],
-                "database": database.display_url,
-            },
+            metadata=ui_metadata(
+                {
+                    "files_loaded": markdown_list((f"`{o.file_name}`" for o in loaded), "none (unchanged)"),
+                    **feed_load_figures(loaded),  # rows loaded and rejected this run, the share rejected
+                    "dagster/row_count": counts[spec.name],
+                    "database": database.display_url,
+                }
+            ),
         )
     hours = loaded_of_kind(done, HOURS)
-    if hours:
-        yield lost_weekdays_check(hours)
+    if hours:  # a warning naming the stores the run's hours files took weekdays from, per file
+        lost = lost_weekdays_finding(hours)
+        stores, files = len(lost.details["stores"]), lost_weekdays_listing(lost.details["files"])
+        yield check_result(lost, check_name=NO_STORE_LOST_WEEKDAYS, stores=stores, files=files)
     if failures:
         raise dg.Failure(
             allow_retries=False,
             description=f"{len(failures)} file(s) could not be ingested and were moved aside: " + "; ".join(failures),
-            metadata={"errors": dg.MetadataValue.md("\n".join(f"- {f}" for f in failures))},
+            metadata=ui_metadata({"errors": markdown_list(failures)}),
         )

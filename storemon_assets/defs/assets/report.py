@@ -11,13 +11,10 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
-from storemon_assets.core.incidents import status_counts
 from storemon_assets.core.instants import format_instant, parse_as_of
-from storemon_assets.core.scalars import as_int
 from storemon_assets.core.shards import StoreShard
-from storemon_assets.core.summaries import weekly_uptime_distribution
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
-from storemon_assets.core.uptime import DOWN, empty_uptime_report
+from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.assets.raw import (
     RAW_BUSINESS_HOURS,
@@ -26,23 +23,22 @@ from storemon_assets.defs.assets.raw import (
     RAW_STORE_TIMEZONES,
 )
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, markdown_table, table_schema, user_errors
+from storemon_assets.defs.ui_metadata import check_result, row_count, table_schema, ui_metadata, user_errors
 from storemon_assets.progress import peak_rss_mib
 from storemon_assets.service import (
-    Incidents,
     PollReads,
     ReportResult,
     build_report_shard,
     check_report,
     combine_report_shards,
+    incidents_figures,
     interval_figures,
     publish_report,
-    report_figures,
+    published_figures,
     report_incidents,
     report_time_us,
     stale_data_warning,
 )
-from storemon_assets.web.status import status_frame
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
@@ -161,63 +157,19 @@ def publish_uptime_report(
         )
         return
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {publication.combined}")
-    timelines_page = dg.MetadataValue.url(settings.api_url() + "/")
     stale = stale_data_warning(engine, result)
     if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
         context.log.warning(stale)
     # The figures are plotted across materialisations (the asset's Overview, Metadata and Plots).
-    report_metadata = report_figures(result, compute_seconds) | {
-        "dagster/row_count": result.store_count,
-        "dagster/column_schema": REPORT_SCHEMA,
-        "preview": markdown_table(result.report),
-        "weekly_uptime_distribution": markdown_table(weekly_uptime_distribution(result.report)),
-        "combined_report": dg.MetadataValue.path(str(publication.combined)),
-        "run_report": dg.MetadataValue.path(str(publication.run_copy)),
-        "timelines_page": timelines_page,
-        "shards": len(exact_parts),
-        "peak_rss_mib": peak_rss_mib(),
-    }
-    yield dg.Output(None, "report", metadata=report_metadata | ({"stale_data_warning": stale} if stale else {}))
-    intervals = result.uptime.intervals
+    page = {"timelines_page": dg.MetadataValue.url(settings.api_url() + "/")}
+    figures = published_figures(result, publication, compute_seconds, stale)
+    run = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib(), "dagster/column_schema": REPORT_SCHEMA}
+    yield dg.Output(None, "report", metadata=ui_metadata(figures) | page | run | row_count(result.report))
     yield dg.Output(
-        None,
-        "intervals",
-        metadata=interval_figures(result)
-        | {
-            "dagster/row_count": intervals.height,
-            "preview": markdown_table(intervals.head(10)),
-            "table": STORE_STATUS_INTERVALS.name,
-            "timelines_page": timelines_page,
-        },
+        None, "intervals", metadata=ui_metadata(interval_figures(result)) | page | row_count(result.uptime.intervals)
     )
-    yield dg.Output(None, "incidents", metadata=incidents_metadata(incidents))
-
-
-def incidents_metadata(current: Incidents | None) -> dict:
-    """Counts per status now (plotted across materialisations), and who is down and who is not
-    reporting, as the API's /status shows them, longest first."""
-    if current is None:
-        return {"as_of": "(no polls loaded)"}
-    listed = current.status.filter((pl.col("status") == DOWN) | pl.col("not_reporting"))
-    shown = status_frame(listed, current.as_of_us)
-    return {
-        "as_of": format_instant(current.as_of_us),
-        "incidents": current.incidents.height,
-        "open_incidents": as_int(current.incidents.get_column("open").sum()),
-        **status_counts(current.status),
-        "dagster/row_count": current.incidents.height,
-        "down_now": markdown_table(
-            shown.filter(pl.col("status") == DOWN).sort("since_utc").select("store_id", "since_utc", "since_local"),
-            max_rows=20,
-        ),
-        "not_reporting_now": markdown_table(
-            shown.filter(pl.col("not_reporting"))
-            .sort("newest_poll_utc")
-            .select("store_id", "status", "newest_poll_utc"),
-            max_rows=20,
-        ),
-        "status_table": STORE_STATUS_NOW.name,
-    }
+    incidents_rows = row_count(incidents.incidents) if incidents else {}
+    yield dg.Output(None, "incidents", metadata=ui_metadata(incidents_figures(incidents)) | incidents_rows)
 
 
 @dg.config_mapping
