@@ -23,6 +23,13 @@ from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import FeedFile, FeedFileError
 from storemon_assets.core.scalars import as_int
 from storemon_assets.core.shards import StoreShard, combine_parts
+from storemon_assets.core.staleness import (
+    fingerprint,
+    partition_ranges,
+    schedules_check_due,
+    schedules_state,
+    stale_store_ids,
+)
 from storemon_assets.core.summaries import (
     FleetWeek,
     Markdown,
@@ -33,7 +40,7 @@ from storemon_assets.core.summaries import (
     share_pct,
     weekly_uptime_distribution,
 )
-from storemon_assets.core.tables import STORE_STATUS_INTERVALS, STORE_STATUS_NOW
+from storemon_assets.core.tables import STORE_SCHEDULES, STORE_STATUS_INTERVALS, STORE_STATUS_NOW
 from storemon_assets.core.uptime import (
     DOWN,
     STATUSES,
@@ -52,6 +59,7 @@ from storemon_assets.db.engine import database_error
 from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, replace_current_report
 from storemon_assets.db.queries import (
     KeyRange,
+    feed_versions,
     last_poll_before,
     loaded_kind,
     newest_poll_us,
@@ -60,6 +68,7 @@ from storemon_assets.db.queries import (
     polled_stores,
     read_polls,
     read_polls_in_ranges,
+    read_table,
     read_weekly_schedules,
     rejected_counts,
     report_time_us,
@@ -624,3 +633,36 @@ def incidents_as_of(engine: sa.Engine, as_of_us: int | None, stale_after_minutes
     """Incidents of the report as of T (default: the latest poll), computed afresh."""
     result = build_report(engine, as_of_us)
     return incidents_of(engine, result.uptime.as_of_us, result.uptime.intervals, stale_after_minutes)
+
+
+def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.Series, pl.DataFrame]:
+    """Stale store ids among the store partitions, and the schedule the raw feeds give them now."""
+    derived = read_weekly_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
+    return stale_store_ids(derived, read_table(engine, STORE_SCHEDULES)), derived
+
+
+@dataclass(frozen=True)
+class ScheduleRefresh:
+    """The store partitions to materialise again (`runs`: run key -> first and last partition of
+    a contiguous range; the same stale content gives the same keys) and the cursor to keep."""
+
+    cursor: dict
+    stale_stores: int = 0
+    runs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def schedule_refresh(
+    engine: sa.Engine, partition_keys: list[str], cursor: dict, max_runs: int
+) -> ScheduleRefresh | None:
+    """Which store partitions are stale (new stores, changed hours, special hours or timezone), in
+    at most `max_runs` ranges; None when no feed changed since the last look (core/staleness.py)."""
+    state = schedules_state(feed_versions(engine), len(partition_keys))
+    if not schedules_check_due(cursor, state):
+        return None
+    stale, derived = stale_partitions(engine, partition_keys)
+    if stale.is_empty():
+        return ScheduleRefresh({"state": state, "pending": False})
+    version = fingerprint(derived, stale)
+    ranges = partition_ranges(partition_keys, set(stale.to_list()), max_runs)
+    runs = {f"schedules-{version}-{first}-{last}": (first, last) for first, last in ranges}
+    return ScheduleRefresh({"state": state, "pending": True}, stale.len(), runs)

@@ -22,8 +22,7 @@ from storemon_assets.core.uptime import compute_uptime
 from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.db.loading import load_feed, replace_store_schedules
 from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules, store_weekly_schedule
-from storemon_assets.defs.sensors import stale_partitions
-from storemon_assets.service import build_report, ingest_files, publish_current_report
+from storemon_assets.service import build_report, ingest_files, publish_current_report, stale_partitions
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import HOUR, at, write_csv
 from storemon_tests.reference_model import business_intervals as reference_intervals

@@ -11,6 +11,7 @@ from storemon_assets import settings
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
 from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
+from storemon_assets.defs.partitions import partition_range_request
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import user_errors
 from storemon_assets.history import daily_refresh, retention
@@ -47,13 +48,7 @@ def daily_uptime_sensor(context: dg.SensorEvaluationContext, database: StoremonD
     if refresh is None:
         return dg.SkipReason("no file loaded and T refreshed within the hour")
     run_requests = [
-        dg.RunRequest(
-            run_key=f"daily-{as_of_us}-{refresh.watermark_us}-{first}-{last}",
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last.isoformat(),
-            },
-        )
+        partition_range_request(f"daily-{as_of_us}-{refresh.watermark_us}-{first}-{last}", str(first), str(last))
         for first, last in refresh.ranges
     ]
     context.log.info(

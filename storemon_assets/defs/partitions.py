@@ -25,3 +25,9 @@ def new_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> l
             len(new) - room,
         )
     return new[:room]
+
+
+def partition_range_request(run_key: str, first: str, last: str) -> dg.RunRequest:
+    """One run over the partitions `first` to `last` (the asset's single-run backfill policy)."""
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return dg.RunRequest(run_key=run_key, tags=tags)

@@ -6,26 +6,18 @@ from __future__ import annotations
 import json
 
 import dagster as dg
-import polars as pl
 import sqlalchemy as sa
 
-from storemon_assets.core.staleness import (
-    fingerprint,
-    partition_ranges,
-    schedules_check_due,
-    schedules_state,
-    stale_store_ids,
-)
-from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db import queries
 from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestConfig, ingest_landing_files
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
-from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions, partition_range_request
 from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import ui_metadata
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile
 from storemon_assets.publication import runs_whose_shards_go
+from storemon_assets.service import schedule_refresh
 
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
@@ -145,12 +137,6 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     )
 
 
-def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.Series, pl.DataFrame]:
-    """Stale store ids among the partitions, and the schedule the raw feeds give them now."""
-    derived = queries.read_weekly_schedules(engine, pl.Series("store_id", partition_keys, dtype=pl.String))
-    return stale_store_ids(derived, queries.read_table(engine, STORE_SCHEDULES)), derived
-
-
 @dg.sensor(
     job=store_schedules_job,
     minimum_interval_seconds=30,
@@ -158,26 +144,18 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
     description="Materialises the store partitions whose hours, special hours or timezone changed, and new stores.",
 )
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
-    engine = database.engine()
     keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    state = schedules_state(queries.feed_versions(engine), len(keys))
-    if not schedules_check_due(json.loads(context.cursor) if context.cursor else {}, state):
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    refresh = schedule_refresh(database.engine(), keys, cursor, MAX_SCHEDULE_RUNS)
+    if refresh is None:
         return dg.SkipReason("no feed changed since the last check")
-    stale, derived = stale_partitions(engine, keys)
-    if stale.is_empty():
-        return dg.SensorResult(
-            cursor=json.dumps({"state": state, "pending": False}), skip_reason="every store partition is current"
-        )
-    version = fingerprint(derived, stale)  # same stale content -> same run keys -> no duplicate runs
-    run_requests = [
-        dg.RunRequest(
-            run_key=f"schedules-{version}-{first}-{last}",
-            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
-        )
-        for first, last in partition_ranges(keys, set(stale.to_list()), MAX_SCHEDULE_RUNS)
-    ]
-    context.log.info(f"{stale.len()} stale store partitions in {len(run_requests)} run(s)")
-    return dg.SensorResult(run_requests=run_requests, cursor=json.dumps({"state": state, "pending": True}))
+    if refresh.runs:
+        context.log.info(f"{refresh.stale_stores} stale store partitions in {len(refresh.runs)} run(s)")
+    return dg.SensorResult(
+        run_requests=[partition_range_request(key, first, last) for key, (first, last) in refresh.runs.items()],
+        cursor=json.dumps(refresh.cursor),
+        skip_reason=None if refresh.runs else "every store partition is current",
+    )
 
 
 def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
