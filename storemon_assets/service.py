@@ -99,6 +99,10 @@ class PollReads:
     lookback_rounds: int = 0
     week_polls: int = 0  # of the window's polls, those in [T - 7 d, T), whatever their status
 
+    @property
+    def polls_read(self) -> int:
+        return self.window_polls + self.older_polls
+
 
 @dataclass(frozen=True)
 class ReportResult:
@@ -481,7 +485,7 @@ def report_figures(result: ReportResult, compute_seconds: float) -> dict[str, st
         **({"fleet_uptime_pct_week": fleet.uptime_pct} if fleet.uptime_pct is not None else {}),
         **{f"stores_under_{pct}_pct_week": n for pct, n in fleet.stores_under_pct.items()},
         "stores_without_observations": result.stores_without_observations,
-        "polls_read": result.reads.window_polls + result.reads.older_polls,
+        "polls_read": result.reads.polls_read,
         "polls_in_week": result.reads.week_polls,
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},

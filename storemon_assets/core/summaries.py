@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from storemon_assets.core.business_time import weekly_open_hours
+
 UPTIME_BANDS = [(0, 50), (50, 80), (80, 95), (95, 99), (99, 100.0001)]
 
 
@@ -40,6 +42,21 @@ def schedule_tables(schedule: pl.DataFrame) -> dict[str, str]:
     )
     tables = lines.group_by("store_id", maintain_order=True).agg(pl.col("line").str.join("\n"))
     return {store: "| day | opens | closes |\n| --- | --- | --- |\n" + body for store, body in tables.iter_rows()}
+
+
+def schedule_figures(schedule: pl.DataFrame) -> dict[str, dict[str, object]]:
+    """What a store's partition shows, per store in id order: its timezone, weekly open hours,
+    whether it is open around the clock, and its intervals (schedule_tables)."""
+    tables = schedule_tables(schedule)
+    return {
+        store["store_id"]: {
+            "timezone": store["timezone"],
+            "weekly_open_hours": round(store["weekly_open_hours"], 2),
+            "open_around_the_clock": store["weekly_open_hours"] >= 168,
+            "intervals": Markdown(tables[store["store_id"]]),
+        }
+        for store in weekly_open_hours(schedule).sort("store_id").iter_rows(named=True)
+    }
 
 
 def weekly_uptime_distribution(report: pl.DataFrame) -> pl.DataFrame:

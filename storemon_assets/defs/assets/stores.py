@@ -7,15 +7,14 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets import settings
-from storemon_assets.core.business_time import weekly_open_hours
-from storemon_assets.core.summaries import schedule_tables
+from storemon_assets.core.summaries import schedule_figures
 from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db.loading import replace_store_schedules
 from storemon_assets.db.queries import read_weekly_schedules
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_SPECIAL_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.partitions import store_partitions
 from storemon_assets.defs.resources import StoremonDatabase
-from storemon_assets.defs.ui_metadata import table_schema
+from storemon_assets.defs.ui_metadata import table_schema, ui_metadata
 from storemon_assets.web import timeline_path
 
 # `backfill_policy` is what lets one run refresh any number of stores. Dagster 1.13 still labels
@@ -41,22 +40,11 @@ def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabas
     keys = pl.Series("store_id", context.partition_keys, dtype=pl.String)
     schedule = read_weekly_schedules(engine, keys)
     replace_store_schedules(engine, schedule, keys.to_list())
-    tables = schedule_tables(schedule)
     api_url = settings.api_url()
-    for store in weekly_open_hours(schedule).sort("store_id").iter_rows(named=True):
-        hours = store["weekly_open_hours"]
-        yield dg.AssetMaterialization(
-            asset_key=context.asset_key,
-            partition=store["store_id"],
-            metadata={
-                "timezone": store["timezone"],
-                "weekly_open_hours": round(hours, 2),
-                "open_around_the_clock": hours >= 168,
-                "intervals": dg.MetadataValue.md(tables[store["store_id"]]),
-                # A link, not the numbers: the page always shows the current report's week,
-                # while this metadata only changes when the schedule does.
-                "latest_week": dg.MetadataValue.url(api_url + timeline_path(store["store_id"])),
-            },
-        )
+    for store_id, figures in schedule_figures(schedule).items():
+        # A link, not the numbers: the page always shows the current report's week, while this
+        # metadata only changes when the schedule does.
+        week = {"latest_week": dg.MetadataValue.url(api_url + timeline_path(store_id))}
+        yield dg.AssetMaterialization(context.asset_key, partition=store_id, metadata=ui_metadata(figures) | week)
     # One line per run for the console; each partition's own event stays in the event log.
     context.log.info(f"refreshed the schedules of {len(keys)} stores, {keys.min()} to {keys.max()}")
