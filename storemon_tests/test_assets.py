@@ -72,6 +72,10 @@ def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample
     assert metadata["stores"].value == 100
     assert metadata["as_of"].value.startswith("2023-01-25T18:")
     assert metadata["rejected_polls_rows"].value == 2  # the two bad rows planted in the sample
+    # Shown as what they are: tables rendered as markdown, the files as paths.
+    assert isinstance(metadata["preview"], dg.MarkdownMetadataValue)
+    assert isinstance(metadata["weekly_uptime_distribution"], dg.MarkdownMetadataValue)
+    assert isinstance(metadata["combined_report"], dg.PathMetadataValue)
     # Every sample store becomes a store partition at the landing sensor's next tick.
     add_store_partitions(home, instance)
     assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
@@ -85,6 +89,7 @@ def test_rerunning_ingestion_loads_nothing_twice(home, sample_files, instance):
     second_events = second.asset_materializations_for_node("ingest_landing_files")
     assert [e.metadata["rows_loaded"].value for e in second_events] == [0, 0, 0, 0]  # one per feed
     assert [e.metadata["files_loaded"].value for e in second_events] == ["none (unchanged)"] * 4
+    assert all(isinstance(e.metadata["files_loaded"], dg.MarkdownMetadataValue) for e in first_events)
     # Unchanged tables keep their data version, so nothing downstream looks stale.
     assert [e.tags["dagster/data_version"] for e in first_events] == [
         e.tags["dagster/data_version"] for e in second_events
@@ -247,6 +252,7 @@ def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(home, sampl
     assert metadata["stores_down_now"].value == status.filter(pl.col("status") == "down").height
     # The previews, as the API's /status shows them: the store down longest first, since when.
     down = status.filter(pl.col("status") == "down").sort("since_half_us")
+    assert isinstance(metadata["down_now"], dg.MarkdownMetadataValue)
     preview = metadata["down_now"].value.splitlines()
     assert preview[0].split("|")[1:4] == [" store_id ", " since_utc ", " since_local "], preview[0]
     assert down.height > 0 and preview[2].startswith(f"| {down['store_id'][0]} | ")

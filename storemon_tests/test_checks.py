@@ -79,6 +79,7 @@ def test_raw_checks_warn_with_what_to_fix(home, instance):
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
     assert share.description.startswith("2 of 12 polls rows rejected (16.67%)")
     assert "unknown status" in share.metadata["reasons"].value
+    assert isinstance(share.metadata["reasons"], dg.MarkdownMetadataValue)  # a table in the UI
     unknown = evaluations["timezones_are_known@raw_store_timezones"]
     assert not unknown.passed and "1 stores use America/Chicago" in unknown.description
     no_zone = evaluations["polled_stores_have_timezones@raw_store_timezones"]

@@ -95,6 +95,7 @@ def test_a_range_of_dates_is_one_run_storing_every_store_day_and_a_second_run_co
     # 100 stores x 8 dates, all days started before T (2023-01-25 18:12 UTC, past midnight everywhere).
     assert metadata["store_days"].value == metadata["rows_computed"].value == 800
     assert 90 < metadata["fleet_uptime_pct"].value <= 100  # the sample's stores are mostly up
+    assert isinstance(metadata["fleet_uptime_by_date"], dg.MarkdownMetadataValue)  # a table in the UI, not text
     engine = home.database.engine()
     assert stored_daily_count(engine) == 800
     again = materialise_dates(home, instance, "2023-01-18", "2023-01-25")

@@ -38,6 +38,11 @@ def table_schema(spec: Table) -> dg.TableSchema:
     )
 
 
+def table_metadata(spec: Table, stored_in: Table | None = None) -> dict[str, object]:
+    """An asset's column schema (table_schema) and the table that holds it (default: its own)."""
+    return {"dagster/column_schema": table_schema(spec), "table": (stored_in or spec).name}
+
+
 def ui_metadata(figures: Mapping[str, object]) -> dict[str, object]:
     """Plain figures as the UI shows them: Markdown rendered, a frame as a markdown table of its
     first rows (core.summaries.markdown_table), a path as a path; anything else as it is."""

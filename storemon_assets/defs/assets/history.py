@@ -12,7 +12,7 @@ from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import StoremonDatabase
-from storemon_assets.defs.ui_metadata import markdown_table, table_schema, user_errors
+from storemon_assets.defs.ui_metadata import row_count, table_metadata, ui_metadata, user_errors
 from storemon_assets.history import daily_history
 from storemon_assets.progress import peak_rss_mib
 
@@ -52,14 +52,8 @@ def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonData
         f"{first}..{last} as of {format_instant(history.as_of_us)}: {history.computed_rows:,} store-days computed, "
         f"{history.stored_rows:,} held already, in {seconds:.1f} s"
     )
-    return dg.MaterializeResult(
-        metadata=history.figures()
-        | {
-            "compute_seconds": round(seconds, 3),
-            "peak_rss_mib": peak_rss_mib(),
-            "fleet_uptime_by_date": markdown_table(fleet_uptime_by_date(history.values).tail(40)),
-            "dagster/row_count": history.values.height,
-            "dagster/column_schema": table_schema(STORE_DAILY_UPTIME),
-            "table": STORE_DAILY_PACKED.name,  # packed: a row per date and shard of stores (docs/history.md)
-        }
-    )
+    figures = history.figures() | {"compute_seconds": round(seconds, 3), "peak_rss_mib": peak_rss_mib()}
+    by_date = {"fleet_uptime_by_date": fleet_uptime_by_date(history.values).tail(40)}
+    # Stored packed: a row per date and shard of stores (docs/history.md).
+    table = table_metadata(STORE_DAILY_UPTIME, stored_in=STORE_DAILY_PACKED) | row_count(history.values)
+    return dg.MaterializeResult(metadata=ui_metadata(figures | by_date) | table)

@@ -10,7 +10,7 @@ from storemon_assets.core.summaries import markdown_list
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db.queries import feed_versions, table_counts
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, table_schema, ui_metadata
+from storemon_assets.defs.ui_metadata import check_result, table_metadata, ui_metadata
 from storemon_assets.service import (
     FileIngested,
     feed_load_figures,
@@ -71,7 +71,7 @@ NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
             group_name="raw",
             kinds={"csv", "sql"},
             deps=[LANDING_FOLDER],
-            metadata={"dagster/column_schema": table_schema(spec), "table": spec.name},
+            metadata=table_metadata(spec),
         )
         for key, spec, description in RAW_ASSETS.values()
     ],

@@ -23,7 +23,14 @@ from storemon_assets.defs.assets.raw import (
     RAW_STORE_TIMEZONES,
 )
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import check_result, row_count, table_schema, ui_metadata, user_errors
+from storemon_assets.defs.ui_metadata import (
+    check_result,
+    row_count,
+    table_metadata,
+    table_schema,
+    ui_metadata,
+    user_errors,
+)
 from storemon_assets.progress import peak_rss_mib
 from storemon_assets.service import (
     PollReads,
@@ -198,10 +205,7 @@ def _report_config(config: ReportShardsConfig) -> dict:
             "shard, from the same observations; summed per window it gives the report's numbers. "
             "Replaced, in one transaction, whenever the current report is published (not by as-of reports); "
             "the API's /stores pages read it.",
-            metadata={
-                "dagster/column_schema": table_schema(STORE_STATUS_INTERVALS),
-                "table": STORE_STATUS_INTERVALS.name,
-            },
+            metadata=table_metadata(STORE_STATUS_INTERVALS),
         ),
         STORE_INCIDENTS.name: dg.AssetOut(
             kinds={"polars", "sql"},
@@ -212,7 +216,7 @@ def _report_config(config: ReportShardsConfig) -> dict:
             f"the status intervals, so each store's incidents sum to its downtime_last_week; stored in "
             f"{STORE_INCIDENTS.name} and {STORE_STATUS_NOW.name} with the report, in one transaction. The alerts "
             "sensor evaluates after each materialisation (docs/monitor.md).",
-            metadata={"dagster/column_schema": table_schema(STORE_INCIDENTS), "table": STORE_INCIDENTS.name},
+            metadata=table_metadata(STORE_INCIDENTS),
         ),
     },
     check_specs=[

@@ -14,7 +14,7 @@ from storemon_assets.db.queries import read_weekly_schedules
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_SPECIAL_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.partitions import store_partitions
 from storemon_assets.defs.resources import StoremonDatabase
-from storemon_assets.defs.ui_metadata import table_schema, ui_metadata
+from storemon_assets.defs.ui_metadata import table_metadata, ui_metadata
 from storemon_assets.web import timeline_path
 
 # `backfill_policy` is what lets one run refresh any number of stores. Dagster 1.13 still labels
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of functi
     group_name="stores",
     kinds={"polars", "sql"},
     output_required=False,
-    metadata={"dagster/column_schema": table_schema(STORE_SCHEDULES), "table": STORE_SCHEDULES.name},
+    metadata=table_metadata(STORE_SCHEDULES),
 )
 def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabase):
     """Each store's weekly schedule in local time: hours rows merged with the defaults
