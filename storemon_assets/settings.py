@@ -1,22 +1,30 @@
 """Every setting storemon reads from the environment, declared and read here only (SPEC §7).
 
-`StoremonSettings` (pydantic-settings, prefix `STOREMON_`) is the one declaration: each field's
-type, default (written once, in the field) and meaning. The README's configuration table is
-checked against it by a test (`SETTINGS`), and no other module reads a `STOREMON_*` variable.
-The environment is read afresh on every call, so a changed variable counts at once; a blank
-value counts as unset, and a wrong one is refused naming the variable (`STOREMON_X='y' is ...`).
+`DECLARED` is the one declaration: each variable's type, default (written once), checks and
+meaning. `StoremonSettings` (pydantic-settings, prefix `STOREMON_`) is built from it and checks
+the values; the README's configuration table is checked against it by a test (`SETTINGS`), and
+no other module reads a `STOREMON_*` variable. The environment is read afresh on every call, so
+a changed variable counts at once; a blank value counts as unset, and a wrong one is refused
+naming the variable (`STOREMON_X='y' is ...`).
+
+Each setting is read on its own. An unset (or blank) one is its default, and a set text setting
+is its trimmed value, without pydantic: a short command such as `storemon daily` reads only the
+database URL and the SQLite busy timeout, and importing pydantic-settings would cost it ~0.07 s
+of its ~1 s (docs/history.md). Every other value is checked by `StoremonSettings`, built (and
+pydantic imported) at the first such read.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 SAMPLE_DATA_DIR = _PACKAGE_DIR / "sample_data"
@@ -27,7 +35,7 @@ EXECUTORS = ("in_process", "multiprocess", "celery")
 # --- value rules, each with the words a refusal uses ------------------------------------------
 
 
-def _whole_number(least: int | None = None) -> BeforeValidator:
+def _whole_number(least: int | None = None) -> Callable[[Any], int]:
     def check(value: Any) -> int:
         try:
             number = int(value)
@@ -37,7 +45,7 @@ def _whole_number(least: int | None = None) -> BeforeValidator:
             raise ValueError("is not a whole number" + (f" of at least {least}" if least is not None else ""))
         return number
 
-    return BeforeValidator(check)
+    return check
 
 
 def _seconds(value: Any) -> float:
@@ -73,137 +81,219 @@ def _retention(days: int) -> int:
     return days
 
 
-WholeNumber = Annotated[int, _whole_number()]
-Seconds = Annotated[float, BeforeValidator(_seconds)]
-Url = Annotated[str, AfterValidator(_no_trailing_slash)]
+@dataclass(frozen=True)
+class Declared:
+    """One variable: its value's type, default and meaning, and the checks pydantic runs on a
+    set value (`before`: on the text, `after`: on the typed value)."""
+
+    type: Any
+    default: Any
+    meaning: str
+    shown: str | None = None  # the README's words for a default that is not a plain value
+    before: Callable[[Any], Any] | None = None
+    after: Callable[[Any], Any] | None = None
+
+    @property
+    def plain_text(self) -> bool:
+        """A text value taken as given (trimmed): no check that needs pydantic."""
+        return self.type in (str, str | None) and self.before is None and self.after is None
 
 
-def _shown(text: str) -> dict:
-    """The README's words for a default that is not a plain value (derived, or 'unset')."""
-    return {"shown": text}
+WHOLE_NUMBER = _whole_number()
 
-
-class StoremonSettings(BaseSettings):
-    """storemon's configuration: `STOREMON_<FIELD NAME>` environment variables."""
-
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
-
-    database_url: str | None = Field(
+DECLARED: dict[str, Declared] = {
+    "database_url": Declared(
+        str | None,
         None,
-        description="SQLAlchemy URL of the storemon database (SQLite or PostgreSQL)",
-        json_schema_extra=_shown("`sqlite:///<home>/data/storemon.db`"),
-    )
-    data_dir: Path | None = Field(
-        None, description="landing folder where new CSV files arrive", json_schema_extra=_shown("`<home>/data/landing`")
-    )
-    reports_dir: Path | None = Field(
+        "SQLAlchemy URL of the storemon database (SQLite or PostgreSQL)",
+        shown="`sqlite:///<home>/data/storemon.db`",
+    ),
+    "data_dir": Declared(Path | None, None, "landing folder where new CSV files arrive", shown="`<home>/data/landing`"),
+    "reports_dir": Declared(
+        Path | None,
         None,
-        description="where `combined_report.csv` and `<report_id>.csv` go",
-        json_schema_extra=_shown("`<home>/data/reports`"),
-    )
-    as_of: str = Field(
-        "",
-        description="fixed report time `T` of the current report (ISO-8601, or `now`)",
-        json_schema_extra=_shown("unset: the latest poll"),
-    )
-    dagster_url: Url = Field("http://127.0.0.1:3000", description="the Dagster webserver, for the HTTP API")
-    api_url: Url = Field(
-        "http://127.0.0.1:8000", description="where users reach the HTTP API and its page, for the links Dagster shows"
-    )
-    home: Path | None = Field(
+        "where `combined_report.csv` and `<report_id>.csv` go",
+        shown="`<home>/data/reports`",
+    ),
+    "as_of": Declared(
+        str, "", "fixed report time `T` of the current report (ISO-8601, or `now`)", shown="unset: the latest poll"
+    ),
+    "dagster_url": Declared(
+        str, "http://127.0.0.1:3000", "the Dagster webserver, for the HTTP API", after=_no_trailing_slash
+    ),
+    "api_url": Declared(
+        str,
+        "http://127.0.0.1:8000",
+        "where users reach the HTTP API and its page, for the links Dagster shows",
+        after=_no_trailing_slash,
+    ),
+    "home": Declared(
+        Path | None,
         None,
-        description="base of the default paths (`<home>`)",
-        json_schema_extra=_shown("the repository root in a checkout, else the current directory"),
-    )
-    max_store_partitions: WholeNumber = Field(100000, description="most store partitions to create")
-    sqlite_busy_timeout: Seconds = Field(
+        "base of the default paths (`<home>`)",
+        shown="the repository root in a checkout, else the current directory",
+    ),
+    "max_store_partitions": Declared(int, 100000, "most store partitions to create", before=WHOLE_NUMBER),
+    "sqlite_busy_timeout": Declared(
+        float,
         60,
-        description="seconds an SQLite statement waits for another writer before failing (the run is then retried)",
-    )
-    ingest_retry_seconds: Seconds = Field(
+        "seconds an SQLite statement waits for another writer before failing (the run is then retried)",
+        before=_seconds,
+    ),
+    "ingest_retry_seconds": Declared(
+        float,
         30,
-        description="wait before the ingest step retries a database error (locked, unreachable); doubles after "
+        "wait before the ingest step retries a database error (locked, unreachable); doubles after "
         "each retry (5 attempts in all)",
-    )
-    last_line_settle_seconds: Seconds = Field(
+        before=_seconds,
+    ),
+    "last_line_settle_seconds": Declared(
+        float,
         30,
-        description="a landing file whose last line has no newline is taken as complete once unchanged this long "
+        "a landing file whose last line has no newline is taken as complete once unchanged this long "
         "(one ending with a newline: after 2 s)",
-    )
-    report_shards: Annotated[int, _whole_number(least=1)] = Field(
-        1, description="store shards the report fans out over (one step each; the run config's `shards` overrides it)"
-    )
-    executor: Annotated[Literal["in_process", "multiprocess", "celery"], BeforeValidator(_one_of_executors)] = Field(
+        before=_seconds,
+    ),
+    "report_shards": Declared(
+        int,
+        1,
+        "store shards the report fans out over (one step each; the run config's `shards` overrides it)",
+        before=_whole_number(least=1),
+    ),
+    "executor": Declared(
+        Literal["in_process", "multiprocess", "celery"],
         "in_process",
-        description="how Dagster runs the steps: `in_process`, `multiprocess` (a process per step) or `celery` "
-        "(Celery workers)",
-    )
-    celery_broker: str = Field(
+        "how Dagster runs the steps: `in_process`, `multiprocess` (a process per step) or `celery` (Celery workers)",
+        before=_one_of_executors,
+    ),
+    "celery_broker": Declared(
+        str,
         "redis://127.0.0.1:6379/0",
-        description="Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
-    )
-    alert_urls: str = Field(
+        "Celery broker URL (also its result backend) for `STOREMON_EXECUTOR=celery` and `storemon worker`",
+    ),
+    "alert_urls": Declared(
+        str,
         "",
-        description="Apprise URLs that alerts go to, space-separated (Slack, ntfy, e-mail, JSON webhooks...; "
-        "docs/monitor.md)",
-        json_schema_extra=_shown("unset: no alerts are sent"),
-    )
-    alert_min_down_minutes: Annotated[int, _whole_number(least=0)] = Field(
-        30, description="business minutes an open incident lasts before its store's *down* alert goes out"
-    )
-    alert_max_per_message: Annotated[int, _whole_number(least=1)] = Field(
-        20, description="more alerts of one kind due at once than this go out as one summary message"
-    )
-    stale_after_minutes: Annotated[int, _whole_number(least=1)] = Field(
+        "Apprise URLs that alerts go to, space-separated (Slack, ntfy, e-mail, JSON webhooks...; docs/monitor.md)",
+        shown="unset: no alerts are sent",
+    ),
+    "alert_min_down_minutes": Declared(
+        int,
+        30,
+        "business minutes an open incident lasts before its store's *down* alert goes out",
+        before=_whole_number(least=0),
+    ),
+    "alert_max_per_message": Declared(
+        int,
+        20,
+        "more alerts of one kind due at once than this go out as one summary message",
+        before=_whole_number(least=1),
+    ),
+    "stale_after_minutes": Declared(
+        int,
         120,
-        description="an open store whose newest poll is older than this at T is *not reporting*; a report whose T "
+        "an open store whose newest poll is older than this at T is *not reporting*; a report whose T "
         "is this far after the newest poll is flagged stale",
-    )
-    public_url: Url | None = Field(
+        before=_whole_number(least=1),
+    ),
+    "public_url": Declared(
+        str | None,
         None,
-        description="where people reach the store pages, for links in alert messages",
-        json_schema_extra=_shown("unset: messages carry no link"),
-    )
-
-    retention_days: Annotated[int, _whole_number(least=0), AfterValidator(_retention)] = Field(
+        "where people reach the store pages, for links in alert messages",
+        shown="unset: messages carry no link",
+        after=_no_trailing_slash,
+    ),
+    "retention_days": Declared(
+        int,
         0,
-        description="days of polls kept; older ones are pruned daily, keeping each store's carry-in and newest poll "
+        "days of polls kept; older ones are pruned daily, keeping each store's carry-in and newest poll "
         "(0 keeps all, under 8 is refused; docs/history.md)",
+        before=_whole_number(least=0),
+        after=_retention,
+    ),
+    "report_keep_days": Declared(
+        int,
+        30,
+        "days a run's own `<report_id>.csv` is kept in the reports folder (never `combined_report.csv`)",
+        before=_whole_number(least=1),
+    ),
+}
+
+
+@functools.cache
+def settings_model() -> type[BaseSettings]:
+    """`StoremonSettings`: the pydantic-settings class of DECLARED (each variable a field with
+    its type, default, checks and meaning), built once, at the first value that needs checking."""
+    from typing import Annotated
+
+    from pydantic import AfterValidator, BeforeValidator, Field, create_model, model_validator
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Base(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore")
+
+        @model_validator(mode="before")
+        @classmethod
+        def _blank_is_unset(cls, values: Any) -> Any:
+            """Values trimmed; a blank one is dropped, so the default applies."""
+            if not isinstance(values, dict):
+                return values
+            return {key: value for key, value in _trimmed(values).items() if value != ""}
+
+    def field(declared: Declared) -> tuple[Any, Any]:
+        checks = [BeforeValidator(declared.before)] if declared.before else []
+        checks += [AfterValidator(declared.after)] if declared.after else []
+        extra = {"shown": declared.shown} if declared.shown else None
+        kind = Annotated[declared.type, *checks] if checks else declared.type
+        return kind, Field(declared.default, description=declared.meaning, json_schema_extra=extra)
+
+    return create_model(
+        "StoremonSettings",
+        __base__=Base,
+        __doc__="storemon's configuration: `STOREMON_<FIELD NAME>` environment variables.",
+        __module__=__name__,
+        **{name: field(declared) for name, declared in DECLARED.items()},
     )
-    report_keep_days: Annotated[int, _whole_number(least=1)] = Field(
-        30, description="days a run's own `<report_id>.csv` is kept in the reports folder (never `combined_report.csv`)"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _blank_is_unset(cls, values: Any) -> Any:
-        """Values trimmed; a blank one is dropped, so the default applies."""
-        if not isinstance(values, dict):
-            return values
-        trimmed = {key: value.strip() if isinstance(value, str) else value for key, value in values.items()}
-        return {key: value for key, value in trimmed.items() if value != ""}
 
 
-def load(field: str | None = None) -> StoremonSettings:
-    """The settings as the environment gives them now. A wrong value is refused naming its
-    variable (ValueError); with `field`, only a wrong value of that one is (each setting is read
-    independently: a wrong STOREMON_REPORT_SHARDS does not stop the API finding its database)."""
-    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
-    return _load(environment, field)
+def _trimmed(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value.strip() if isinstance(value, str) else value for key, value in values.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "StoremonSettings":
+        return settings_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _environment() -> tuple[tuple[str, str], ...]:
+    """The STOREMON_* variables as set now (names matched whatever their case, as pydantic-settings does)."""
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.upper().startswith(PREFIX)))
+
+
+def load(field: str | None = None) -> Any:
+    """The settings (a StoremonSettings) as the environment gives them now. A wrong value is
+    refused naming its variable (ValueError); with `field`, only a wrong value of that one is
+    (each setting is read independently: a wrong STOREMON_REPORT_SHARDS does not stop the API
+    finding its database)."""
+    return _load(_environment(), field)
 
 
 @functools.lru_cache(maxsize=64)
-def _load(environment: tuple[tuple[str, str], ...], field: str | None) -> StoremonSettings:
+def _load(environment: tuple[tuple[str, str], ...], field: str | None) -> Any:
     """`load` for one state of the STOREMON_* variables (reading them costs milliseconds)."""
+    from pydantic import ValidationError
+
+    model = settings_model()
     try:
-        return StoremonSettings()
+        return model()
     except ValidationError as exc:
         wrong = {str(error["loc"][0]): error for error in exc.errors()}
     if field is None or field in wrong:
         error = wrong[field] if field in wrong else next(iter(wrong.values()))
         problem = error["ctx"]["error"] if "error" in error.get("ctx", {}) else error["msg"]
         raise ValueError(f"{PREFIX}{str(error['loc'][0]).upper()}={error['input']!r} {problem}")
-    return StoremonSettings(**{name: StoremonSettings.model_fields[name].default for name in wrong})
+    return model(**{name: DECLARED[name].default for name in wrong})
 
 
 # --- the variables, as the README's table and other modules name them --------------------------
@@ -218,13 +308,11 @@ class Setting:
 
 
 def _declared(field: str) -> Setting:
-    info = StoremonSettings.model_fields[field]
-    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-    shown = str(extra.get("shown") or f"`{info.default}`")
-    return Setting(field, PREFIX + field.upper(), info.description or "", shown)
+    declared = DECLARED[field]
+    return Setting(field, PREFIX + field.upper(), declared.meaning, declared.shown or f"`{declared.default}`")
 
 
-SETTINGS: tuple[Setting, ...] = tuple(_declared(field) for field in StoremonSettings.model_fields)
+SETTINGS: tuple[Setting, ...] = tuple(_declared(field) for field in DECLARED)
 _BY_FIELD = {setting.field: setting for setting in SETTINGS}
 DATABASE_URL = _BY_FIELD["database_url"]
 DATA_DIR = _BY_FIELD["data_dir"]
@@ -258,6 +346,13 @@ def is_set(setting: Setting) -> bool:
 
 
 def _get(field: str) -> Any:
+    declared = DECLARED[field]
+    name = PREFIX + field.upper()
+    values = [value.strip() for key, value in os.environ.items() if key.upper() == name]
+    if not any(values):  # unset or blank: the default, as pydantic would give it
+        return declared.default
+    if declared.plain_text and len(values) == 1:  # text taken as given: pydantic would return it as is
+        return values[0]
     return getattr(load(field), field)
 
 

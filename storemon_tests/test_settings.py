@@ -130,3 +130,47 @@ def test_alert_settings_default_as_documented_and_name_the_variable_when_wrong(u
     monkeypatch.setenv(settings.ALERT_MAX_PER_MESSAGE.name, "0")
     with pytest.raises(ValueError, match="STOREMON_ALERT_MAX_PER_MESSAGE='0' is not a whole number of at least 1"):
         settings.alert_max_per_message()
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "   ", " sqlite:////tmp/x.db ", "60", " 7.5 ", "-1", "lots", "http://h:1/"]
+)
+def test_a_value_read_without_pydantic_is_the_one_pydantic_gives(unset, monkeypatch, value):
+    # Unset and blank variables are their defaults, and plain text variables their trimmed text,
+    # without pydantic (settings._get); every setting's value must equal the checked one, or the
+    # same refusal.
+    for setting in SETTINGS:
+        if setting.field == "home":
+            continue  # the fixture's folder
+        if value is None:
+            monkeypatch.delenv(setting.name, raising=False)
+        else:
+            monkeypatch.setenv(setting.name, value)
+        try:
+            checked = getattr(settings.load(setting.field), setting.field)
+        except ValueError as refusal:
+            with pytest.raises(ValueError, match=re.escape(str(refusal))):
+                settings._get(setting.field)
+        else:
+            assert settings._get(setting.field) == checked, setting.name
+        monkeypatch.delenv(setting.name, raising=False)
+
+
+def test_the_database_url_and_busy_timeout_are_read_without_importing_pydantic(unset):
+    # `storemon daily` reads only these two; pydantic-settings would cost it ~0.07 s of CPU.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from storemon_assets import settings; "
+        "settings.database_url(); settings.sqlite_busy_timeout(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic', 'pydantic_settings')))"
+    )
+    environment = {"STOREMON_HOME": str(unset), "STOREMON_DATABASE_URL": " sqlite:////tmp/x.db ", "PATH": ""}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    # The check sees pydantic when a value needs it (a set number).
+    environment["STOREMON_SQLITE_BUSY_TIMEOUT"] = "5"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert "pydantic_settings" in done.stdout
