@@ -220,6 +220,14 @@ _CSV_CENTS, _ONE_CENT = pl.Decimal(20, 0), pl.lit(decimal.Decimal("0.01"))
 _Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
+def iso_dates(dates: pl.Expr) -> pl.Expr:
+    """Dates as ISO text, each date of their span formatted once and gathered: 90 days of the
+    fleet are 1.2 M values of ~91 dates (a CSV writer formats every value: ~0.02 s more CPU)."""
+    first = dates.min().fill_null(pl.lit(0).cast(pl.Date))  # no dates: an empty gather from a range of one
+    last = dates.max().fill_null(first)
+    return pl.date_range(first, last).dt.to_string("%Y-%m-%d").gather((dates - first).dt.total_days())
+
+
 def daily_csv_frame(values: _Frame, *, decimals: bool = False) -> _Frame:
     """The SPEC §8 CSV's rows from exact values (text store ids) sorted by store then date, as
     daily_history and daily_values give them (or a lazy frame of them, for a file written as the
@@ -233,8 +241,7 @@ def daily_csv_frame(values: _Frame, *, decimals: bool = False) -> _Frame:
 
     return values.select(
         "store_id",
-        # A file writes dates as ISO text itself.
-        pl.col("local_date").alias("date_local")
+        iso_dates(pl.col("local_date")).alias("date_local")
         if decimals
         else pl.col("local_date").cast(pl.String).alias("date_local"),
         minutes("business_half_us").alias("business_minutes"),
