@@ -34,6 +34,7 @@ from storemon_assets.core.daily import (
     daily_csv_frame,
     daily_values,
     fleet_uptime_pct,
+    iso_dates,
     local_days,
     refresh_ranges,
     requested_dates,
@@ -528,7 +529,9 @@ def write_daily_csv(history: DailyHistory, target: Path) -> None:
     """The SPEC §8 CSV, written atomically (2 decimals, sorted by store then date). The minutes
     are made while the file is written, a batch of rows at a time (streaming): 1.2 M rows'
     decimal columns are never all in memory (~150 MB less to allocate and fault in)."""
-    write_csv_atomically(daily_csv_frame(history.values.lazy(), decimals=True), target)
+    values = history.values
+    dates = iso_dates(values.get_column("local_date")).alias("local_date")
+    write_csv_atomically(daily_csv_frame(values.lazy().with_columns(dates), decimals=True), target)
 
 
 def write_csv_atomically(frame: pl.DataFrame | pl.LazyFrame, target: Path) -> None:

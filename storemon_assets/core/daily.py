@@ -220,12 +220,16 @@ _CSV_CENTS, _ONE_CENT = pl.Decimal(20, 0), pl.lit(decimal.Decimal("0.01"))
 _Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
 
 
-def iso_dates(dates: pl.Expr) -> pl.Expr:
-    """Dates as ISO text, each date of their span formatted once and gathered: 90 days of the
-    fleet are 1.2 M values of ~91 dates (a CSV writer formats every value: ~0.02 s more CPU)."""
-    first = dates.min().fill_null(pl.lit(0).cast(pl.Date))  # no dates: an empty gather from a range of one
-    last = dates.max().fill_null(first)
-    return pl.date_range(first, last).dt.to_string("%Y-%m-%d").gather((dates - first).dt.total_days())
+def iso_dates(dates: pl.Series) -> pl.Expr:
+    """The column `dates` as ISO text: each date of its span formatted once, and gathered by
+    each value's offset in the span. 90 days of the fleet are 1.2 M values of ~91 dates, which
+    a CSV writer would format one by one (~0.015 s more CPU). The span is known beforehand, so a
+    streamed write stays streamed (bounds taken inside the plan made it hold the whole column)."""
+    first, last = dates.min(), dates.max()
+    if first is None:
+        return pl.col(dates.name).cast(pl.String)
+    text = pl.date_range(first, last, eager=True).dt.to_string("%Y-%m-%d")
+    return pl.lit(text).gather((pl.col(dates.name) - pl.lit(first)).dt.total_days())
 
 
 def daily_csv_frame(values: _Frame, *, decimals: bool = False) -> _Frame:
@@ -241,7 +245,8 @@ def daily_csv_frame(values: _Frame, *, decimals: bool = False) -> _Frame:
 
     return values.select(
         "store_id",
-        iso_dates(pl.col("local_date")).alias("date_local")
+        # A file writes dates as ISO text itself (or is given them as text: iso_dates).
+        pl.col("local_date").alias("date_local")
         if decimals
         else pl.col("local_date").cast(pl.String).alias("date_local"),
         minutes("business_half_us").alias("business_minutes"),
