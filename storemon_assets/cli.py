@@ -13,10 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
+from storemon_assets import settings
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
-from storemon_assets.core.instants import format_instant, parse_as_of
-from storemon_assets.core.parsing import FeedFileError, read_feed_file
 from storemon_assets.progress import QUIET, Progress
+
+# Modules that import numpy (core.instants, core.parsing, and everything past them) are imported
+# inside the commands: main() limits OpenBLAS's threads first (settings.limit_blas_threads).
 
 _KIND_NAMES = {POLLS: "status-polls", HOURS: "business-hours", TIMEZONES: "timezones", SPECIAL: "special-hours"}
 
@@ -30,6 +32,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """The report as CSV: from three files, and optionally a fourth of special hours (in a fresh
     embedded database, through the same ingestion and computation as the assets) or, without
     them, from the configured database."""
+    from storemon_assets.core.instants import parse_as_of
+    from storemon_assets.core.parsing import FeedFileError
     from storemon_assets.publication import sweep_temporaries, write_report_text
 
     files = (args.status, args.hours, args.timezones)
@@ -63,6 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress: Progress):
+    from storemon_assets.core.parsing import FeedFileError, read_feed_file
     from storemon_assets.db.engine import open_database
     from storemon_assets.db.loading import load_feed
     from storemon_assets.service import build_report
@@ -93,7 +98,6 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
 
 
 def _report_from_database(as_of_us: int | None, progress: Progress):
-    from storemon_assets import settings
     from storemon_assets.db.engine import open_database
     from storemon_assets.service import build_report
 
@@ -112,7 +116,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     is tried; the exit status is then 2."""
     import sqlalchemy as sa
 
-    from storemon_assets import settings
     from storemon_assets.db.engine import database_error, open_database
     from storemon_assets.service import ingest_file
 
@@ -131,7 +134,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _open_configured_database(progress: Progress = QUIET):
-    from storemon_assets import settings
     from storemon_assets.db.engine import open_database
 
     with progress.phase("open database") as phase:
@@ -143,6 +145,7 @@ def _open_configured_database(progress: Progress = QUIET):
 def cmd_daily(args: argparse.Namespace) -> int:
     """Daily values (SPEC §8) of the dates whose day meets [T - N days, T), as CSV: stored
     values where they hold for T, the rest computed from the polls (storemon_assets/history.py)."""
+    from storemon_assets.core.instants import format_instant, parse_as_of
     from storemon_assets.history import daily_history, write_daily_csv
 
     if args.days < 1:
@@ -159,8 +162,6 @@ def cmd_daily(args: argparse.Namespace) -> int:
         write_daily_csv(history, Path(args.out))
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    from storemon_assets.core.instants import format_instant
-
     print(
         f"wrote {args.out}: {history.values.height} store-days as of {format_instant(history.as_of_us) or '(no polls)'} "
         f"({history.stored_rows} stored, {history.computed_rows} computed)",
@@ -172,6 +173,7 @@ def cmd_daily(args: argparse.Namespace) -> int:
 def cmd_sla(args: argparse.Namespace) -> int:
     """Monthly SLA per store from the daily values of its local month (docs/history.md)."""
     from storemon_assets.core.daily import month_dates, monthly_sla
+    from storemon_assets.core.instants import parse_as_of
     from storemon_assets.history import daily_history, write_csv_atomically
 
     progress = Progress.to_stderr(args.quiet)
@@ -195,6 +197,7 @@ def cmd_sla(args: argparse.Namespace) -> int:
 def generated_end(text: str | None) -> dt.datetime:
     """The generator's end instant (naive UTC) from `--end`, or its default."""
     from storemon_assets.core.generate import DEFAULT_END
+    from storemon_assets.core.instants import parse_as_of
 
     if not text or not text.strip():
         return DEFAULT_END
@@ -207,8 +210,8 @@ def generated_end(text: str | None) -> dt.datetime:
 
 def cmd_incidents(args: argparse.Namespace) -> int:
     """The incidents of the report as of T (SPEC §9) from the configured database, as CSV."""
-    from storemon_assets import settings
     from storemon_assets.core.incidents import incidents_csv
+    from storemon_assets.core.instants import format_instant, parse_as_of
     from storemon_assets.db.engine import open_database
     from storemon_assets.service import incidents_as_of, write_text_atomically
 
@@ -235,8 +238,8 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 def cmd_alerts(args: argparse.Namespace) -> int:
     """Compute the incidents as of T (default: STOREMON_AS_OF, else the latest poll, as the current
     report) and send the alerts due once: for cron users without Dagster's sensor."""
-    from storemon_assets import settings
     from storemon_assets.alerting import AlertSettings, evaluate_alerts
+    from storemon_assets.core.instants import parse_as_of
     from storemon_assets.db.engine import open_database
     from storemon_assets.service import incidents_as_of
 
@@ -276,7 +279,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """Copy the bundled sample data set into the landing folder."""
-    from storemon_assets import settings
 
     target = Path(args.to) if args.to else settings.landing_dir()
     target.mkdir(parents=True, exist_ok=True)
@@ -294,7 +296,6 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Bring the configured database to the current schema (also done by every start)."""
     import sqlalchemy as sa
 
-    from storemon_assets import settings
     from storemon_assets.db.engine import create_db_engine
     from storemon_assets.db.migrate import upgrade_schema
 
@@ -321,7 +322,6 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def cmd_db_prune(args: argparse.Namespace) -> int:
     """Retention (SPEC §11): prune polls older than STOREMON_RETENTION_DAYS and the run reports
     older than STOREMON_REPORT_KEEP_DAYS, as the daily Dagster schedule does."""
-    from storemon_assets import settings
     from storemon_assets.history import retention
 
     progress = Progress.to_stderr(args.quiet)
@@ -382,7 +382,6 @@ def cmd_api(args: argparse.Namespace) -> int:
     loopback only once a token exists (SPEC §10)."""
     import uvicorn
 
-    from storemon_assets import settings
     from storemon_assets.api import create_app
     from storemon_assets.core.access import is_loopback, refusal_to_start
     from storemon_assets.db.engine import DatabaseUnavailable, open_existing_database
@@ -582,6 +581,7 @@ def _exit_on_sigterm(signum, _frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings.limit_blas_threads()
     args = build_parser().parse_args(argv)
     if args.command in ("report", "ingest", "generate"):  # the commands that write files; dev/api stop their own way
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

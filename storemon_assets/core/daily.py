@@ -226,7 +226,7 @@ def iso_dates(dates: pl.Series) -> pl.Expr:
     a CSV writer would format one by one (~0.015 s more CPU). The span is known beforehand, so a
     streamed write stays streamed (bounds taken inside the plan made it hold the whole column)."""
     first, last = dates.min(), dates.max()
-    if first is None:
+    if not isinstance(first, dt.date) or not isinstance(last, dt.date):  # no dates
         return pl.col(dates.name).cast(pl.String)
     text = pl.date_range(first, last, eager=True).dt.to_string("%Y-%m-%d")
     return pl.lit(text).gather((pl.col(dates.name) - pl.lit(first)).dt.total_days())
