@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from storemon_assets.local_servers import LOCAL_INSTANCE_CONFIG, REPO
+from storemon_tests.helpers import run_storemon
 
 
 def test_shipped_instance_turns_off_telemetry_the_first_visit_prompt_and_debug_console_lines(tmp_path):
@@ -45,18 +46,15 @@ def readme_command(program: str) -> list[str]:
     return shlex.split(next(line for line in lines if line.startswith(program)))
 
 
-def test_the_readme_storemon_report_example_runs_as_written(tmp_path):
+def test_the_readme_storemon_report_example_runs_as_written(tmp_path, monkeypatch):
     command = readme_command("storemon report --status")
     out = command.index("--out") + 1
     assert command[out] == "sample-report.csv"
     command[out] = str(tmp_path / "report.csv")  # written here instead of into the checkout
-    done = subprocess.run(
-        [sys.executable, "-m", "storemon_assets.cli", *command[1:]],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # In process (the command's parser, code and output; the README's walkthrough test, e2e, runs
+    # the installed script), from the checkout as the README's relative paths expect.
+    monkeypatch.chdir(REPO)
+    done = run_storemon(*command[1:])
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "report.csv").read_text().startswith("store_id,uptime_last_hour,")
 
