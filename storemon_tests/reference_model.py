@@ -7,6 +7,7 @@ a handful of stores only.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable
 from fractions import Fraction
@@ -84,12 +85,16 @@ def _observations(polls, rows, zone, as_of_us: int, special=None) -> dict[int, b
     """The polls up to T that fall in business time, by instant: True (active) unless a poll of
     that instant says inactive (a same-instant conflict)."""
     observed: dict[int, bool] = {}
+    around: dict[dt.date, list[tuple[int, int]]] = {}  # a local date's business intervals, computed once
     for at_us, status in polls:
         if at_us > as_of_us:
             continue
         day = _local_date(at_us, zone)
-        intervals = business_intervals(rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1), special)
-        if any(a <= at_us < b for a, b in intervals):
+        if day not in around:
+            around[day] = business_intervals(
+                rows, zone, day - dt.timedelta(days=2), day + dt.timedelta(days=1), special
+            )
+        if any(a <= at_us < b for a, b in around[day]):
             observed[at_us] = observed.get(at_us, True) and status == "active"
     return observed
 
@@ -99,7 +104,12 @@ def _nearest_status(observed: dict[int, bool]) -> Callable[[Fraction], bool]:
     instants = sorted(observed)
 
     def status_at(point: Fraction) -> bool:
-        return observed[min(instants, key=lambda t: (abs(point - t), t))]
+        # The nearest is one of the two observations around the point (the sorted instants'
+        # neighbours of its insertion place): the same as min() over all of them by (distance,
+        # instant), without scanning every poll for every piece of every interval.
+        after = bisect.bisect_left(instants, point)
+        candidates = instants[max(after - 1, 0) : after + 1]
+        return observed[min(candidates, key=lambda t: (abs(point - t), t))]
 
     return status_at
 
