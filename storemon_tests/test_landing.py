@@ -226,8 +226,8 @@ def step_retries(run: dg.ExecuteInProcessResult) -> list[float]:
 
 @pytest.fixture
 def quick_retries(monkeypatch):
-    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.2")
-    monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0.3")
+    monkeypatch.setenv("STOREMON_SQLITE_BUSY_TIMEOUT", "0.1")
+    monkeypatch.setenv("STOREMON_INGEST_RETRY_SECONDS", "0.1")
 
 
 def test_a_run_meeting_a_locked_database_retries_its_step_until_the_file_is_loaded(
@@ -249,7 +249,7 @@ def test_a_run_meeting_a_locked_database_retries_its_step_until_the_file_is_load
     with database_locked(home) as lock:
         [run] = run_requested(home, instance, first)
     assert run.success and failures == [1, 2]
-    assert step_retries(run) == [0.3, 0.6]  # 0.3 s, then doubling
+    assert step_retries(run) == [0.1, 0.2]  # 0.1 s, then doubling
     assert stored_polls(home) == [("s1", 1674388800000000, True)]
     done = tick(home, instance, first.cursor)
     assert done.run_requests == [] and not done.asset_events
@@ -263,7 +263,7 @@ def test_after_the_last_retry_the_files_not_loaded_are_moved_aside_with_the_runs
     first = tick(home, instance)
     with database_locked(home):
         [run] = run_requested(home, instance, first)
-    assert not run.success and step_retries(run) == [0.3]
+    assert not run.success and step_retries(run) == [0.1]
     last = tick(home, instance, first.cursor)  # the run failed for good: Dagster will not re-run it
     assert last.run_requests == []
     error = (home.landing.failed_folder / "p.csv.error.txt").read_text()
