@@ -1,6 +1,7 @@
-"""The `storemon` command: its parser, code and output, run in process (`run_storemon`), and
-where the process itself is the subject (exit status and no traceback, a locked database, a
-file-size limit) as a user runs it: a subprocess of the installed script."""
+"""The `storemon` command: its parser, code, output and exit status, run in process
+(`run_storemon`: an escaping exception shows as Python's traceback and status 1, as the script's
+would), and where the process itself is the subject (a file-size limit set on it) as a user runs
+it: a subprocess of the installed script."""
 
 from __future__ import annotations
 
@@ -24,11 +25,6 @@ STOREMON = shutil.which("storemon") or str(Path(sys.executable).parent / "storem
 
 def storemon(*args: str) -> subprocess.CompletedProcess:
     return run_storemon(*args)
-
-
-def storemon_script(*args: str) -> subprocess.CompletedProcess:
-    """The installed script in a process of its own."""
-    return subprocess.run([STOREMON, *args], capture_output=True, text=True, timeout=300)
 
 
 def storemon_report(feeds: Path, out: Path, *options: str, status: Path | None = None) -> subprocess.CompletedProcess:
@@ -111,7 +107,7 @@ def test_report_on_a_missing_or_unreadable_file_exits_non_zero_without_traceback
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(b"\xff\xfe\x00binary")
     for status in (str(tmp_path / "missing.csv"), str(garbage)):
-        done = storemon_script(
+        done = storemon(
             "report", "--status", status, "--hours", status, "--timezones", status, "--out", str(tmp_path / "r.csv")
         )
         assert done.returncode == 2
@@ -318,9 +314,10 @@ def test_ingest_on_a_locked_database_says_so_in_one_line_per_file_and_fails(smal
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        env = {**os.environ, "STOREMON_DATABASE_URL": sqlite_url(database), "STOREMON_SQLITE_BUSY_TIMEOUT": "0.2"}
+        # In process: SQLite's lock holds between connections of one process as between processes.
+        env = {"STOREMON_DATABASE_URL": sqlite_url(database), "STOREMON_SQLITE_BUSY_TIMEOUT": "0.2"}
         files = [str(small_feeds / n) for n in ("menu_hours.csv", "store_status.csv")]
-        done = subprocess.run([STOREMON, "ingest", "--quiet", *files], capture_output=True, text=True, env=env)
+        done = run_storemon("ingest", "--quiet", *files, env=env)
     finally:
         holder.execute("ROLLBACK")
         holder.close()
