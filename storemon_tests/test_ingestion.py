@@ -235,8 +235,8 @@ def test_two_loads_of_the_same_content_at_once_give_one_load_and_one_already_loa
     feed = read_feed_file(
         write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\n1,active,2023-01-22 12:00:00 UTC\n")
     )
-    first_is_writing, release_first = threading.Event(), threading.Event()
-    original = loading._bulk_insert
+    first_is_writing, release_first, second_at_ledger = threading.Event(), threading.Event(), threading.Event()
+    original, enter_in_ledger = loading._bulk_insert, loading._enter_in_ledger
 
     def first_load_pauses_mid_transaction(conn, table, frame, on_conflict="DO NOTHING"):
         if threading.current_thread().name == "first":
@@ -244,7 +244,13 @@ def test_two_loads_of_the_same_content_at_once_give_one_load_and_one_already_loa
             assert release_first.wait(30)
         original(conn, table, frame, on_conflict)
 
+    def second_load_says_when_it_reaches_the_ledger(conn, feed):
+        if threading.current_thread().name == "second":
+            second_at_ledger.set()
+        return enter_in_ledger(conn, feed)
+
     monkeypatch.setattr(loading, "_bulk_insert", first_load_pauses_mid_transaction)
+    monkeypatch.setattr(loading, "_enter_in_ledger", second_load_says_when_it_reaches_the_ledger)
     other_engine = create_db_engine(engine.url.render_as_string(hide_password=False))
     outcomes, errors = {}, []
 
@@ -259,7 +265,11 @@ def test_two_loads_of_the_same_content_at_once_give_one_load_and_one_already_loa
     first.start()
     assert first_is_writing.wait(30)
     second.start()
-    second.join(1)  # the second load reaches the ledger while the first holds its transaction open
+    # The second load reaches the ledger while the first holds its transaction open, and waits
+    # there on the first's lock (its statement is sent a few Python lines after the signal).
+    assert second_at_ledger.wait(30)
+    second.join(0.25)
+    assert second.is_alive()  # it waits for the first, which holds the ledger row
     release_first.set()
     first.join(60)
     second.join(60)
