@@ -111,18 +111,17 @@ def test_sharded_report_is_byte_identical_on_postgres(tmp_path):
         engine.dispose()
 
 
-def test_the_report_asset_fans_out_one_step_per_shard(home, tmp_path):
+def test_the_report_asset_fans_out_one_step_per_shard(home, tmp_path, instance):
     engine = home.database.engine()
     load_dst_feeds(engine, tmp_path / "feeds", DST_WEEK_ENDS[0])
     expected = report_csv(build_report(engine).report)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [ingest_landing_files, uptime_report],
-            resources=home.resources,
-            instance=instance,
-            run_config={"ops": {"uptime_report": {"config": {"shards": 3}}}},
-            selection=list(uptime_report.keys),
-        )
+    result = dg.materialize(
+        [ingest_landing_files, uptime_report],
+        resources=home.resources,
+        instance=instance,
+        run_config={"ops": {"uptime_report": {"config": {"shards": 3}}}},
+        selection=list(uptime_report.keys),
+    )
     shard_steps = sorted(
         e.step_key for e in result.all_events if e.is_step_success and "compute_report_shard" in (e.step_key or "")
     )
