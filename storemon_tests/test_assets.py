@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
+
 import dagster as dg
 import polars as pl
+import pytest
 
 from storemon_assets.core.tables import (
     REJECTED_ROWS,
@@ -20,9 +24,39 @@ from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
-from storemon_assets.settings import sqlite_url
+from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
+from storemon_tests.conftest import StoremonHome
 from storemon_tests.helpers import add_store_partitions, write_csv
+
+
+@dataclass
+class SampleRun:
+    home: StoremonHome
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory, migrated_sqlite):
+    """One run of the ingest and report assets on the sample files (a fresh database, a fresh
+    instance), made once per module for the tests that only read what it did: its events, report
+    files and tables (a run on the sample costs ~0.3-0.5 s). Tests that run again, or change the
+    database, make their own."""
+    root = tmp_path_factory.mktemp("sample_run")
+    shutil.copyfile(migrated_sqlite, root / "storemon.db")
+    home = StoremonHome(
+        root=root,
+        database=StoremonDatabase(url=sqlite_url(root / "storemon.db")),
+        landing=LandingFolder(path=str(root / "landing"), settle_seconds=0),
+        reports=ReportsFolder(path=str(root / "reports")),
+    )
+    home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+        assert result.success
+        yield SampleRun(home, instance, result)
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():
@@ -56,10 +90,8 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     assert groups == {"raw", "stores", "report", "history"}
 
 
-def test_materialising_the_graph_writes_the_report_and_its_run_copy(home, sample_files, instance):
-    home.drop(*sample_files)
-    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
-    assert result.success
+def test_materialising_the_graph_writes_the_report_and_its_run_copy(sample_run):
+    home, instance, result = sample_run.home, sample_run.instance, sample_run.result
     report_path = home.reports.folder / COMBINED_REPORT_NAME
     run_copy = home.reports.report_path(result.run_id)
     assert report_path.read_text() == run_copy.read_text()
@@ -189,9 +221,8 @@ def test_the_report_run_publishes_the_status_intervals_of_the_same_report(home, 
     assert latest.run_id == result.run_id
 
 
-def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(home, sample_files, instance):
-    home.drop(*sample_files)
-    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
+def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisations(sample_run):
+    result = sample_run.result
     plotted = (dg.IntMetadataValue, dg.FloatMetadataValue)  # what the asset's Plots tab draws
     report = {
         key: value.value
@@ -227,11 +258,9 @@ def test_report_and_raw_feeds_record_numbers_the_ui_plots_across_materialisation
     assert raw["raw_business_hours"]["rejected_share_pct"] == dg.FloatMetadataValue(0.0)
 
 
-def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(home, sample_files, instance):
-    home.drop(*sample_files)
-    result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
-    assert result.success
-    engine = home.database.engine()
+def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(sample_run):
+    result = sample_run.result
+    engine = sample_run.home.database.engine()
     incidents = read_table(engine, STORE_INCIDENTS)
     status = read_table(engine, STORE_STATUS_NOW)
     report = current_report_rows(engine)
