@@ -3,7 +3,7 @@
 #                   then serve the Dagster UI on http://127.0.0.1:3000 and the API on :8000
 #   make test       install into .venv (with test tools), lint, run the whole test suite (CI runs this)
 #   make test-fast  the edit loop: every test except the end-to-end ones (-m "not e2e"), on 2 workers,
-#                   property tests with a quarter of their Hypothesis examples (`make test`: all)
+#                   property tests with an eighth of their Hypothesis examples (`make test`: all)
 #   make lint       ruff (lint + format check), mypy (core/ and db/, [tool.mypy]) and `dg check defs`
 
 PYTHON ?= python3
@@ -78,7 +78,7 @@ test: lint
 # Two workers (pytest-xdist), one per core: about half the wall time of one. `--dist worksteal`:
 # each worker starts on one half of the tests in file order and takes tests from the other's queue
 # once its own is empty, so a file's module fixtures are mostly built by one worker only and neither
-# worker idles at the end. The "fast" Hypothesis profile (storemon_tests/conftest.py) runs a quarter
+# worker idles at the end. The "fast" Hypothesis profile (storemon_tests/conftest.py) runs an eighth
 # of each property test's examples; `make test` and CI run them all.
 test-fast: install
 	$(PYTEST) -m "not e2e" -n 2 --dist worksteal --hypothesis-profile=fast

@@ -113,7 +113,7 @@ def add_store_partitions(home, instance):
 
 def examples(full: int) -> int:
     """A property test's example count: `full` under Hypothesis's default profile, scaled by the
-    loaded one's max_examples / 100 (`make test-fast` loads "fast", conftest.py: a quarter)."""
+    loaded one's max_examples / 100 (`make test-fast` loads "fast", conftest.py: an eighth)."""
     return max(1, full * settings.default.max_examples // 100)
 
 
