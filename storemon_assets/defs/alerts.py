@@ -15,9 +15,11 @@ from storemon_assets.alerting import (
     evaluated_cursor,
     evaluation_due,
 )
+from storemon_assets.core.quality import Finding
 from storemon_assets.core.tables import STORE_INCIDENTS
 from storemon_assets.db.alert_ledger import failed_count
 from storemon_assets.defs.resources import StoremonDatabase
+from storemon_assets.defs.ui_metadata import check_evaluation, check_result
 
 INCIDENTS_KEY = dg.AssetKey(STORE_INCIDENTS.name)
 CHECK_NAME = "alerts_delivered"
@@ -31,8 +33,7 @@ SEND_SECONDS_PER_TICK = 30.0  # the tick limit is 60 s
     "ledger. Recorded by alerts_sensor after each evaluation; failed ones are retried.",
 )
 def alerts_delivered(database: StoremonDatabase) -> dg.AssetCheckResult:
-    passed, description = delivery_finding(None, failed_count(database.engine()))
-    return dg.AssetCheckResult(passed=passed, severity=dg.AssetCheckSeverity.WARN, description=description)
+    return check_result(Finding(*delivery_finding(None, failed_count(database.engine()))))
 
 
 @dg.sensor(
@@ -58,15 +59,8 @@ def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabas
     outcome = evaluate_alerts(database.engine(), alert_settings, budget_seconds=SEND_SECONDS_PER_TICK)
     context.log.info(f"alerts: {outcome.describe()} ({outcome.seconds:.2f} s)")
     failed_rows = failed_count(database.engine()) if outcome.failed_messages else 0
-    passed, description = delivery_finding(outcome, failed_rows)
-    check = dg.AssetCheckEvaluation(
-        asset_key=INCIDENTS_KEY,
-        check_name=CHECK_NAME,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=description,
-        metadata={"failed_notifications": failed_rows},
-    )
+    finding = Finding(*delivery_finding(outcome, failed_rows))
+    check = check_evaluation(INCIDENTS_KEY, CHECK_NAME, finding, failed_notifications=failed_rows)
     return dg.SensorResult(
         cursor=json.dumps(evaluated_cursor(seen, outcome, time.time())),
         asset_events=[check],

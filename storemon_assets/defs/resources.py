@@ -7,6 +7,7 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -84,10 +85,14 @@ def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
     if group is None:
         return True
     records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in group[1]]))
-    return all(
-        ended_for_good(r.dagster_run.status.value, r.dagster_run.tags, instance.run_retries_enabled, r.end_time)
-        for r in records
-    )
+    return all(ended_for_good(*run_ending(instance, r)) for r in records)
+
+
+def run_ending(instance: dg.DagsterInstance, record: dg.RunRecord) -> tuple[str, Mapping[str, str], bool, float | None]:
+    """What run_retries.ended_for_good reads of a run: its status name and tags, whether the
+    instance has run retries on, and when the run ended."""
+    run = record.dagster_run
+    return run.status.value, run.tags, instance.run_retries_enabled, record.end_time
 
 
 class ReportShardsIOManager(dg.ConfigurableIOManager):

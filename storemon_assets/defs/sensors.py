@@ -13,8 +13,8 @@ from storemon_assets.defs.assets.raw import LANDING_FOLDER, LOADED_FILE, IngestC
 from storemon_assets.defs.checks import failed_files_finding
 from storemon_assets.defs.jobs import ingest_and_report_job, store_schedules_job
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions, partition_range_request
-from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import ui_metadata
+from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase, run_ending
+from storemon_assets.defs.ui_metadata import check_evaluation
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile
 from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.service import schedule_refresh
@@ -98,13 +98,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     if cursor.batches:
         for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
             runs.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)
-    retries_enabled = context.instance.run_retries_enabled
-    states = {
-        key: BatchState.of_last_run(
-            r[0].dagster_run.status.value, r[0].dagster_run.tags, retries_enabled, r[0].end_time
-        )
-        for key, r in runs.items()
-    }
+    states = {key: BatchState.of_last_run(*run_ending(context.instance, r[0])) for key, r in runs.items()}
     tick = landing.tick(
         cursor, states, lambda key: _failure_of(context.instance, runs[key]), MAX_RUN_BYTES, MAX_FILES_PER_RUN
     )
@@ -115,18 +109,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     run_requests = [_batch_request(key, files) for key, files in tick.requests.items()]
 
     asset_events = []
-    if tick.moved:
+    if tick.moved:  # files went to failed/: the no_unreadable_files check says so now
         finding, metadata = failed_files_finding(landing)
-        asset_events.append(
-            dg.AssetCheckEvaluation(
-                asset_key=LANDING_FOLDER,
-                check_name="no_unreadable_files",
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=finding.summary,
-                metadata=ui_metadata(metadata),
-            )
-        )
+        asset_events.append(check_evaluation(LANDING_FOLDER, "no_unreadable_files", finding, **metadata))
     partitions = _new_store_partitions(context, database.engine(), cursor)
     return dg.SensorResult(
         run_requests=run_requests,

@@ -76,6 +76,19 @@ def check_result(
     )
 
 
+def check_evaluation(asset_key: dg.AssetKey, check_name: str, finding: Finding, **metadata) -> dg.AssetCheckEvaluation:
+    """A warning check's verdict as a sensor records it: check_result's, outside a run."""
+    result = check_result(finding, **metadata)
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=check_name,
+        passed=result.passed,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=result.description,
+        metadata=result.metadata,
+    )
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """A ValueError (a setting or a T that cannot be used) fails the run with its message alone."""
