@@ -253,6 +253,14 @@ def feed_load_figures(loaded: Iterable[LoadOutcome]) -> dict[str, int | float]:
     return figures | ({"rejected_share_pct": share} if share is not None else {})
 
 
+def run_feed_figures(done: Iterable[FileIngested], kind: str) -> dict[str, object]:
+    """What a run did to one feed, for its asset: the files it loaded, and their figures
+    (feed_load_figures)."""
+    loaded = loaded_of_kind(done, kind)
+    files = markdown_list((f"`{o.file_name}`" for o in loaded), "none (unchanged)")
+    return {"files_loaded": files} | feed_load_figures(loaded)
+
+
 def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str, ...]]:
     """Per hours file, the stores it took weekdays from (an accidental split of a store's rows
     over two files looks like this)."""

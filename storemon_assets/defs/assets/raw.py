@@ -13,11 +13,11 @@ from storemon_assets.defs.resources import LandingFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import check_result, table_metadata, ui_metadata
 from storemon_assets.service import (
     FileIngested,
-    feed_load_figures,
     ingest_file,
     loaded_of_kind,
     lost_weekdays_finding,
     lost_weekdays_listing,
+    run_feed_figures,
 )
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
@@ -125,21 +125,12 @@ def ingest_landing_files(
     # version only changes when files of that feed were loaded, so an unchanged feed does not
     # make its downstream assets look stale (and the report step is never skipped).
     for kind, (key, spec, _) in RAW_ASSETS.items():
-        if key not in context.selected_asset_keys:
-            continue
-        loaded = loaded_of_kind(done, kind)
-        yield dg.MaterializeResult(
-            asset_key=key,
-            data_version=dg.DataVersion(versions.get(kind, "empty")),
-            metadata=ui_metadata(
-                {
-                    "files_loaded": markdown_list((f"`{o.file_name}`" for o in loaded), "none (unchanged)"),
-                    **feed_load_figures(loaded),  # rows loaded and rejected this run, the share rejected
-                    "dagster/row_count": counts[spec.name],
-                    "database": database.display_url,
-                }
-            ),
-        )
+        if key in context.selected_asset_keys:
+            table = {"dagster/row_count": counts[spec.name], "database": database.display_url}
+            metadata = ui_metadata(run_feed_figures(done, kind)) | table
+            yield dg.MaterializeResult(
+                asset_key=key, data_version=dg.DataVersion(versions.get(kind, "empty")), metadata=metadata
+            )
     hours = loaded_of_kind(done, HOURS)
     if hours:  # a warning naming the stores the run's hours files took weekdays from, per file
         lost = lost_weekdays_finding(hours)
