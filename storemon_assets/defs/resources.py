@@ -15,17 +15,12 @@ import dagster as dg
 import sqlalchemy as sa
 
 from storemon_assets import settings
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.landing import LandingFolderRules
 from storemon_assets.publication import read_step_result, shard_folder, sweep_reports_folder, write_step_result
 from storemon_assets.run_retries import ended_for_good
 
-
-@lru_cache(maxsize=8)
-def _engine_for(url: str) -> sa.Engine:
-    engine = create_db_engine(url)
-    create_tables(engine)
-    return engine
+_engine_for = lru_cache(maxsize=8)(open_database)  # one engine per URL and process, upgraded once
 
 
 class StoremonDatabase(dg.ConfigurableResource):
