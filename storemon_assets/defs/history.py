@@ -10,7 +10,7 @@ import dagster as dg
 from storemon_assets import settings
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
-from storemon_assets.defs.assets.history import daily_partitions, store_daily_uptime
+from storemon_assets.defs.assets.history import DAILY_PARTITIONS_START, daily_partitions, store_daily_uptime
 from storemon_assets.defs.partitions import partition_range_request
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import user_errors
@@ -42,7 +42,7 @@ def daily_uptime_sensor(context: dg.SensorEvaluationContext, database: StoremonD
     if as_of_us is None:
         return dg.SkipReason("no polls loaded")
     today = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
-    first_partition = dt.date.fromisoformat(daily_partitions.start.strftime("%Y-%m-%d"))
+    first_partition = dt.date.fromisoformat(DAILY_PARTITIONS_START)
     now = time.time()
     refresh = daily_refresh(as_of_us, ledger_arrivals(engine), cursor, now, first_partition, today)
     if refresh is None:

@@ -226,13 +226,8 @@ def _report_config(config: ReportShardsConfig) -> dict:
     config=_report_config,
     can_subset=False,
 )
-def uptime_report(raw_store_status, raw_business_hours, raw_store_timezones, raw_special_hours):
-    shards, as_of_us = plan_report_shards(
-        raw_store_status=raw_store_status,
-        raw_business_hours=raw_business_hours,
-        raw_store_timezones=raw_store_timezones,
-        raw_special_hours=raw_special_hours,
-    )
+def uptime_report(**raw_feeds):
+    shards, as_of_us = plan_report_shards(**raw_feeds)
     exact, intervals, work = shards.map(lambda shard: compute_report_shard(shard, as_of_us))
     published = publish_uptime_report(as_of_us, exact.collect(), intervals.collect(), work.collect())
     return {
