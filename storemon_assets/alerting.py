@@ -22,8 +22,9 @@ import polars as pl
 import sqlalchemy as sa
 
 from storemon_assets.core.alerts import KEY, SENDING, channel_of, due_notifications, messages
+from storemon_assets.core.quality import Finding
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
-from storemon_assets.db.alert_ledger import claim, read_ledger, settle
+from storemon_assets.db.alert_ledger import claim, failed_count, read_ledger, settle
 from storemon_assets.db.queries import current_report_info, read_table
 from storemon_assets.service import Incidents
 from storemon_assets.web import store_path
@@ -80,6 +81,34 @@ def delivery_finding(outcome: AlertOutcome | None, failed_rows: int) -> tuple[bo
     if outcome is not None:
         return passed, outcome.describe()
     return passed, "no failed deliveries" if passed else f"{failed_rows} notifications failed"
+
+
+@dataclass(frozen=True)
+class AlertsTick:
+    """What one tick of the alerts sensor did: the cursor to keep (None: nothing to do), its words,
+    and after an evaluation, the `alerts_delivered` verdict (delivery_finding) and its cost."""
+
+    cursor: dict | None
+    message: str
+    delivered: Finding | None = None
+    failed_rows: int = 0
+    seconds: float = 0.0
+
+
+def alerts_tick(engine: sa.Engine, seen: int | None, cursor: dict, budget_seconds: float) -> AlertsTick:
+    """The alerts sensor's tick: evaluate when due (evaluation_due; `seen`: the latest
+    `store_incidents` materialisation), sending for at most `budget_seconds`."""
+    if seen is None or not evaluation_due(seen, cursor, time.time()):
+        waiting = " (failed deliveries wait)" if cursor.get("retry") else ""
+        return AlertsTick(None, "no new refresh of the current report" + waiting)
+    alert_settings = AlertSettings.from_environment()
+    if not alert_settings.urls:
+        return AlertsTick({"seen": seen}, "STOREMON_ALERT_URLS is not set: no alerts are sent")
+    outcome = evaluate_alerts(engine, alert_settings, budget_seconds=budget_seconds)
+    failed_rows = failed_count(engine) if outcome.failed_messages else 0
+    delivered = Finding(*delivery_finding(outcome, failed_rows))
+    cursor = evaluated_cursor(seen, outcome, time.time())
+    return AlertsTick(cursor, outcome.describe(), delivered, failed_rows, outcome.seconds)
 
 
 @dataclass(frozen=True)

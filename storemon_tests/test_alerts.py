@@ -392,3 +392,17 @@ def test_delivery_finding_fails_on_failed_messages_or_failed_ledger_rows():
     passed, description = delivery_finding(outcome, 2)
     assert not passed and description == outcome.describe() and "1 messages failed" in description
     assert delivery_finding(AlertOutcome(due=1, sent_messages=1, sent_notifications=1), 0)[0]
+
+
+def test_without_alert_urls_a_tick_records_the_refresh_as_seen_and_sends_nothing(home, monkeypatch):
+    # The sensor's tick (alerting.alerts_tick) with STOREMON_ALERT_URLS unset: a new refresh
+    # (storage id 7) is marked seen, so it is not looked at again, and nothing is evaluated.
+    from storemon_assets.alerting import alerts_tick
+
+    monkeypatch.delenv("STOREMON_ALERT_URLS", raising=False)
+    engine = home.database.engine()
+    assert alerts_tick(engine, None, {}, 30.0).cursor is None  # no refresh yet: nothing to do
+    unset = alerts_tick(engine, 7, {}, 30.0)
+    assert unset.cursor == {"seen": 7} and unset.delivered is None
+    assert unset.message == "STOREMON_ALERT_URLS is not set: no alerts are sent"
+    assert alerts_tick(engine, 7, unset.cursor, 30.0).cursor is None  # the same refresh: not again

@@ -4,17 +4,10 @@ the warning check on their deliveries (SPEC §9; docs/monitor.md, "Where it runs
 from __future__ import annotations
 
 import json
-import time
 
 import dagster as dg
 
-from storemon_assets.alerting import (
-    AlertSettings,
-    delivery_finding,
-    evaluate_alerts,
-    evaluated_cursor,
-    evaluation_due,
-)
+from storemon_assets.alerting import alerts_tick, delivery_finding
 from storemon_assets.core.quality import Finding
 from storemon_assets.core.tables import STORE_INCIDENTS
 from storemon_assets.db.alert_ledger import failed_count
@@ -45,24 +38,12 @@ def alerts_delivered(database: StoremonDatabase) -> dg.AssetCheckResult:
 )
 def alerts_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     latest = context.instance.fetch_materializations(INCIDENTS_KEY, limit=1).records
-    seen = latest[0].storage_id if latest else None
     cursor = json.loads(context.cursor) if context.cursor else {}
-    if not evaluation_due(seen, cursor, time.time()):
-        return dg.SkipReason(
-            "no new refresh of the current report" + (" (failed deliveries wait)" if cursor.get("retry") else "")
-        )
-    alert_settings = AlertSettings.from_environment()
-    if not alert_settings.urls:
-        return dg.SensorResult(
-            cursor=json.dumps({"seen": seen}), skip_reason="STOREMON_ALERT_URLS is not set: no alerts are sent"
-        )
-    outcome = evaluate_alerts(database.engine(), alert_settings, budget_seconds=SEND_SECONDS_PER_TICK)
-    context.log.info(f"alerts: {outcome.describe()} ({outcome.seconds:.2f} s)")
-    failed_rows = failed_count(database.engine()) if outcome.failed_messages else 0
-    finding = Finding(*delivery_finding(outcome, failed_rows))
-    check = check_evaluation(INCIDENTS_KEY, CHECK_NAME, finding, failed_notifications=failed_rows)
-    return dg.SensorResult(
-        cursor=json.dumps(evaluated_cursor(seen, outcome, time.time())),
-        asset_events=[check],
-        skip_reason=outcome.describe(),
-    )
+    tick = alerts_tick(database.engine(), latest[0].storage_id if latest else None, cursor, SEND_SECONDS_PER_TICK)
+    if tick.cursor is None:
+        return dg.SkipReason(tick.message)
+    if tick.delivered is None:  # nothing evaluated: STOREMON_ALERT_URLS is not set
+        return dg.SensorResult(cursor=json.dumps(tick.cursor), skip_reason=tick.message)
+    context.log.info(f"alerts: {tick.message} ({tick.seconds:.2f} s)")
+    check = check_evaluation(INCIDENTS_KEY, CHECK_NAME, tick.delivered, failed_notifications=tick.failed_rows)
+    return dg.SensorResult(cursor=json.dumps(tick.cursor), asset_events=[check], skip_reason=tick.message)
