@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import shutil
 import signal
@@ -581,13 +582,22 @@ def _exit_on_sigterm(signum, _frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command: of `argv`, or (None) of this process's own command line, which ends when
+    the command returns."""
     settings.limit_blas_threads()
     args = build_parser().parse_args(argv)
     if args.command in ("report", "ingest", "generate"):  # the commands that write files; dev/api stop their own way
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if getattr(args, "stores", None) is None and args.command == "generate" and not (args.hours or args.timezones):
         args.stores = 100
-    return args.func(args)
+    code = args.func(args)
+    if argv is None:
+        # The process exits next. Exempting every object from the garbage collector spares the
+        # interpreter's exit collecting the modules' objects and freeing them one by one (the
+        # system takes the memory back at once): ~0.06 s of CPU for a short command
+        # (docs/history.md).
+        gc.freeze()
+    return code
 
 
 if __name__ == "__main__":
