@@ -7,7 +7,9 @@ import gc
 import json
 import os
 import shutil
+import signal
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -85,6 +87,34 @@ def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
         landing=LandingFolder(path=str(tmp_path / "landing"), settle_seconds=0),
         reports=ReportsFolder(path=str(tmp_path / "reports")),
     )
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_signals_kept():
+    """The SIGINT and SIGTERM handlers as they were before the block, whatever it did to them.
+
+    Every in-process Dagster run (`dg.materialize`, `execute_in_process`) ends by setting SIGTERM's
+    handler to SIGINT's (dagster._utils.interrupts, "map SIGTERM to SIGINT (for k8s)"). Where
+    pytest runs as a shell's background job (CI), SIGINT is ignored, so after the first run the
+    whole process ignored SIGTERM too, and every process a later test started inherited that
+    (GNU make keeps an ignored SIGTERM ignored: test_stopping's `kill <make>` reached nothing)."""
+    saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if signal.getsignal(sig) is not handler and handler is not None:
+                signal.signal(sig, handler)
+
+
+@pytest.fixture(autouse=True)
+def stop_signals_restored():
+    """Each test leaves the stop signals' handlers as it found them (`stop_signals_kept`)."""
+    with stop_signals_kept():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -86,9 +86,11 @@ def start_make_dev(home: Path, output_to_pipe: bool = False) -> tuple[subprocess
 
 def _signals_as_a_shell_leaves_them() -> None:
     """In the child, before make starts: the stop signals at their defaults, none blocked, as a
-    terminal's shell starts a job. A signal ignored in this test process (something earlier in
-    the suite left SIGTERM ignored) would be inherited through exec, and GNU make keeps an
-    ignored SIGTERM ignored: `kill <make>` then never reached `storemon dev` (seen in CI)."""
+    terminal's shell starts a job. A signal ignored in this test process would be inherited
+    through exec, and GNU make keeps an ignored SIGTERM ignored: `kill <make>` then never reached
+    `storemon dev` (seen in CI, where every in-process Dagster run of an earlier test gave SIGTERM
+    the ignored SIGINT's handler; conftest's `stop_signals_restored` now puts it back after each
+    test, and this still covers a pytest started with a stop signal ignored)."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
