@@ -55,12 +55,10 @@ def example_report(
 ) -> UptimeReport:
     """polls: (store, 'YYYY-MM-DD HH:MM[:SS]' UTC, status); hours: (store, day, start, end)."""
     poll_frame = pl.DataFrame(
-        {
-            "store_id": [p[0] for p in polls],
-            "polled_at_us": [at(p[1]) for p in polls],
-            "status": [p[2] for p in polls],
-        },
-        schema={"store_id": pl.String, "polled_at_us": pl.Int64, "status": pl.String},
+        {"store_id": [p[0] for p in polls], "polled_at": [p[1] for p in polls], "status": [p[2] for p in polls]},
+        schema={"store_id": pl.String, "polled_at": pl.String, "status": pl.String},
+    ).select(  # the texts parsed as `at` parses one, all in one expression
+        "store_id", parse_timestamp_utc(pl.col("polled_at")).cast(pl.Int64).alias("polled_at_us"), "status"
     )
     hours_frame = pl.DataFrame(
         {
