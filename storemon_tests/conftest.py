@@ -268,8 +268,9 @@ def fresh_postgres_engine():
 
     Running every migration costs about half a second on PostgreSQL, so the first call in a
     worker migrates and notes the schema's fingerprint; later calls find that same schema and
-    only empty the tables (TRUNCATE, ~0.1 s). A database whose schema differs (a test dropped,
-    added or changed something, or emptied it for a migration test) is rebuilt as before.
+    only empty the tables that hold rows (TRUNCATE) and restart the sequences. A database whose
+    schema differs (a test dropped, added or changed something, or emptied it for a migration
+    test) is rebuilt as before.
     """
     import sqlalchemy as sa
 
@@ -280,8 +281,19 @@ def fresh_postgres_engine():
     with engine.begin() as conn:
         if _MIGRATED_FINGERPRINT.get(url) == _schema_fingerprint(conn):
             tables = [name for name in sa.inspect(conn).get_table_names() if name != "alembic_version"]
+            # Only the tables holding rows are emptied (TRUNCATE gives each table and index a new
+            # file: ~20-100 ms for all 18, most of them empty after a test), and every sequence
+            # starts again at 1, as RESTART IDENTITY did for all of them.
+            holding = conn.exec_driver_sql(
+                " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables)
+            ).scalars()
             conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            if filled := list(holding):
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(filled)} CASCADE")
+            conn.exec_driver_sql(
+                "SELECT setval(c.oid, 1, false) FROM pg_class c"
+                " WHERE c.relkind = 'S' AND c.relnamespace = 'public'::regnamespace"
+            )
             return engine
     engine.dispose()
     engine = empty_postgres_engine()
