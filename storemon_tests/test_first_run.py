@@ -27,7 +27,8 @@ def test_shipped_instance_turns_off_telemetry_the_first_visit_prompt_and_debug_c
 
 def test_loading_the_definitions_prints_no_warning():
     """What the webserver, the daemon and every run do first: import the definitions. Dagster's
-    beta warning for `backfill_policy` is filtered where the asset is defined."""
+    beta warning for `backfill_policy` is filtered in defs/partitions.py, which both partitioned
+    assets import."""
     done = subprocess.run(
         [sys.executable, "-c", "import storemon_assets.defs.definitions"],
         cwd=REPO,

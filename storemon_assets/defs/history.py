@@ -10,8 +10,8 @@ import dagster as dg
 from storemon_assets import settings
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.db.history import ledger_arrivals
-from storemon_assets.defs.assets.history import DAILY_PARTITIONS_START, daily_partitions, store_daily_uptime
-from storemon_assets.defs.partitions import partition_range_request
+from storemon_assets.defs.assets.history import store_daily_uptime
+from storemon_assets.defs.partitions import DAILY_PARTITIONS_START, daily_partitions, partition_range_request
 from storemon_assets.defs.resources import ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import user_errors
 from storemon_assets.history import daily_refresh, retention

@@ -1,14 +1,27 @@
-"""The store partitions: one dynamic partition per store id any feed has named, up to
-STOREMON_MAX_STORE_PARTITIONS (docs/performance.md)."""
+"""The partitions: one per store id any feed has named, up to STOREMON_MAX_STORE_PARTITIONS
+(docs/performance.md), and one per local date of the daily values; and runs over their ranges."""
 
 import logging
+import warnings
 
 import dagster as dg
 
 from storemon_assets.settings import max_store_partitions
 
+# `backfill_policy` is what lets one run refresh any range of either partitioned asset. Dagster
+# 1.13 still labels the parameter beta and warns about it on every load of the code (webserver,
+# daemon, each run): a warning about our deliberate choice that the user can do nothing about.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
+
 STORE_PARTITIONS_NAME = "stores"
 store_partitions = dg.DynamicPartitionsDefinition(name=STORE_PARTITIONS_NAME)
+
+# The first local date with a partition: the real feed starts in January 2023. Dates before it
+# are still computed by `storemon daily` and the API; they only have no partition to click.
+DAILY_PARTITIONS_START = "2023-01-01"
+# end_offset=1: today's (UTC) date has a partition too, so the current day can be refreshed;
+# stores east of UTC already live in tomorrow for a few hours, and the refresh clips to this.
+daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_START, end_offset=1)
 
 log = logging.getLogger(__name__)
 

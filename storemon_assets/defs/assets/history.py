@@ -2,7 +2,6 @@
 
 import datetime as dt
 import time
-import warnings
 
 import dagster as dg
 
@@ -11,20 +10,11 @@ from storemon_assets.core.daily import fleet_uptime_by_date
 from storemon_assets.core.instants import format_instant, parse_as_of
 from storemon_assets.core.tables import STORE_DAILY_PACKED, STORE_DAILY_UPTIME
 from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_STORE_STATUS, RAW_STORE_TIMEZONES
+from storemon_assets.defs.partitions import daily_partitions
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.defs.ui_metadata import row_count, table_metadata, ui_metadata, user_errors
 from storemon_assets.history import daily_history
 from storemon_assets.progress import peak_rss_mib
-
-# As in stores.py: `backfill_policy` (one run for any range) is labelled beta in Dagster 1.13.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
-
-# The first local date with a partition: the real feed starts in January 2023. Dates before it
-# are still computed by `storemon daily` and the API; they only have no partition to click.
-DAILY_PARTITIONS_START = "2023-01-01"
-# end_offset=1: today's (UTC) date has a partition too, so the current day can be refreshed;
-# stores east of UTC already live in tomorrow for a few hours, and the refresh clips to this.
-daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_START, end_offset=1)
 
 
 @dg.asset(

@@ -16,12 +16,7 @@ from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import store_shards
-from storemon_assets.defs.assets.raw import (
-    RAW_BUSINESS_HOURS,
-    RAW_SPECIAL_HOURS,
-    RAW_STORE_STATUS,
-    RAW_STORE_TIMEZONES,
-)
+from storemon_assets.defs.assets.raw import RAW_ASSETS
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import (
     check_result,
@@ -48,7 +43,7 @@ from storemon_assets.service import (
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
-RAW_FEEDS = [RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES, RAW_SPECIAL_HOURS]
+RAW_FEEDS = [key for key, _, _ in RAW_ASSETS.values()]
 
 
 class ReportShardsConfig(dg.Config):

@@ -1,8 +1,6 @@
 """Per-store partitions: each store's weekly schedule, what never goes stale with time (UTC
 business time is derived from it when a report needs it)."""
 
-import warnings
-
 import dagster as dg
 import polars as pl
 
@@ -16,11 +14,6 @@ from storemon_assets.defs.partitions import store_partitions
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_metadata, ui_metadata
 from storemon_assets.web import timeline_path
-
-# `backfill_policy` is what lets one run refresh any number of stores. Dagster 1.13 still labels
-# the parameter beta and warns about it on every load of the code (webserver, daemon, each run):
-# a warning about our deliberate choice that the user of storemon can do nothing about.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy` of function `asset`", category=dg.BetaWarning)
 
 
 @dg.asset(
