@@ -10,7 +10,7 @@ naming the variable (`STOREMON_X='y' is ...`).
 Each setting is read on its own. An unset (or blank) one is its default, and a set text setting
 is its trimmed value, without pydantic: a short command such as `storemon daily` reads only the
 database URL and the SQLite busy timeout, and importing pydantic-settings would cost it ~0.07 s
-of its ~1 s (docs/history.md). Every other value is checked by `StoremonSettings`, built (and
+of CPU, a tenth of its whole (docs/history.md). Every other value is checked by `StoremonSettings`, built (and
 pydantic imported) at the first such read.
 """
 
