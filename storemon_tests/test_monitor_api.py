@@ -22,10 +22,10 @@ HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory) -> Path:
+def published(tmp_path_factory, migrated_sqlite) -> Path:
     """The database every test starts from, made once per module; `engine` is a copy of it."""
     folder = tmp_path_factory.mktemp("published")
-    engine = make_engine(folder)
+    engine = make_engine(folder, migrated_sqlite)
     polls = POLLS + '"<img src=x onerror=alert(1)>&""\'",inactive,2023-01-16 17:00:00 UTC\n'
     files = [
         write_csv(folder, name, text)
@@ -135,8 +135,8 @@ def test_status_lists_stores_down_now_with_counts(client):
     assert client.get("/status", params={"status": "bogus"}).status_code == 422
 
 
-def test_a_report_far_after_the_newest_poll_says_its_data_is_stale(tmp_path):
-    engine = make_engine(tmp_path)
+def test_a_report_far_after_the_newest_poll_says_its_data_is_stale(tmp_path, migrated_sqlite):
+    engine = make_engine(tmp_path, migrated_sqlite)
     files = [
         write_csv(tmp_path, name, text)
         for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES))

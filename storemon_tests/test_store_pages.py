@@ -18,9 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from storemon_assets.api import create_app
-from storemon_assets.db.engine import create_db_engine, create_tables
 from storemon_assets.service import build_report, ingest_files, publish_current_report
-from storemon_assets.settings import sqlite_url
 from storemon_assets.web.routes import MAX_WORST
 from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import WORKED_EXAMPLE_ROW, write_csv
@@ -43,17 +41,16 @@ up,UTC
 """
 
 
-def make_engine(root: Path):
-    engine = create_db_engine(sqlite_url(root / "storemon.db"))
-    create_tables(engine)
-    return engine
+def make_engine(root: Path, template: Path):
+    """An empty database at the current schema in `root`: a copy of `template` (`migrated_sqlite`)."""
+    return copy_of_migrated_sqlite(template, root / "storemon.db")
 
 
-def published_database(root: Path, files: list[tuple[str, str]]) -> Path:
+def published_database(root: Path, template: Path, files: list[tuple[str, str]]) -> Path:
     """A SQLite database holding the feed files `files` ((name, text)) and the report on them,
     published as "report-1"; returns its path. Made once per module: each test works on a copy
     (`copy_of_migrated_sqlite`), as if it had loaded and published the files itself."""
-    engine = make_engine(root)
+    engine = make_engine(root, template)
     ingest_files(engine, [write_csv(root, name, text) for name, text in files])
     publish_current_report(engine, build_report(engine), "report-1")
     engine.dispose()  # the last connection closed: the whole database is in the file (WAL checkpointed)
@@ -61,9 +58,10 @@ def published_database(root: Path, files: list[tuple[str, str]]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory) -> Path:
+def published(tmp_path_factory, migrated_sqlite) -> Path:
     return published_database(
         tmp_path_factory.mktemp("published"),
+        migrated_sqlite,
         [("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES)],
     )
 
@@ -143,8 +141,8 @@ def test_unknown_store_is_404(client, path):
 
 
 @pytest.mark.parametrize("path", ["/summary", "/stores", "/stores/s", "/stores/s/timeline.svg"])
-def test_before_any_report_is_published_the_pages_say_so(tmp_path, path):
-    with client_for(make_engine(tmp_path)) as client:
+def test_before_any_report_is_published_the_pages_say_so(tmp_path, migrated_sqlite, path):
+    with client_for(make_engine(tmp_path, migrated_sqlite)) as client:
         response = client.get(path)
     assert response.status_code == 404
     assert "no report has been published yet" in response.json()["detail"]
@@ -212,9 +210,9 @@ def test_store_pages_are_in_the_openapi_document(client):
     assert detail == {"$ref": "#/components/schemas/StoreDetail"}
 
 
-def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path):
+def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path, migrated_sqlite):
     # Store ids are opaque text (SPEC §1): "a/b c" is one store, open around the clock, active.
-    engine = make_engine(tmp_path)
+    engine = make_engine(tmp_path, migrated_sqlite)
     polls = 'store_id,status,timestamp_utc\n"a/b c",active,2023-01-16 06:00:00 UTC\n"a/b c",active,2023-01-16 18:00:00 UTC\n'
     files = [
         write_csv(tmp_path, "polls.csv", polls),
@@ -240,7 +238,7 @@ ODD_IDS = ["$x^{$", "a$b$c", ".", "..", "x/timeline.svg", "s" * 201, "a/../b", "
 
 
 @pytest.fixture(scope="module")
-def odd_published(tmp_path_factory) -> Path:
+def odd_published(tmp_path_factory, migrated_sqlite) -> Path:
     """Stores whose ids are legal (SPEC §1: opaque text) but awkward in a URL or a picture's title:
     each open around the clock (UTC), active at 06:00 and 18:00 on the 16th."""
     quoted = ['"' + store.replace('"', '""') + '"' for store in ODD_IDS]
@@ -248,7 +246,9 @@ def odd_published(tmp_path_factory) -> Path:
         f"{q},active,2023-01-16 06:00:00 UTC\n{q},active,2023-01-16 18:00:00 UTC\n" for q in quoted
     )
     timezones = "store_id,timezone_str\n" + "".join(f"{q},UTC\n" for q in quoted)
-    return published_database(tmp_path_factory.mktemp("odd"), [("polls.csv", polls), ("tz.csv", timezones)])
+    return published_database(
+        tmp_path_factory.mktemp("odd"), migrated_sqlite, [("polls.csv", polls), ("tz.csv", timezones)]
+    )
 
 
 @pytest.fixture
@@ -357,7 +357,7 @@ def test_a_picture_is_drawn_once_per_report_and_store(engine, monkeypatch):
         assert client.get("/stores/nobody/timeline.svg").status_code == 404  # an unknown store: nothing kept
 
 
-def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp_path, monkeypatch):
+def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp_path, monkeypatch, migrated_sqlite):
     """20 stores' pictures at once, each slow to draw (0.2 s), on a pool of 4 worker threads: they
     are drawn at most DRAWING_AT_ONCE at a time, and /summary, asked for once they all wait, is
     answered before the tenth is drawn (it used to wait for a thread behind nearly all of them: the
@@ -372,7 +372,7 @@ def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp
     from storemon_assets.web.pictures import DRAWING_AT_ONCE
 
     stores = [f"store-{n:02d}" for n in range(20)]
-    engine = make_engine(tmp_path)
+    engine = make_engine(tmp_path, migrated_sqlite)
     polls = "store_id,status,timestamp_utc\n" + "".join(f"{s},active,2023-01-16 18:00:00 UTC\n" for s in stores)
     ingest_files(engine, [write_csv(tmp_path, "polls.csv", polls)])
     publish_current_report(engine, build_report(engine), "report-1")
