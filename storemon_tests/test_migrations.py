@@ -107,14 +107,18 @@ def load_like_the_release(engine: sa.Engine, paths: list[Path]) -> None:
         .drop("special_date")  # the release's schedules had weekly rows only
         .head(50),
     }
-    marker = "%s" if engine.dialect.name == "postgresql" else "?"
     with engine.begin() as conn:
         cursor = conn.connection.dbapi_connection.cursor()
         for table, frame in rows.items():
-            sql = (
-                f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES ({', '.join(marker for _ in frame.columns)})"
-            )
-            cursor.executemany(sql, frame.rows())
+            insert = f"INSERT INTO {table} ({', '.join(frame.columns)}) VALUES "
+            if engine.dialect.name == "postgresql":
+                # Pages of rows per statement: psycopg2's executemany sends one statement a row
+                # (17,640 polls: ~1.5 s of round trips).
+                from psycopg2.extras import execute_values
+
+                execute_values(cursor, insert + "%s", frame.rows(), page_size=5000)
+            else:
+                cursor.executemany(insert + f"({', '.join('?' for _ in frame.columns)})", frame.rows())
         cursor.close()
 
 
