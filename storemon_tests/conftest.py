@@ -284,10 +284,10 @@ def fresh_postgres_engine():
             # Only the tables holding rows are emptied (TRUNCATE gives each table and index a new
             # file: ~20-100 ms for all 18, most of them empty after a test), and every sequence
             # starts again at 1, as RESTART IDENTITY did for all of them.
+            conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
             holding = conn.exec_driver_sql(
                 " UNION ALL ".join(f"SELECT '{name}' WHERE EXISTS (SELECT 1 FROM {name})" for name in tables)
             ).scalars()
-            conn.exec_driver_sql("SET LOCAL lock_timeout = '30s'")
             if filled := list(holding):
                 conn.exec_driver_sql(f"TRUNCATE {', '.join(filled)} CASCADE")
             conn.exec_driver_sql(
