@@ -10,13 +10,19 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from storemon_assets import settings
 from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.progress import QUIET, Progress
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # Modules that import numpy (core.instants, core.parsing, and everything past them) are imported
 # inside the commands: main() limits OpenBLAS's threads first (settings.limit_blas_threads).
@@ -99,14 +105,10 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
 
 
 def _report_from_database(as_of_us: int | None, progress: Progress):
-    from storemon_assets.db.engine import open_database
     from storemon_assets.service import build_report
 
-    with progress.phase("open database") as phase:
-        engine = open_database(settings.database_url())
-        phase.detail = engine.url.render_as_string(hide_password=True)
-    result = build_report(engine, as_of_us, progress=progress)
-    engine.dispose()
+    with _configured_database(progress) as engine:
+        result = build_report(engine, as_of_us, progress=progress)
     return result, sum(result.rejected_rows_by_kind.values())
 
 
@@ -126,21 +128,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except sa.exc.SQLAlchemyError as exc:
         return _fail(f"cannot open the database: {database_error(exc)}")
     failed = 0
-    for name in args.files:
-        done = ingest_file(engine, name, progress=progress)
-        failed += done.failed
-        print(done.describe(), flush=True)
-    engine.dispose()
+    try:
+        for name in args.files:
+            done = ingest_file(engine, name, progress=progress)
+            failed += done.failed
+            print(done.describe(), flush=True)
+    finally:
+        engine.dispose()
     return 2 if failed else 0
 
 
-def _open_configured_database(progress: Progress = QUIET):
+@contextmanager
+def _configured_database(progress: Progress = QUIET) -> Iterator[sa.Engine]:
+    """The configured database (STOREMON_DATABASE_URL), its connections closed however the
+    command ends: SQLite merges its write-ahead log into the file at the last close, and main()
+    spares the exit its garbage collection, which would otherwise have closed them."""
     from storemon_assets.db.engine import open_database
 
     with progress.phase("open database") as phase:
         engine = open_database(settings.database_url())
         phase.detail = engine.url.render_as_string(hide_password=True)
-    return engine
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def cmd_daily(args: argparse.Namespace) -> int:
@@ -154,9 +165,8 @@ def cmd_daily(args: argparse.Namespace) -> int:
     progress = Progress.to_stderr(args.quiet)
     try:
         as_of_us = parse_as_of(args.as_of)
-        engine = _open_configured_database(progress)
-        history = daily_history(engine, as_of_us, days=args.days, progress=progress)
-        engine.dispose()
+        with _configured_database(progress) as engine:
+            history = daily_history(engine, as_of_us, days=args.days, progress=progress)
     except ValueError as exc:
         return _fail(str(exc))
     try:
@@ -181,9 +191,8 @@ def cmd_sla(args: argparse.Namespace) -> int:
     try:
         first, last = month_dates(args.month)
         as_of_us = parse_as_of(args.as_of)
-        engine = _open_configured_database(progress)
-        history = daily_history(engine, as_of_us, first_date=first, last_date=last, progress=progress)
-        engine.dispose()
+        with _configured_database(progress) as engine:
+            history = daily_history(engine, as_of_us, first_date=first, last_date=last, progress=progress)
     except ValueError as exc:
         return _fail(str(exc))
     sla = monthly_sla(history.values, first.strftime("%Y-%m"))
@@ -213,14 +222,12 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     """The incidents of the report as of T (SPEC §9) from the configured database, as CSV."""
     from storemon_assets.core.incidents import incidents_csv
     from storemon_assets.core.instants import format_instant, parse_as_of
-    from storemon_assets.db.engine import open_database
     from storemon_assets.service import incidents_as_of, write_text_atomically
 
     try:
         as_of_us = parse_as_of(args.as_of)
-        engine = open_database(settings.database_url())
-        found = incidents_as_of(engine, as_of_us, settings.stale_after_minutes())
-        engine.dispose()
+        with _configured_database() as engine:
+            found = incidents_as_of(engine, as_of_us, settings.stale_after_minutes())
     except ValueError as exc:
         return _fail(str(exc))
     try:
@@ -241,7 +248,6 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     report) and send the alerts due once: for cron users without Dagster's sensor."""
     from storemon_assets.alerting import AlertSettings, evaluate_alerts
     from storemon_assets.core.instants import parse_as_of
-    from storemon_assets.db.engine import open_database
     from storemon_assets.service import incidents_as_of
 
     try:
@@ -249,12 +255,15 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         as_of_us = parse_as_of(args.as_of if args.as_of is not None else settings.as_of_setting())
         if not alert_settings.urls:
             raise ValueError(f"{settings.ALERT_URLS.name} is not set: give one or more Apprise URLs (docs/monitor.md)")
-        engine = open_database(settings.database_url())
-        current = incidents_as_of(engine, as_of_us, settings.stale_after_minutes())
+        stale_after_minutes = settings.stale_after_minutes()
     except ValueError as exc:
         return _fail(str(exc))
-    outcome = evaluate_alerts(engine, alert_settings, current=current)
-    engine.dispose()
+    with _configured_database() as engine:
+        try:
+            current = incidents_as_of(engine, as_of_us, stale_after_minutes)
+        except ValueError as exc:
+            return _fail(str(exc))
+        outcome = evaluate_alerts(engine, alert_settings, current=current)
     print(f"alerts: {outcome.describe()}", file=sys.stderr)
     return 1 if outcome.failed_messages else 0
 
@@ -328,9 +337,9 @@ def cmd_db_prune(args: argparse.Namespace) -> int:
     progress = Progress.to_stderr(args.quiet)
     try:
         days = settings.retention_days() if args.retention_days is None else args.retention_days
-        engine = _open_configured_database(progress)
-        done = retention(engine, settings.reports_dir(), days, settings.report_keep_days(), progress)
-        engine.dispose()
+        keep_days = settings.report_keep_days()  # a setting refused before the database is opened
+        with _configured_database(progress) as engine:
+            done = retention(engine, settings.reports_dir(), days, keep_days, progress)
     except ValueError as exc:
         return _fail(str(exc))
     print("\n".join(done), file=sys.stderr)
@@ -344,7 +353,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
     try:
         stores = parse_store_list(args.stores)
-        token = create_token(_open_configured_database(), args.name, args.scope, stores)
+        with _configured_database() as engine:
+            token = create_token(engine, args.name, args.scope, stores)
     except ValueError as exc:
         return _fail(str(exc))
     seen = f"{len(stores)} store(s)" if stores is not None else "every store"
@@ -357,7 +367,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
     from storemon_assets.core.instants import format_instant
     from storemon_assets.db.tokens import list_tokens
 
-    tokens = list_tokens(_open_configured_database())
+    with _configured_database() as engine:
+        tokens = list_tokens(engine)
     if not tokens:
         print("no API tokens: the API is open on loopback only (storemon token create ...)", file=sys.stderr)
         return 0
@@ -372,7 +383,9 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from storemon_assets.db.tokens import revoke_token
 
-    if not revoke_token(_open_configured_database(), args.name):
+    with _configured_database() as engine:
+        revoked = revoke_token(engine, args.name)
+    if not revoked:
         return _fail(f"no valid token named {args.name!r} (storemon token list shows them)")
     print(f"token {args.name!r} revoked; a running API refuses it within a few seconds", file=sys.stderr)
     return 0
@@ -584,7 +597,8 @@ def _exit_on_sigterm(signum, _frame) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one command: of `argv`, or (None) of this process's own command line, which ends when
     the command returns."""
-    settings.limit_blas_threads()
+    if argv is None:  # this process's own command (a caller in Python keeps its environment)
+        settings.limit_blas_threads()
     args = build_parser().parse_args(argv)
     if args.command in ("report", "ingest", "generate"):  # the commands that write files; dev/api stop their own way
         signal.signal(signal.SIGTERM, _exit_on_sigterm)

@@ -349,8 +349,8 @@ def _get(field: str) -> Any:
     declared = DECLARED[field]
     name = PREFIX + field.upper()
     values = [value.strip() for key, value in os.environ.items() if key.upper() == name]
-    if not any(values):  # unset or blank: the default, as pydantic would give it
-        return declared.default
+    if not any(values):  # unset or blank: the default, as pydantic would give it (checked: 60 -> 60.0)
+        return declared.before(declared.default) if declared.before is not None else declared.default
     if declared.plain_text and len(values) == 1:  # text taken as given: pydantic would return it as is
         return values[0]
     return getattr(load(field), field)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -403,3 +404,33 @@ def test_the_process_own_command_leaves_its_objects_to_the_exit_and_a_caller_kee
     )
     assert "is not a month" in done.stderr
     assert done.stdout.split() == ["2", str(frozen)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["token", "create", "--name", "ops", "--scope", "admin"],
+        ["token", "revoke", "nobody"],
+        ["daily", "--out", os.devnull],
+    ],
+    ids=["token create", "a refused token revoke", "daily"],
+)
+def test_the_process_own_command_leaves_its_database_whole_in_one_file(tmp_path, command):
+    # main() spares the exit its garbage collection, which used to close forgotten connections:
+    # every command closes its own, so SQLite merges its write-ahead log into the file (no -wal
+    # left beside it, and a copy of the file alone holds what the command wrote).
+    from storemon_assets.db.engine import open_database
+
+    database = tmp_path / "s.db"
+    open_database(f"sqlite:///{database}").dispose()  # a database with the schema, as a user's
+    code = "import sys; from storemon_assets.cli import main; sys.exit(main())"
+    env = os.environ | {"STOREMON_DATABASE_URL": f"sqlite:///{database}"}
+    done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, env=env)
+    assert done.returncode == (0 if command[1] != "revoke" else 2), done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
+    copy = tmp_path / "copy" / "s.db"
+    copy.parent.mkdir()
+    shutil.copyfile(database, copy)
+    with sqlite3.connect(copy) as conn:
+        tokens = conn.execute("select name from api_tokens").fetchall()
+    assert tokens == ([("ops",)] if command[:2] == ["token", "create"] else [])
