@@ -18,7 +18,14 @@ import sqlalchemy as sa
 from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
-from storemon_assets.core.incidents import incidents_from_intervals, open_at, stale_warning, status_counts, status_now
+from storemon_assets.core.incidents import (
+    incidents_from_intervals,
+    open_at,
+    stale_warning,
+    status_counts,
+    status_frame,
+    status_now,
+)
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.parsing import FeedFile, FeedFileError
 from storemon_assets.core.scalars import as_int
@@ -81,7 +88,6 @@ from storemon_assets.publication import (  # noqa: F401 - the report's file name
     write_text_atomically,
 )
 from storemon_assets.publication import publish_report as publish_report_files
-from storemon_assets.web.status import status_frame
 
 # Read with the week: the day before it, where most stores' carry-in lies (a store open every
 # day was observed then). Stores without one there are looked up further back, each from its
@@ -626,7 +632,10 @@ def incidents_figures(current: Incidents | None) -> dict[str, object]:
         "as_of": format_instant(current.as_of_us),
         "incidents": current.incidents.height,
         "open_incidents": as_int(current.incidents.get_column("open").sum()),
-        **status_counts(current.status),
+        **{  # the names the UI has plotted since the first release of the metadata
+            ("stores_not_reporting" if name == "not_reporting" else f"stores_{name}_now"): n
+            for name, n in status_counts(current.status).items()
+        },
         "down_now": markdown_table(down.select("store_id", "since_utc", "since_local"), max_rows=20),
         "not_reporting_now": markdown_table(not_reporting.select("store_id", "status", "newest_poll_utc"), max_rows=20),
         "status_table": STORE_STATUS_NOW.name,

@@ -91,7 +91,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
 
 
 def test_materialising_the_graph_writes_the_report_and_its_run_copy(sample_run):
-    home, instance, result = sample_run.home, sample_run.instance, sample_run.result
+    home, result = sample_run.home, sample_run.result
     report_path = home.reports.folder / COMBINED_REPORT_NAME
     run_copy = home.reports.report_path(result.run_id)
     assert report_path.read_text() == run_copy.read_text()
@@ -108,9 +108,11 @@ def test_materialising_the_graph_writes_the_report_and_its_run_copy(sample_run):
     assert isinstance(metadata["preview"], dg.MarkdownMetadataValue)
     assert isinstance(metadata["weekly_uptime_distribution"], dg.MarkdownMetadataValue)
     assert isinstance(metadata["combined_report"], dg.PathMetadataValue)
-    # Every sample store becomes a store partition at the landing sensor's next tick.
-    add_store_partitions(home, instance)
-    assert len(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
+    # Every sample store becomes a store partition at the landing sensor's next tick (on an
+    # instance of its own: the module's run stays as the run left it, for the other readers).
+    with dg.DagsterInstance.ephemeral() as other:
+        add_store_partitions(home, other)
+        assert len(other.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == 100
 
 
 def test_rerunning_ingestion_loads_nothing_twice(home, sample_files, instance):
@@ -279,6 +281,7 @@ def test_the_report_run_refreshes_incidents_that_sum_to_its_downtime(sample_run)
     counted = sum(metadata[f"stores_{s}_now"].value for s in ("up", "down", "closed", "no_data"))
     assert counted == 100
     assert metadata["stores_down_now"].value == status.filter(pl.col("status") == "down").height
+    assert metadata["stores_not_reporting"].value == status.get_column("not_reporting").sum()
     # The previews, as the API's /status shows them: the store down longest first, since when.
     down = status.filter(pl.col("status") == "down").sort("since_half_us")
     assert isinstance(metadata["down_now"], dg.MarkdownMetadataValue)

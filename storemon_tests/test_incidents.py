@@ -131,13 +131,7 @@ def test_status_now_up_down_closed_no_data_since_when_and_not_reporting():
     assert got["u"]["since_half_us"] == 2 * at("2023-01-13 11:00")  # no incident this week
     assert got["c"]["since_half_us"] == 2 * at("2023-01-19 14:00")  # its last closing before T
     assert got["s"]["newest_poll_us"] == at("2023-01-19 11:00")
-    assert status_counts(status) == {
-        "stores_up_now": 1,
-        "stores_down_now": 2,
-        "stores_closed_now": 1,
-        "stores_no_data_now": 1,
-        "stores_not_reporting": 3,
-    }
+    assert status_counts(status) == {"up": 1, "down": 2, "closed": 1, "no_data": 1, "not_reporting": 3}
 
 
 def test_up_since_the_last_incident_ended():

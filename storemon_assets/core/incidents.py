@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from storemon_assets.core.business_time import US_PER_MINUTE, store_zones
+from storemon_assets.core.business_time import US_PER_MINUTE, store_zones, with_wall_clock
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
 from storemon_assets.core.instants import format_instant
 from storemon_assets.core.scalars import as_int
@@ -181,13 +181,11 @@ def incidents_csv(incidents: pl.DataFrame) -> str:
 
 
 def status_counts(status: pl.DataFrame) -> dict[str, int]:
-    """How many stores are up, down, closed, without data, and not reporting: the asset's metadata."""
+    """Stores per status now (up, down, closed, no_data), and how many are not reporting, of
+    these STORE_STATUS_NOW rows: the API's /status counts and the incidents asset's metadata."""
     counts = dict.fromkeys(NOW_STATUSES, 0)
     counts.update(dict(status.group_by("status").len().iter_rows()))
-    return {
-        **{f"stores_{name}_now": n for name, n in counts.items()},
-        "stores_not_reporting": as_int(status["not_reporting"].sum()),
-    }
+    return {**counts, "not_reporting": as_int(status["not_reporting"].sum())}
 
 
 def stale_warning(as_of_us: int | None, newest_poll_us: int | None, stale_after_us: int) -> str | None:
@@ -200,4 +198,36 @@ def stale_warning(as_of_us: int | None, newest_poll_us: int | None, stale_after_
     return (
         f"stale data: T ({format_instant(as_of_us)}) is {age} after the newest poll loaded "
         f"({format_instant(newest_poll_us)}); statuses at T are guesses until new polls arrive"
+    )
+
+
+def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
+    """STORE_STATUS_NOW rows as they are shown (the API's StoreStatus fields, the UI's lists)."""
+    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
+    with_local = with_wall_clock(
+        status.with_columns((pl.col("since_half_us") // 2).alias("_since_us")), {"_since_us": "_since_local"}
+    )
+    return with_local.select(
+        "store_id",
+        "status",
+        half_us_text(pl.col("since_half_us")).alias("since_utc"),
+        pl.col("_since_local").dt.strftime(local_text).alias("since_local"),
+        "open_now",
+        pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("newest_poll_utc"),
+        ((as_of_us - pl.col("newest_poll_us")) / US_PER_MINUTE).round(2).alias("newest_poll_age_minutes"),
+        "not_reporting",
+    )
+
+
+def incident_frame(incidents: pl.DataFrame) -> pl.DataFrame:
+    """STORE_INCIDENTS rows as they are shown (the API's Incident fields)."""
+    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
+    return incidents.select(
+        "store_id",
+        half_us_text(pl.col("started_half_us")).alias("started_utc"),
+        half_us_text(pl.col("ended_half_us")).alias("ended_utc"),
+        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(local_text).alias("started_local"),
+        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(local_text).alias("ended_local"),
+        minutes_2dp(pl.col("downtime_half_us")).alias("downtime_minutes"),
+        "open",
     )

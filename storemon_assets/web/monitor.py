@@ -11,20 +11,12 @@ from typing import Annotated, Literal
 import polars as pl
 from fastapi import APIRouter, Depends, Query
 
+from storemon_assets.core.incidents import incident_frame, status_counts, status_frame
 from storemon_assets.db.queries import store_incidents, store_status_now
 from storemon_assets.web.access import Authorized, authorize, own_rows
 from storemon_assets.web.current import NO_REPORT_YET, current_report, heading
 from storemon_assets.web.database import Database
-from storemon_assets.web.status import (
-    MAX_LISTED,
-    Incident,
-    IncidentList,
-    StatusList,
-    StoreStatus,
-    incident_frame,
-    status_counts,
-    status_frame,
-)
+from storemon_assets.web.status import MAX_LISTED, Incident, IncidentList, StatusList, StoreStatus
 
 router = APIRouter(dependencies=[Depends(authorize)])
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import polars as pl
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
 
-from storemon_assets.core.business_time import US_PER_MINUTE, with_wall_clock
-from storemon_assets.core.incidents import NOW_STATUSES, half_us_text, minutes_2dp
+from storemon_assets.core.incidents import incident_frame, status_frame
 from storemon_assets.db.queries import store_incidents, store_status_now
 from storemon_assets.web.current import ReportHeading
 
@@ -55,47 +53,8 @@ class StatusList(ReportHeading):
     stores: list[StoreStatus] = Field(description="The stores asked for: longest first (oldest since), then by id.")
 
 
-def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
-    """STORE_STATUS_NOW rows as the JSON's StoreStatus fields."""
-    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
-    with_local = with_wall_clock(
-        status.with_columns((pl.col("since_half_us") // 2).alias("_since_us")), {"_since_us": "_since_local"}
-    )
-    return with_local.select(
-        "store_id",
-        "status",
-        half_us_text(pl.col("since_half_us")).alias("since_utc"),
-        pl.col("_since_local").dt.strftime(local_text).alias("since_local"),
-        "open_now",
-        pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("newest_poll_utc"),
-        ((as_of_us - pl.col("newest_poll_us")) / US_PER_MINUTE).round(2).alias("newest_poll_age_minutes"),
-        "not_reporting",
-    )
-
-
-def incident_frame(incidents: pl.DataFrame) -> pl.DataFrame:
-    """STORE_INCIDENTS rows as the JSON's Incident fields."""
-    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
-    return incidents.select(
-        "store_id",
-        half_us_text(pl.col("started_half_us")).alias("started_utc"),
-        half_us_text(pl.col("ended_half_us")).alias("ended_utc"),
-        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(local_text).alias("started_local"),
-        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(local_text).alias("ended_local"),
-        minutes_2dp(pl.col("downtime_half_us")).alias("downtime_minutes"),
-        "open",
-    )
-
-
 def store_status_and_incidents(engine: sa.Engine, store_id: str, as_of_us: int) -> tuple[dict | None, list[dict]]:
     """One store's status now (None before the incidents were first refreshed) and incidents, as JSON fields."""
     status = store_status_now(engine, store_id)
     now = status_frame(status, as_of_us).drop("store_id").row(0, named=True) if status.height else None
     return now, incident_frame(store_incidents(engine, store_id)).to_dicts()
-
-
-def status_counts(status: pl.DataFrame) -> dict[str, int]:
-    """Stores per status now, and how many are not reporting, of these STORE_STATUS_NOW rows."""
-    counts = dict.fromkeys(NOW_STATUSES, 0)
-    counts.update(dict(status.group_by("status").len().iter_rows()))
-    return {**counts, "not_reporting": int(status.get_column("not_reporting").sum())}
