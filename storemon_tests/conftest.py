@@ -68,6 +68,21 @@ class StoremonHome:
             REPORT_SHARDS_IO_MANAGER: ReportShardsIOManager(reports_path=self.reports.path),
         }
 
+    @classmethod
+    def empty_in(cls, root: Path, migrated_sqlite: Path) -> StoremonHome:
+        """A home in `root` whose database exists, empty at the current schema (a copy of
+        `migrated_sqlite`), with its landing and reports folders beside it."""
+        from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+        from storemon_assets.settings import sqlite_url
+
+        shutil.copyfile(migrated_sqlite, root / "storemon.db")
+        return cls(
+            root=root,
+            database=StoremonDatabase(url=sqlite_url(root / "storemon.db")),
+            landing=LandingFolder(path=str(root / "landing"), settle_seconds=0),
+            reports=ReportsFolder(path=str(root / "reports")),
+        )
+
     def drop(self, *sources: Path) -> list[Path]:
         """Copy files into the landing folder, as a feed delivery would."""
         self.landing.folder.mkdir(parents=True, exist_ok=True)
@@ -77,16 +92,7 @@ class StoremonHome:
 @pytest.fixture
 def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
     """A storemon home whose database exists, empty at the current schema (a copy of `migrated_sqlite`)."""
-    from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
-    from storemon_assets.settings import sqlite_url
-
-    shutil.copyfile(migrated_sqlite, tmp_path / "storemon.db")
-    return StoremonHome(
-        root=tmp_path,
-        database=StoremonDatabase(url=sqlite_url(tmp_path / "storemon.db")),
-        landing=LandingFolder(path=str(tmp_path / "landing"), settle_seconds=0),
-        reports=ReportsFolder(path=str(tmp_path / "reports")),
-    )
+    return StoremonHome.empty_in(tmp_path, migrated_sqlite)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 
 import dagster as dg
@@ -24,7 +23,7 @@ from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.conftest import StoremonHome
@@ -44,14 +43,7 @@ def sample_run(tmp_path_factory, migrated_sqlite):
     instance), made once per module for the tests that only read what it did: its events, report
     files and tables (a run on the sample costs ~0.3-0.5 s). Tests that run again, or change the
     database, make their own."""
-    root = tmp_path_factory.mktemp("sample_run")
-    shutil.copyfile(migrated_sqlite, root / "storemon.db")
-    home = StoremonHome(
-        root=root,
-        database=StoremonDatabase(url=sqlite_url(root / "storemon.db")),
-        landing=LandingFolder(path=str(root / "landing"), settle_seconds=0),
-        reports=ReportsFolder(path=str(root / "reports")),
-    )
+    home = StoremonHome.empty_in(tmp_path_factory.mktemp("sample_run"), migrated_sqlite)
     home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
@@ -163,7 +155,6 @@ def test_store_partitions_hold_each_stores_weekly_schedule(home, sample_files, i
 
 
 def test_database_url_selects_the_engine(tmp_path):
-    from storemon_assets.defs.resources import StoremonDatabase
 
     database = StoremonDatabase(url=sqlite_url(tmp_path / "x.db"))
     assert database.engine().dialect.name == "sqlite"

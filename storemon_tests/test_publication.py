@@ -21,7 +21,7 @@ from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import current_report_info, current_report_rows
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
-from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
+from storemon_assets.defs.resources import ReportsFolder
 from storemon_assets.defs.sensors import REPORT_SHARDS_SENSORS
 from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.publication import runs_whose_shards_go
@@ -59,13 +59,7 @@ def loaded_database(tmp_path_factory, migrated_sqlite) -> pathlib.Path:
     """The database after the ingest asset loaded the sample files, made once per module (a run
     costs ~0.25 s); `loaded` gives each test a copy of its own."""
     root = tmp_path_factory.mktemp("loaded")
-    shutil.copyfile(migrated_sqlite, root / "storemon.db")
-    template = StoremonHome(
-        root=root,
-        database=StoremonDatabase(url=sqlite_url(root / "storemon.db")),
-        landing=LandingFolder(path=str(root / "landing"), settle_seconds=0),
-        reports=ReportsFolder(path=str(root / "reports")),
-    )
+    template = StoremonHome.empty_in(root, migrated_sqlite)
     template.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     with dg.DagsterInstance.ephemeral() as instance:
         assert dg.materialize([ingest_landing_files], resources=template.resources, instance=instance).success
@@ -334,7 +328,6 @@ def test_the_database_compares_and_replaces_in_one_transaction(dialect, tmp_path
     from storemon_assets.core.tables import STORE_STATUS_INTERVALS
     from storemon_assets.db.engine import open_database
     from storemon_assets.db.loading import CurrentReport, replace_current_report
-    from storemon_assets.settings import sqlite_url
     from storemon_tests.conftest import fresh_postgres_engine
 
     engine = fresh_postgres_engine() if dialect == "postgresql" else open_database(sqlite_url(tmp_path / "s.db"))
@@ -365,7 +358,6 @@ def test_the_database_compares_and_replaces_in_one_transaction(dialect, tmp_path
 
 
 def test_a_really_full_reports_folder_changes_nothing_published(home, sample_files, instance, monkeypatch, small_disk):
-    from storemon_assets.defs.resources import ReportsFolder
 
     home.reports = ReportsFolder(path=str(small_disk.folder))
     home.drop(*sample_files)
