@@ -412,8 +412,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         return _fail(reason)
     uvicorn.run(create_app(listen_host=args.host), host=args.host, port=args.port, log_level="info")
     # uvicorn has shut down in order (requests finished, lifespan ended): what is left is the
-    # interpreter tearing down every module it imported, most of a second of CPU that stops
-    # nothing. Skipping it keeps `storemon dev`'s stop within its grace period.
+    # interpreter tearing down every module it imported, work that stops nothing. Skipping it keeps `storemon dev`'s stop within its grace period.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
@@ -608,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:
         # The process exits next. Exempting every object from the garbage collector spares the
         # interpreter's exit collecting the modules' objects and freeing them one by one (the
-        # system takes the memory back at once): ~0.06 s of CPU for a short command
+        # system takes the memory back at once), a visible share of a short command
         # (docs/history.md).
         gc.freeze()
     return code

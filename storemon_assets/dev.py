@@ -10,7 +10,7 @@ how it is stopped: each service's own process gets SIGINT, on which `dagster dev
 webserver and daemon in order (through the pipes it keeps to them) and then its code servers,
 and uvicorn finishes its requests; whatever is still alive after the grace period gets SIGKILL.
 Most of a stop used to be interpreters tearing down the modules they imported after their
-shutdown is done (about a second of CPU each); the API skips that part (`storemon api` ends with
+shutdown is done; the API skips that part (`storemon api` ends with
 os._exit once uvicorn has stopped), and so do Dagster's processes (QUICK_EXIT). Signals that were ignored when the supervisor started (a shell
 starting it in the background) are restored for the services, so they always stop.
 """
@@ -38,7 +38,7 @@ LOCAL_INSTANCE_SETTINGS = CHECKOUT / "deploy" / "local" / "dagster.yaml"
 # command is still supported. Only that one message is filtered (start of the message, literal).
 DAGSTER_DEV_WARNING_FILTER = "ignore:Function `dev_command` is superseded"
 # Its sitecustomize.py ends Dagster's webserver, daemon, code server and `dagster dev` once their own
-# shutdown is done, without the second of CPU each spends freeing its modules (that file says why).
+# shutdown is done, without freeing their modules one by one (that file says why).
 QUICK_EXIT = Path(__file__).resolve().parent / "dev_quick_exit"
 
 

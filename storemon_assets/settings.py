@@ -9,8 +9,8 @@ naming the variable (`STOREMON_X='y' is ...`).
 
 Each setting is read on its own. An unset (or blank) one is its default, and a set text setting
 is its trimmed value, without pydantic: a short command such as `storemon daily` reads only the
-database URL and the SQLite busy timeout, and importing pydantic-settings would cost it ~0.07 s
-of CPU, a tenth of its whole (docs/history.md). Every other value is checked by `StoremonSettings`, built (and
+database URL and the SQLite busy timeout, and importing pydantic-settings would be a tenth of
+its whole (docs/history.md). Every other value is checked by `StoremonSettings`, built (and
 pydantic imported) at the first such read.
 """
 
@@ -463,7 +463,7 @@ def limit_blas_threads() -> None:
     is set: call before numpy is first imported (the command line does, first thing).
 
     storemon does no linear algebra (numpy copies and gathers arrays), but numpy's OpenBLAS
-    starts a thread per further core when it loads, which spins waiting for work for a while:
-    ~0.07 s of CPU in every process (`storemon daily --days 90`: 0.95 -> 0.86 s, docs/history.md).
+    starts a thread per further core when it loads, which spins waiting for work for a while,
+    CPU every process pays for nothing (docs/history.md).
     """
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -57,7 +57,7 @@ def read_daily(
     turned into columns a row at a time as they are fetched: no per-value conversion in the
     database or the driver, and (SQLite: its driver reads a row at each fetch) never all their
     64 MB of bytes in memory at once: a row's bytes are freed once unpacked and their memory
-    serves the next (15 k fewer page faults, ~0.02 s of CPU, 64 MB less at the peak).
+    serves the next (fewer page faults and a lower peak: docs/history.md).
     """
     p = reader_for(engine).placeholder
     where = f"WHERE local_date BETWEEN {p} AND {p}"
@@ -156,8 +156,8 @@ def _unpack(rows: Iterable[Sequence[Any]], expected: int) -> pl.DataFrame:
     `expected`: how many values they hold (the columns' size, grown if short)."""
     # Each field copied straight from the row's bytes into its column, a row at a time: a row's
     # records (~53 KB) stay in the CPU's cache while its seven fields are taken out, where a
-    # pass over all the bytes per field reads them from memory seven times (90 days of the real
-    # fleet: 0.025 s of CPU instead of 0.043 s; a joined copy of the bytes first was 0.11 s).
+    # pass over all the bytes per field reads them from memory seven times (and a joined copy
+    # of the bytes first costs more than both).
     columns = {name: np.empty(expected, dtype=kind) for name, kind in DAILY_RECORD_FIELDS}
     dates, counts, offset = [], [], 0
     for local_date, count, blob in rows:

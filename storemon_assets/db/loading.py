@@ -43,8 +43,8 @@ from storemon_assets.db.schema import SQL_TABLES
 
 INSERT_BATCH_ROWS = 20_000
 # Polls of a file inserted at a time (some 90 MB of typed rows). Fewer, larger inserts are faster,
-# on PostgreSQL most, and cost memory: a 119 MB file (2.06 M polls) into PostgreSQL took 7.3 s in
-# one insert, 10.3 s in three of a million; 1 GB of polls peaked at 0.86 GB with 2,000,000 here.
+# on PostgreSQL most, and cost memory: a million rows keeps a 1 GB polls file's load under 1 GB
+# of memory (docs/performance.md has the measurements).
 POLLS_INSERT_ROWS = 1_000_000
 INSERT_BATCH_STORES = 1_000
 DELETE_BATCH_KEYS = 500

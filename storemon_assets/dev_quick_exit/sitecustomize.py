@@ -4,8 +4,8 @@ tearing down their interpreter.
 
 Once a process's own shutdown is done (its main returned or called sys.exit, its non-daemon threads
 joined, every other atexit handler run: logging flushed and closed), what is left is Python
-freeing each module it imported, about 1 s of CPU for Dagster's import graph and nothing that
-stops anything. Five such processes made a Ctrl-C of `storemon dev` take 3-5 s on two cores.
+freeing each module it imported, a large cost for Dagster's import graph and nothing that
+stops anything: five such processes made a Ctrl-C of `storemon dev` slow (docs/operations.md).
 This handler, registered first and so run last, ends the process there with its exit status,
 as `storemon api` does for itself (os._exit). A process with children (`dagster dev` and its code
 server) first waits a moment for them, so none is left to be reaped by init.

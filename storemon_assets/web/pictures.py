@@ -3,8 +3,8 @@
 A picture depends only on the current report and the store, and the report changes only when
 one is published: each is drawn once per report. Drawing takes a worker thread (matplotlib
 draws one at a time anyway); without a bound, 60 requests for different pictures at once held
-every thread of FastAPI's pool waiting for their turn, and `/summary` waited behind them (p95
-2.1 s). Requests for pictures now wait for a drawing slot on the event loop, holding no thread.
+every thread of FastAPI's pool waiting for their turn, and `/summary` waited behind them
+(docs/performance.md). Requests for pictures now wait for a drawing slot on the event loop, holding no thread.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ LABELS = {UP: "up", DOWN: "down", NO_DATA: "no observation"}
 @functools.cache
 def _matplotlib_ready() -> None:
     """matplotlib imported and set up at the first picture, not by every process that imports the
-    API (about 0.4 s of CPU: `storemon api`'s start, each test worker, each Dagster process)."""
+    API (`storemon api`'s start, each test worker, each Dagster process pay for it otherwise)."""
     import matplotlib
 
     matplotlib.rcParams["svg.fonttype"] = "none"  # text as <text>, not glyph paths
@@ -47,7 +47,7 @@ def timeline_svg(rows: DayRows, title: str) -> bytes:
     """The picture of `rows` as SVG bytes.
 
     Bars are drawn as one collection per kind and labels as plain text (no tick machinery):
-    that keeps a picture well under 100 ms.
+    that keeps a picture cheap (docs/performance.md, store timelines).
     """
     _matplotlib_ready()
     from matplotlib.backends.backend_svg import FigureCanvasSVG
