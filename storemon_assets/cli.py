@@ -412,7 +412,8 @@ def cmd_api(args: argparse.Namespace) -> int:
         return _fail(reason)
     uvicorn.run(create_app(listen_host=args.host), host=args.host, port=args.port, log_level="info")
     # uvicorn has shut down in order (requests finished, lifespan ended): what is left is the
-    # interpreter tearing down every module it imported, work that stops nothing. Skipping it keeps `storemon dev`'s stop within its grace period.
+    # interpreter tearing down every module it imported, work that stops nothing. Skipping it
+    # keeps `storemon dev`'s stop within its grace period.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

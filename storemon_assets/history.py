@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import sqlalchemy as sa
 
+from storemon_assets.core.access import rows_of_stores
 from storemon_assets.core.business_time import US_PER_DAY, store_zones, utc_to_local
 from storemon_assets.core.daily import (
     DAILY_VALUES_SCHEMA,
@@ -369,10 +370,7 @@ def uptime_share_of_last_days(
         stored_daily_count(engine),
     )
     if key not in _UPTIME_SHARES:
-        values = daily_history(engine, as_of_us, days=days).values
-        if store_ids is not None:
-            values = values.filter(pl.col("store_id").is_in(sorted(store_ids)))
-        share = uptime_share(values)
+        share = uptime_share(rows_of_stores(daily_history(engine, as_of_us, days=days).values, store_ids))
         if len(_UPTIME_SHARES) > 64:
             _UPTIME_SHARES.clear()
         _UPTIME_SHARES[key] = round(share, 4) if share is not None else None

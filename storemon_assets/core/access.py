@@ -23,6 +23,8 @@ from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import polars as pl
+
 TOKEN_PREFIX = "smt_"
 TOKEN_BYTES = 32
 SCOPES = ("read", "trigger", "admin")
@@ -89,6 +91,11 @@ class Caller:
     @property
     def is_tenant(self) -> bool:
         return self.stores is not None
+
+
+def rows_of_stores(rows: pl.DataFrame, stores: frozenset[str] | None) -> pl.DataFrame:
+    """The rows (with a `store_id` column) of a store set: all of them for None (every store)."""
+    return rows if stores is None else rows.filter(pl.col("store_id").is_in(sorted(stores)))
 
 
 def open_caller(client_host: str | None) -> Caller:

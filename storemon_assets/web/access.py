@@ -39,6 +39,7 @@ from storemon_assets.core.access import (
     cross_site_refusal,
     is_loopback,
     open_caller,
+    rows_of_stores,
     token_hash,
 )
 from storemon_assets.db.tokens import TokenInfo, any_token, find_token, record_use
@@ -196,9 +197,7 @@ Authorized = Annotated[Caller, Depends(authorize)]
 
 def own_rows(caller: Caller, rows: pl.DataFrame) -> pl.DataFrame:
     """The rows (with a `store_id` column) the caller may see: all of them, or a tenant token's own."""
-    if not caller.is_tenant:
-        return rows
-    return rows.filter(pl.col("store_id").is_in(sorted(caller.stores)))
+    return rows_of_stores(rows, caller.stores)
 
 
 def not_found_for(caller: Caller, store_id: str) -> None:
