@@ -111,16 +111,29 @@ def stop_signals_kept():
     try:
         yield
     finally:
-        for sig, handler in saved.items():
-            if signal.getsignal(sig) is not handler and handler is not None:
-                signal.signal(sig, handler)
+        _restore_stop_signals(saved)
+
+
+def _restore_stop_signals(saved: dict) -> None:
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stop_signals_at_start() -> dict:
+    """The stop signals' handlers as the session began, before any fixture ran Dagster."""
+    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
 
 
 @pytest.fixture(autouse=True)
-def stop_signals_restored():
-    """Each test leaves the stop signals' handlers as it found them (`stop_signals_kept`)."""
-    with stop_signals_kept():
-        yield
+def stop_signals_restored(stop_signals_at_start):
+    """Each test starts and ends with the stop signals' handlers as the session began: a module
+    fixture's Dagster run (`sample_run`, `loaded_database`), set up before this fixture, reaches
+    neither the test nor the processes it starts (`stop_signals_kept` says what Dagster does)."""
+    _restore_stop_signals(stop_signals_at_start)
+    yield
+    _restore_stop_signals(stop_signals_at_start)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import signal
 
 import dagster as dg
+import pytest
 
-from storemon_tests.conftest import stop_signals_kept
+from storemon_tests.conftest import STOP_SIGNALS, stop_signals_kept
 
 
 @dg.asset
@@ -29,3 +30,17 @@ def test_a_dagster_run_leaves_the_stop_signals_as_the_test_found_them(instance):
     finally:
         signal.signal(signal.SIGINT, sigint)
         signal.signal(signal.SIGTERM, sigterm)
+
+
+@pytest.fixture(scope="module")
+def a_module_fixtures_dagster_run():
+    """A module-scoped fixture's Dagster run, as CI runs pytest (SIGINT ignored), that does not
+    put the handlers back: module fixtures are set up before the per-test fixtures."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize([one], instance=instance).success
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN  # what Dagster left
+
+
+def test_a_module_fixtures_dagster_run_does_not_reach_the_test(a_module_fixtures_dagster_run, stop_signals_at_start):
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == stop_signals_at_start
