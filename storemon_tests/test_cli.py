@@ -388,22 +388,26 @@ def test_ingest_applies_hours_delivered_again_in_delivery_order(tmp_path):
     ]
 
 
-@pytest.mark.parametrize(("call", "frozen"), [("main()", True), ("main(sys.argv[1:])", False)])
-def test_the_process_own_command_leaves_its_objects_to_the_exit_and_a_caller_keeps_its_collector(call, frozen):
-    # main() without arguments runs this process's command line, which ends next: it exempts
-    # every object from the garbage collector (the exit then frees nothing one by one, ~0.06 s
-    # of CPU); a caller passing arguments (the tests, in process) keeps its collector as it was.
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
+def test_the_process_own_command_sets_up_its_process_and_a_caller_keeps_its_own(given, expected):
+    # main() without arguments runs this process's command line, which ends next: it gives numpy
+    # one OpenBLAS thread before numpy loads (a spinning thread is CPU paid for nothing; a user's
+    # own count wins), and exempts every object from the garbage collector at the end (the exit
+    # then frees nothing one by one). A caller passing arguments (tests, in process) keeps its
+    # environment and its collector. Importing the command line loads no numpy.
     code = (
-        "import gc, sys; from storemon_assets.cli import main; "
-        f"status = {call}; print(status, gc.get_freeze_count() > 0)"
+        "import gc, os, sys; from storemon_assets import cli; loaded = 'numpy' in sys.modules; "
+        "cli.main(['sla', '--month', 'January', '--out', os.devnull]); "
+        "called = (os.environ.get('OPENBLAS_NUM_THREADS', 'unset'), gc.get_freeze_count() > 0); "
+        "sys.argv = ['storemon', 'sla', '--month', 'January', '--out', os.devnull]; status = cli.main(); "
+        "print(loaded, *called, os.environ.get('OPENBLAS_NUM_THREADS'), gc.get_freeze_count() > 0, status)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, "sla", "--month", "January", "--out", os.devnull],
-        capture_output=True,
-        text=True,
-    )
-    assert "is not a month" in done.stderr
-    assert done.stdout.split() == ["2", str(frozen)]
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        environment["OPENBLAS_NUM_THREADS"] = given
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
+    assert "is not a month" in done.stderr  # main ran the command
+    assert done.stdout.split() == ["False", given or "unset", "False", expected, "True", "2"]
 
 
 @pytest.mark.parametrize(

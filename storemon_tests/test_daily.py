@@ -5,7 +5,6 @@ path (stored rows reused only while they hold, chunked computation) against the 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
 import polars as pl
 import pytest
@@ -231,20 +230,13 @@ def test_sla_hours_and_the_uptime_share_of_a_month_without_observed_time():
         month_dates("2024/02")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def sample_engine(request, tmp_path, migrated_sqlite):
+@pytest.fixture
+def sample_engine(engine):
+    """The bundled sample loaded into each database storemon runs on (conftest's `engine`)."""
     from storemon_assets import settings
-    from storemon_tests.conftest import fresh_postgres_engine
 
-    if request.param == "postgresql":
-        url = fresh_postgres_engine().url.render_as_string(hide_password=False)
-    else:
-        shutil.copyfile(migrated_sqlite, tmp_path / "db.sqlite")  # at the current schema: nothing to migrate
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    engine = open_database(url)
     ingest_files(engine, sorted(settings.SAMPLE_DATA_DIR.glob("*.csv")))
-    yield engine
-    engine.dispose()
+    return engine
 
 
 def test_the_database_path_equals_the_whole_history_in_memory_in_small_chunks(sample_engine, monkeypatch):

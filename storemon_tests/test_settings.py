@@ -175,27 +175,3 @@ def test_the_database_url_and_busy_timeout_are_read_without_importing_pydantic(u
     environment["STOREMON_SQLITE_BUSY_TIMEOUT"] = "5"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
     assert "pydantic_settings" in done.stdout
-
-
-@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
-def test_the_command_line_starts_numpy_with_one_blas_thread_unless_told(given, expected):
-    # OpenBLAS reads its thread count when numpy loads, so importing the command line must not
-    # load numpy, and main() of the process's own command sets the count first (a thread that
-    # spins: ~0.07 s of CPU a process); a Python caller's main(argv) leaves its environment alone.
-    import os
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, os; from storemon_assets import cli; loaded = 'numpy' in sys.modules; "
-        "cli.main(['sla', '--month', 'January', '--out', '/dev/null']); "
-        "called = os.environ.get('OPENBLAS_NUM_THREADS', 'unset'); "
-        "sys.argv = ['storemon', 'sla', '--month', 'January', '--out', '/dev/null']; cli.main(); "
-        "print(loaded, called, os.environ.get('OPENBLAS_NUM_THREADS'))"
-    )
-    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
-    if given is not None:
-        environment["OPENBLAS_NUM_THREADS"] = given
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment)
-    assert "is not a month" in done.stderr  # main ran the command
-    assert done.stdout.split() == ["False", given or "unset", expected]
