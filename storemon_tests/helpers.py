@@ -10,7 +10,10 @@ import subprocess
 import sys
 import traceback
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 from hypothesis import settings
@@ -18,6 +21,10 @@ from hypothesis import settings
 from storemon_assets.core.business_time import weekly_schedule
 from storemon_assets.core.parsing import parse_time_of_day_us, parse_timestamp_utc
 from storemon_assets.core.uptime import UptimeReport, compute_uptime
+from storemon_tests.conftest import StoremonHome
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 # The SPEC's worked example as a report row: store "s", open Monday 09:00-12:00 Chicago, active
 # 10:14 and inactive 11:15 local, T = 12:00 local. Up 104.5 min (09:00 to the 10:44:30
@@ -107,6 +114,31 @@ def add_store_partitions(home, instance):
     context = dg.build_sensor_context(instance=instance, resources=home.resources)
     for request in landing_files_sensor(context).dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+@dataclass
+class SampleRun:
+    home: StoremonHome
+    instance: dg.DagsterInstance
+    result: dg.ExecuteInProcessResult
+
+
+@contextlib.contextmanager
+def sample_materialised(root: Path, migrated_sqlite: Path, assets: list) -> Iterator[SampleRun]:
+    """The bundled sample files dropped into an empty home in `root` and `assets` materialised on
+    them once, in an ephemeral Dagster instance open until the block ends: for module fixtures
+    whose tests only read what that one run did (test_assets' `sample_run`, test_publication's
+    `loaded_database`)."""
+    import dagster as dg
+
+    from storemon_assets.settings import SAMPLE_DATA_DIR
+
+    home = StoremonHome.empty_in(root, migrated_sqlite)
+    home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(assets, resources=home.resources, instance=instance)
+        assert result.success
+        yield SampleRun(home, instance, result)
 
 
 def examples(full: int) -> int:

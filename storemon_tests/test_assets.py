@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dagster as dg
 import polars as pl
 import pytest
@@ -25,16 +23,8 @@ from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
-from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
-from storemon_tests.conftest import StoremonHome
-from storemon_tests.helpers import add_store_partitions, write_csv
-
-
-@dataclass
-class SampleRun:
-    home: StoremonHome
-    instance: dg.DagsterInstance
-    result: dg.ExecuteInProcessResult
+from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import add_store_partitions, sample_materialised, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +33,9 @@ def sample_run(tmp_path_factory, migrated_sqlite):
     instance), made once per module for the tests that only read what it did: its events, report
     files and tables (a run on the sample costs ~0.3-0.5 s). Tests that run again, or change the
     database, make their own."""
-    home = StoremonHome.empty_in(tmp_path_factory.mktemp("sample_run"), migrated_sqlite)
-    home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize([ingest_landing_files, uptime_report], resources=home.resources, instance=instance)
-        assert result.success
-        yield SampleRun(home, instance, result)
+    root = tmp_path_factory.mktemp("sample_run")
+    with sample_materialised(root, migrated_sqlite, [ingest_landing_files, uptime_report]) as run:
+        yield run
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():

@@ -27,9 +27,8 @@ from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
-from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
-from storemon_tests.conftest import StoremonHome
-from storemon_tests.helpers import at
+from storemon_assets.settings import sqlite_url
+from storemon_tests.helpers import at, sample_materialised
 
 # The sample's newest poll is 2023-01-25 18:12:56.113981 UTC: the current report's default T.
 NEWEST_POLL = "2023-01-25T18:12:56.113981Z"
@@ -58,14 +57,11 @@ def report_run(home, instance, monkeypatch, as_of: str = "", raise_on_error: boo
 def loaded_database(tmp_path_factory, migrated_sqlite) -> pathlib.Path:
     """The database after the ingest asset loaded the sample files, made once per module (a run
     costs ~0.25 s); `loaded` gives each test a copy of its own."""
-    root = tmp_path_factory.mktemp("loaded")
-    template = StoremonHome.empty_in(root, migrated_sqlite)
-    template.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
-    with dg.DagsterInstance.ephemeral() as instance:
-        assert dg.materialize([ingest_landing_files], resources=template.resources, instance=instance).success
-    with contextlib.closing(sqlite3.connect(root / "storemon.db")) as conn:  # the whole database into the file
+    with sample_materialised(tmp_path_factory.mktemp("loaded"), migrated_sqlite, [ingest_landing_files]) as run:
+        database = run.home.root / "storemon.db"
+    with contextlib.closing(sqlite3.connect(database)) as conn:  # the whole database into the file
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy: checkpointed
-    return root / "storemon.db"
+    return database
 
 
 @pytest.fixture
