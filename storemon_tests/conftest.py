@@ -69,13 +69,13 @@ class StoremonHome:
         }
 
     @classmethod
-    def empty_in(cls, root: Path, migrated_sqlite: Path) -> StoremonHome:
-        """A home in `root` whose database exists, empty at the current schema (a copy of
-        `migrated_sqlite`), with its landing and reports folders beside it."""
+    def in_folder(cls, root: Path, database: Path) -> StoremonHome:
+        """A home in `root` whose database is a copy of the SQLite file `database` (`migrated_sqlite`:
+        empty at the current schema), with its landing and reports folders beside it."""
         from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
         from storemon_assets.settings import sqlite_url
 
-        shutil.copyfile(migrated_sqlite, root / "storemon.db")
+        shutil.copyfile(database, root / "storemon.db")
         return cls(
             root=root,
             database=StoremonDatabase(url=sqlite_url(root / "storemon.db")),
@@ -92,7 +92,7 @@ class StoremonHome:
 @pytest.fixture
 def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
     """A storemon home whose database exists, empty at the current schema (a copy of `migrated_sqlite`)."""
-    return StoremonHome.empty_in(tmp_path, migrated_sqlite)
+    return StoremonHome.in_folder(tmp_path, migrated_sqlite)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

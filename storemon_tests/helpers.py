@@ -133,7 +133,7 @@ def sample_materialised(root: Path, migrated_sqlite: Path, assets: list) -> Iter
 
     from storemon_assets.settings import SAMPLE_DATA_DIR
 
-    home = StoremonHome.empty_in(root, migrated_sqlite)
+    home = StoremonHome.in_folder(root, migrated_sqlite)
     home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(assets, resources=home.resources, instance=instance)

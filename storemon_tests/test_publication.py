@@ -7,7 +7,6 @@ import contextlib
 import errno
 import os
 import pathlib
-import shutil
 import sqlite3
 import time
 import uuid
@@ -28,6 +27,7 @@ from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_assets.settings import sqlite_url
+from storemon_tests.conftest import StoremonHome
 from storemon_tests.helpers import at, sample_materialised
 
 # The sample's newest poll is 2023-01-25 18:12:56.113981 UTC: the current report's default T.
@@ -65,10 +65,9 @@ def loaded_database(tmp_path_factory, migrated_sqlite) -> pathlib.Path:
 
 
 @pytest.fixture
-def loaded(home, loaded_database):
+def loaded(tmp_path, loaded_database):
     """A home whose database holds the sample files as the ingest asset loaded them (nothing published)."""
-    shutil.copyfile(loaded_database, home.root / "storemon.db")
-    return home
+    return StoremonHome.in_folder(tmp_path, loaded_database)
 
 
 def leftovers(home) -> list[str]:
