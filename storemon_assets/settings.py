@@ -338,17 +338,24 @@ REPORT_KEEP_DAYS = _BY_FIELD["report_keep_days"]
 
 
 def is_set(setting: Setting) -> bool:
-    """Whether the environment gives this setting a value (else its default applies)."""
-    return setting.field in load(setting.field).model_fields_set
+    """Whether the environment gives this setting a value (else its default applies): as `_get`
+    tells, without pydantic. A wrong value counts as set (reading it is refused)."""
+    return any(_given(setting.field))
 
 
 # --- the values -----------------------------------------------------------------------------
 
 
+def _given(field: str) -> list[str]:
+    """The trimmed values of the field's variable (its name matched whatever its case, as
+    pydantic-settings does); none, or only blank ones: unset."""
+    name = PREFIX + field.upper()
+    return [value.strip() for key, value in os.environ.items() if key.upper() == name]
+
+
 def _get(field: str) -> Any:
     declared = DECLARED[field]
-    name = PREFIX + field.upper()
-    values = [value.strip() for key, value in os.environ.items() if key.upper() == name]
+    values = _given(field)
     if not any(values):  # unset or blank: the default, as pydantic would give it (checked: 60 -> 60.0)
         return declared.before(declared.default) if declared.before is not None else declared.default
     if declared.plain_text and len(values) == 1:  # text taken as given: pydantic would return it as is

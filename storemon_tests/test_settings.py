@@ -138,7 +138,8 @@ def test_alert_settings_default_as_documented_and_name_the_variable_when_wrong(u
 def test_a_value_read_without_pydantic_is_the_one_pydantic_gives(unset, monkeypatch, value):
     # Unset and blank variables are their defaults, and plain text variables their trimmed text,
     # without pydantic (settings._get); every setting's value must equal the checked one, or the
-    # same refusal.
+    # same refusal. Whether it is set (settings.is_set, also without pydantic) is whether pydantic
+    # took it from the environment; a refused value is set.
     for setting in SETTINGS:
         if setting.field == "home":
             continue  # the fixture's folder
@@ -151,9 +152,12 @@ def test_a_value_read_without_pydantic_is_the_one_pydantic_gives(unset, monkeypa
         except ValueError as refusal:
             with pytest.raises(ValueError, match=re.escape(str(refusal))):
                 settings._get(setting.field)
+            assert settings.is_set(setting), setting.name
         else:
             light = settings._get(setting.field)
             assert (light, type(light)) == (checked, type(checked)), setting.name
+            taken = setting.field in settings.load(setting.field).model_fields_set
+            assert settings.is_set(setting) == taken, setting.name
         monkeypatch.delenv(setting.name, raising=False)
 
 
