@@ -119,22 +119,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     is tried; the exit status is then 2."""
     import sqlalchemy as sa
 
-    from storemon_assets.db.engine import database_error, open_database
+    from storemon_assets.db.engine import database_error
     from storemon_assets.service import ingest_file
 
     progress = Progress.to_stderr(args.quiet)
-    try:
-        engine = open_database(settings.database_url())
-    except sa.exc.SQLAlchemyError as exc:
-        return _fail(f"cannot open the database: {database_error(exc)}")
     failed = 0
     try:
-        for name in args.files:
-            done = ingest_file(engine, name, progress=progress)
-            failed += done.failed
-            print(done.describe(), flush=True)
-    finally:
-        engine.dispose()
+        with _configured_database(progress) as engine:
+            for name in args.files:  # ingest_file never raises for a file's sake: what escapes is the opening
+                done = ingest_file(engine, name, progress=progress)
+                failed += done.failed
+                print(done.describe(), flush=True)
+    except sa.exc.SQLAlchemyError as exc:
+        return _fail(f"cannot open the database: {database_error(exc)}")
     return 2 if failed else 0
 
 

@@ -202,8 +202,10 @@ def test_ingest_loads_each_file_in_one_line_and_still_loads_the_rest_after_an_un
     assert lines[1].startswith("junk.csv: unreadable: junk.csv: unrecognised header 'order_id,amount'")
     assert lines[2].startswith("store_status.csv: loaded, polls, ") and lines[2].endswith(" rejected")
     assert lines[3].startswith("timezones.csv: loaded, timezones, ")
-    # Progress went to stderr: one line per phase, with counts and seconds.
+    # Progress went to stderr: one line per phase, with counts and seconds (the database opened
+    # first, as for the other commands that use it).
     assert "load store_status.csv: " in done.stderr and " s)" in done.stderr
+    assert done.stderr.startswith(f"open database: {sqlite_url(database)} (")
 
     again = storemon_on(database, "ingest", "--quiet", *map(str, files[2:]))
     assert again.returncode == 0
@@ -328,6 +330,13 @@ def test_ingest_on_a_locked_database_says_so_in_one_line_per_file_and_fails(smal
         "store_status.csv: not loaded: database is locked",
     ]
     assert done.stderr == ""
+
+
+def test_ingest_into_a_file_that_is_not_a_database_says_so_in_one_line(small_feeds, tmp_path):
+    database = write_csv(tmp_path, "storemon.db", "store_id,timezone_str\n" * 200)  # not SQLite's header
+    done = storemon_on(database, "ingest", str(small_feeds / "timezones.csv"))
+    assert done.returncode == 2
+    assert (done.stdout, done.stderr) == ("", "storemon: error: cannot open the database: file is not a database\n")
 
 
 def test_ingest_on_a_full_disk_says_so_and_still_tries_the_other_files(small_feeds, tmp_path):
