@@ -33,10 +33,9 @@ BIN = Path(sys.executable).parent
 INGEST = """
 import sys
 from storemon_assets import settings
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.service import ingest_files
-engine = create_db_engine(settings.database_url())
-create_tables(engine)
+engine = open_database(settings.database_url())
 ingest_files(engine, sys.argv[1:])
 """
 

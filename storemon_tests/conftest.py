@@ -293,7 +293,8 @@ def fresh_postgres_engine():
     """
     import sqlalchemy as sa
 
-    from storemon_assets.db.engine import create_db_engine, create_tables
+    from storemon_assets.db.engine import create_db_engine
+    from storemon_assets.db.migrate import upgrade_schema
 
     url = postgres_url()
     engine = create_db_engine(url)
@@ -316,7 +317,7 @@ def fresh_postgres_engine():
             return engine
     engine.dispose()
     engine = empty_postgres_engine()
-    create_tables(engine)
+    upgrade_schema(engine)
     with engine.connect() as conn:
         _MIGRATED_FINGERPRINT[url] = _schema_fingerprint(conn)
     return engine
@@ -349,13 +350,11 @@ def _schema_fingerprint(conn) -> str:
 def migrated_sqlite(tmp_path_factory) -> Path:
     """An empty SQLite database at the current schema, made once per worker: a test copies the
     file (well under a millisecond) instead of running every migration (~70 ms)."""
-    from storemon_assets.db.engine import create_db_engine, create_tables
+    from storemon_assets.db.engine import open_database
     from storemon_assets.settings import sqlite_url
 
     path = tmp_path_factory.mktemp("migrated") / "storemon.db"
-    engine = create_db_engine(sqlite_url(path))
-    create_tables(engine)
-    engine.dispose()
+    open_database(sqlite_url(path)).dispose()
     return path
 
 

@@ -15,7 +15,7 @@ import httpx
 import polars as pl
 import pytest
 
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.local_servers import dagster_dev, wait_for
 from storemon_assets.settings import SAMPLE_DATA_DIR, sqlite_url
 from storemon_tests.helpers import write_csv
@@ -142,7 +142,7 @@ def test_failed_ingest_runs_are_retried_until_the_polls_reach_the_report(tmp_pat
     landing.mkdir(parents=True)
     database = tmp_path / "data" / "storemon.db"
     dagster_home = tmp_path / "dagster_home"
-    create_tables(create_db_engine(sqlite_url(database)))  # tables exist, journal in WAL mode
+    open_database(sqlite_url(database)).dispose()  # tables exist, journal in WAL mode
     settings = {"STOREMON_SQLITE_BUSY_TIMEOUT": "15", "STOREMON_INGEST_RETRY_SECONDS": "1"}
 
     def reported(store):

@@ -10,7 +10,7 @@ import pytest
 
 import storemon_assets.service as service
 from storemon_assets.core.parsing import FeedFile, FeedFileError
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.service import ingest_file, ingest_files
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import write_csv
@@ -21,8 +21,7 @@ HOURS = "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00,17:00\n"
 
 @pytest.fixture
 def engine(tmp_path):
-    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "storemon.db"))
     yield engine
     engine.dispose()
 

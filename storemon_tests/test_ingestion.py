@@ -18,7 +18,7 @@ from storemon_assets.core.tables import (
     STORE_TIMEZONES,
     STORES,
 )
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import create_db_engine, open_database
 from storemon_assets.db.loading import load_feed
 from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules, rejected_counts
 from storemon_assets.settings import sqlite_url
@@ -285,8 +285,7 @@ def test_sqlite_stays_healthy_when_reads_and_writes_alternate(tmp_path):
     # file locks of the process's own connections ("disk I/O error").
     import sqlite3
 
-    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "storemon.db"))
     header = "store_id,timezone_str\n"
     for n in range(3):
         load_feed(engine, read_feed_file(write_csv(tmp_path, f"t{n}.csv", header + f"{n},UTC\n")))

@@ -16,7 +16,7 @@ from storemon_assets.core.feeds import HOURS, POLLS, TIMEZONES
 from storemon_assets.core.parsing import read_feed_file
 from storemon_assets.core.tables import STORED_TABLES, STORES
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.db.engine import create_db_engine, create_tables, open_database
+from storemon_assets.db.engine import create_db_engine, open_database
 from storemon_assets.db.migrate import HEAD_REVISION, head_of_scripts, schema_drift, schema_revision, upgrade_schema
 from storemon_assets.db.queries import read_table
 from storemon_assets.service import build_report, ingest_files
@@ -171,8 +171,7 @@ def test_a_release_database_upgrades_in_place_at_start_with_nothing_lost(empty_e
 
     # The report is the one a fresh database gives for the same files, and the ledger still
     # knows every file: delivering them again loads nothing.
-    fresh = create_db_engine(sqlite_url(tmp_path / "fresh.db"))
-    create_tables(fresh)
+    fresh = open_database(sqlite_url(tmp_path / "fresh.db"))
     ingest_files(fresh, files)
     assert report_csv(build_report(upgraded).report) == report_csv(build_report(fresh).report)
     assert all(outcome.already_loaded for outcome in ingest_files(upgraded, files))

@@ -9,7 +9,7 @@ import pytest
 
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.db.engine import MissingExtraError, create_db_engine, create_tables
+from storemon_assets.db.engine import MissingExtraError, create_db_engine, open_database
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
 from storemon_assets.defs.resources import StoremonDatabase
@@ -27,8 +27,7 @@ def report_text(engine, paths) -> str:
 @pytest.mark.parametrize("stores", [40, 800])
 def test_postgres_and_sqlite_give_the_same_report(tmp_path, stores):
     paths = list(generate_feeds(stores=stores, days=8, seed=stores).write(tmp_path / "feeds").values())
-    sqlite_engine = create_db_engine(sqlite_url(tmp_path / "s.db"))
-    create_tables(sqlite_engine)
+    sqlite_engine = open_database(sqlite_url(tmp_path / "s.db"))
     postgres_engine = fresh_postgres_engine()
     try:
         expected = report_text(sqlite_engine, paths)
@@ -60,6 +59,5 @@ def test_a_postgres_url_without_the_postgres_extra_says_what_to_install(monkeypa
 def test_sqlite_needs_no_postgres_extra(monkeypatch, tmp_path):
     for module in ("connectorx", "pyarrow", "psycopg2"):
         monkeypatch.setitem(sys.modules, module, None)
-    engine = create_db_engine(sqlite_url(tmp_path / "s.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "s.db"))
     assert report_text(engine, list(generate_feeds(stores=5, days=2, seed=1).write(tmp_path / "feeds").values()))

@@ -11,7 +11,7 @@ import pytest
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.shards import FIRST_KEY, LAST_KEY, StoreShard, combine_parts, cut_points, shards_from_cuts
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.assets.report import uptime_report
@@ -96,8 +96,7 @@ def assert_sharding_changes_nothing(engine, shard_counts=(1, 3, 8)):
 
 @pytest.mark.parametrize("end", DST_WEEK_ENDS, ids=lambda d: d.strftime("%Y-%m-%d"))
 def test_sharded_report_is_byte_identical_on_sqlite(tmp_path, end):
-    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "storemon.db"))
     load_dst_feeds(engine, tmp_path / "feeds", end)
     assert_sharding_changes_nothing(engine)
 

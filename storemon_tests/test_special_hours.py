@@ -19,7 +19,7 @@ from storemon_assets.core.feeds import SPECIAL
 from storemon_assets.core.parsing import BAD_DATE, BAD_TIME, parse_time_of_day_us, read_feed_file
 from storemon_assets.core.tables import SPECIAL_HOURS
 from storemon_assets.core.uptime import compute_uptime
-from storemon_assets.db.engine import create_db_engine, create_tables
+from storemon_assets.db.engine import open_database
 from storemon_assets.db.loading import load_feed, replace_store_schedules
 from storemon_assets.db.queries import known_store_ids, read_table, read_weekly_schedules, store_weekly_schedule
 from storemon_assets.service import build_report, ingest_files, publish_current_report, stale_partitions
@@ -339,8 +339,7 @@ def test_the_store_page_lists_special_hours_and_its_week_honours_them(tmp_path):
     # 08:00-20:00 only. Polls active at 01-16 06:00 (outside those hours: no observation) and
     # 18:00 = T. Week [01-09 18:00, 01-16 18:00): 01-09 18:00 .. 01-15 00:00 = 126 h, then
     # 01-16 08:00-18:00 = 10 h: 136 h of business time, all up.
-    engine = create_db_engine(sqlite_url(tmp_path / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "storemon.db"))
     files = [
         write_csv(tmp_path, "p.csv", "store_id,status,timestamp_utc\nup,active,2023-01-16 06:00:00 UTC\n"),
         write_csv(tmp_path, "q.csv", "store_id,status,timestamp_utc\nup,active,2023-01-16 18:00:00 UTC\n"),

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from storemon_assets.db.engine import create_db_engine, create_tables, open_database
+from storemon_assets.db.engine import open_database
 from storemon_assets.db.tokens import create_token
 from storemon_assets.local_servers import dagster_dev, storemon_api
 from storemon_assets.service import ingest_files
@@ -58,8 +58,7 @@ def browser(tmp_path):
 @pytest.fixture
 def running(tmp_path):
     """`dagster dev` and `storemon api` on a home whose database holds the bundled sample."""
-    engine = create_db_engine(sqlite_url(tmp_path / "data" / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "data" / "storemon.db"))
     ingest_files(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     engine.dispose()
     with dagster_dev(tmp_path) as dagster_url, storemon_api(tmp_path, dagster_url) as api_url:
@@ -161,8 +160,7 @@ def published(tmp_path):
     plus stores made down and silent at T, one with a hostile id."""
     from storemon_assets.service import build_report, publish_current_report
 
-    engine = create_db_engine(sqlite_url(tmp_path / "data" / "storemon.db"))
-    create_tables(engine)
+    engine = open_database(sqlite_url(tmp_path / "data" / "storemon.db"))
     ingest_files(engine, sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     as_of = build_report(engine).uptime.as_of_us
     ingest_files(engine, [_with_instants(tmp_path / "extra.csv", as_of)])

@@ -112,8 +112,3 @@ def require_postgres_extra() -> None:
             f"a PostgreSQL database needs the postgres extra ({', '.join(missing)} not installed): "
             "pip install 'storemon[postgres]' (in a checkout: pip install -e '.[postgres]')"
         )
-
-
-def create_tables(engine: sa.Engine) -> None:
-    """Create storemon's tables, or upgrade them in place: the migrations do both."""
-    upgrade_schema(engine)
