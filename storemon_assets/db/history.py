@@ -69,6 +69,7 @@ def read_daily(
         cursor = dbapi_connection(conn).cursor()
         try:
             # How many values, to make the columns once (only a size: a write in between is fine).
+            # Growing them as rows come instead costs more than this query (docs/history.md).
             cursor.execute(f"SELECT COALESCE(SUM(stores), 0) FROM {PACKED} {where}", params)
             expected = int((cursor.fetchone() or (0,))[0])
             cursor.execute(
