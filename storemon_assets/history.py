@@ -1,5 +1,5 @@
 """Store history from the database: daily values (SPEC §8), the monthly SLA, and retention
-(SPEC §11). One code path for Dagster (defs/assets/history.py), the CLI and the API.
+(SPEC §11). One code path for Dagster (defs/history.py), the CLI and the API.
 
 Daily values are *stored* (packed, table store_daily_packed) and *computed* by the same function:
 `daily_history` takes every stored row that provably holds for the requested T and computes

@@ -13,7 +13,7 @@ it was not handed before. Runs take a bounded amount of data (core/ingest_batche
 at a time, so a backlog drains over several runs.
 
 Retries are Dagster's: the ingest step retries transient database errors itself, with backoff
-(defs/assets/raw.py), and the instance re-runs a run whose worker was lost (`run_retries` in
+(defs/raw.py), and the instance re-runs a run whose worker was lost (`run_retries` in
 dagster.yaml; the retry keeps the batch's tags). A batch whose last run ended for good
 (run_retries.ended_for_good) having failed or been canceled has its files that are still
 waiting, unchanged and not loaded by any of its runs moved to failed/ with the run's error. Files

@@ -109,7 +109,7 @@ def add_store_partitions(home, instance):
     """What the daemon does with the landing sensor's partition requests."""
     import dagster as dg
 
-    from storemon_assets.defs.sensors import landing_files_sensor
+    from storemon_assets.defs.raw import landing_files_sensor
 
     context = dg.build_sensor_context(instance=instance, resources=home.resources)
     for request in landing_files_sensor(context).dynamic_partitions_requests or []:

@@ -276,8 +276,8 @@ def test_the_sensor_evaluates_once_per_refresh_and_its_check_shows_failures(home
     import dagster as dg
 
     from storemon_assets.defs.alerts import alerts_sensor
-    from storemon_assets.defs.assets.raw import ingest_landing_files
-    from storemon_assets.defs.assets.report import uptime_report
+    from storemon_assets.defs.raw import ingest_landing_files
+    from storemon_assets.defs.report import uptime_report
 
     monkeypatch.setenv("STOREMON_ALERT_URLS", receiver.url())
     monkeypatch.setenv("STOREMON_AS_OF", "2023-01-20T12:00:00Z")

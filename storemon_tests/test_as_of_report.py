@@ -10,9 +10,8 @@ import pytest
 from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant, parse_as_of
 from storemon_assets.core.uptime import report_csv
-from storemon_assets.defs.as_of_report import as_of_report_job
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import as_of_report_job, uptime_report
 from storemon_assets.names import AS_OF_TAG
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 

@@ -15,13 +15,12 @@ from storemon_assets.core.tables import (
 )
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_assets.db.queries import current_report_info, current_report_rows, read_table
-from storemon_assets.defs.as_of_report import as_of_report_job
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
-from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.definitions import defs
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import as_of_report_job, uptime_report
 from storemon_assets.defs.resources import StoremonDatabase
+from storemon_assets.defs.stores import store_schedules
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import add_store_partitions, sample_materialised, write_csv

@@ -7,16 +7,16 @@ import polars as pl
 
 from storemon_assets.core import quality
 from storemon_assets.core.feeds import POLLS, TIMEZONES
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
-from storemon_assets.defs.checks import (
+from storemon_assets.defs.raw import (
+    RAW_CHECKS,
     REJECTED_SHARE_CHECKS,
+    ingest_landing_files,
     no_unreadable_files,
     polled_stores_have_business_hours,
     polled_stores_have_timezones,
-    raw_checks,
     timezones_are_known,
 )
+from storemon_assets.defs.report import uptime_report
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import example_report, write_csv
 
@@ -45,7 +45,7 @@ HOURS = "store_id,day,start_time_local,end_time_local\n" + "".join(f"{n},0,09:00
 ZONES = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 11))
 
 
-def test_raw_checks_pass_on_clean_feeds(home, instance):
+def test_RAW_CHECKS_pass_on_clean_feeds(home, instance):
     load(home, instance, {"p.csv": POLLS, "h.csv": HOURS, "t.csv": ZONES})
     checks = [
         rejected_polls_share,
@@ -60,7 +60,7 @@ def test_raw_checks_pass_on_clean_feeds(home, instance):
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}
 
 
-def test_raw_checks_warn_with_what_to_fix(home, instance):
+def test_RAW_CHECKS_warn_with_what_to_fix(home, instance):
     # 2 bad polls of 12 (17%), a store with an unknown zone, store 10 without hours or zone.
     bad_polls = POLLS + "11,asleep,2023-01-22 12:00:00 UTC\n12,active,not a time\n"
     zones = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 9)) + "9,Mars/Base\n"
@@ -175,6 +175,6 @@ def test_the_bundled_sample_passes_every_raw_check(home, instance, sample_files)
     """A new user's first run shows no failed check: every sample store has hours and a zone,
     and the two rows planted to show rejections stay under the 1% threshold."""
     home.drop(*sample_files)
-    evaluations = run_checks(home, instance, *raw_checks)
-    assert len(evaluations) == len(raw_checks)
+    evaluations = run_checks(home, instance, *RAW_CHECKS)
+    assert len(evaluations) == len(RAW_CHECKS)
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}

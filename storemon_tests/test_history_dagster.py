@@ -11,9 +11,8 @@ import polars as pl
 
 from storemon_assets.core.daily import refresh_ranges
 from storemon_assets.db.history import stored_daily_count
-from storemon_assets.defs.assets.history import store_daily_uptime
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.history import daily_uptime_sensor, retention_job
+from storemon_assets.defs.history import daily_uptime_sensor, retention_job, store_daily_uptime
+from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import at, write_csv
 

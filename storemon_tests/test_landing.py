@@ -21,16 +21,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-import storemon_assets.defs.assets.raw as raw
-import storemon_assets.defs.sensors as sensors
+import storemon_assets.defs.raw as raw
 import storemon_assets.run_retries as run_retries
 import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.db.queries import read_polls, store_keys
-from storemon_assets.defs.assets.raw import ingest_landing_files
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
+from storemon_assets.defs.raw import MAX_FILES_PER_RUN, ingest_landing_files, landing_files_sensor
 from storemon_assets.defs.resources import LandingFolder
-from storemon_assets.defs.sensors import MAX_FILES_PER_RUN, landing_files_sensor
 from storemon_assets.names import WILL_RETRY_TAG
 from storemon_tests.conftest import shared_data
 from storemon_tests.helpers import write_csv
@@ -93,7 +91,7 @@ def test_a_new_file_gives_one_run_which_loads_it_and_adds_its_stores(home, insta
     path = polls_file(home, "p1.csv", [("7", "2023-01-22 12:00:00 UTC"), ("007", "2023-01-22 12:00:00 UTC")])
     first = tick(home, instance)
     [request] = first.run_requests
-    assert request.run_key.startswith("ingest-") and request.tags[sensors.BATCH_TAG] == request.run_key
+    assert request.run_key.startswith("ingest-") and request.tags[raw.BATCH_TAG] == request.run_key
     assert request.run_config["ops"]["ingest_landing_files"]["config"]["files"] == [path.name]
     [run] = run_requested(home, instance, first)
     assert run.success
@@ -171,7 +169,7 @@ def test_a_file_still_being_written_waits_until_it_settles(home, instance):
 
 
 def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
-    from storemon_assets.defs.assets.report import uptime_report
+    from storemon_assets.defs.report import uptime_report
 
     monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
     path = polls_file(
@@ -358,7 +356,7 @@ def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance,
 
 
 def test_a_small_file_goes_into_the_next_run_beside_a_backlog_of_large_files(home, instance, monkeypatch):
-    monkeypatch.setattr(sensors, "MAX_RUN_BYTES", 1_000)
+    monkeypatch.setattr(raw, "MAX_RUN_BYTES", 1_000)
     many = [(f"s{n}", "2023-01-22 12:00:00 UTC") for n in range(60)]  # ~1,700 bytes: large
     for n, name in enumerate(["big1.csv", "big2.csv", "big3.csv"]):
         polls_file(home, name, many, age=300 - n)
@@ -424,7 +422,7 @@ def test_with_several_large_files_every_sensor_tick_reads_a_bounded_head_of_each
         cursor = result.cursor
     [batch] = requested_files(result)  # one run at a time, reading a bounded amount
     assert "small.csv" in batch
-    assert sum((home.landing.folder / name).stat().st_size for name in batch) <= sensors.MAX_RUN_BYTES
+    assert sum((home.landing.folder / name).stat().st_size for name in batch) <= raw.MAX_RUN_BYTES
 
 
 # --- row 3: only complete files are read --------------------------------------------------------

@@ -10,8 +10,8 @@ import pytest
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.engine import MissingExtraError, create_db_engine, open_database
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import uptime_report
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.service import COMBINED_REPORT_NAME, build_report, ingest_files
 from storemon_assets.settings import sqlite_url

@@ -18,10 +18,9 @@ import sqlalchemy as sa
 
 from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import current_report_info, current_report_rows
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import REPORT_SHARDS_SENSORS, uptime_report
 from storemon_assets.defs.resources import ReportsFolder
-from storemon_assets.defs.sensors import REPORT_SHARDS_SENSORS
 from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
@@ -159,7 +158,7 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     # the next run's start. Its step results go as it ends now, through the run failure sensor:
     # with one of two shard steps failing, also those the other one wrote after it (the executor
     # runs the other shards on).
-    import storemon_assets.defs.assets.report as report
+    import storemon_assets.defs.report as report
 
     calls = []
 
@@ -244,7 +243,7 @@ def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(load
     # keep a failed run's shards for its retry. Failed for good (max_retries 0): the failure
     # sensor removes them. To be retried (max_retries 1): they stay, until the retry, here
     # canceled before it ran a step, ends the chain: the canceled sensor removes both runs'.
-    import storemon_assets.defs.assets.report as report
+    import storemon_assets.defs.report as report
 
     def broken(*args, **kwargs):
         raise RuntimeError("the database went away")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.stores import store_schedules
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.defs.schedules import hourly_report_schedule
-from storemon_assets.defs.sensors import store_schedules_sensor
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import hourly_report_schedule
+from storemon_assets.defs.stores import store_schedules, store_schedules_sensor
 from storemon_tests.helpers import add_store_partitions, write_csv
 
 

@@ -13,8 +13,8 @@ from storemon_assets.core.shards import FIRST_KEY, LAST_KEY, StoreShard, combine
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import store_shards
-from storemon_assets.defs.assets.raw import ingest_landing_files
-from storemon_assets.defs.assets.report import uptime_report
+from storemon_assets.defs.raw import ingest_landing_files
+from storemon_assets.defs.report import uptime_report
 from storemon_assets.service import (
     COMBINED_REPORT_NAME,
     build_report,

@@ -1,4 +1,4 @@
-"""Dagster resources: the database, the landing folder and the reports folder.
+"""Dagster resources (the database, the landing folder and the reports folder), and the executor.
 
 Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is a different
 `url`. Defaults come from the STOREMON_* environment variables (see settings.py).
@@ -19,6 +19,7 @@ from storemon_assets.db.engine import open_database
 from storemon_assets.landing import LandingFolderRules
 from storemon_assets.publication import read_step_result, shard_folder, sweep_reports_folder, write_step_result
 from storemon_assets.run_retries import ended_for_good
+from storemon_assets.worker import celery_app_settings
 
 _engine_for = lru_cache(maxsize=8)(open_database)  # one engine per URL and process, upgraded once
 
@@ -127,3 +128,20 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 REPORT_SHARDS_IO_MANAGER = "report_shards_io_manager"
+
+
+def selected_executor() -> dg.ExecutorDefinition:
+    """Where a run's steps execute: `STOREMON_EXECUTOR` (settings.py; docs/deployment.md)."""
+    name = settings.executor_name()
+    if name == "multiprocess":
+        return dg.multiprocess_executor
+    if name == "celery":
+        try:
+            from dagster_celery import celery_executor
+        except ImportError as exc:  # the `celery` extra is not installed
+            raise ImportError(
+                f"{settings.EXECUTOR.name}=celery needs dagster-celery: pip install 'storemon[celery]'"
+            ) from exc
+        return celery_executor.configured(celery_app_settings(), name="storemon_celery")
+    # Steps are short; a process per step would cost more than the work.
+    return dg.in_process_executor

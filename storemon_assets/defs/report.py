@@ -1,7 +1,9 @@
 """The current report, its status intervals and incidents: one graph-backed asset (plan T and
-store shards, a step per shard, a step that checks and publishes all three in one transaction).
-Each output's description says what it is; docs/deployment.md tells the shards and executors,
-docs/operations.md the publication order; as-of reports are defs/as_of_report.py."""
+store shards, a step per shard, a step that checks and publishes all three in one transaction),
+its jobs and hourly schedule, the sensors that delete its intermediate files, and as-of reports
+(the report for a chosen T, a run of its own job that publishes nothing). Each output's
+description says what it is; docs/deployment.md tells the shards and executors,
+docs/operations.md the publication order."""
 
 import time
 
@@ -11,12 +13,12 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
-from storemon_assets.core.instants import format_instant, parse_as_of
+from storemon_assets.core.instants import as_of_instant, format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
 from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import store_shards
-from storemon_assets.defs.assets.raw import RAW_ASSETS
+from storemon_assets.defs.raw import RAW_ASSETS, ingest_landing_files
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import (
     check_result,
@@ -26,20 +28,25 @@ from storemon_assets.defs.ui_metadata import (
     ui_metadata,
     user_errors,
 )
+from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG, INGEST_AND_REPORT_JOB, REPORT_JOB
 from storemon_assets.progress import peak_rss_mib
+from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.service import (
     PollReads,
     ReportResult,
     build_report_shard,
     check_report,
+    checked_report,
     combine_report_shards,
     incidents_figures,
     interval_figures,
     publish_report,
     published_figures,
+    report_figures,
     report_incidents,
     report_time_us,
     stale_data_warning,
+    write_report_text,
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
@@ -232,3 +239,90 @@ def uptime_report(**raw_feeds):
     } | {  # the graph's output of each check: `<asset>_<check>` (graph-backed assets' rule)
         f"{UPTIME_REPORT.name}_{name}": getattr(published, name) for name in quality.REPORT_CHECKS
     }
+
+
+report_job = dg.define_asset_job(
+    REPORT_JOB,
+    selection=dg.AssetSelection.assets(uptime_report),
+    description="Refresh the uptime report and its incidents.",
+)
+# Load whatever waits in the landing folder, then refresh the report: the main job.
+ingest_and_report_job = dg.define_asset_job(
+    INGEST_AND_REPORT_JOB,
+    selection=dg.AssetSelection.assets(ingest_landing_files, uptime_report),
+    description="Load new files from the landing folder, then refresh the uptime report and its incidents.",
+)
+# The hourly refresh of `combined_report.csv` (the seed system's hourly precomputation).
+hourly_report_schedule = dg.ScheduleDefinition(
+    name="hourly_report_schedule",
+    job=report_job,
+    cron_schedule="0 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Refreshes the uptime report at the top of every hour.",
+)
+
+
+def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
+    # Every run of the code location is watched, not only the report jobs: the report asset can
+    # also be materialised from the UI, in an asset job.
+    @dg.run_status_sensor(
+        run_status=status,
+        name=f"report_shards_after_{status.value.lower()}",
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=f"After a run ends as {status.value}, deletes the report's intermediate files (.shards/<run id>) "
+        "of it and of the runs it re-executed, unless the instance's run retries will run it again.",
+    )
+    def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
+        run = context.dagster_run
+        record = context.instance.get_run_record_by_id(run.run_id)
+        ended_at = record.end_time if record else None
+        for run_id in runs_whose_shards_go(
+            run.run_id, run.status.value, run.tags, context.instance.run_retries_enabled, ended_at
+        ):
+            reports.discard_shards(run_id)
+
+    return discard_report_shards
+
+
+REPORT_SHARDS_SENSORS = [
+    _report_shards_sensor(status)
+    for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+]
+
+
+class AsOfReportConfig(dg.Config):
+    as_of: str = Field(description="Report time T: ISO-8601 (UTC unless an offset is given), or 'now'.")
+
+
+@dg.op(
+    name=AS_OF_REPORT_OP,
+    description="The uptime report as of the configured T, written only to <run id>.csv: never to "
+    "combined_report.csv, and no materialisation of uptime_report. The report's blocking checks run first.",
+)
+def as_of_report(
+    context: dg.OpExecutionContext, config: AsOfReportConfig, database: StoremonDatabase, reports: ReportsFolder
+) -> dg.Output:
+    with user_errors():
+        as_of_us = parse_as_of(as_of_instant(config.as_of))  # 'now' fixed once, an empty T refused
+    result, findings, compute_seconds = checked_report(database.engine(), as_of_us)
+    failed = quality.blocking_failures(findings)
+    if failed:
+        raise dg.Failure(description=f"report not written, blocking checks failed: {failed}")
+    path = reports.report_path(context.run.run_id)
+    write_report_text(result.report, path)
+    if context.run.tags.get(AS_OF_TAG) != result.as_of_iso:  # e.g. launched from the UI's launchpad
+        context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: result.as_of_iso})
+    context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
+    return dg.Output(
+        None,
+        metadata=report_figures(result, compute_seconds) | {"report": dg.MetadataValue.path(str(path))},
+    )
+
+
+@dg.job(
+    name=AS_OF_REPORT_JOB,
+    description="An as-of report: the uptime report for a chosen T, written only to <run id>.csv. "
+    "The published report (combined_report.csv, uptime_report) stays the current one.",
+)
+def as_of_report_job():
+    as_of_report()

@@ -1,5 +1,8 @@
 """Per-store partitions: each store's weekly schedule, what never goes stale with time (UTC
-business time is derived from it when a report needs it)."""
+business time is derived from it when a report needs it), and the sensor that refreshes the
+partitions whose feeds changed."""
+
+import json
 
 import dagster as dg
 import polars as pl
@@ -9,11 +12,15 @@ from storemon_assets.core.summaries import schedule_figures
 from storemon_assets.core.tables import STORE_SCHEDULES
 from storemon_assets.db.loading import replace_store_schedules
 from storemon_assets.db.queries import read_weekly_schedules
-from storemon_assets.defs.assets.raw import RAW_BUSINESS_HOURS, RAW_SPECIAL_HOURS, RAW_STORE_TIMEZONES
-from storemon_assets.defs.partitions import store_partitions
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, partition_range_request, store_partitions
+from storemon_assets.defs.raw import RAW_BUSINESS_HOURS, RAW_SPECIAL_HOURS, RAW_STORE_TIMEZONES
 from storemon_assets.defs.resources import StoremonDatabase
 from storemon_assets.defs.ui_metadata import table_metadata, ui_metadata
+from storemon_assets.names import STORE_SCHEDULES_JOB
+from storemon_assets.service import schedule_refresh
 from storemon_assets.web import timeline_path
+
+MAX_SCHEDULE_RUNS = 4
 
 
 @dg.asset(
@@ -41,3 +48,31 @@ def store_schedules(context: dg.AssetExecutionContext, database: StoremonDatabas
         yield dg.AssetMaterialization(context.asset_key, partition=store_id, metadata=ui_metadata(figures) | week)
     # One line per run for the console; each partition's own event stays in the event log.
     context.log.info(f"refreshed the schedules of {len(keys)} stores, {keys.min()} to {keys.max()}")
+
+
+store_schedules_job = dg.define_asset_job(
+    STORE_SCHEDULES_JOB,
+    selection=dg.AssetSelection.assets(store_schedules),
+    description="Materialise the store partitions named in the run (one run for any number of stores).",
+)
+
+
+@dg.sensor(
+    job=store_schedules_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Materialises the store partitions whose hours, special hours or timezone changed, and new stores.",
+)
+def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
+    keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    refresh = schedule_refresh(database.engine(), keys, cursor, MAX_SCHEDULE_RUNS)
+    if refresh is None:
+        return dg.SkipReason("no feed changed since the last check")
+    if refresh.runs:
+        context.log.info(f"{refresh.stale_stores} stale store partitions in {len(refresh.runs)} run(s)")
+    return dg.SensorResult(
+        run_requests=[partition_range_request(key, first, last) for key, (first, last) in refresh.runs.items()],
+        cursor=json.dumps(refresh.cursor),
+        skip_reason=None if refresh.runs else "every store partition is current",
+    )

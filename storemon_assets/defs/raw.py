@@ -1,0 +1,342 @@
+"""The four raw feeds: the landing folder where their CSV files arrive, the run that loads them
+into the database, the sensor that watches the folder (docs/operations.md, "The landing folder"),
+and the checks on what was loaded (warnings: the report stays right, thanks to the SPEC's
+defaults, but a user should fix the input)."""
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import Field
+
+from storemon_assets import settings
+from storemon_assets.core import quality
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.ingest_batches import retry_delay_seconds
+from storemon_assets.core.summaries import markdown_list
+from storemon_assets.core.tables import (
+    BUSINESS_HOURS,
+    INGESTED_FILES,
+    REJECTED_ROW_COUNTS,
+    REJECTED_ROWS,
+    SPECIAL_HOURS,
+    STORE_STATUS_POLLS,
+    STORE_TIMEZONES,
+)
+from storemon_assets.db import queries
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
+from storemon_assets.defs.resources import LandingFolder, StoremonDatabase, run_ending
+from storemon_assets.defs.ui_metadata import check_evaluation, check_result, table_metadata, ui_metadata
+from storemon_assets.landing import BatchState, LandingCursor, LandingFile
+from storemon_assets.names import INGEST_AND_REPORT_JOB, INGEST_JOB
+from storemon_assets.service import (
+    FileIngested,
+    ingest_file,
+    loaded_of_kind,
+    lost_weekdays_finding,
+    lost_weekdays_listing,
+    run_feed_figures,
+)
+
+LANDING_FOLDER = dg.AssetKey("landing_folder")
+LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
+MAX_STEP_RETRIES = 4  # retries of a transient database error: five attempts over ~7.5 min at 30 s
+RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
+RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
+RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
+RAW_SPECIAL_HOURS = dg.AssetKey("raw_special_hours")
+
+RAW_ASSETS = {
+    POLLS: (RAW_STORE_STATUS, STORE_STATUS_POLLS, "Status polls (UTC): is the store online? About hourly per store."),
+    HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS, "Business hours per weekday, in each store's local time."),
+    TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES, "Each store's IANA timezone."),
+    SPECIAL: (
+        RAW_SPECIAL_HOURS,
+        SPECIAL_HOURS,
+        "Special hours: dates whose hours differ from the store's week (holidays, closures, short days), "
+        "in local time; they replace the weekly hours of those dates.",
+    ),
+}
+
+
+landing_folder = dg.AssetSpec(
+    LANDING_FOLDER,
+    description="The folder (STOREMON_DATA_DIR) where CSV files of any of the four feeds arrive, "
+    "recognised by their header. Watched by the landing_files_sensor; files that cannot be read "
+    "are moved to its failed/ subfolder with the error beside them.",
+    group_name="raw",
+    kinds={"csv"},
+)
+
+
+class IngestConfig(dg.Config):
+    files: list[str] = Field(
+        default_factory=list,
+        description="CSV files directly inside the landing folder (a name alone means one there); any other path "
+        "fails the run unread. Empty: every CSV in the landing folder (files already loaded are skipped).",
+    )
+
+
+NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
+
+
+@dg.multi_asset(
+    name="ingest_landing_files",
+    specs=[
+        dg.AssetSpec(
+            key,
+            description=f"{description} Table `{spec.name}`. Loaded from CSV files recognised by their header.",
+            group_name="raw",
+            kinds={"csv", "sql"},
+            deps=[LANDING_FOLDER],
+            metadata=table_metadata(spec),
+        )
+        for key, spec, description in RAW_ASSETS.values()
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            NO_STORE_LOST_WEEKDAYS,
+            asset=RAW_BUSINESS_HOURS,
+            description="No hours file loaded took from a store a weekday it had (SPEC 1: a store's rows must not "
+            "be split across files; an accidental split looks like this). Evaluated by each run that loads hours.",
+        )
+    ],
+    # Only so that a run loading no hours file may leave the check's last result standing (a
+    # warning stays visible until hours arrive again): the function loads every file whatever
+    # is selected, and records each selected raw table.
+    can_subset=True,
+)
+def ingest_landing_files(
+    context: dg.AssetExecutionContext, config: IngestConfig, database: StoremonDatabase, landing: LandingFolder
+):
+    """Load new CSV files, each in one transaction (docs/operations.md, "The landing folder"). An
+    unreadable file goes to `failed/` and fails the run once the others are loaded; a database
+    error is retried with backoff. Each file loaded is logged as an observation of
+    `landing_folder`, which tells the sensor what a failed run had done."""
+    engine = database.engine()
+    paths = [landing.folder / p for p in config.files] or landing.csv_files()
+    done: list[FileIngested] = []
+    failures: list[str] = []
+    for path in paths:
+        file = ingest_file(engine, path, read=landing.open_complete)
+        if file.database_error is not None:
+            if not file.transient:
+                raise file.database_error
+            delay = retry_delay_seconds(context.retry_number + 1, settings.ingest_retry_seconds())
+            context.log.warning(f"{file.describe()}; retrying in {delay:g} s")
+            raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=delay) from file.database_error
+        if file.unreadable is not None:
+            failures.append(file.unreadable)
+            if landing.holds(path):
+                landing.move_aside(path, file.unreadable)
+            context.log.error(file.unreadable)
+        elif file.outcome is None:
+            context.log.warning(f"{file.describe()}; the sensor will look again")
+        else:
+            done.append(file)
+            context.log.info(file.describe())
+            context.log_event(dg.AssetObservation(asset_key=LANDING_FOLDER, metadata={LOADED_FILE: path.name}))
+
+    counts = queries.table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
+    versions = queries.feed_versions(engine)
+    # Each raw asset is its table: every run records all four as they now are. The data
+    # version only changes when files of that feed were loaded, so an unchanged feed does not
+    # make its downstream assets look stale (and the report step is never skipped).
+    for kind, (key, spec, _) in RAW_ASSETS.items():
+        if key in context.selected_asset_keys:
+            table = {"dagster/row_count": counts[spec.name], "database": database.display_url}
+            metadata = ui_metadata(run_feed_figures(done, kind)) | table
+            yield dg.MaterializeResult(
+                asset_key=key, data_version=dg.DataVersion(versions.get(kind, "empty")), metadata=metadata
+            )
+    hours = loaded_of_kind(done, HOURS)
+    if hours:  # a warning naming the stores the run's hours files took weekdays from, per file
+        lost = lost_weekdays_finding(hours)
+        stores, files = len(lost.details["stores"]), lost_weekdays_listing(lost.details["files"])
+        yield check_result(lost, check_name=NO_STORE_LOST_WEEKDAYS, stores=stores, files=files)
+    if failures:
+        raise dg.Failure(
+            allow_retries=False,
+            description=f"{len(failures)} file(s) could not be ingested and were moved aside: " + "; ".join(failures),
+            metadata=ui_metadata({"errors": markdown_list(failures)}),
+        )
+
+
+ingest_job = dg.define_asset_job(
+    INGEST_JOB, selection=dg.AssetSelection.assets(ingest_landing_files), description="Load landing files."
+)
+
+
+def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
+    asset_key = RAW_ASSETS[kind][0]
+
+    @dg.asset_check(
+        asset=asset_key,
+        name="rejected_rows_share",
+        description=f"At most {quality.MAX_REJECTED_SHARE:.0%} of the {kind} rows loaded were rejected.",
+    )
+    def check(database: StoremonDatabase) -> dg.AssetCheckResult:
+        engine = database.engine()
+        finding = quality.rejected_share(
+            queries.read_table(engine, INGESTED_FILES),
+            queries.read_table(engine, REJECTED_ROWS),
+            kind,
+            queries.read_table(engine, REJECTED_ROW_COUNTS),
+        )
+        return check_result(
+            finding,
+            rows_read=finding.details["rows_read"],
+            rows_rejected=finding.details["rows_rejected"],
+            share=float(finding.details["share"]),
+            reasons=finding.details["reasons"],
+        )
+
+    return check
+
+
+REJECTED_SHARE_CHECKS = {kind: _rejected_share_check(kind) for kind in RAW_ASSETS}  # one per feed
+
+
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
+def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
+    finding = quality.unknown_timezones(queries.read_table(database.engine(), REJECTED_ROWS))
+    return check_result(finding, rows=finding.details["rows"])
+
+
+def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
+    engine = database.engine()
+    finding = quality.polled_stores_missing(
+        queries.polled_store_ids(engine, None), queries.read_table(engine, spec).get_column("store_id"), what, default
+    )
+    stores = finding.details["stores"]
+    return check_result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
+
+
+@dg.asset_check(asset=RAW_STORE_TIMEZONES, description=f"Every polled store has a timezone (else {DEFAULT_TIMEZONE}).")
+def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
+    return _polled_stores_missing(database, STORE_TIMEZONES, "timezone", DEFAULT_TIMEZONE, "stores_without_timezone")
+
+
+@dg.asset_check(asset=RAW_BUSINESS_HOURS, description="Every polled store has business hours (else open 24x7).")
+def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetCheckResult:
+    return _polled_stores_missing(database, BUSINESS_HOURS, "business hours", "open 24x7", "stores_without_hours")
+
+
+def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
+    """The verdict (LandingFolderRules.failed_finding) and each waiting file's error, for the UI."""
+    finding = landing.failed_finding()
+    return finding, {"files": markdown_list(f"`{n}`: {e}" for n, e in finding.details["errors"].items())}
+
+
+@dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
+def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
+    finding, metadata = failed_files_finding(landing)
+    return check_result(finding, **metadata)
+
+
+RAW_CHECKS = [
+    *REJECTED_SHARE_CHECKS.values(),
+    timezones_are_known,
+    polled_stores_have_timezones,
+    polled_stores_have_business_hours,
+    no_unreadable_files,
+]
+
+
+MAX_FILES_PER_RUN = 100
+MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
+MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (instance run retries)
+MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this
+BATCH_TAG = "storemon/ingest_batch"
+
+
+def _failure_of(instance: dg.DagsterInstance, records: list[dg.RunRecord]) -> tuple[set[str], str]:
+    """What a failed batch's runs (newest first) did, from one read of each run's events: the names
+    of the files they loaded or found loaded (the observations they logged), and why the batch
+    failed: the last run's own error, short (the innermost cause of its last failed step, else its
+    failure message)."""
+    runs = [record.dagster_run for record in records]
+    loaded: set[str] = set()
+    step_error, run_error = None, f"the run ended as {runs[0].status.value} without loading the file"
+    kinds = {dg.DagsterEventType.ASSET_OBSERVATION, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
+    for run in runs:
+        for entry in instance.all_logs(run.run_id, of_type=kinds):
+            event = entry.dagster_event
+            if entry.asset_observation is not None and LOADED_FILE in entry.asset_observation.metadata:
+                loaded.add(str(entry.asset_observation.metadata[LOADED_FILE].value))
+            elif run is runs[0] and event is not None and event.is_step_failure:
+                step_error = event.step_failure_data.error
+            elif run is runs[0] and event is not None and event.message:
+                run_error = event.message
+    while step_error is not None and step_error.cause is not None:
+        step_error = step_error.cause
+    error = (step_error.message if step_error is not None else run_error).strip().splitlines()[0][:300]
+    return loaded, f"not loaded by run {runs[0].run_id} ({runs[0].status.value}, {len(runs)} attempt(s)): {error}"
+
+
+def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=key,
+        run_config=dg.RunConfig(ops={ingest_landing_files.op.name: IngestConfig(files=[f.name for f in files])}),
+        tags={
+            BATCH_TAG: key,
+            "storemon/files": ", ".join(f.name for f in files)[:200],
+            # A run whose worker was lost is re-run by the instance (run_retries in dagster.yaml);
+            # a step's own failure is not: the step already retried what was worth retrying.
+            "dagster/max_retries": str(MAX_RUN_RETRIES),
+            "dagster/retry_on_asset_or_op_failure": "false",
+            # Run monitoring fails a run whose worker died unnoticed once it has run this long.
+            "dagster/max_runtime": str(MAX_RUN_SECONDS),
+        },
+    )
+
+
+def _new_store_partitions(
+    context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
+) -> list[dg.AddDynamicPartitionsRequest]:
+    """Partitions for the stores the feeds name that have none yet, once per change of the feeds,
+    whoever loaded them (a run, `storemon ingest`; queries.data_version: one aggregate query)."""
+    feeds = "|".join(queries.data_version(engine))
+    if feeds == cursor.feeds:
+        return []
+    cursor.feeds = feeds
+    new = new_store_partitions(context.instance, set(queries.known_store_ids(engine).to_list()))
+    if not new:
+        return []
+    context.log.info(f"{len(new)} new store partitions")
+    return [dg.AddDynamicPartitionsRequest(partitions_def_name=STORE_PARTITIONS_NAME, partition_keys=new)]
+
+
+@dg.sensor(
+    job_name=INGEST_AND_REPORT_JOB,
+    minimum_interval_seconds=15,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Ingests each new or changed complete CSV in the landing folder, then refreshes the report; "
+    "adds the partitions of new stores.",
+)
+def landing_files_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase, landing: LandingFolder):
+    cursor = LandingCursor.parse(context.cursor)
+    runs: dict[str, list[dg.RunRecord]] = {}  # of the cursor's batches, by run key, newest first: one look-up
+    if cursor.batches:
+        for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
+            runs.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)
+    states = {key: BatchState.of_last_run(*run_ending(context.instance, r[0])) for key, r in runs.items()}
+    tick = landing.tick(
+        cursor, states, lambda key: _failure_of(context.instance, runs[key]), MAX_RUN_BYTES, MAX_FILES_PER_RUN
+    )
+    for message in tick.moved:
+        context.log.error(f"moved aside: {message}")
+    for key, files in tick.requests.items():
+        context.log.info(f"{len(files)} file(s), {sum(f.size for f in files):,} bytes, in run key {key}")
+    run_requests = [_batch_request(key, files) for key, files in tick.requests.items()]
+
+    asset_events = []
+    if tick.moved:  # files went to failed/: the no_unreadable_files check says so now
+        finding, metadata = failed_files_finding(landing)
+        asset_events.append(check_evaluation(LANDING_FOLDER, "no_unreadable_files", finding, **metadata))
+    partitions = _new_store_partitions(context, database.engine(), cursor)
+    return dg.SensorResult(
+        run_requests=run_requests,
+        asset_events=asset_events,
+        dynamic_partitions_requests=partitions,
+        cursor=cursor.dump(),
+        skip_reason=None if run_requests or asset_events or partitions else "no new files",
+    )
