@@ -181,13 +181,7 @@ def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
             kind,
             queries.read_table(engine, REJECTED_ROW_COUNTS),
         )
-        return check_result(
-            finding,
-            rows_read=finding.details["rows_read"],
-            rows_rejected=finding.details["rows_rejected"],
-            share=float(finding.details["share"]),
-            reasons=finding.details["reasons"],
-        )
+        return check_result(finding, **finding.details)  # rows read and rejected, share, reasons
 
     return check
 
