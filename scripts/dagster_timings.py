@@ -176,8 +176,9 @@ def main() -> None:
                 )
                 rows.append(phases(run_events(dagster_url, report_id), triggered, time.time()))
                 time.sleep(2)
-            print(f"\ntrigger_report -> Complete (median of {len(rows)}; seconds)")
-            for key in rows[0]:
+            if rows:
+                print(f"\ntrigger_report -> Complete (median of {len(rows)}; seconds)")
+            for key in rows[0] if rows else []:
                 values = [r[key] for r in rows]
                 print(f"  {key:<28} {statistics.median(values):6.2f}   ({', '.join(f'{v:.2f}' for v in values)})")
 
