@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,14 +124,15 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     progress = Progress.to_stderr(args.quiet)
     failed = 0
-    try:
-        with _configured_database(progress) as engine:
-            for name in args.files:  # ingest_file never raises for a file's sake: what escapes is the opening
-                done = ingest_file(engine, name, progress=progress)
-                failed += done.failed
-                print(done.describe(), flush=True)
-    except sa.exc.SQLAlchemyError as exc:
-        return _fail(f"cannot open the database: {database_error(exc)}")
+    with ExitStack() as closing:
+        try:
+            engine = closing.enter_context(_configured_database(progress))
+        except sa.exc.SQLAlchemyError as exc:  # only the opening: a file's own failure is its line below
+            return _fail(f"cannot open the database: {database_error(exc)}")
+        for name in args.files:
+            done = ingest_file(engine, name, progress=progress)
+            failed += done.failed
+            print(done.describe(), flush=True)
     return 2 if failed else 0
 
 

@@ -70,8 +70,8 @@ class StoremonHome:
 
     @classmethod
     def in_folder(cls, root: Path, database: Path) -> StoremonHome:
-        """A home in `root` whose database is a copy of the SQLite file `database` (`migrated_sqlite`:
-        empty at the current schema), with its landing and reports folders beside it."""
+        """A home in `root` whose database is a copy of the SQLite file `database` (e.g.
+        `migrated_sqlite`, empty at the current schema), with its landing and reports folders beside it."""
         from storemon_assets.defs.resources import LandingFolder, ReportsFolder, StoremonDatabase
         from storemon_assets.settings import sqlite_url
 

@@ -55,6 +55,7 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
         assert defs.resolve_job_def(job) is not None
     # Sensors and the schedule run without a click.
     assert defs.resolve_sensor_def("landing_files_sensor").default_status == dg.DefaultSensorStatus.RUNNING
+    assert defs.resolve_sensor_def("landing_files_sensor").job_name == "ingest_and_report_job"  # named, not imported
     assert defs.resolve_sensor_def("store_schedules_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_schedule_def("hourly_report_schedule").default_status == dg.DefaultScheduleStatus.RUNNING
     graph = defs.resolve_asset_graph()

@@ -45,7 +45,7 @@ HOURS = "store_id,day,start_time_local,end_time_local\n" + "".join(f"{n},0,09:00
 ZONES = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 11))
 
 
-def test_RAW_CHECKS_pass_on_clean_feeds(home, instance):
+def test_raw_checks_pass_on_clean_feeds(home, instance):
     load(home, instance, {"p.csv": POLLS, "h.csv": HOURS, "t.csv": ZONES})
     checks = [
         rejected_polls_share,
@@ -60,7 +60,7 @@ def test_RAW_CHECKS_pass_on_clean_feeds(home, instance):
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}
 
 
-def test_RAW_CHECKS_warn_with_what_to_fix(home, instance):
+def test_raw_checks_warn_with_what_to_fix(home, instance):
     # 2 bad polls of 12 (17%), a store with an unknown zone, store 10 without hours or zone.
     bad_polls = POLLS + "11,asleep,2023-01-22 12:00:00 UTC\n12,active,not a time\n"
     zones = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 9)) + "9,Mars/Base\n"
@@ -78,6 +78,9 @@ def test_RAW_CHECKS_warn_with_what_to_fix(home, instance):
     share = evaluations["rejected_rows_share@raw_store_status"]
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
     assert share.description.startswith("2 of 12 polls rows rejected (16.67%)")
+    # The figures beside it: 12 rows read, 2 rejected, 2 / 12 = 0.1667 of them.
+    assert (share.metadata["rows_read"].value, share.metadata["rows_rejected"].value) == (12, 2)
+    assert round(share.metadata["share"].value, 4) == 0.1667
     assert "unknown status" in share.metadata["reasons"].value
     assert isinstance(share.metadata["reasons"], dg.MarkdownMetadataValue)  # a table in the UI
     unknown = evaluations["timezones_are_known@raw_store_timezones"]

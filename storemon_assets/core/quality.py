@@ -1,7 +1,7 @@
 """Data-quality rules for the raw feeds and the report, as plain functions.
 
 Each rule returns a `Finding`: whether it passed, and what a user needs to fix it. The Dagster
-checks in checks.py and the report asset only wrap these.
+checks (defs/raw.py, defs/report.py) only wrap these.
 """
 
 from __future__ import annotations

@@ -38,7 +38,12 @@ from storemon_assets.service import (
 
 LANDING_FOLDER = dg.AssetKey("landing_folder")
 LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
+BATCH_TAG = "storemon/ingest_batch"  # on each ingest run: its batch's run key
 MAX_STEP_RETRIES = 4  # retries of a transient database error: five attempts over ~7.5 min at 30 s
+MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (instance run retries)
+MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this
+MAX_FILES_PER_RUN = 100
+MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
 RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
@@ -233,13 +238,6 @@ RAW_CHECKS = [
     polled_stores_have_business_hours,
     no_unreadable_files,
 ]
-
-
-MAX_FILES_PER_RUN = 100
-MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
-MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (instance run retries)
-MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this
-BATCH_TAG = "storemon/ingest_batch"
 
 
 def _failure_of(instance: dg.DagsterInstance, records: list[dg.RunRecord]) -> tuple[set[str], str]:

@@ -3,7 +3,8 @@ store shards, a step per shard, a step that checks and publishes all three in on
 its jobs and hourly schedule, the sensors that delete its intermediate files, and as-of reports
 (the report for a chosen T, a run of its own job that publishes nothing). Each output's
 description says what it is; docs/deployment.md tells the shards and executors,
-docs/operations.md the publication order."""
+docs/operations.md the publication order and the shards' clean-up, docs/architecture.md
+("Running it the Dagster way") the as-of reports."""
 
 import time
 

@@ -1,6 +1,7 @@
 """Per-store partitions: each store's weekly schedule, what never goes stale with time (UTC
-business time is derived from it when a report needs it), and the sensor that refreshes the
-partitions whose feeds changed."""
+business time is derived from it when a report needs it), the job that materialises a range of
+them and the sensor that asks for those whose feeds changed. New stores get their partitions
+from the landing sensor (defs/raw.py)."""
 
 import json
 
