@@ -26,7 +26,7 @@ import polars as pl
 
 from storemon_assets.core.business_time import US_PER_MINUTE, store_zones, with_wall_clock
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
-from storemon_assets.core.instants import format_instant
+from storemon_assets.core.instants import LOCAL_TEXT, UTC_TEXT, format_instant
 from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.core.uptime import DOWN, NO_DATA, UP, business_intervals_covering, window_utc_days
@@ -157,7 +157,7 @@ def status_now(
 
 def half_us_text(half_us: pl.Expr) -> pl.Expr:
     """Half-microseconds -> ISO-8601 UTC with microseconds and Z (rounded down), as SPEC §9 writes instants."""
-    return pl.from_epoch(half_us // 2, time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+    return pl.from_epoch(half_us // 2, time_unit="us").dt.strftime(UTC_TEXT)
 
 
 def minutes_2dp(half_us: pl.Expr) -> pl.Expr:
@@ -203,7 +203,6 @@ def stale_warning(as_of_us: int | None, newest_poll_us: int | None, stale_after_
 
 def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
     """STORE_STATUS_NOW rows as they are shown (the API's StoreStatus fields, the UI's lists)."""
-    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
     with_local = with_wall_clock(
         status.with_columns((pl.col("since_half_us") // 2).alias("_since_us")), {"_since_us": "_since_local"}
     )
@@ -211,9 +210,9 @@ def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
         "store_id",
         "status",
         half_us_text(pl.col("since_half_us")).alias("since_utc"),
-        pl.col("_since_local").dt.strftime(local_text).alias("since_local"),
+        pl.col("_since_local").dt.strftime(LOCAL_TEXT).alias("since_local"),
         "open_now",
-        pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").alias("newest_poll_utc"),
+        pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime(UTC_TEXT).alias("newest_poll_utc"),
         ((as_of_us - pl.col("newest_poll_us")) / US_PER_MINUTE).round(2).alias("newest_poll_age_minutes"),
         "not_reporting",
     )
@@ -221,13 +220,12 @@ def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
 
 def incident_frame(incidents: pl.DataFrame) -> pl.DataFrame:
     """STORE_INCIDENTS rows as they are shown (the API's Incident fields)."""
-    local_text = "%Y-%m-%dT%H:%M:%S%.6f"
     return incidents.select(
         "store_id",
         half_us_text(pl.col("started_half_us")).alias("started_utc"),
         half_us_text(pl.col("ended_half_us")).alias("ended_utc"),
-        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(local_text).alias("started_local"),
-        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(local_text).alias("ended_local"),
+        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(LOCAL_TEXT).alias("started_local"),
+        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(LOCAL_TEXT).alias("ended_local"),
         minutes_2dp(pl.col("downtime_half_us")).alias("downtime_minutes"),
         "open",
     )

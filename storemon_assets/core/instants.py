@@ -9,6 +9,11 @@ import polars as pl
 
 from storemon_assets.core.parsing import FUTURE_TOLERANCE_US, excerpt, parse_timestamp_utc, timestamp_problem
 
+# How instants are written (as SPEC §9 writes them): UTC with microseconds and Z; a store's wall
+# clock the same without the Z.
+UTC_TEXT = "%Y-%m-%dT%H:%M:%S%.6fZ"
+LOCAL_TEXT = "%Y-%m-%dT%H:%M:%S%.6f"
+
 
 def now_us() -> int:
     """The current instant in microseconds since the epoch (UTC)."""
@@ -25,7 +30,7 @@ def format_instant(at_us: int | None) -> str | None:
     """Microseconds since the epoch -> `2023-01-25T18:13:22.479220Z` (None stays None)."""
     if at_us is None:
         return None
-    return pl.select(pl.from_epoch(pl.lit(at_us), time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")).item()
+    return pl.select(pl.from_epoch(pl.lit(at_us), time_unit="us").dt.strftime(UTC_TEXT)).item()
 
 
 def parse_as_of(text: str | None) -> int | None:

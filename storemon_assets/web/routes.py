@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from storemon_assets.core.access import Caller
 from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
 from storemon_assets.core.incidents import stale_warning
-from storemon_assets.core.instants import format_instant
+from storemon_assets.core.instants import LOCAL_TEXT, UTC_TEXT, format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
 from storemon_assets.core.uptime import NO_DATA
@@ -187,16 +187,15 @@ def _iso_local(local_us: pl.Expr, utc_us: pl.Expr) -> pl.Expr:
     sign = pl.when(offset_minutes < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
     hh = (offset_minutes.abs() // 60).cast(pl.String).str.zfill(2)
     mm = (offset_minutes.abs() % 60).cast(pl.String).str.zfill(2)
-    clock = pl.from_epoch(local_us, time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6f")
+    clock = pl.from_epoch(local_us, time_unit="us").dt.strftime(LOCAL_TEXT)
     return pl.format("{}{}{}:{}", clock, sign, hh, mm)
 
 
 def _spans(intervals: pl.DataFrame) -> pl.DataFrame:
     start_us, end_us = pl.col("start_half_us") // 2, pl.col("end_half_us") // 2
-    utc = "%Y-%m-%dT%H:%M:%S%.6fZ"
     return intervals.select(
-        pl.from_epoch(start_us, time_unit="us").dt.strftime(utc).alias("start_utc"),
-        pl.from_epoch(end_us, time_unit="us").dt.strftime(utc).alias("end_utc"),
+        pl.from_epoch(start_us, time_unit="us").dt.strftime(UTC_TEXT).alias("start_utc"),
+        pl.from_epoch(end_us, time_unit="us").dt.strftime(UTC_TEXT).alias("end_utc"),
         _iso_local(pl.col("start_local_us"), start_us).alias("start_local"),
         _iso_local(pl.col("end_local_us"), end_us).alias("end_local"),
         ((pl.col("end_half_us") - pl.col("start_half_us")) / 7_200_000_000).alias("hours"),
