@@ -5,7 +5,6 @@ without a token."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from storemon_assets.core.access import (
     token_hash,
     trigger_key,
 )
-from storemon_assets.db.engine import open_database
 from storemon_assets.db.tokens import (
     TokenNameTaken,
     any_token,
@@ -37,7 +35,7 @@ from storemon_assets.db.tokens import (
     record_use,
     revoke_token,
 )
-from storemon_assets.settings import sqlite_url
+from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import run_storemon
 
 
@@ -75,8 +73,7 @@ def test_a_store_list_keeps_opaque_ids_and_refuses_an_empty_one():
 
 @pytest.fixture
 def engine(tmp_path, migrated_sqlite):
-    shutil.copyfile(migrated_sqlite, tmp_path / "s.db")  # at the current schema: nothing to migrate
-    engine = open_database(sqlite_url(tmp_path / "s.db"))
+    engine = copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "s.db")
     yield engine
     engine.dispose()
 
