@@ -10,9 +10,8 @@ import pytest
 
 import storemon_assets.service as service
 from storemon_assets.core.parsing import FeedFile, FeedFileError
-from storemon_assets.db.engine import open_database
 from storemon_assets.service import ingest_file, ingest_files
-from storemon_assets.settings import sqlite_url
+from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import write_csv
 
 POLLS = "store_id,status,timestamp_utc\ns1,active,2023-01-22 12:00:00 UTC\n"
@@ -20,8 +19,8 @@ HOURS = "store_id,dayOfWeek,start_time_local,end_time_local\ns1,0,09:00,17:00\n"
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = open_database(sqlite_url(tmp_path / "storemon.db"))
+def engine(tmp_path, migrated_sqlite):
+    engine = copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "storemon.db")
     yield engine
     engine.dispose()
 
