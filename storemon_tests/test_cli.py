@@ -5,6 +5,7 @@ it: a subprocess of the installed script."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -310,8 +311,6 @@ def test_incidents_with_a_bad_as_of_is_one_line(tmp_path):
 def test_ingest_on_a_locked_database_says_so_in_one_line_per_file_and_fails(small_feeds, tmp_path):
     # Issue 20 row 10: a 40-line SQLAlchemy traceback (SQL and parameters), and the remaining
     # files were not tried.
-    import sqlite3
-
     database = tmp_path / "storemon.db"
     assert storemon_on(database, "ingest", "--quiet", str(small_feeds / "timezones.csv")).returncode == 0
     holder = sqlite3.connect(database, isolation_level=None)
@@ -420,30 +419,26 @@ def test_the_process_own_command_sets_up_its_process_and_a_caller_keeps_its_own(
 
 
 @pytest.mark.parametrize(
-    "command",
+    ("command", "returncode", "tokens"),
     [
-        ["token", "create", "--name", "ops", "--scope", "admin"],
-        ["token", "revoke", "nobody"],
-        ["daily", "--out", os.devnull],
+        (["token", "create", "--name", "ops", "--scope", "admin"], 0, [("ops",)]),
+        (["token", "revoke", "nobody"], 2, []),
+        (["daily", "--out", os.devnull], 0, []),
     ],
     ids=["token create", "a refused token revoke", "daily"],
 )
-def test_the_process_own_command_leaves_its_database_whole_in_one_file(tmp_path, command):
+def test_the_process_own_command_leaves_its_database_whole_in_one_file(
+    tmp_path, migrated_sqlite, command, returncode, tokens
+):
     # main() spares the exit its garbage collection, which used to close forgotten connections:
     # every command closes its own, so SQLite merges its write-ahead log into the file (no -wal
-    # left beside it, and a copy of the file alone holds what the command wrote).
-    from storemon_assets.db.engine import open_database
-
+    # left beside it, and the file alone holds what the command wrote).
     database = tmp_path / "s.db"
-    open_database(f"sqlite:///{database}").dispose()  # a database with the schema, as a user's
+    shutil.copyfile(migrated_sqlite, database)  # a database with the schema, as a user's
     code = "import sys; from storemon_assets.cli import main; sys.exit(main())"
-    env = os.environ | {"STOREMON_DATABASE_URL": f"sqlite:///{database}"}
+    env = os.environ | {"STOREMON_DATABASE_URL": sqlite_url(database)}
     done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, env=env)
-    assert done.returncode == (0 if command[1] != "revoke" else 2), done.stderr
+    assert done.returncode == returncode, done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.db"]
-    copy = tmp_path / "copy" / "s.db"
-    copy.parent.mkdir()
-    shutil.copyfile(database, copy)
-    with sqlite3.connect(copy) as conn:
-        tokens = conn.execute("select name from api_tokens").fetchall()
-    assert tokens == ([("ops",)] if command[:2] == ["token", "create"] else [])
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        assert conn.execute("select name from api_tokens").fetchall() == tokens
