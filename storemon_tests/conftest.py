@@ -98,6 +98,11 @@ def home(tmp_path: Path, migrated_sqlite: Path) -> StoremonHome:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def stop_signal_handlers() -> dict:
+    """The stop signals' handlers now, by signal."""
+    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+
 @contextmanager
 def stop_signals_kept():
     """The SIGINT and SIGTERM handlers as they were before the block, whatever it did to them.
@@ -107,7 +112,7 @@ def stop_signals_kept():
     pytest runs as a shell's background job (CI), SIGINT is ignored, so after the first run the
     whole process ignored SIGTERM too, and every process a later test started inherited that
     (GNU make keeps an ignored SIGTERM ignored: test_stopping's `kill <make>` reached nothing)."""
-    saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    saved = stop_signal_handlers()
     try:
         yield
     finally:
@@ -123,7 +128,7 @@ def _restore_stop_signals(saved: dict) -> None:
 @pytest.fixture(scope="session", autouse=True)
 def stop_signals_at_start() -> dict:
     """The stop signals' handlers as the session began, before any fixture ran Dagster."""
-    return {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    return stop_signal_handlers()
 
 
 @pytest.fixture(autouse=True)

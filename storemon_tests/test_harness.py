@@ -7,7 +7,7 @@ import signal
 import dagster as dg
 import pytest
 
-from storemon_tests.conftest import STOP_SIGNALS, stop_signals_kept
+from storemon_tests.conftest import stop_signal_handlers, stop_signals_kept
 
 
 @dg.asset
@@ -43,4 +43,4 @@ def a_module_fixtures_dagster_run():
 
 
 def test_a_module_fixtures_dagster_run_does_not_reach_the_test(a_module_fixtures_dagster_run, stop_signals_at_start):
-    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == stop_signals_at_start
+    assert stop_signal_handlers() == stop_signals_at_start
