@@ -10,7 +10,6 @@ import subprocess
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,16 +118,14 @@ def add_store_partitions(home, instance):
 @dataclass
 class SampleRun:
     home: StoremonHome
-    instance: dg.DagsterInstance
     result: dg.ExecuteInProcessResult
 
 
-@contextlib.contextmanager
-def sample_materialised(root: Path, migrated_sqlite: Path, assets: list) -> Iterator[SampleRun]:
+def sample_materialised(root: Path, migrated_sqlite: Path, assets: list) -> SampleRun:
     """The bundled sample files dropped into an empty home in `root` and `assets` materialised on
-    them once, in an ephemeral Dagster instance open until the block ends: for module fixtures
-    whose tests only read what that one run did (test_assets' `sample_run`, test_publication's
-    `loaded_database`)."""
+    them once, in an ephemeral Dagster instance closed before this returns (the run's result holds
+    its events): for module fixtures whose tests only read what that one run did (test_assets'
+    `sample_run`, test_publication's `loaded_database`)."""
     import dagster as dg
 
     from storemon_assets.settings import SAMPLE_DATA_DIR
@@ -137,8 +134,8 @@ def sample_materialised(root: Path, migrated_sqlite: Path, assets: list) -> Iter
     home.drop(*sorted(SAMPLE_DATA_DIR.glob("*.csv")))
     with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(assets, resources=home.resources, instance=instance)
-        assert result.success
-        yield SampleRun(home, instance, result)
+    assert result.success
+    return SampleRun(home, result)
 
 
 def examples(full: int) -> int:

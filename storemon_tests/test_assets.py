@@ -33,8 +33,7 @@ def sample_run(tmp_path_factory, migrated_sqlite):
     files and tables (a run on the sample costs ~0.3-0.5 s). Tests that run again, or change the
     database, make their own."""
     root = tmp_path_factory.mktemp("sample_run")
-    with sample_materialised(root, migrated_sqlite, [ingest_landing_files, uptime_report]) as run:
-        yield run
+    return sample_materialised(root, migrated_sqlite, [ingest_landing_files, uptime_report])
 
 
 def test_definitions_load_with_every_asset_job_sensor_and_schedule():

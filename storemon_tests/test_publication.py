@@ -56,8 +56,8 @@ def report_run(home, instance, monkeypatch, as_of: str = "", raise_on_error: boo
 def loaded_database(tmp_path_factory, migrated_sqlite) -> pathlib.Path:
     """The database after the ingest asset loaded the sample files, made once per module (a run
     costs ~0.25 s); `loaded` gives each test a copy of its own."""
-    with sample_materialised(tmp_path_factory.mktemp("loaded"), migrated_sqlite, [ingest_landing_files]) as run:
-        database = run.home.root / "storemon.db"
+    run = sample_materialised(tmp_path_factory.mktemp("loaded"), migrated_sqlite, [ingest_landing_files])
+    database = run.home.root / "storemon.db"
     with contextlib.closing(sqlite3.connect(database)) as conn:  # the whole database into the file
         assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # not busy: checkpointed
     return database
