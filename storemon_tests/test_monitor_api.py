@@ -16,7 +16,7 @@ import pytest
 from storemon_assets.service import build_report, ingest_files, publish_current_report
 from storemon_tests.conftest import copy_of_migrated_sqlite
 from storemon_tests.helpers import at, write_csv
-from storemon_tests.test_store_pages import HOURS, POLLS, TIMEZONES, client_for, make_engine
+from storemon_tests.test_store_pages import HOURS, POLLS, TIMEZONES, client_for
 
 HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 
@@ -25,7 +25,7 @@ HOSTILE = "<img src=x onerror=alert(1)>&\"'"
 def published(tmp_path_factory, migrated_sqlite) -> Path:
     """The database every test starts from, made once per module; `engine` is a copy of it."""
     folder = tmp_path_factory.mktemp("published")
-    engine = make_engine(folder, migrated_sqlite)
+    engine = copy_of_migrated_sqlite(migrated_sqlite, folder / "storemon.db")
     polls = POLLS + '"<img src=x onerror=alert(1)>&""\'",inactive,2023-01-16 17:00:00 UTC\n'
     files = [
         write_csv(folder, name, text)
@@ -136,7 +136,7 @@ def test_status_lists_stores_down_now_with_counts(client):
 
 
 def test_a_report_far_after_the_newest_poll_says_its_data_is_stale(tmp_path, migrated_sqlite):
-    engine = make_engine(tmp_path, migrated_sqlite)
+    engine = copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "storemon.db")
     files = [
         write_csv(tmp_path, name, text)
         for name, text in (("polls.csv", POLLS), ("hours.csv", HOURS), ("timezones.csv", TIMEZONES))

@@ -41,16 +41,11 @@ up,UTC
 """
 
 
-def make_engine(root: Path, template: Path):
-    """An empty database at the current schema in `root`: a copy of `template` (`migrated_sqlite`)."""
-    return copy_of_migrated_sqlite(template, root / "storemon.db")
-
-
 def published_database(root: Path, template: Path, files: list[tuple[str, str]]) -> Path:
     """A SQLite database holding the feed files `files` ((name, text)) and the report on them,
     published as "report-1"; returns its path. Made once per module: each test works on a copy
     (`copy_of_migrated_sqlite`), as if it had loaded and published the files itself."""
-    engine = make_engine(root, template)
+    engine = copy_of_migrated_sqlite(template, root / "storemon.db")
     ingest_files(engine, [write_csv(root, name, text) for name, text in files])
     publish_current_report(engine, build_report(engine), "report-1")
     engine.dispose()  # the last connection closed: the whole database is in the file (WAL checkpointed)
@@ -142,7 +137,7 @@ def test_unknown_store_is_404(client, path):
 
 @pytest.mark.parametrize("path", ["/summary", "/stores", "/stores/s", "/stores/s/timeline.svg"])
 def test_before_any_report_is_published_the_pages_say_so(tmp_path, migrated_sqlite, path):
-    with client_for(make_engine(tmp_path, migrated_sqlite)) as client:
+    with client_for(copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "storemon.db")) as client:
         response = client.get(path)
     assert response.status_code == 404
     assert "no report has been published yet" in response.json()["detail"]
@@ -212,7 +207,7 @@ def test_store_pages_are_in_the_openapi_document(client):
 
 def test_a_store_id_with_a_slash_and_a_space_has_its_pages(tmp_path, migrated_sqlite):
     # Store ids are opaque text (SPEC §1): "a/b c" is one store, open around the clock, active.
-    engine = make_engine(tmp_path, migrated_sqlite)
+    engine = copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "storemon.db")
     polls = 'store_id,status,timestamp_utc\n"a/b c",active,2023-01-16 06:00:00 UTC\n"a/b c",active,2023-01-16 18:00:00 UTC\n'
     files = [
         write_csv(tmp_path, "polls.csv", polls),
@@ -372,7 +367,7 @@ def test_pictures_asked_for_at_once_leave_worker_threads_for_the_other_pages(tmp
     from storemon_assets.web.pictures import DRAWING_AT_ONCE
 
     stores = [f"store-{n:02d}" for n in range(20)]
-    engine = make_engine(tmp_path, migrated_sqlite)
+    engine = copy_of_migrated_sqlite(migrated_sqlite, tmp_path / "storemon.db")
     polls = "store_id,status,timestamp_utc\n" + "".join(f"{s},active,2023-01-16 18:00:00 UTC\n" for s in stores)
     ingest_files(engine, [write_csv(tmp_path, "polls.csv", polls)])
     publish_current_report(engine, build_report(engine), "report-1")
