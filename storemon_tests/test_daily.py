@@ -493,5 +493,6 @@ def test_packed_rows_unpack_whatever_size_was_expected_and_a_short_row_is_refuse
         assert _unpack(iter(rows), expected).equals(values), expected
     assert _unpack(iter([]), 4).equals(values.clear())
     day, count, packed = rows[0]
+    # rows[0], the 1st's shard 0, holds keys 1 and 2 (1500 // 1024 = 1): 2 records of 52 bytes; 104 // 2 = 52: one.
     with pytest.raises(ValueError, match="holds 1 values, not 2"):
         _unpack(iter([(day, count, packed[: len(packed) // 2])]), 2)
