@@ -34,7 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from storemon_assets import settings
-from storemon_assets.local_servers import free_port, wait_for
+from storemon_assets.local_servers import free_port, stop_process_group, wait_for
 
 
 def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict, bytes]:
@@ -78,23 +78,24 @@ def busy_runs(dagster_url: str) -> int:
 
 
 def phases(run: dict, triggered: float, completed: float) -> dict[str, float]:
-    """Seconds of each phase of a report run, from its events (timestamps in ms)."""
-    events = {}
+    """Seconds of each phase of a report run, from its events (timestamps in ms): the steps run
+    from the first one's start to the last one's success."""
+    events: dict[str, list[float]] = {}
     for event in run["eventConnection"]["events"]:
-        events.setdefault(event["__typename"], float(event["timestamp"]) / 1000)
-    enqueued = events.get("RunEnqueuedEvent", run["creationTime"])
-    starting = events.get("RunStartingEvent", enqueued)
-    started = events.get("RunStartEvent", run["startTime"])
-    step_start = events.get("ExecutionStepStartEvent", started)
-    step_end = events.get("ExecutionStepSuccessEvent", step_start)
+        events.setdefault(event["__typename"], []).append(float(event["timestamp"]) / 1000)
+    enqueued = min(events.get("RunEnqueuedEvent", [run["creationTime"]]))
+    starting = min(events.get("RunStartingEvent", [enqueued]))
+    started = min(events.get("RunStartEvent", [run["startTime"]]))
+    step_start = min(events.get("ExecutionStepStartEvent", [started]))
+    step_end = max(events.get("ExecutionStepSuccessEvent", [step_start]))
     ended = run["endTime"]
     return {
         "API to enqueued": enqueued - triggered,
         "queue wait": starting - enqueued,
         "launch (process, imports)": started - starting,
-        "to step start": step_start - started,
-        "step": step_end - step_start,
-        "step end to run end": ended - step_end,
+        "to the first step's start": step_start - started,
+        "the steps": step_end - step_start,
+        "last step's end to run end": ended - step_end,
         "run end to Complete seen": completed - ended,
         "total": completed - triggered,
     }
@@ -178,9 +179,9 @@ def main() -> None:
                 time.sleep(2)
             if rows:
                 print(f"\ntrigger_report -> Complete (median of {len(rows)}; seconds)")
-            for key in rows[0] if rows else []:
-                values = [r[key] for r in rows]
-                print(f"  {key:<28} {statistics.median(values):6.2f}   ({', '.join(f'{v:.2f}' for v in values)})")
+                for key in rows[0]:
+                    values = [r[key] for r in rows]
+                    print(f"  {key:<28} {statistics.median(values):6.2f}   ({', '.join(f'{v:.2f}' for v in values)})")
 
             print("\nhourly cycle: one new hour of polls dropped into the landing folder")
             for hour in range(1, args.hours + 1):
@@ -204,11 +205,7 @@ def main() -> None:
                 time.sleep(5)
         finally:
             for process in (api, dagster):
-                try:
-                    os.killpg(process.pid, 2)
-                    process.wait(30)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    os.killpg(process.pid, 9)
+                stop_process_group(process)
             log.close()
 
 
