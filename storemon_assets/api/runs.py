@@ -146,7 +146,7 @@ def report_run_request(as_of: str | None, extra_tags: dict[str, str] | None = No
 def _tls_context() -> ssl.SSLContext:
     """The certificates an https Dagster URL is verified with (httpx's default: certifi's, or
     SSL_CERT_FILE / SSL_CERT_DIR), loaded once per process: `httpx.Client()` loads them at each
-    call, and every app the API factory makes has a client of its own."""
+    call, and every app the API factory makes has a client of its own (docs/performance.md)."""
     return httpx.create_ssl_context()
 
 
