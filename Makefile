@@ -17,7 +17,7 @@ API_PORT ?= 8000
 .PHONY: install lock instance run dev sample lint test test-fast bench bench-api bench-scale clean
 
 # The locked versions (uv.lock), installed by uv: a fresh install takes about half the time pip
-# needs (README, "Packages, and why"). uv is bootstrapped with pip inside the venv, so python3
+# needs (docs/architecture.md, "Packages, and why"). uv is bootstrapped with pip inside the venv, so python3
 # and its venv module are all a machine needs; it never downloads a Python of its own.
 # --compile-bytecode: the .pyc files are written once here, so a process started where Python
 # may not write them (PYTHONDONTWRITEBYTECODE, as on this machine) does not compile Dagster and
