@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     incidents = sub.add_parser(
         "incidents",
-        help="write the incidents of the report as of T (SPEC 9) from the configured database",
+        help="write the incidents of the report as of T from the configured database (docs/monitor.md)",
         description="One row per incident: a store's down business time in the week before T, "
         "store_id,started_utc,ended_utc,downtime_minutes,open.",
     )
