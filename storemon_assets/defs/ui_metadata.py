@@ -67,26 +67,21 @@ def check_result(
 ) -> dg.AssetCheckResult:
     """An asset check's result from what core.quality found: its verdict and summary, and the
     metadata given to help fix it (ui_metadata). A failure of a non-blocking check only warns."""
-    return dg.AssetCheckResult(
-        check_name=check_name,
-        passed=finding.passed,
-        severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
-        description=finding.summary,
-        metadata={"summary": finding.summary, **ui_metadata(metadata)},
-    )
+    return dg.AssetCheckResult(check_name=check_name, **_verdict(finding, blocking, metadata))
 
 
 def check_evaluation(asset_key: dg.AssetKey, check_name: str, finding: Finding, **metadata) -> dg.AssetCheckEvaluation:
     """A warning check's verdict as a sensor records it: check_result's, outside a run."""
-    result = check_result(finding, **metadata)
-    return dg.AssetCheckEvaluation(
-        asset_key=asset_key,
-        check_name=check_name,
-        passed=result.passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=result.description,
-        metadata=result.metadata,
-    )
+    return dg.AssetCheckEvaluation(asset_key=asset_key, check_name=check_name, **_verdict(finding, False, metadata))
+
+
+def _verdict(finding: Finding, blocking: bool, metadata: Mapping[str, object]) -> dict[str, object]:
+    return {
+        "passed": finding.passed,
+        "severity": dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+        "description": finding.summary,
+        "metadata": {"summary": finding.summary, **ui_metadata(metadata)},
+    }
 
 
 @contextmanager
