@@ -557,13 +557,17 @@ def checked_report(engine: sa.Engine, as_of_us: int | None) -> tuple[ReportResul
     return result, check_report(engine, result), compute_seconds
 
 
-def build_report_shard(engine: sa.Engine, as_of_us: int, shard: StoreShard, store_daily: bool = False) -> ReportResult:
+def build_report_shard(
+    engine: sa.Engine, as_of_us: int | None, shard: StoreShard, store_daily: bool = False
+) -> ReportResult:
     """The report of one shard's stores as of T, reading only their polls (and with
     `store_daily`, storing their current daily values: `build_report`).
 
     T must be fixed by the caller (`newest_poll_us` once for the whole report), so that every
-    shard computes as of the same instant.
+    shard computes as of the same instant; None (no polls then) gives the empty report.
     """
+    if as_of_us is None:
+        return ReportResult(empty_uptime_report(None))
     return build_report(engine, as_of_us, KeyRange(shard.first, shard.last), store_daily=store_daily)
 
 

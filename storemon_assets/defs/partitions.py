@@ -1,12 +1,9 @@
 """The partitions: one per store id any feed has named, up to STOREMON_MAX_STORE_PARTITIONS
 (docs/performance.md), and one per local date of the daily values; and runs over their ranges."""
 
-import logging
 import warnings
 
 import dagster as dg
-
-from storemon_assets.settings import max_store_partitions
 
 # `backfill_policy` is what lets one run refresh any range of either partitioned asset. Dagster
 # 1.13 still labels the parameter beta and warns about it on every load of the code (webserver,
@@ -22,22 +19,6 @@ DAILY_PARTITIONS_START = "2023-01-01"
 # end_offset=1: today's (UTC) date has a partition too, so the current day can be refreshed;
 # stores east of UTC already live in tomorrow for a few hours, and the refresh clips to this.
 daily_partitions = dg.DailyPartitionsDefinition(start_date=DAILY_PARTITIONS_START, end_offset=1)
-
-log = logging.getLogger(__name__)
-
-
-def new_store_partitions(instance: dg.DagsterInstance, store_ids: set[str]) -> list[str]:
-    """Store ids without a partition yet, sorted, within the partition limit."""
-    existing = set(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    new = sorted(store_ids - existing)
-    room = max(0, max_store_partitions() - len(existing))
-    if len(new) > room:
-        log.warning(
-            "store partition limit %d reached: %d stores get no partition (they are still reported)",
-            max_store_partitions(),
-            len(new) - room,
-        )
-    return new[:room]
 
 
 def partition_range_request(run_key: str, first: str, last: str) -> dg.RunRequest:

@@ -22,7 +22,7 @@ from storemon_assets.core.tables import (
     STORE_TIMEZONES,
 )
 from storemon_assets.db import queries
-from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, new_store_partitions
+from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, store_partitions
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase, run_ending
 from storemon_assets.defs.ui_metadata import check_evaluation, check_result, table_metadata, ui_metadata
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile
@@ -284,17 +284,26 @@ def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
 def _new_store_partitions(
     context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
 ) -> list[dg.AddDynamicPartitionsRequest]:
-    """Partitions for the stores the feeds name that have none yet, once per change of the feeds,
-    whoever loaded them (a run, `storemon ingest`; queries.data_version: one aggregate query)."""
+    """Partitions for the stores the feeds name that have none yet, sorted, up to
+    STOREMON_MAX_STORE_PARTITIONS, once per change of the feeds, whoever loaded them (a run,
+    `storemon ingest`; queries.data_version: one aggregate query)."""
     feeds = "|".join(queries.data_version(engine))
     if feeds == cursor.feeds:
         return []
     cursor.feeds = feeds
-    new = new_store_partitions(context.instance, set(queries.known_store_ids(engine).to_list()))
+    existing = set(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    new = sorted(set(queries.known_store_ids(engine).to_list()) - existing)
+    limit = settings.max_store_partitions()
+    room = max(0, limit - len(existing))
+    if len(new) > room:
+        context.log.warning(
+            f"store partition limit {limit} reached: {len(new) - room} stores get no partition (they are still reported)"
+        )
+        new = new[:room]
     if not new:
         return []
     context.log.info(f"{len(new)} new store partitions")
-    return [dg.AddDynamicPartitionsRequest(partitions_def_name=STORE_PARTITIONS_NAME, partition_keys=new)]
+    return [store_partitions.build_add_request(new)]
 
 
 @dg.sensor(

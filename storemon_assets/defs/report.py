@@ -17,10 +17,9 @@ from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant, format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
-from storemon_assets.core.uptime import empty_uptime_report
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.raw import RAW_ASSETS, ingest_landing_files
-from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
+from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase, run_ending
 from storemon_assets.defs.ui_metadata import (
     check_result,
     row_count,
@@ -34,7 +33,6 @@ from storemon_assets.progress import peak_rss_mib
 from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.service import (
     PollReads,
-    ReportResult,
     build_report_shard,
     check_report,
     checked_report,
@@ -98,11 +96,7 @@ def plan_report_shards(
 def compute_report_shard(context: dg.OpExecutionContext, database: StoremonDatabase, shard: dict, as_of_us):
     started = time.perf_counter()
     stores = StoreShard.from_dict(shard)
-    result = (
-        ReportResult(empty_uptime_report(None))
-        if as_of_us is None
-        else build_report_shard(database.engine(), as_of_us, stores, store_daily=True)  # the refresh's dates too
-    )
+    result = build_report_shard(database.engine(), as_of_us, stores, store_daily=True)  # the refresh's dates too
     seconds = time.perf_counter() - started
     context.log.info(f"{stores.mapping_key}: {result.store_count} stores in {seconds:.2f} s")
     metadata = {"stores": result.store_count, "polls_read": result.reads.polls_read, "peak_rss_mib": peak_rss_mib()}
@@ -276,10 +270,9 @@ def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
     def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
         run = context.dagster_run
         record = context.instance.get_run_record_by_id(run.run_id)
-        ended_at = record.end_time if record else None
-        for run_id in runs_whose_shards_go(
-            run.run_id, run.status.value, run.tags, context.instance.run_retries_enabled, ended_at
-        ):
+        if record is None:  # deleted since it ended: the next report run's sweep takes its files
+            return
+        for run_id in runs_whose_shards_go(run.run_id, *run_ending(context.instance, record)):
             reports.discard_shards(run_id)
 
     return discard_report_shards
