@@ -95,7 +95,9 @@ class ReportShardsIOManager(dg.ConfigurableIOManager):
     """Keeps the report's intermediate step results (the shard plan, each shard's exact sums) in
     `<reports folder>/.shards/<run id>/` (publication.write_step_result), where every step can read
     them: the reports folder is the one place every worker already shares, not Dagster's default
-    storage on the local disk of whichever machine ran the step."""
+    storage on the local disk of whichever machine ran the step. Not Dagster's FilesystemIOManager
+    on that folder: it pickles in place, and a step Celery hands to a second worker (acks_late,
+    storemon_assets/worker.py) may be written by two at once; these writes are renamed into place."""
 
     reports_path: str  # the ReportsFolder's path (a plain value, so sensors' contexts can hold it)
 
