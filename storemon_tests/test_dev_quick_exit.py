@@ -8,6 +8,8 @@ import importlib.util
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +64,27 @@ def test_a_dagster_service_ending_early_keeps_its_exit_status():
     )
     assert done.returncode == 2, done.stderr
     assert "No such option" in done.stderr  # its message was flushed before the process ended
+
+
+def test_a_resource_tracker_is_stopped_and_reaped_not_waited_for():
+    # The gRPC server starts multiprocessing's resource tracker with its first run. The tracker
+    # ends only once its parent's end of a pipe closes, so waiting for the children first took the
+    # whole CHILDREN_WAIT_SECONDS (2 s) on every stop after a run, and then left the tracker to
+    # init (`storemon dev` then found a zombie in Dagster's group and SIGKILLed it after 3 s).
+    module = _quick_exit_module()
+    script = f"""
+import importlib.util, time
+from multiprocessing import resource_tracker
+spec = importlib.util.spec_from_file_location("quick_exit", {str(QUICK_EXIT / "sitecustomize.py")!r})
+quick_exit = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(quick_exit)
+resource_tracker.ensure_running()
+print(resource_tracker._resource_tracker._pid, time.monotonic(), flush=True)
+quick_exit.end_without_teardown(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    ended = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
+    assert done.returncode == 3, done.stderr  # the status given
+    tracker, calling = done.stdout.split()
+    assert ended - float(calling) < module.CHILDREN_WAIT_SECONDS / 2  # not waited for
+    assert not Path(f"/proc/{tracker}").exists()  # reaped by its parent, not left to init

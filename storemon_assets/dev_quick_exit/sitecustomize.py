@@ -8,7 +8,10 @@ freeing each module it imported, a large cost for Dagster's import graph and not
 stops anything: five such processes made a Ctrl-C of `storemon dev` slow (docs/operations.md).
 This handler, registered first and so run last, ends the process there with its exit status,
 as `storemon api` does for itself (os._exit). A process with children (`dagster dev` and its code
-server) first waits a moment for them, so none is left to be reaped by init.
+server) first waits a moment for them, so none is left to be reaped by init. One child never
+ends before its parent does: multiprocessing's resource tracker, which the gRPC server starts
+when it launches its first run, waits for its parent's end of a pipe to close; it is stopped
+first (closing that pipe), or each stop after a run waited the whole moment for it.
 
 Only Dagster's service processes are concerned (`dagster dev`, the webserver, the daemon, the code
 server and its gRPC server); run and step workers, whose files Dagster may still be writing when
@@ -48,20 +51,35 @@ if _is_dagster_service(getattr(sys, "orig_argv", sys.argv)):
         _status[0] = 1
         _real_excepthook(kind, value, traceback)
 
-    def _end_without_teardown():
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (AttributeError, OSError, ValueError):
-                pass
-        deadline = time.monotonic() + CHILDREN_WAIT_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(-1, os.WNOHANG)[0] == 0:
-                    time.sleep(0.02)
-            except ChildProcessError:  # none left
-                break
-        os._exit(_status[0])
-
     sys.exit, sys.excepthook = _exit, _excepthook
-    atexit.register(_end_without_teardown)
+    atexit.register(lambda: end_without_teardown(_status[0]))
+
+
+def end_without_teardown(status: int) -> None:
+    """Flush the output, let the children end (a moment at most), and end with `status`."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    stop_resource_tracker()
+    deadline = time.monotonic() + CHILDREN_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                time.sleep(0.02)
+        except ChildProcessError:  # none left
+            break
+    os._exit(status)
+
+
+def stop_resource_tracker() -> None:
+    """Close multiprocessing's pipe to its resource tracker, if this process started one, and reap
+    it (the tracker ends on that; `_stop` is what multiprocessing's own tests call)."""
+    module = sys.modules.get("multiprocessing.resource_tracker")
+    stop = getattr(getattr(module, "_resource_tracker", None), "_stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # a tracker that cannot be stopped is waited for as before
+            pass
