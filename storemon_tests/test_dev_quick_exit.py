@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -88,3 +89,35 @@ quick_exit.end_without_teardown(3)
     tracker, calling = done.stdout.split()
     assert ended - float(calling) < module.CHILDREN_WAIT_SECONDS / 2  # not waited for
     assert not Path(f"/proc/{tracker}").exists()  # reaped by its parent, not left to init
+
+
+def test_a_run_process_still_holding_the_trackers_pipe_delays_the_end_by_the_moment_at_most(tmp_path):
+    # A spawned process (a run or step worker) inherits the tracker's pipe, and the tracker waits
+    # for it as well: the service still ends after CHILDREN_WAIT_SECONDS, not when that process
+    # does (multiprocessing's own `_stop` would wait for it without a limit).
+    module = _quick_exit_module()
+    script = tmp_path / "holder.py"
+    script.write_text(
+        f"""
+import importlib.util, multiprocessing, time
+spec = importlib.util.spec_from_file_location("quick_exit", {str(QUICK_EXIT / "sitecustomize.py")!r})
+quick_exit = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(quick_exit)
+if __name__ == "__main__":
+    holder = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(30,))
+    holder.start()
+    print(holder.pid, time.monotonic(), flush=True)
+    quick_exit.end_without_teardown(0)
+"""
+    )
+    # Not subprocess.run: it would read the output until the holder, which shares it, ends too.
+    service = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    holder, calling = service.stdout.readline().split()
+    try:
+        returncode = service.wait(timeout=60)
+        ended = time.monotonic()
+        assert returncode == 0
+        assert ended - float(calling) < module.CHILDREN_WAIT_SECONDS + 1.5  # 2 s, not the holder's 30
+    finally:
+        os.kill(int(holder), signal.SIGKILL)
+        service.stdout.close()

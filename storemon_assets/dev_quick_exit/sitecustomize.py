@@ -8,10 +8,10 @@ freeing each module it imported, a large cost for Dagster's import graph and not
 stops anything: five such processes made a Ctrl-C of `storemon dev` slow (docs/operations.md).
 This handler, registered first and so run last, ends the process there with its exit status,
 as `storemon api` does for itself (os._exit). A process with children (`dagster dev` and its code
-server) first waits a moment for them, so none is left to be reaped by init. One child never
-ends before its parent does: multiprocessing's resource tracker, which the gRPC server starts
-when it launches its first run, waits for its parent's end of a pipe to close; it is stopped
-first (closing that pipe), or each stop after a run waited the whole moment for it.
+server) first waits a moment for them, so none is left to be reaped by init. One child would
+wait for the parent instead: multiprocessing's resource tracker, which the gRPC server starts
+when it launches its first run, ends once every holder of its pipe has closed it. The parent's
+end is closed first, or each stop after a run waited the whole moment for it.
 
 Only Dagster's service processes are concerned (`dagster dev`, the webserver, the daemon, the code
 server and its gRPC server); run and step workers, whose files Dagster may still be writing when
@@ -62,7 +62,7 @@ def end_without_teardown(status: int) -> None:
             stream.flush()
         except (AttributeError, OSError, ValueError):
             pass
-    stop_resource_tracker()
+    close_resource_tracker_pipe()
     deadline = time.monotonic() + CHILDREN_WAIT_SECONDS
     while time.monotonic() < deadline:
         try:
@@ -73,13 +73,16 @@ def end_without_teardown(status: int) -> None:
     os._exit(status)
 
 
-def stop_resource_tracker() -> None:
-    """Close multiprocessing's pipe to its resource tracker, if this process started one, and reap
-    it (the tracker ends on that; `_stop` is what multiprocessing's own tests call)."""
-    module = sys.modules.get("multiprocessing.resource_tracker")
-    stop = getattr(getattr(module, "_resource_tracker", None), "_stop", None)
-    if stop is not None:
+def close_resource_tracker_pipe() -> None:
+    """Close this process's end of multiprocessing's pipe to its resource tracker, if it started
+    one: the tracker ends once no process holds the pipe, and is reaped with the other children
+    (not by multiprocessing's own `_stop`, whose wait has no limit while a run's process that
+    inherited the pipe lives on)."""
+    tracker = getattr(sys.modules.get("multiprocessing.resource_tracker"), "_resource_tracker", None)
+    fd = getattr(tracker, "_fd", None)
+    if isinstance(fd, int):
         try:
-            stop()
-        except Exception:  # a tracker that cannot be stopped is waited for as before
+            os.close(fd)
+        except OSError:
             pass
+        tracker._fd = None
