@@ -110,14 +110,14 @@ if __name__ == "__main__":
     quick_exit.end_without_teardown(0)
 """
     )
-    # Not subprocess.run: it would read the output until the holder, which shares it, ends too.
-    service = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
-    holder, calling = service.stdout.readline().split()
+    # Its output to a file: from a pipe, run() would read until the holder, which shares it, ends too.
+    output = tmp_path / "out.txt"
+    with output.open("w") as out:
+        done = subprocess.run([sys.executable, str(script)], stdout=out, timeout=60)
+    ended = time.monotonic()
+    holder, calling = output.read_text().split()
     try:
-        returncode = service.wait(timeout=60)
-        ended = time.monotonic()
-        assert returncode == 0
+        assert done.returncode == 0
         assert ended - float(calling) < module.CHILDREN_WAIT_SECONDS + 1.5  # 2 s, not the holder's 30
     finally:
         os.kill(int(holder), signal.SIGKILL)
-        service.stdout.close()
