@@ -26,8 +26,8 @@ from pydantic import BaseModel, Field
 
 from storemon_assets.core.access import Caller
 from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
-from storemon_assets.core.incidents import stale_warning
-from storemon_assets.core.instants import LOCAL_TEXT, UTC_TEXT, format_instant
+from storemon_assets.core.incidents import half_us_text, stale_warning
+from storemon_assets.core.instants import LOCAL_TEXT, format_instant
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
 from storemon_assets.core.uptime import NO_DATA
@@ -194,8 +194,8 @@ def _iso_local(local_us: pl.Expr, utc_us: pl.Expr) -> pl.Expr:
 def _spans(intervals: pl.DataFrame) -> pl.DataFrame:
     start_us, end_us = pl.col("start_half_us") // 2, pl.col("end_half_us") // 2
     return intervals.select(
-        pl.from_epoch(start_us, time_unit="us").dt.strftime(UTC_TEXT).alias("start_utc"),
-        pl.from_epoch(end_us, time_unit="us").dt.strftime(UTC_TEXT).alias("end_utc"),
+        half_us_text(pl.col("start_half_us")).alias("start_utc"),
+        half_us_text(pl.col("end_half_us")).alias("end_utc"),
         _iso_local(pl.col("start_local_us"), start_us).alias("start_local"),
         _iso_local(pl.col("end_local_us"), end_us).alias("end_local"),
         ((pl.col("end_half_us") - pl.col("start_half_us")) / 7_200_000_000).alias("hours"),
