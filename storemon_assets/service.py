@@ -47,7 +47,16 @@ from storemon_assets.core.summaries import (
     share_pct,
     weekly_uptime_distribution,
 )
-from storemon_assets.core.tables import STORE_SCHEDULES, STORE_STATUS_INTERVALS, STORE_STATUS_NOW
+from storemon_assets.core.tables import (
+    BUSINESS_HOURS,
+    INGESTED_FILES,
+    REJECTED_ROW_COUNTS,
+    REJECTED_ROWS,
+    STORE_SCHEDULES,
+    STORE_STATUS_INTERVALS,
+    STORE_STATUS_NOW,
+    STORE_TIMEZONES,
+)
 from storemon_assets.core.uptime import (
     DOWN,
     STATUSES,
@@ -291,6 +300,19 @@ def lost_weekdays_listing(losing: dict[str, tuple[str, ...]]) -> Markdown:
     return markdown_list(
         f"`{name}`: {len(ids):,} stores: " + ", ".join(f"`{s}`" for s in ids[:100]) + (" ..." if len(ids) > 100 else "")
         for name, ids in losing.items()
+    )
+
+
+def raw_feed_findings(engine: sa.Engine) -> dict[tuple[str, str], quality.Finding]:
+    """Every raw feed check's verdict (quality.RAW_FEED_CHECKS), from one read of each table."""
+    store_ids = ("store_id",)
+    return quality.raw_feed_findings(
+        read_table(engine, INGESTED_FILES),
+        read_table(engine, REJECTED_ROWS),
+        read_table(engine, REJECTED_ROW_COUNTS),
+        polled_store_ids(engine, None),
+        read_table(engine, STORE_TIMEZONES, store_ids).get_column("store_id"),
+        read_table(engine, BUSINESS_HOURS, store_ids).get_column("store_id"),
     )
 
 

@@ -52,6 +52,11 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     }
     for job in ("ingest_and_report_job", "ingest_job", "report_job", "store_schedules_job", "as_of_report_job"):
         assert defs.resolve_job_def(job) is not None
+    # The raw feeds' warnings run in one step after the load (one read of each table), not a step each.
+    assert {node.name for node in defs.resolve_job_def("ingest_job").graph.node_defs} == {
+        "ingest_landing_files",
+        "raw_feed_checks",
+    }
     # Sensors and the schedule run without a click.
     assert defs.resolve_sensor_def("landing_files_sensor").default_status == dg.DefaultSensorStatus.RUNNING
     assert defs.resolve_sensor_def("landing_files_sensor").job_name == "ingest_and_report_job"  # named, not imported

@@ -6,21 +6,10 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets.core import quality
-from storemon_assets.core.feeds import POLLS, TIMEZONES
-from storemon_assets.defs.raw import (
-    RAW_CHECKS,
-    REJECTED_SHARE_CHECKS,
-    ingest_landing_files,
-    no_unreadable_files,
-    polled_stores_have_business_hours,
-    polled_stores_have_timezones,
-    timezones_are_known,
-)
+from storemon_assets.defs.raw import RAW_CHECKS, ingest_landing_files
 from storemon_assets.defs.report import uptime_report
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import example_report, write_csv
-
-rejected_polls_share, rejected_timezones_share = REJECTED_SHARE_CHECKS[POLLS], REJECTED_SHARE_CHECKS[TIMEZONES]
 
 
 def load(home, instance, files: dict[str, str]):
@@ -29,12 +18,14 @@ def load(home, instance, files: dict[str, str]):
     return dg.materialize([ingest_landing_files], resources=home.resources, instance=instance, raise_on_error=False)
 
 
-def run_checks(home, instance, *checks):
+def run_checks(home, instance, *names):
+    """Run the raw checks named `check@asset` (every one if none is named): only those."""
+    keys = [dg.AssetCheckKey(dg.AssetKey(n.split("@")[1]), n.split("@")[0]) for n in names]
     result = dg.materialize(
-        [ingest_landing_files, *checks],
+        [ingest_landing_files, *RAW_CHECKS],
         resources=home.resources,
         instance=instance,
-        selection=dg.AssetSelection.checks(*checks),
+        selection=dg.AssetSelection.checks(*keys) if keys else dg.AssetSelection.checks(*RAW_CHECKS),
         raise_on_error=False,
     )
     return {e.check_name + "@" + e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
@@ -48,15 +39,15 @@ ZONES = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in ran
 def test_raw_checks_pass_on_clean_feeds(home, instance):
     load(home, instance, {"p.csv": POLLS, "h.csv": HOURS, "t.csv": ZONES})
     checks = [
-        rejected_polls_share,
-        rejected_timezones_share,
-        timezones_are_known,
-        polled_stores_have_timezones,
-        polled_stores_have_business_hours,
-        no_unreadable_files,
+        "rejected_rows_share@raw_store_status",
+        "rejected_rows_share@raw_store_timezones",
+        "timezones_are_known@raw_store_timezones",
+        "polled_stores_have_timezones@raw_store_timezones",
+        "polled_stores_have_business_hours@raw_business_hours",
+        "no_unreadable_files@landing_folder",
     ]
     evaluations = run_checks(home, instance, *checks)
-    assert len(evaluations) == 6
+    assert sorted(evaluations) == sorted(checks)  # those, and only those, though one step runs the first five
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}
 
 
@@ -66,15 +57,8 @@ def test_raw_checks_warn_with_what_to_fix(home, instance):
     zones = "store_id,timezone_str\n" + "".join(f"{n},America/Denver\n" for n in range(1, 9)) + "9,Mars/Base\n"
     hours = "store_id,day,start_time_local,end_time_local\n" + "".join(f"{n},0,09:00,17:00\n" for n in range(1, 10))
     load(home, instance, {"p.csv": bad_polls, "h.csv": hours, "t.csv": zones, "junk.csv": "x,y\n"})
-    evaluations = run_checks(
-        home,
-        instance,
-        rejected_polls_share,
-        timezones_are_known,
-        polled_stores_have_timezones,
-        polled_stores_have_business_hours,
-        no_unreadable_files,
-    )
+    evaluations = run_checks(home, instance)  # every raw check
+    assert len(evaluations) == 8  # a share per feed, 3 more of the feeds, and the landing folder's
     share = evaluations["rejected_rows_share@raw_store_status"]
     assert not share.passed and share.severity == dg.AssetCheckSeverity.WARN
     assert share.description.startswith("2 of 12 polls rows rejected (16.67%)")
@@ -178,6 +162,6 @@ def test_the_bundled_sample_passes_every_raw_check(home, instance, sample_files)
     """A new user's first run shows no failed check: every sample store has hours and a zone,
     and the two rows planted to show rejections stay under the 1% threshold."""
     home.drop(*sample_files)
-    evaluations = run_checks(home, instance, *RAW_CHECKS)
-    assert len(evaluations) == len(RAW_CHECKS)
+    evaluations = run_checks(home, instance)
+    assert len(evaluations) == len(quality.RAW_FEED_CHECKS) + 1  # and the landing folder's
     assert all(e.passed for e in evaluations.values()), {k: e.description for k, e in evaluations.items()}

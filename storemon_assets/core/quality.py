@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from storemon_assets.core.feeds import DEFAULT_TIMEZONE, TIMEZONES
+from storemon_assets.core.feeds import DEFAULT_TIMEZONE, FEED_KINDS, HOURS, TIMEZONES
 from storemon_assets.core.uptime import WINDOWS, UptimeReport
 
 MAX_REJECTED_SHARE = 0.01  # more than 1% of a feed's rows rejected deserves a look
@@ -63,8 +63,9 @@ def unknown_timezones(rejected: pl.DataFrame) -> Finding:
     return Finding(unknown.is_empty(), summary, {"rows": unknown.select("file_name", "line_number", "raw_text")})
 
 
-def polled_stores_missing(polled: pl.Series, present: pl.Series, what: str, default: str) -> Finding:
-    """Polled stores absent from a feed, which therefore get that feed's default."""
+def polled_stores_missing(polled: pl.Series, present: pl.Series, what: str, default: str, count_name: str) -> Finding:
+    """Polled stores absent from a feed, which therefore get that feed's default: how many
+    (`count_name`) and the first ten."""
     stores = polled.unique()
     missing = stores.filter(~stores.is_in(present.implode())).sort()
     summary = (
@@ -72,7 +73,44 @@ def polled_stores_missing(polled: pl.Series, present: pl.Series, what: str, defa
         if missing.is_empty()
         else f"{missing.len()} of {stores.len()} polled stores have no {what} and use the default ({default})"
     )
-    return Finding(missing.is_empty(), summary, {"stores": missing})
+    return Finding(missing.is_empty(), summary, {count_name: missing.len(), "examples": ", ".join(missing.head(10))})
+
+
+# The raw feeds' checks, all warnings (the SPEC's defaults keep the report right): (feed, check
+# name) -> description. defs/raw.py runs them in one step.
+RAW_FEED_CHECKS = {
+    **{
+        (kind, "rejected_rows_share"): f"At most {MAX_REJECTED_SHARE:.0%} of the {kind} rows loaded were rejected."
+        for kind in FEED_KINDS
+    },
+    (TIMEZONES, "timezones_are_known"): "Every timezone name is a known IANA zone.",
+    (TIMEZONES, "polled_stores_have_timezones"): f"Every polled store has a timezone (else {DEFAULT_TIMEZONE}).",
+    (HOURS, "polled_stores_have_business_hours"): "Every polled store has business hours (else open 24x7).",
+}
+
+
+def raw_feed_findings(
+    ledger: pl.DataFrame,
+    rejected: pl.DataFrame,
+    rejected_counts: pl.DataFrame,
+    polled: pl.Series,
+    zoned: pl.Series,
+    with_hours: pl.Series,
+) -> dict[tuple[str, str], Finding]:
+    """What each of RAW_FEED_CHECKS finds; each finding's details are the figures to fix it by."""
+    return {
+        **{
+            (kind, "rejected_rows_share"): rejected_share(ledger, rejected, kind, rejected_counts)
+            for kind in FEED_KINDS
+        },
+        (TIMEZONES, "timezones_are_known"): unknown_timezones(rejected),
+        (TIMEZONES, "polled_stores_have_timezones"): polled_stores_missing(
+            polled, zoned, "timezone", DEFAULT_TIMEZONE, "stores_without_timezone"
+        ),
+        (HOURS, "polled_stores_have_business_hours"): polled_stores_missing(
+            polled, with_hours, "business hours", "open 24x7", "stores_without_hours"
+        ),
+    }
 
 
 # --- the report -------------------------------------------------------------------------------

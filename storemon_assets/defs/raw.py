@@ -9,18 +9,10 @@ from pydantic import Field
 
 from storemon_assets import settings
 from storemon_assets.core import quality
-from storemon_assets.core.feeds import DEFAULT_TIMEZONE, HOURS, POLLS, SPECIAL, TIMEZONES
+from storemon_assets.core.feeds import HOURS, POLLS, SPECIAL, TIMEZONES
 from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.core.summaries import markdown_list
-from storemon_assets.core.tables import (
-    BUSINESS_HOURS,
-    INGESTED_FILES,
-    REJECTED_ROW_COUNTS,
-    REJECTED_ROWS,
-    SPECIAL_HOURS,
-    STORE_STATUS_POLLS,
-    STORE_TIMEZONES,
-)
+from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db import queries
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, store_partitions
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase, run_ending
@@ -33,6 +25,7 @@ from storemon_assets.service import (
     loaded_of_kind,
     lost_weekdays_finding,
     lost_weekdays_listing,
+    raw_feed_findings,
     run_feed_figures,
 )
 
@@ -170,53 +163,19 @@ ingest_job = dg.define_asset_job(
 )
 
 
-def _rejected_share_check(kind: str) -> dg.AssetChecksDefinition:
-    asset_key = RAW_ASSETS[kind][0]
-
-    @dg.asset_check(
-        asset=asset_key,
-        name="rejected_rows_share",
-        description=f"At most {quality.MAX_REJECTED_SHARE:.0%} of the {kind} rows loaded were rejected.",
-    )
-    def check(database: StoremonDatabase) -> dg.AssetCheckResult:
-        engine = database.engine()
-        finding = quality.rejected_share(
-            queries.read_table(engine, INGESTED_FILES),
-            queries.read_table(engine, REJECTED_ROWS),
-            kind,
-            queries.read_table(engine, REJECTED_ROW_COUNTS),
-        )
-        return check_result(finding, **finding.details)  # rows read and rejected, share, reasons
-
-    return check
-
-
-REJECTED_SHARE_CHECKS = {kind: _rejected_share_check(kind) for kind in RAW_ASSETS}  # one per feed
-
-
-@dg.asset_check(asset=RAW_STORE_TIMEZONES, description="Every timezone name is a known IANA zone.")
-def timezones_are_known(database: StoremonDatabase) -> dg.AssetCheckResult:
-    finding = quality.unknown_timezones(queries.read_table(database.engine(), REJECTED_ROWS))
-    return check_result(finding, rows=finding.details["rows"])
-
-
-def _polled_stores_missing(database: StoremonDatabase, spec, what: str, default: str, count_name: str):
-    engine = database.engine()
-    finding = quality.polled_stores_missing(
-        queries.polled_store_ids(engine, None), queries.read_table(engine, spec).get_column("store_id"), what, default
-    )
-    stores = finding.details["stores"]
-    return check_result(finding, **{count_name: stores.len()}, examples=", ".join(stores.head(10).to_list()))
-
-
-@dg.asset_check(asset=RAW_STORE_TIMEZONES, description=f"Every polled store has a timezone (else {DEFAULT_TIMEZONE}).")
-def polled_stores_have_timezones(database: StoremonDatabase) -> dg.AssetCheckResult:
-    return _polled_stores_missing(database, STORE_TIMEZONES, "timezone", DEFAULT_TIMEZONE, "stores_without_timezone")
-
-
-@dg.asset_check(asset=RAW_BUSINESS_HOURS, description="Every polled store has business hours (else open 24x7).")
-def polled_stores_have_business_hours(database: StoremonDatabase) -> dg.AssetCheckResult:
-    return _polled_stores_missing(database, BUSINESS_HOURS, "business hours", "open 24x7", "stores_without_hours")
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(name, asset=RAW_ASSETS[kind][0], description=description)
+        for (kind, name), description in quality.RAW_FEED_CHECKS.items()
+    ],
+    can_subset=True,
+)
+def raw_feed_checks(context: dg.AssetCheckExecutionContext, database: StoremonDatabase):
+    """The raw feeds' warnings in one step, from one read of each table (service.raw_feed_findings)."""
+    for (kind, name), finding in raw_feed_findings(database.engine()).items():
+        key = RAW_ASSETS[kind][0]
+        if dg.AssetCheckKey(key, name) in context.selected_asset_check_keys:
+            yield check_result(finding, asset_key=key, check_name=name, **finding.details)
 
 
 def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
@@ -231,13 +190,7 @@ def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
     return check_result(finding, **metadata)
 
 
-RAW_CHECKS = [
-    *REJECTED_SHARE_CHECKS.values(),
-    timezones_are_known,
-    polled_stores_have_timezones,
-    polled_stores_have_business_hours,
-    no_unreadable_files,
-]
+RAW_CHECKS = [raw_feed_checks, no_unreadable_files]
 
 
 def _failure_of(instance: dg.DagsterInstance, records: list[dg.RunRecord]) -> tuple[set[str], str]:

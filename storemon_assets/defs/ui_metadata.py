@@ -63,11 +63,16 @@ def row_count(frame: pl.DataFrame) -> dict[str, int]:
 
 
 def check_result(
-    finding: Finding, *, blocking: bool = False, check_name: str | None = None, **metadata
+    finding: Finding,
+    *,
+    blocking: bool = False,
+    asset_key: dg.AssetKey | None = None,
+    check_name: str | None = None,
+    **metadata,
 ) -> dg.AssetCheckResult:
     """An asset check's result from what core.quality found: its verdict and summary, and the
     metadata given to help fix it (ui_metadata). A failure of a non-blocking check only warns."""
-    return dg.AssetCheckResult(check_name=check_name, **_verdict(finding, blocking, metadata))
+    return dg.AssetCheckResult(asset_key=asset_key, check_name=check_name, **_verdict(finding, blocking, metadata))
 
 
 def check_evaluation(asset_key: dg.AssetKey, check_name: str, finding: Finding, **metadata) -> dg.AssetCheckEvaluation:
