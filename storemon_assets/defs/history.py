@@ -29,10 +29,9 @@ from storemon_assets.service import report_time_us
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
-    description="Each store's business, uptime and downtime minutes per local calendar date (SPEC §8, "
-    "docs/history.md): the part of the day before T, split by the nearest observation, DST-exact. One partition "
-    "per date, all stores; a backfill of any range is one run. Rows that already hold for T are kept, the rest "
-    "computed and stored (packed, table store_daily_packed).",
+    description=f"{STORE_DAILY_UPTIME.description} SPEC §8, DST-exact. One partition per date, all stores; a "
+    "backfill of any range is one run. Rows that already hold for T are kept, the rest computed and stored (packed, "
+    f"table {STORE_DAILY_PACKED.name}).",
 )
 def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonDatabase) -> dg.MaterializeResult:
     keys = context.partition_keys

@@ -197,22 +197,17 @@ def _report_config(config: ReportShardsConfig) -> dict:
         STORE_STATUS_INTERVALS.name: dg.AssetOut(
             kinds={"polars", "sql"},
             is_required=False,
-            description="When each store of the current report was up or down in the week before T: its business "
-            "time cut at every status change (docs/uptime-logic.md §10). Computed with uptime_report, shard by "
-            "shard, from the same observations; summed per window it gives the report's numbers. "
-            "Replaced, in one transaction, whenever the current report is published (not by as-of reports); "
-            "the API's /stores pages read it.",
+            description=f"{STORE_STATUS_INTERVALS.description} Computed with uptime_report, shard by shard, from the "
+            "same observations (docs/uptime-logic.md §10); replaced, in one transaction, whenever the current report "
+            "is published (not by as-of reports). The API's /stores pages read it.",
             metadata=table_metadata(STORE_STATUS_INTERVALS),
         ),
         STORE_INCIDENTS.name: dg.AssetOut(
             kinds={"polars", "sql"},
             is_required=False,
-            description="Incidents of the current report (stretches of a store's down business time in the week "
-            "before T; closed time does not end one) and each store's status at T: up, down, closed or no data, "
-            "since when, and not reporting (open, newest poll older than STOREMON_STALE_AFTER_MINUTES). Read off "
-            f"the status intervals, so each store's incidents sum to its downtime_last_week; stored in "
-            f"{STORE_INCIDENTS.name} and {STORE_STATUS_NOW.name} with the report, in one transaction. The alerts "
-            "sensor evaluates after each materialisation (docs/monitor.md).",
+            description=f"{STORE_INCIDENTS.description} Stored in the report's transaction, with table "
+            f"{STORE_STATUS_NOW.name}: {STORE_STATUS_NOW.description} The alerts sensor evaluates after each "
+            "materialisation (docs/monitor.md).",
             metadata=table_metadata(STORE_INCIDENTS),
         ),
     },
