@@ -177,8 +177,8 @@ class FileIngested:
         """One line for a person: what happened to the file."""
         if self.outcome is not None:
             return self.outcome.describe()
-        if self.unreadable is not None:
-            return f"{self.name}: unreadable: {self.unreadable}"
+        if self.unreadable is not None:  # names the file already
+            return self.unreadable
         if self.database_error is not None:
             return f"{self.name}: not loaded: {database_error(self.database_error)}"
         return f"{self.name}: skipped, gone or its last line unfinished"
@@ -234,8 +234,8 @@ def _read_new_feed(
     with progress.phase(f"read {path.name}") as phase:
         try:
             feed = read(path)
-        except OSError as exc:
-            raise FeedFileError.unreadable(path.name, exc) from exc
+        except OSError as exc:  # the path as given, as FeedFile names it
+            raise FeedFileError.unreadable(str(path), exc) from exc
         if feed is None:
             phase.detail = "incomplete, left for later"
             return None

@@ -200,7 +200,7 @@ def test_ingest_loads_each_file_in_one_line_and_still_loads_the_rest_after_an_un
     lines = done.stdout.splitlines()
     assert len(lines) == 4
     assert lines[0].startswith("menu_hours.csv: loaded, hours, ")
-    assert lines[1].startswith("junk.csv: unreadable: junk.csv: unrecognised header 'order_id,amount'")
+    assert lines[1].startswith("junk.csv: unrecognised header 'order_id,amount'")
     assert lines[2].startswith("store_status.csv: loaded, polls, ") and lines[2].endswith(" rejected")
     assert lines[3].startswith("timezones.csv: loaded, timezones, ")
     # Progress went to stderr: one line per phase, with counts and seconds (the database opened
