@@ -31,7 +31,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +42,7 @@ import sqlalchemy as sa
 from storemon_assets.core.uptime import report_csv
 from storemon_assets.db.loading import CurrentReport, replace_current_report
 from storemon_assets.db.queries import current_report_info
-from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG
 from storemon_assets.outputs import written_in_place
-from storemon_assets.run_retries import ended_for_good
 
 COMBINED_REPORT_NAME = "combined_report.csv"
 SHARDS_FOLDER = ".shards"
@@ -185,13 +183,20 @@ def sweep_reports_folder(engine: sa.Engine, folder: Path, run_group_has_ended: C
 
     Temporary files untouched for a while (sweep_temporaries); a `combined_report.csv` left ahead
     of the database by a run killed before its commit (reconcile_combined_report); and the
-    intermediate files of every run whose run group has ended with no retry to come
-    (`run_group_has_ended(run id)`). A retry of a run re-executed from its failure reads its
-    parent's step results, so those stay while any run of the group may still need them.
+    intermediate files of every run whose run group has ended with no retry to come (sweep_shards).
     """
     swept = [path.name for path in sweep_temporaries(folder)]
     if reconcile_combined_report(engine, folder):
         swept.append(COMBINED_REPORT_NAME)
+    return swept + sweep_shards(folder, run_group_has_ended)
+
+
+def sweep_shards(folder: Path, run_group_has_ended: Callable[[str], bool]) -> list[str]:
+    """Delete `.shards/<run id>/`, the intermediate step results, of every run whose run group has
+    ended with no retry to come (`run_group_has_ended(run id)`); the names deleted. A retry of a
+    run re-executed from its failure reads its parent's step results, so those stay while any run
+    of the group may still need them. At a report run's start, and by the report_shards_sensor."""
+    swept = []
     for shards in sorted((folder / SHARDS_FOLDER).glob("*")):
         if run_group_has_ended(shards.name):
             shutil.rmtree(shards, ignore_errors=True)
@@ -202,27 +207,6 @@ def sweep_reports_folder(engine: sa.Engine, folder: Path, run_group_has_ended: C
 def shard_folder(reports_folder: Path, run_id: str) -> Path:
     """Where a report run keeps its intermediate step results."""
     return reports_folder / SHARDS_FOLDER / run_id
-
-
-def runs_whose_shards_go(
-    run_id: str, status: str, tags: Mapping[str, str], retries_enabled: bool, ended_at: float | None
-) -> list[str]:
-    """The runs whose `.shards/<run id>` can go now that run `run_id` ended with `status`
-    (Dagster's run status name: SUCCESS, FAILURE or CANCELED) at `ended_at`, with these tags, on
-    an instance with run retries on or off.
-
-    Nothing while the run may still be retried (run_retries.ended_for_good: tagged to be, or
-    failed untagged a moment ago with run retries on; a sensor reading in between must not take
-    what the retry reads, and the next report run's start sweep removes them later): the retry
-    re-executes from the failure and reads this run's step results, and those of the runs it
-    re-executed itself. Otherwise the chain is over, however it ended (published, failed for
-    good, canceled): this run and the runs it re-executed, its parent and the chain's root (the
-    whole chain while a run is retried at most twice, `dagster/max_retries` 2).
-    """
-    if not ended_for_good(status, tags, retries_enabled, ended_at):
-        return []
-    chain = [run_id, tags.get(PARENT_RUN_TAG), tags.get(ROOT_RUN_TAG)]
-    return list(dict.fromkeys(r for r in chain if r))
 
 
 def _step_result_stem(folder: Path, name: str) -> Path:

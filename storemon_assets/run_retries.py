@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from storemon_assets.names import WILL_RETRY_TAG
+from storemon_assets.names import AUTO_RETRY_RUN_TAG, WILL_RETRY_TAG
 
 FINISHED_STATUSES = frozenset({"SUCCESS", "FAILURE", "CANCELED"})  # Dagster's run status names
 UNTAGGED_FAILURE_SECONDS = 60.0
@@ -32,10 +32,12 @@ def ended_for_good(
     on or off, has finished with no retry to come.
 
     Not while it is queued or running. A failed run tagged `dagster/will_retry` "true" will be run
-    again (a re-run of it is a new run); one tagged "false" will not. Untagged, it has failed for
-    good on an instance without run retries, and on one with them once UNTAGGED_FAILURE_SECONDS
-    have passed since it ended (`ended_at`, a Unix time; None, a run storage that records no end
-    time, counts as long ago: the tag is then the only word). Success and cancellation are final.
+    again (a re-run of it is a new run) until that re-run is launched (then also tagged
+    `dagster/auto_retry_run_id`: the chain goes on in the new run); one tagged "false" will not.
+    Untagged, it has failed for good on an instance without run retries, and on one with them once
+    UNTAGGED_FAILURE_SECONDS have passed since it ended (`ended_at`, a Unix time; None, a run
+    storage that records no end time, counts as long ago: the tag is then the only word). Success
+    and cancellation are final.
     """
     if status not in FINISHED_STATUSES:
         return False
@@ -43,7 +45,7 @@ def ended_for_good(
         return True
     will_retry = tags.get(WILL_RETRY_TAG)
     if will_retry is not None:
-        return will_retry != "true"
+        return will_retry != "true" or AUTO_RETRY_RUN_TAG in tags
     if not retries_enabled or ended_at is None:
         return True
     return (time.time() if now is None else now) - ended_at >= UNTAGGED_FAILURE_SECONDS

@@ -10,19 +10,20 @@ import pathlib
 import sqlite3
 import time
 import uuid
+from types import SimpleNamespace
 
 import dagster as dg
 import polars as pl
 import pytest
 import sqlalchemy as sa
 
+import storemon_assets.run_retries as run_retries
 from storemon_assets.core.instants import format_instant
 from storemon_assets.db.queries import current_report_info, current_report_rows
 from storemon_assets.defs.raw import ingest_landing_files
-from storemon_assets.defs.report import REPORT_SHARDS_SENSORS, uptime_report
+from storemon_assets.defs.report import report_shards_sensor, uptime_report
 from storemon_assets.defs.resources import ReportsFolder
-from storemon_assets.names import PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
-from storemon_assets.publication import runs_whose_shards_go
+from storemon_assets.names import AUTO_RETRY_RUN_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_assets.settings import sqlite_url
@@ -175,7 +176,7 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     shard_steps = [e for e in failed.all_events if "compute_report_shard" in (e.step_key or "")]
     assert sum(e.is_step_failure for e in shard_steps) == failing_shards
     assert sum(e.is_step_success for e in shard_steps) == 2 - failing_shards
-    tick_for_the_end_of(loaded, instance, failed)
+    tick_shards_sensor(loaded, instance)
     assert not loaded.reports.shard_folder(failed.run_id).exists()
     assert leftovers(loaded) == []
 
@@ -195,54 +196,64 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
         ("FAILURE", {WILL_RETRY_TAG: "false", PARENT_RUN_TAG: "p2", ROOT_RUN_TAG: "p1"}, ["r", "p2", "p1"]),
     ],
 )
-def test_the_shards_that_go_when_a_run_ends(status, tags, expected):
+def test_the_shards_that_go_when_a_run_ends(tmp_path, status, tags, expected):
     # With run retries on, every failed run is tagged will_retry true or false; the same answers.
     retries_enabled = status != "FAILURE" or WILL_RETRY_TAG in tags
-    just_ended = time.time()
-    assert runs_whose_shards_go("r", status, tags, retries_enabled, just_ended) == expected
-    assert runs_whose_shards_go("r", status, tags, False, just_ended) == expected
+    for enabled in (retries_enabled, False):
+        reports = ReportsFolder(path=str(tmp_path / str(enabled)))
+        with dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": enabled}}) as instance:
+            for run in retried_chain(instance, status, tags):
+                reports.shard_folder(run.run_id).mkdir(parents=True)
+            assert sorted(reports.sweep_shards(instance)) == sorted(f".shards/{r}" for r in expected)
 
 
-def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried():
+def retried_chain(instance, status: str, tags: dict) -> list[dg.DagsterRun]:
+    """Run "r", ended with `status` and `tags`, and the runs it re-executes (its tags' parent and
+    root): each failed, tagged to be retried, and tagged with its retry's id, as Dagster's retry
+    daemon leaves them."""
+    root, parent = tags.get(ROOT_RUN_TAG), tags.get(PARENT_RUN_TAG)
+    ids = list(dict.fromkeys(r for r in (root, parent, "r") if r))
+    runs = []
+    for run_id, retry_id in zip(ids, [*ids[1:], None], strict=True):
+        chain = {"parent_run_id": runs[-1].run_id, "root_run_id": root} if runs else {}
+        ended = {"status": dg.DagsterRunStatus.FAILURE, "tags": {WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: retry_id}}
+        if retry_id is None:
+            ended = {"status": dg.DagsterRunStatus(status), "tags": tags}
+        runs.append(instance.add_run(dg.DagsterRun(job_name="report_job", run_id=run_id, **chain, **ended)))
+    return runs
+
+
+@pytest.mark.parametrize(("retries_enabled", "just_ended", "a_minute_later"), [(True, [], ["r"]), (False, ["r"], [])])
+def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried(
+    tmp_path, monkeypatch, retries_enabled, just_ended, a_minute_later
+):
     # Dagster stores the run's failure, then tags dagster/will_retry: a sensor reading the run in
     # between must not delete what the retry will read (the next report run's sweep removes it).
     # Untagged a minute after it ended, it failed for good (run_retries.UNTAGGED_FAILURE_SECONDS).
-    just_ended, long_ago = time.time(), time.time() - UNTAGGED_FAILURE_SECONDS
-    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=just_ended) == []
-    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=True, ended_at=long_ago) == ["r"]
-    assert runs_whose_shards_go("r", "FAILURE", {}, retries_enabled=False, ended_at=just_ended) == ["r"]
+    reports = ReportsFolder(path=str(tmp_path))
+    with dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": retries_enabled}}) as instance:
+        run = instance.add_run(dg.DagsterRun(job_name="report_job", run_id="r"))
+        monkeypatch.setattr(instance, "add_run_tags", lambda run_id, tags: None)  # the moment before the tag
+        instance.report_run_failed(run)
+        assert WILL_RETRY_TAG not in instance.get_run_by_id("r").tags
+        reports.shard_folder("r").mkdir(parents=True)
+        assert reports.sweep_shards(instance) == [f".shards/{r}" for r in just_ended]
+        later = time.time() + UNTAGGED_FAILURE_SECONDS
+        monkeypatch.setattr(run_retries, "time", SimpleNamespace(time=lambda: later))
+        assert reports.sweep_shards(instance) == [f".shards/{r}" for r in a_minute_later]
 
 
-def tick_for_the_end_of(home, instance, result: dg.ExecuteInProcessResult) -> None:
-    """The shards sensor's tick for the end of an in-process run, which no daemon watches."""
-    event = result.get_run_success_event() if result.success else result.get_run_failure_event()
-    tick_shards_sensor(home, instance, result.run_id, event)
-
-
-def shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
-    [sensor] = [s for s in REPORT_SHARDS_SENSORS if s.name == f"report_shards_after_{status.value.lower()}"]
-    return sensor
-
-
-def tick_shards_sensor(home, instance, run_id: str, event: dg.DagsterEvent) -> None:
-    """One evaluation of the run status sensor for the run's end, as the sensor daemon would make it."""
-    run = instance.get_run_by_id(run_id)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=f"report_shards_after_{run.status.value.lower()}",
-        dagster_event=event,
-        dagster_instance=instance,
-        dagster_run=run,
-        resources={"reports": home.reports},
-    )
-    shards_sensor(run.status)(context)
+def tick_shards_sensor(home, instance) -> None:
+    """One evaluation of the shards sensor, as the sensor daemon would make it."""
+    report_shards_sensor(dg.build_sensor_context(instance=instance, resources={"reports": home.reports}))
 
 
 @pytest.mark.parametrize("max_retries", [0, 1])
 def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(loaded, monkeypatch, max_retries):
     # Issue 20 row 6: with the instance's run retries on (both shipped dagster.yaml), the steps
-    # keep a failed run's shards for its retry. Failed for good (max_retries 0): the failure
+    # keep a failed run's shards for its retry. Failed for good (max_retries 0): the shards
     # sensor removes them. To be retried (max_retries 1): they stay, until the retry, here
-    # canceled before it ran a step, ends the chain: the canceled sensor removes both runs'.
+    # canceled before it ran a step, ends the chain: the shards sensor then removes both runs'.
     import storemon_assets.defs.report as report
 
     def broken(*args, **kwargs):
@@ -258,19 +269,26 @@ def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(load
         shards = loaded.reports.shard_folder(failed.run_id)
         assert shards.is_dir()  # the steps left them: a retry may read them
 
-        tick_shards_sensor(loaded, instance, failed.run_id, failed.get_run_failure_event())
+        tick_shards_sensor(loaded, instance)
         assert shards.is_dir() == (max_retries > 0)
         if not max_retries:
             assert leftovers(loaded) == []
             return
 
         chain = {PARENT_RUN_TAG: failed.run_id, ROOT_RUN_TAG: failed.run_id}
-        retry = instance.add_run(
-            dg.DagsterRun(job_name=run.job_name, run_id=str(uuid.uuid4()), tags={**run.tags, **chain})
+        retry = instance.add_run(  # as the retry daemon creates it, and tags the failed run with its id
+            dg.DagsterRun(
+                job_name=run.job_name,
+                run_id=str(uuid.uuid4()),
+                tags={**run.tags, **chain},
+                parent_run_id=failed.run_id,
+                root_run_id=failed.run_id,
+            )
         )
+        instance.add_run_tags(failed.run_id, {AUTO_RETRY_RUN_TAG: retry.run_id})
         loaded.reports.shard_folder(retry.run_id).mkdir(parents=True)  # as its first step would
-        canceled = instance.report_run_canceled(retry)
-        tick_shards_sensor(loaded, instance, retry.run_id, canceled)
+        instance.report_run_canceled(retry)
+        tick_shards_sensor(loaded, instance)
         assert leftovers(loaded) == []
 
 
@@ -288,7 +306,7 @@ def test_a_commit_that_fails_after_the_csv_was_switched_puts_the_previous_csv_ba
     finally:
         sa.event.remove(engine, "commit", refuse)
     assert not failed.success
-    tick_for_the_end_of(loaded, instance, failed)
+    tick_shards_sensor(loaded, instance)
     assert current_report_info(engine)["report_id"] == first.run_id
     assert combined(loaded).read_text() == published_csv
     assert leftovers(loaded) == []
@@ -362,7 +380,7 @@ def test_a_really_full_reports_folder_changes_nothing_published(home, sample_fil
 
     failed = report_run(home, instance, monkeypatch, raise_on_error=False)  # newer T, nowhere to write it
     assert not failed.success
-    tick_for_the_end_of(home, instance, failed)
+    tick_shards_sensor(home, instance)
     assert current_report_info(home.database.engine())["report_id"] == first.run_id
     assert combined(home).read_text() == published_csv
     # No half-written file, nor what the failed run had stored for its next steps.

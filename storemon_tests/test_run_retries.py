@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from storemon_assets.names import WILL_RETRY_TAG
+from storemon_assets.names import AUTO_RETRY_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS, ended_for_good
 
 ENDED_AT = 1_700_000_000.0
@@ -53,3 +53,11 @@ def test_success_and_cancellation_are_final_and_unfinished_runs_have_not_ended(t
 def test_a_failure_with_no_recorded_end_time_is_judged_by_its_tag_alone():
     assert ended_for_good("FAILURE", {}, True, None, WITHIN)
     assert not ended_for_good("FAILURE", {WILL_RETRY_TAG: "true"}, True, None, WITHIN)
+
+
+def test_a_failed_run_whose_retry_was_launched_has_ended_for_good():
+    # Its retry carries the chain on: the failed run itself is never run again. Without this, a
+    # run group with a retried failure never ended, and the start-of-run sweep kept its shards.
+    retried = {WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: "the-retry"}
+    assert ended_for_good("FAILURE", retried, True, ENDED_AT, WITHIN)
+    assert not ended_for_good("FAILURE", {WILL_RETRY_TAG: "true"}, True, ENDED_AT, AFTER)

@@ -28,7 +28,7 @@ defs = dg.Definitions(
     sensors=[
         raw.landing_files_sensor,
         stores.store_schedules_sensor,
-        *report.REPORT_SHARDS_SENSORS,
+        report.report_shards_sensor,
         history.daily_uptime_sensor,
         alerts.alerts_sensor,
     ],

@@ -1,6 +1,6 @@
 """The current report, its status intervals and incidents: one graph-backed asset (plan T and
 store shards, a step per shard, a step that checks and publishes all three in one transaction),
-its jobs and hourly schedule, the sensors that delete its intermediate files, and as-of reports
+its jobs and hourly schedule, the sensor that deletes its intermediate files, and as-of reports
 (the report for a chosen T, a run of its own job that publishes nothing). Each output's
 description says what it is; docs/deployment.md tells the shards and executors,
 docs/operations.md the publication order and the shards' clean-up, docs/architecture.md
@@ -19,7 +19,7 @@ from storemon_assets.core.shards import StoreShard
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.raw import RAW_ASSETS, ingest_landing_files
-from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase, run_ending
+from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
 from storemon_assets.defs.ui_metadata import (
     check_result,
     row_count,
@@ -30,7 +30,6 @@ from storemon_assets.defs.ui_metadata import (
 )
 from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG, INGEST_AND_REPORT_JOB, REPORT_JOB
 from storemon_assets.progress import peak_rss_mib
-from storemon_assets.publication import runs_whose_shards_go
 from storemon_assets.service import (
     PollReads,
     build_report_shard,
@@ -144,8 +143,8 @@ def publish_uptime_report(
         publication = publish_report(engine, reports.folder, result, run_id, incidents)
     finally:
         # Whatever ended the step, the run's intermediate files go, unless the instance's run
-        # retries may re-execute the run from this step, reading them: then the run status
-        # sensors delete them once the run ended with no retry to come (run_retries.ended_for_good;
+        # retries may re-execute the run from this step, reading them: then report_shards_sensor
+        # deletes them once the run group ended with no retry to come (run_retries.ended_for_good;
         # docs/operations.md).
         if not context.instance.run_retries_enabled:
             reports.discard_shards(run_id)
@@ -252,31 +251,16 @@ hourly_report_schedule = dg.ScheduleDefinition(
 )
 
 
-def _report_shards_sensor(status: dg.DagsterRunStatus) -> dg.SensorDefinition:
-    # Every run of the code location is watched, not only the report jobs: the report asset can
-    # also be materialised from the UI, in an asset job.
-    @dg.run_status_sensor(
-        run_status=status,
-        name=f"report_shards_after_{status.value.lower()}",
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        description=f"After a run ends as {status.value}, deletes the report's intermediate files (.shards/<run id>) "
-        "of it and of the runs it re-executed, unless the instance's run retries will run it again.",
-    )
-    def discard_report_shards(context: dg.RunStatusSensorContext, reports: ReportsFolder):
-        run = context.dagster_run
-        record = context.instance.get_run_record_by_id(run.run_id)
-        if record is None:  # deleted since it ended: the next report run's sweep takes its files
-            return
-        for run_id in runs_whose_shards_go(run.run_id, *run_ending(context.instance, record)):
-            reports.discard_shards(run_id)
-
-    return discard_report_shards
-
-
-REPORT_SHARDS_SENSORS = [
-    _report_shards_sensor(status)
-    for status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
-]
+@dg.sensor(
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Deletes the report's intermediate files (.shards/<run id>) of every run whose run group has ended "
+    "with no retry to come: a run that failed before publishing, was canceled, or ran with the instance's run "
+    "retries on.",
+)
+def report_shards_sensor(context: dg.SensorEvaluationContext, reports: ReportsFolder):
+    swept = reports.sweep_shards(context.instance)
+    return dg.SkipReason(f"deleted {', '.join(swept)}" if swept else "no intermediate files of an ended run")
 
 
 class AsOfReportConfig(dg.Config):

@@ -17,7 +17,13 @@ import sqlalchemy as sa
 from storemon_assets import settings
 from storemon_assets.db.engine import open_database
 from storemon_assets.landing import LandingFolderRules
-from storemon_assets.publication import read_step_result, shard_folder, sweep_reports_folder, write_step_result
+from storemon_assets.publication import (
+    read_step_result,
+    shard_folder,
+    sweep_reports_folder,
+    sweep_shards,
+    write_step_result,
+)
 from storemon_assets.run_retries import ended_for_good
 from storemon_assets.worker import celery_app_settings
 
@@ -69,6 +75,10 @@ class ReportsFolder(dg.ConfigurableResource):
         """What runs killed or failed before left behind, swept at a report run's start (names;
         publication.sweep_reports_folder): the shards go once their run group has ended."""
         return sweep_reports_folder(engine, self.folder, lambda run_id: _run_group_has_ended(instance, run_id))
+
+    def sweep_shards(self, instance: dg.DagsterInstance) -> list[str]:
+        """The intermediate files of every run whose run group has ended for good (publication.sweep_shards)."""
+        return sweep_shards(self.folder, lambda run_id: _run_group_has_ended(instance, run_id))
 
 
 def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
