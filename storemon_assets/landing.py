@@ -336,24 +336,20 @@ class LandingCursor:
     `batches`: the files of each batch (by run key) until its runs have settled, so that a
     batch whose run Dagster has not created yet is asked for again (a run key already
     launched is skipped), and one whose runs failed for good has its files moved aside.
-    `feeds`: the feed versions whose stores got their partitions.
     """
 
     handed: dict[str, str] = field(default_factory=dict)
     batches: dict[str, list[str]] = field(default_factory=dict)
-    feeds: str = ""
 
     @classmethod
     def parse(cls, text: str | None) -> LandingCursor:
         data = json.loads(text) if text else {}
         if data.get("version") != 3:  # an older cursor: look at every file again (the ledger decides)
             return cls()
-        return cls(data["handed"], data["batches"], data["feeds"])
+        return cls(data["handed"], data["batches"])  # (a "feeds" of older code: the stores sensor's now)
 
     def dump(self) -> str:
-        return json.dumps(
-            {"version": 3, "handed": self.handed, "batches": self.batches, "feeds": self.feeds}, sort_keys=True
-        )
+        return json.dumps({"version": 3, "handed": self.handed, "batches": self.batches}, sort_keys=True)
 
     def hand_out(self, ready: list[LandingFile], max_bytes: int, max_files: int) -> tuple[str, list[LandingFile]]:
         """The next batch of the ready files (core/ingest_batches.choose_batch: oldest first, bounded)

@@ -32,6 +32,7 @@ from storemon_assets.core.scalars import as_int
 from storemon_assets.core.shards import StoreShard, combine_parts
 from storemon_assets.core.staleness import (
     fingerprint,
+    new_store_partitions,
     partition_ranges,
     schedules_check_due,
     schedules_state,
@@ -76,6 +77,7 @@ from storemon_assets.db.loading import CurrentReport, LoadOutcome, load_feed, re
 from storemon_assets.db.queries import (
     KeyRange,
     feed_versions,
+    known_store_ids,
     last_poll_before,
     loaded_kind,
     newest_poll_us,
@@ -690,26 +692,34 @@ def stale_partitions(engine: sa.Engine, partition_keys: list[str]) -> tuple[pl.S
 
 @dataclass(frozen=True)
 class ScheduleRefresh:
-    """The store partitions to materialise again (`runs`: run key -> first and last partition of
-    a contiguous range; the same stale content gives the same keys) and the cursor to keep."""
+    """The store partitions to add (`new_stores`, in this order; `left_out`: how many more the
+    limit refused) and to materialise again (`runs`: run key -> first and last partition of a
+    contiguous range; the same stale content gives the same keys), and the cursor to keep."""
 
     cursor: dict
+    new_stores: list[str] = field(default_factory=list)
+    left_out: int = 0
     stale_stores: int = 0
     runs: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def schedule_refresh(
-    engine: sa.Engine, partition_keys: list[str], cursor: dict, max_runs: int
+    engine: sa.Engine, partition_keys: list[str], cursor: dict, max_runs: int, max_partitions: int
 ) -> ScheduleRefresh | None:
-    """Which store partitions are stale (new stores, changed hours, special hours or timezone), in
-    at most `max_runs` ranges; None when no feed changed since the last look (core/staleness.py)."""
-    state = schedules_state(feed_versions(engine), len(partition_keys))
-    if not schedules_check_due(cursor, state):
+    """The partitions of stores the feeds name that have none yet (whoever loaded them: a run,
+    `storemon ingest`), then which store partitions are stale (new stores, changed hours, special
+    hours or timezone), in at most `max_runs` ranges; None when neither the feeds nor the
+    partitions changed since the last look (core/staleness.py)."""
+    versions = feed_versions(engine)
+    if not schedules_check_due(cursor, schedules_state(versions, len(partition_keys))):
         return None
-    stale, derived = stale_partitions(engine, partition_keys)
+    new, left_out = new_store_partitions(known_store_ids(engine).to_list(), partition_keys, max_partitions)
+    keys = [*partition_keys, *new]  # a dynamic partition set keeps the order its keys were added in
+    state = schedules_state(versions, len(keys))
+    stale, derived = stale_partitions(engine, keys)
     if stale.is_empty():
-        return ScheduleRefresh({"state": state, "pending": False})
+        return ScheduleRefresh({"state": state, "pending": False}, new, left_out)
     version = fingerprint(derived, stale)
-    ranges = partition_ranges(partition_keys, set(stale.to_list()), max_runs)
+    ranges = partition_ranges(keys, set(stale.to_list()), max_runs)
     runs = {f"schedules-{version}-{first}-{last}": (first, last) for first, last in ranges}
-    return ScheduleRefresh({"state": state, "pending": True}, stale.len(), runs)
+    return ScheduleRefresh({"state": state, "pending": True}, new, left_out, stale.len(), runs)

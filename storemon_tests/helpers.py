@@ -104,15 +104,18 @@ def exact(report: UptimeReport, store_id: str) -> dict:
 MINUTE, HOUR = 60, 3600
 
 
-def add_store_partitions(home, instance):
-    """What the daemon does with the landing sensor's partition requests."""
+def add_store_partitions(home, instance, cursor: str | None = None):
+    """One tick of the store schedules sensor, its partition requests applied as the daemon applies
+    them (before its run requests, which are returned, not launched)."""
     import dagster as dg
 
-    from storemon_assets.defs.raw import landing_files_sensor
+    from storemon_assets.defs.stores import store_schedules_sensor
 
-    context = dg.build_sensor_context(instance=instance, resources=home.resources)
-    for request in landing_files_sensor(context).dynamic_partitions_requests or []:
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=home.resources)
+    result = store_schedules_sensor(context)
+    for request in getattr(result, "dynamic_partitions_requests", None) or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
 
 
 @dataclass

@@ -18,7 +18,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
-import polars as pl
 import pytest
 
 import storemon_assets.defs.raw as raw
@@ -37,12 +36,9 @@ HEADER = "store_id,status,timestamp_utc\n"
 
 
 def tick(home, instance, cursor=None, resources=None) -> dg.SensorResult:
-    """One evaluation of the sensor; its partition requests are applied, as the daemon does."""
+    """One evaluation of the sensor."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources or home.resources)
-    result = landing_files_sensor(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+    return landing_files_sensor(context)
 
 
 def run_requested(home, instance, result, resources=None) -> list[dg.ExecuteInProcessResult]:
@@ -87,7 +83,7 @@ def stored_polls(home) -> list[tuple]:
 # --- the basics ---------------------------------------------------------------------------
 
 
-def test_a_new_file_gives_one_run_which_loads_it_and_adds_its_stores(home, instance):
+def test_a_new_file_gives_one_run_which_loads_it(home, instance):
     path = polls_file(home, "p1.csv", [("7", "2023-01-22 12:00:00 UTC"), ("007", "2023-01-22 12:00:00 UTC")])
     first = tick(home, instance)
     [request] = first.run_requests
@@ -95,25 +91,10 @@ def test_a_new_file_gives_one_run_which_loads_it_and_adds_its_stores(home, insta
     assert request.run_config["ops"]["ingest_landing_files"]["config"]["files"] == [path.name]
     [run] = run_requested(home, instance, first)
     assert run.success
+    assert [store for store, _, _ in stored_polls(home)] == ["007", "7"]
     after = tick(home, instance, first.cursor)
     assert after.run_requests == []
-    # Issue 16 item 3: the sensor adds the partitions of the stores loaded, not the run.
-    [partitions] = after.dynamic_partitions_requests
-    assert sorted(partitions.partition_keys) == ["007", "7"]
-    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["007", "7"]
-    assert not tick(home, instance, after.cursor).dynamic_partitions_requests  # asked once
-
-
-def test_stores_loaded_by_storemon_ingest_get_their_partitions_too(home, instance, tmp_path):
-    # Issue 16 item 3: they appeared only after the next report run.
-    from storemon_assets.core.parsing import read_feed_file
-    from storemon_assets.db.loading import load_feed
-
-    engine = home.database.engine()
-    load_feed(engine, read_feed_file(write_csv(tmp_path, "tz.csv", "store_id,timezone_str\ncli-store,UTC\n")))
-    result = tick(home, instance)
-    assert result.run_requests == []
-    assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["cli-store"]
+    assert instance.get_dynamic_partitions(STORE_PARTITIONS_NAME) == []  # the stores sensor adds them (test_sensors)
 
 
 def test_touching_a_loaded_file_loads_nothing_but_extending_it_loads_it_again(home, instance):
@@ -166,25 +147,6 @@ def test_a_file_still_being_written_waits_until_it_settles(home, instance):
     assert tick(home, instance, resources=patient).run_requests == []  # modified just now
     settled(path)
     assert len(tick(home, instance, resources=patient).run_requests) == 1
-
-
-def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
-    from storemon_assets.defs.report import uptime_report
-
-    monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
-    path = polls_file(
-        home,
-        "p.csv",
-        [("a", "2023-01-22 12:00:00 UTC"), ("b", "2023-01-22 12:00:00 UTC"), ("c", "2023-01-22 12:00:00 UTC")],
-    )
-    config = {"ops": {"ingest_landing_files": {"config": {"files": [path.name]}}}}
-    dg.materialize(
-        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
-    )
-    tick(home, instance)
-    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
-    report = pl.read_csv(home.reports.folder / "combined_report.csv")
-    assert report.get_column("store_id").to_list() == ["a", "b", "c"]
 
 
 # --- row 1: a failed ingest is retried (by Dagster: issue 16 item 2), then surfaced -------------

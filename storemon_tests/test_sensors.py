@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from storemon_assets.core.staleness import new_store_partitions
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.defs.report import hourly_report_schedule
@@ -14,18 +15,21 @@ from storemon_tests.helpers import add_store_partitions, write_csv
 
 
 def tick(sensor, instance, home, cursor=None):
+    if sensor is store_schedules_sensor:  # its partition requests applied, as the daemon does
+        return add_store_partitions(home, instance, cursor)
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=home.resources)
     return sensor(context)
 
 
 def ingest(home, instance, *paths):
-    """Deliver the files to the landing folder and run the ingest job on them; the landing
-    sensor then adds the partitions of their stores."""
+    """Deliver the files to the landing folder and run the ingest job on them."""
     config = {"ops": {"ingest_landing_files": {"config": {"files": [str(p) for p in home.drop(*paths)]}}}}
     assert dg.materialize(
         [ingest_landing_files], resources=home.resources, instance=instance, run_config=config
     ).success
-    add_store_partitions(home, instance)
+
+
+POLLS_HEADER = "store_id,status,timestamp_utc\n"
 
 
 # --- store_schedules_sensor ----------------------------------------------------------------
@@ -48,9 +52,10 @@ def covered(instance, result) -> set[str]:
 
 def test_changed_hours_request_only_the_changed_stores(home, instance, sample_files):
     ingest(home, instance, *sample_files)
-    stores = list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
     first = tick(store_schedules_sensor, instance, home)
-    assert covered(instance, first) == set(stores)  # all new: one contiguous range
+    stores = list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
+    assert sorted(first.dynamic_partitions_requests[0].partition_keys) == stores  # added in that tick, sorted
+    assert len(stores) == 100 and covered(instance, first) == set(stores)  # all new: one contiguous range
     assert len(first.run_requests) == 1
     materialise_requested_partitions(home, instance, first)
     assert len(instance.get_materialized_partitions(dg.AssetKey("store_schedules"))) == len(stores)
@@ -81,6 +86,54 @@ def test_unchanged_feeds_skip_without_computing(home, instance, sample_files):
     assert isinstance(skipped, dg.SkipReason) and "no feed changed" in skipped.skip_message
 
 
+# --- new stores get their partitions from the same sensor (issue 16 item 3) -----------------
+
+
+def test_the_stores_a_run_loaded_get_their_partitions_once(home, instance):
+    ingest(home, instance, write_csv(home.root, "p1.csv", POLLS_HEADER + "7,active,2023-01-22 12:00:00 UTC\n"))
+    first = tick(store_schedules_sensor, instance, home)
+    [partitions] = first.dynamic_partitions_requests
+    assert list(partitions.partition_keys) == ["7"]
+    assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["7"]
+    assert covered(instance, first) == {"7"}  # and its schedule, in the same tick
+    again = tick(store_schedules_sensor, instance, home, cursor=first.cursor)  # its run still pending
+    assert not getattr(again, "dynamic_partitions_requests", None)  # asked once
+
+
+def test_stores_loaded_by_storemon_ingest_get_their_partitions_too(home, instance, tmp_path):
+    # Issue 16 item 3: they appeared only after the next report run.
+    from storemon_assets.core.parsing import read_feed_file
+    from storemon_assets.db.loading import load_feed
+
+    engine = home.database.engine()
+    load_feed(engine, read_feed_file(write_csv(tmp_path, "tz.csv", "store_id,timezone_str\ncli-store,UTC\n")))
+    tick(store_schedules_sensor, instance, home)
+    assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["cli-store"]
+
+
+def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(home, instance, monkeypatch):
+    from storemon_assets.defs.report import uptime_report
+
+    monkeypatch.setenv("STOREMON_MAX_STORE_PARTITIONS", "2")
+    rows = "".join(f"{s},active,2023-01-22 12:00:00 UTC\n" for s in ("a", "b", "c"))
+    files = [str(p) for p in home.drop(write_csv(home.root, "p.csv", POLLS_HEADER + rows))]
+    config = {"ops": {"ingest_landing_files": {"config": {"files": files}}}}
+    dg.materialize(
+        [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
+    )
+    tick(store_schedules_sensor, instance, home)
+    assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
+    report = pl.read_csv(home.reports.folder / "combined_report.csv")
+    assert report.get_column("store_id").to_list() == ["a", "b", "c"]
+
+
+def test_new_store_partitions_stop_at_the_limit():
+    # 3 partitions of a limit of 4: one more, the first in sort order; 2 left out.
+    assert new_store_partitions(["b", "x", "a", "c", "y"], ["x", "y", "z"], 4) == (["a"], 2)
+    assert new_store_partitions(["a"], ["x", "y", "z", "w", "v"], 4) == ([], 1)  # already past it
+    assert new_store_partitions(["x", "y"], ["x", "y"], 4) == ([], 0)
+
+
 # --- the schedule --------------------------------------------------------------------------
 
 
@@ -95,6 +148,7 @@ def test_hourly_schedule_refreshes_the_report_at_the_top_of_each_hour(instance):
 
 def test_per_store_partition_metadata_names_timezone_hours_and_intervals(home, instance, sample_files):
     ingest(home, instance, *sample_files)
+    add_store_partitions(home, instance)
     keys = list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
     result = dg.materialize(
         [store_schedules],

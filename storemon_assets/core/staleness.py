@@ -3,16 +3,26 @@
 A store's partition is stale when its stored weekly schedule differs from the schedule the
 raw feeds give now (new store, changed hours, changed timezone). Refreshing runs over
 contiguous ranges of the partition order, because a run covers a range of partitions.
+A store any feed names gets its partition first, up to a limit.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 
 import polars as pl
 
 from storemon_assets.core.business_time import SCHEDULE_SCHEMA
+
+
+def new_store_partitions(known: Iterable[str], existing: Sequence[str], limit: int) -> tuple[list[str], int]:
+    """The stores to add as partitions now, sorted: those the feeds name without one, while fewer
+    than `limit` partitions exist; and how many of them that leaves without (still reported)."""
+    new = sorted(set(known) - set(existing))
+    room = max(0, limit - len(existing))
+    return new[:room], max(0, len(new) - room)
 
 
 def stale_store_ids(derived: pl.DataFrame, stored: pl.DataFrame) -> pl.Series:

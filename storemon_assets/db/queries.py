@@ -356,5 +356,5 @@ def data_version(engine: sa.Engine) -> tuple[str, ...]:
     """What the report's data is at this moment: every feed's version (feed_versions), in one
     query. Every change of the polls, hours, timezones or special hours loads a file into the
     ledger, so two equal versions mean the same data (the API's coalescing of identical triggers,
-    the landing sensor's store partitions and the 30-day shares' cache key on it)."""
+    and the 30-day shares' cache key on it)."""
     return tuple(f"{kind}:{version}" for kind, version in sorted(feed_versions(engine).items()))

@@ -4,7 +4,6 @@ and the checks on what was loaded (warnings: the report stays right, thanks to t
 defaults, but a user should fix the input)."""
 
 import dagster as dg
-import sqlalchemy as sa
 from pydantic import Field
 
 from storemon_assets import settings
@@ -14,7 +13,6 @@ from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.core.summaries import markdown_list
 from storemon_assets.core.tables import BUSINESS_HOURS, SPECIAL_HOURS, STORE_STATUS_POLLS, STORE_TIMEZONES
 from storemon_assets.db import queries
-from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME, store_partitions
 from storemon_assets.defs.resources import LandingFolder, StoremonDatabase, run_ending
 from storemon_assets.defs.ui_metadata import check_evaluation, check_result, table_metadata, ui_metadata
 from storemon_assets.landing import BatchState, LandingCursor, LandingFile
@@ -234,39 +232,13 @@ def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
     )
 
 
-def _new_store_partitions(
-    context: dg.SensorEvaluationContext, engine: sa.Engine, cursor: LandingCursor
-) -> list[dg.AddDynamicPartitionsRequest]:
-    """Partitions for the stores the feeds name that have none yet, sorted, up to
-    STOREMON_MAX_STORE_PARTITIONS, once per change of the feeds, whoever loaded them (a run,
-    `storemon ingest`; queries.data_version: one aggregate query)."""
-    feeds = "|".join(queries.data_version(engine))
-    if feeds == cursor.feeds:
-        return []
-    cursor.feeds = feeds
-    existing = set(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
-    new = sorted(set(queries.known_store_ids(engine).to_list()) - existing)
-    limit = settings.max_store_partitions()
-    room = max(0, limit - len(existing))
-    if len(new) > room:
-        context.log.warning(
-            f"store partition limit {limit} reached: {len(new) - room} stores get no partition (they are still reported)"
-        )
-        new = new[:room]
-    if not new:
-        return []
-    context.log.info(f"{len(new)} new store partitions")
-    return [store_partitions.build_add_request(new)]
-
-
 @dg.sensor(
     job_name=INGEST_AND_REPORT_JOB,
     minimum_interval_seconds=15,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Ingests each new or changed complete CSV in the landing folder, then refreshes the report; "
-    "adds the partitions of new stores.",
+    description="Ingests each new or changed complete CSV in the landing folder, then refreshes the report.",
 )
-def landing_files_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase, landing: LandingFolder):
+def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFolder):
     cursor = LandingCursor.parse(context.cursor)
     runs: dict[str, list[dg.RunRecord]] = {}  # of the cursor's batches, by run key, newest first: one look-up
     if cursor.batches:
@@ -286,11 +258,9 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, database: Storemon
     if tick.moved:  # files went to failed/: the no_unreadable_files check says so now
         finding, metadata = failed_files_finding(landing)
         asset_events.append(check_evaluation(LANDING_FOLDER, "no_unreadable_files", finding, **metadata))
-    partitions = _new_store_partitions(context, database.engine(), cursor)
     return dg.SensorResult(
         run_requests=run_requests,
         asset_events=asset_events,
-        dynamic_partitions_requests=partitions,
         cursor=cursor.dump(),
-        skip_reason=None if run_requests or asset_events or partitions else "no new files",
+        skip_reason=None if run_requests or asset_events else "no new files",
     )

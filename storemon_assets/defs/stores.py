@@ -1,7 +1,6 @@
 """Per-store partitions: each store's weekly schedule, what never goes stale with time (UTC
 business time is derived from it when a report needs it), the job that materialises a range of
-them and the sensor that asks for those whose feeds changed. New stores get their partitions
-from the landing sensor (defs/raw.py)."""
+them and the sensor that adds the partitions of new stores and asks for those whose feeds changed."""
 
 import json
 
@@ -62,18 +61,30 @@ store_schedules_job = dg.define_asset_job(
     job=store_schedules_job,
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Materialises the store partitions whose hours, special hours or timezone changed, and new stores.",
+    description="Adds a partition for each new store, whoever loaded it (up to STOREMON_MAX_STORE_PARTITIONS), and "
+    "materialises the store partitions that are new or whose hours, special hours or timezone changed.",
 )
 def store_schedules_sensor(context: dg.SensorEvaluationContext, database: StoremonDatabase):
     keys = list(context.instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
     cursor = json.loads(context.cursor) if context.cursor else {}
-    refresh = schedule_refresh(database.engine(), keys, cursor, MAX_SCHEDULE_RUNS)
+    limit = settings.max_store_partitions()
+    refresh = schedule_refresh(database.engine(), keys, cursor, MAX_SCHEDULE_RUNS, limit)
     if refresh is None:
         return dg.SkipReason("no feed changed since the last check")
+    if refresh.left_out:
+        context.log.warning(
+            f"store partition limit {limit} reached: {refresh.left_out} stores get no partition (they are still reported)"
+        )
     if refresh.runs:
-        context.log.info(f"{refresh.stale_stores} stale store partitions in {len(refresh.runs)} run(s)")
+        context.log.info(
+            f"{len(refresh.new_stores)} new and {refresh.stale_stores} stale store partitions in {len(refresh.runs)} run(s)"
+        )
     return dg.SensorResult(
         run_requests=[partition_range_request(key, first, last) for key, (first, last) in refresh.runs.items()],
+        # Added by the daemon before it launches the runs, which cover the new partitions.
+        dynamic_partitions_requests=[store_partitions.build_add_request(refresh.new_stores)]
+        if refresh.new_stores
+        else [],
         cursor=json.dumps(refresh.cursor),
-        skip_reason=None if refresh.runs else "every store partition is current",
+        skip_reason=None if refresh.runs or refresh.new_stores else "every store partition is current",
     )
