@@ -38,6 +38,7 @@ from pathlib import Path
 from storemon_assets.core.ingest_batches import choose_batch
 from storemon_assets.core.parsing import FeedFile, FeedFileError, header_kind
 from storemon_assets.core.quality import Finding
+from storemon_assets.core.summaries import markdown_list
 from storemon_assets.run_retries import ended_for_good
 
 REFUSED = (
@@ -315,15 +316,16 @@ class LandingFolderRules:
 
     def failed_finding(self) -> Finding:
         """The `no_unreadable_files` check's verdict: passes while failed/ is empty; otherwise
-        says what to do. `details["errors"]`: failed_files()."""
+        says what to do. `details["files"]`: each waiting file and its error (failed_files())."""
         errors = self.failed_files()
+        details = {"files": markdown_list(f"`{name}`: {error}" for name, error in errors.items())}
         if not errors:
-            return Finding(True, "no unreadable files", {"errors": errors})
+            return Finding(True, "no unreadable files", details)
         summary = (
             f"{len(errors)} file(s) could not be ingested and wait in {self.failed_folder}: fix and drop them "
             "into the landing folder again, then delete them from failed/"
         )
-        return Finding(False, summary, {"errors": errors})
+        return Finding(False, summary, details)
 
 
 @dataclass

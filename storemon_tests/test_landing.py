@@ -649,7 +649,7 @@ def test_the_failed_folder_finding_passes_while_it_is_empty_and_names_each_waiti
     landing.move_aside(tmp_path / "bad.csv", "bad.csv: unknown header")
     finding = landing.failed_finding()
     assert not finding.passed and finding.summary.startswith("1 file(s) could not be ingested")
-    assert finding.details["errors"] == {"bad.csv": "bad.csv: unknown header"}
+    assert finding.details["files"] == "- `bad.csv`: bad.csv: unknown header"  # shown in the UI as a list
 
 
 def test_handing_out_a_batch_records_its_files_under_its_run_key_and_hands_nothing_when_none_is_ready(tmp_path):

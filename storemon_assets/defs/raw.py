@@ -176,16 +176,10 @@ def raw_feed_checks(context: dg.AssetCheckExecutionContext, database: StoremonDa
             yield check_result(finding, asset_key=key, check_name=name, **finding.details)
 
 
-def failed_files_finding(landing: LandingFolder) -> tuple[quality.Finding, dict]:
-    """The verdict (LandingFolderRules.failed_finding) and each waiting file's error, for the UI."""
-    finding = landing.failed_finding()
-    return finding, {"files": markdown_list(f"`{n}`: {e}" for n, e in finding.details["errors"].items())}
-
-
 @dg.asset_check(asset=LANDING_FOLDER, description="No file in the landing folder failed ingestion.")
 def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
-    finding, metadata = failed_files_finding(landing)
-    return check_result(finding, **metadata)
+    finding = landing.failed_finding()
+    return check_result(finding, **finding.details)
 
 
 RAW_CHECKS = [raw_feed_checks, no_unreadable_files]
@@ -256,8 +250,8 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFo
 
     asset_events = []
     if tick.moved:  # files went to failed/: the no_unreadable_files check says so now
-        finding, metadata = failed_files_finding(landing)
-        asset_events.append(check_evaluation(LANDING_FOLDER, "no_unreadable_files", finding, **metadata))
+        finding = landing.failed_finding()
+        asset_events.append(check_evaluation(LANDING_FOLDER, "no_unreadable_files", finding, **finding.details))
     return dg.SensorResult(
         run_requests=run_requests,
         asset_events=asset_events,
