@@ -236,8 +236,8 @@ def _read_new_feed(
     with progress.phase(f"read {path.name}") as phase:
         try:
             feed = read(path)
-        except OSError as exc:  # the path as given, as FeedFile names it
-            raise FeedFileError.unreadable(str(path), exc) from exc
+        except OSError as exc:
+            raise FeedFileError.unreadable(path.name, exc) from exc
         if feed is None:
             phase.detail = "incomplete, left for later"
             return None

@@ -28,7 +28,7 @@ def engine(tmp_path, migrated_sqlite):
 def test_a_file_that_cannot_be_read_is_named_once_in_the_one_wording(tmp_path, engine):
     missing = ingest_file(engine, tmp_path / "gone.csv")
     assert missing.failed and missing.outcome is None
-    assert missing.describe() == f"{tmp_path / 'gone.csv'}: cannot read file (No such file or directory)"
+    assert missing.describe() == "gone.csv: cannot read file (No such file or directory)"
     junk = ingest_file(engine, write_csv(tmp_path, "junk.csv", "order_id,amount\n1,2\n"))
     assert junk.unreadable is not None and junk.unreadable.startswith("junk.csv: unrecognised header")
     with pytest.raises(FeedFileError, match="^junk.csv: unrecognised header"):

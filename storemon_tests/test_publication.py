@@ -215,11 +215,17 @@ def retried_chain(instance, status: str, tags: dict) -> list[dg.DagsterRun]:
     ids = list(dict.fromkeys(r for r in (root, parent, "r") if r))
     runs = []
     for run_id, retry_id in zip(ids, [*ids[1:], None], strict=True):
+        # Dagster finds a run's group by its root tag: the chain's runs carry it, as retries do.
+        chain_tags = {PARENT_RUN_TAG: runs[-1].run_id, ROOT_RUN_TAG: root} if runs else {}
         chain = {"parent_run_id": runs[-1].run_id, "root_run_id": root} if runs else {}
-        ended = {"status": dg.DagsterRunStatus.FAILURE, "tags": {WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: retry_id}}
+        ended = {
+            "status": dg.DagsterRunStatus.FAILURE,
+            "tags": {**chain_tags, WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: retry_id},
+        }
         if retry_id is None:
             ended = {"status": dg.DagsterRunStatus(status), "tags": tags}
         runs.append(instance.add_run(dg.DagsterRun(job_name="report_job", run_id=run_id, **chain, **ended)))
+    assert len(instance.get_run_group("r")[1]) == len(ids)  # the whole chain is one group
     return runs
 
 
@@ -243,13 +249,46 @@ def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried(
         assert reports.sweep_shards(instance) == [f".shards/{r}" for r in a_minute_later]
 
 
+def test_a_retry_created_between_the_sweeps_two_reads_keeps_the_shards_it_reads(tmp_path):
+    # Dagster's retry daemon creates the retry, then tags the failed run with its id. A sweep that
+    # read the run group before and the failed run's tags after must not take the failed run's
+    # shards: the retry, not started yet, re-executes from the failure and reads them.
+    reports = ReportsFolder(path=str(tmp_path))
+    with dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True}}) as instance:
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="report_job", run_id="r1", status=dg.DagsterRunStatus.FAILURE, tags={WILL_RETRY_TAG: "true"}
+            )
+        )
+        reports.shard_folder("r1").mkdir(parents=True)
+        assert reports.sweep_shards(instance) == []  # to be retried
+        group_of = instance.get_run_group
+
+        def daemon_acts_after_the_group_was_read(run_id):
+            group = group_of(run_id)
+            if not instance.has_run("r2"):
+                chain = {PARENT_RUN_TAG: "r1", ROOT_RUN_TAG: "r1"}
+                instance.add_run(
+                    dg.DagsterRun(job_name="report_job", run_id="r2", parent_run_id="r1", root_run_id="r1", tags=chain)
+                )
+                instance.add_run_tags("r1", {AUTO_RETRY_RUN_TAG: "r2"})
+            return group
+
+        instance.get_run_group = daemon_acts_after_the_group_was_read
+        assert reports.sweep_shards(instance) == []
+        assert reports.shard_folder("r1").is_dir()
+        instance.get_run_group = group_of
+        instance.report_run_canceled(instance.get_run_by_id("r2"))  # the retry ends the chain
+        assert reports.sweep_shards(instance) == [".shards/r1"]
+
+
 def tick_shards_sensor(home, instance) -> None:
     """One evaluation of the shards sensor, as the sensor daemon would make it."""
     report_shards_sensor(dg.build_sensor_context(instance=instance, resources={"reports": home.reports}))
 
 
 @pytest.mark.parametrize("max_retries", [0, 1])
-def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(loaded, monkeypatch, max_retries):
+def test_with_run_retries_the_sensor_removes_the_shards_once_the_chain_ends(loaded, monkeypatch, max_retries):
     # Issue 20 row 6: with the instance's run retries on (both shipped dagster.yaml), the steps
     # keep a failed run's shards for its retry. Failed for good (max_retries 0): the shards
     # sensor removes them. To be retried (max_retries 1): they stay, until the retry, here
@@ -287,6 +326,8 @@ def test_with_run_retries_the_sensors_remove_the_shards_once_the_chain_ends(load
         )
         instance.add_run_tags(failed.run_id, {AUTO_RETRY_RUN_TAG: retry.run_id})
         loaded.reports.shard_folder(retry.run_id).mkdir(parents=True)  # as its first step would
+        tick_shards_sensor(loaded, instance)  # the retry has not ended: it reads the failed run's shards
+        assert shards.is_dir() and loaded.reports.shard_folder(retry.run_id).is_dir()
         instance.report_run_canceled(retry)
         tick_shards_sensor(loaded, instance)
         assert leftovers(loaded) == []

@@ -262,13 +262,13 @@ class FeedFile:
             return
         try:
             handle = self._opener(self.path)
-        except OSError as exc:  # the path as given: `storemon ingest` may be handed any path
-            raise FeedFileError.unreadable(str(self.path), exc) from exc
+        except OSError as exc:
+            raise FeedFileError.unreadable(self.path.name, exc) from exc
         with handle:
             try:
                 yield handle, os.fstat(handle.fileno()).st_size
             except OSError as exc:
-                raise FeedFileError.unreadable(str(self.path), exc) from exc
+                raise FeedFileError.unreadable(self.path.name, exc) from exc
 
     def chunks(self) -> Iterator[FeedChunk]:
         """The file's records, parsed, a block at a time (at least one chunk, maybe empty)."""

@@ -29,7 +29,8 @@ from storemon_assets.service import report_time_us
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
-    description=f"{STORE_DAILY_UPTIME.description} SPEC §8, DST-exact. One partition per date, all stores; a "
+    description=f"{STORE_DAILY_UPTIME.description} Exact across DST changes (SPEC §8). One partition per date, all "
+    "stores; a "
     "backfill of any range is one run. Rows that already hold for T are kept, the rest computed and stored (packed, "
     f"table {STORE_DAILY_PACKED.name}).",
 )

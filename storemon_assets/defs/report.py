@@ -204,9 +204,10 @@ def _report_config(config: ReportShardsConfig) -> dict:
         STORE_INCIDENTS.name: dg.AssetOut(
             kinds={"polars", "sql"},
             is_required=False,
-            description=f"{STORE_INCIDENTS.description} Stored in the report's transaction, with table "
-            f"{STORE_STATUS_NOW.name}: {STORE_STATUS_NOW.description} The alerts sensor evaluates after each "
-            "materialisation (docs/monitor.md).",
+            description=f"{STORE_INCIDENTS.description} Stored in the report's transaction beside table "
+            f"{STORE_STATUS_NOW.name}, which holds: {STORE_STATUS_NOW.description[0].lower()}"
+            f"{STORE_STATUS_NOW.description[1:]} The alerts sensor evaluates after each materialisation "
+            "(docs/monitor.md).",
             metadata=table_metadata(STORE_INCIDENTS),
         ),
     },

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from storemon_assets import settings
 from storemon_assets.db.engine import open_database
 from storemon_assets.landing import LandingFolderRules
+from storemon_assets.names import AUTO_RETRY_RUN_TAG
 from storemon_assets.publication import (
     read_step_result,
     shard_folder,
@@ -90,7 +91,13 @@ def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
         return True
     if group is None:
         return True
-    records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in group[1]]))
+    ids = {run.run_id for run in group[1]}
+    records = instance.get_run_records(dg.RunsFilter(run_ids=list(ids)))
+    # Dagster creates a retry, then tags the failed run with its id: a tag naming a run the group
+    # read did not hold means the retry came between the two reads, and will read these shards.
+    retries = {r.dagster_run.tags.get(AUTO_RETRY_RUN_TAG) for r in records} - ids - {None}
+    if any(instance.has_run(retry) for retry in retries):
+        return False
     return all(ended_for_good(*run_ending(instance, r)) for r in records)
 
 
