@@ -177,7 +177,9 @@ def sweep_temporaries(folder: Path, target: str | None = None, now: float | None
     return swept
 
 
-def sweep_reports_folder(engine: sa.Engine, folder: Path, run_group_has_ended: Callable[[str], bool]) -> list[str]:
+def sweep_reports_folder(
+    engine: sa.Engine, folder: Path, run_group_has_ended: Callable[[str], bool | None]
+) -> list[str]:
     """What runs killed or failed before left behind in the reports folder, swept at a report
     run's start; the names swept.
 
@@ -191,14 +193,18 @@ def sweep_reports_folder(engine: sa.Engine, folder: Path, run_group_has_ended: C
     return swept + sweep_shards(folder, run_group_has_ended)
 
 
-def sweep_shards(folder: Path, run_group_has_ended: Callable[[str], bool]) -> list[str]:
+def sweep_shards(folder: Path, run_group_has_ended: Callable[[str], bool | None]) -> list[str]:
     """Delete `.shards/<run id>/`, the intermediate step results, of every run whose run group has
     ended with no retry to come (`run_group_has_ended(run id)`); the names deleted. A retry of a
     run re-executed from its failure reads its parent's step results, so those stay while any run
-    of the group may still need them. At a report run's start, and by the report_shards_sensor."""
-    swept = []
+    of the group may still need them. A run the instance does not know (None: deleted, or a run
+    of another Dagster instance writing to the same folder, say a notebook's `materialize`) counts
+    as ended once its folder is untouched for STALE_TEMPORARY_SECONDS. At a report run's start,
+    and by the report_shards_sensor."""
+    swept, now = [], time.time()
     for shards in sorted((folder / SHARDS_FOLDER).glob("*")):
-        if run_group_has_ended(shards.name):
+        ended = run_group_has_ended(shards.name)
+        if ended or (ended is None and now - shards.stat().st_mtime >= STALE_TEMPORARY_SECONDS):
             shutil.rmtree(shards, ignore_errors=True)
             swept.append(f"{SHARDS_FOLDER}/{shards.name}")
     return swept

@@ -141,16 +141,21 @@ def test_temporaries_and_shards_of_killed_runs_are_swept_at_the_next_start(loade
     killed_shards = reports / ".shards" / "00000000-dead-4bad-8bad-000000000000"
     killed_shards.mkdir(parents=True)
     (killed_shards / "plan_report_shards__as_of_us.json").write_text("1")
-    for path in stale:
-        path.write_text("store_id,uptime_last_hour\n1,")
-        an_hour_ago = time.time() - 3600
+    an_hour_ago = time.time() - 3600
+    for path in [*stale, killed_shards]:
+        if path.suffix:
+            path.write_text("store_id,uptime_last_hour\n1,")
         os.utime(path, (an_hour_ago, an_hour_ago))
-    # A temporary file being written right now by another process is left alone.
+    # A temporary file being written right now by another process is left alone, and so are the
+    # step results a run of another Dagster instance is writing into the same folder right now.
     fresh = reports / ".combined_report.csv.4343.tmp"
     fresh.write_text("store_id")
+    elsewhere = reports / ".shards" / "11111111-0the-4r00-8ins-000000000000"
+    elsewhere.mkdir()
 
     report_run(loaded, instance, monkeypatch)
-    assert leftovers(loaded) == [fresh.name]
+    assert leftovers(loaded) == [fresh.name, ".shards"]
+    assert elsewhere.is_dir() and not killed_shards.exists()
 
 
 @pytest.mark.parametrize("failing_shards", [1, 2])

@@ -82,15 +82,15 @@ class ReportsFolder(dg.ConfigurableResource):
         return sweep_shards(self.folder, lambda run_id: _run_group_has_ended(instance, run_id))
 
 
-def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool:
+def _run_group_has_ended(instance: dg.DagsterInstance, run_id: str) -> bool | None:
     """Whether every run of `run_id`'s group has ended for good (run_retries.ended_for_good;
-    True for a run the instance does not know)."""
+    None for a run the instance does not know)."""
     try:
         group = instance.get_run_group(run_id)
     except dg.DagsterRunNotFoundError:
-        return True
+        return None
     if group is None:
-        return True
+        return None
     ids = {run.run_id for run in group[1]}
     records = instance.get_run_records(dg.RunsFilter(run_ids=list(ids)))
     # Dagster creates a retry, then tags the failed run with its id: a tag naming a run the group
