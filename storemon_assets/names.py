@@ -30,7 +30,3 @@ TRIGGER_ID_TAG = "storemon/trigger_id"
 WILL_RETRY_TAG = "dagster/will_retry"
 # ... and, once the retry was launched, the retry's run id.
 AUTO_RETRY_RUN_TAG = "dagster/auto_retry_run_id"
-# Dagster's tags on a re-execution (a run retry, or "re-execute from failure"): the run it
-# re-executes and the first run of the chain. A retry from failure reads their step results.
-PARENT_RUN_TAG = "dagster/parent_run_id"
-ROOT_RUN_TAG = "dagster/root_run_id"

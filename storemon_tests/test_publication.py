@@ -23,7 +23,7 @@ from storemon_assets.db.queries import current_report_info, current_report_rows
 from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.defs.report import report_shards_sensor, uptime_report
 from storemon_assets.defs.resources import ReportsFolder
-from storemon_assets.names import AUTO_RETRY_RUN_TAG, PARENT_RUN_TAG, ROOT_RUN_TAG, WILL_RETRY_TAG
+from storemon_assets.names import AUTO_RETRY_RUN_TAG, WILL_RETRY_TAG
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_assets.settings import sqlite_url
@@ -34,6 +34,9 @@ from storemon_tests.helpers import at, sample_materialised
 NEWEST_POLL = "2023-01-25T18:12:56.113981Z"
 # An older T, as a slow run would have fixed it before a newer run published.
 OLDER_T = "2023-01-25T12:00:00Z"
+# Dagster's tags on a re-execution (a run retry, or "re-execute from failure"): the run it
+# re-executes and the first run of the chain, whose step results a retry from failure reads.
+PARENT_RUN_TAG, ROOT_RUN_TAG = "dagster/parent_run_id", "dagster/root_run_id"
 
 
 def combined(home) -> pathlib.Path:
@@ -212,6 +215,16 @@ def test_the_shards_that_go_when_a_run_ends(tmp_path, status, tags, expected):
             assert sorted(reports.sweep_shards(instance)) == sorted(f".shards/{r}" for r in expected)
 
 
+def re_execution(run_id: str, parent: str, root: str, tags: dict | None = None, **fields) -> dg.DagsterRun:
+    """A run re-executing `parent` (the chain's first run: `root`) as Dagster creates one: the
+    chain in its fields and in its tags, by which Dagster finds a run's group."""
+    chain = {PARENT_RUN_TAG: parent, ROOT_RUN_TAG: root}
+    fields.setdefault("job_name", "report_job")
+    return dg.DagsterRun(
+        run_id=run_id, parent_run_id=parent, root_run_id=root, tags={**(tags or {}), **chain}, **fields
+    )
+
+
 def retried_chain(instance, status: str, tags: dict) -> list[dg.DagsterRun]:
     """Run "r", ended with `status` and `tags`, and the runs it re-executes (its tags' parent and
     root): each failed, tagged to be retried, and tagged with its retry's id, as Dagster's retry
@@ -220,16 +233,15 @@ def retried_chain(instance, status: str, tags: dict) -> list[dg.DagsterRun]:
     ids = list(dict.fromkeys(r for r in (root, parent, "r") if r))
     runs = []
     for run_id, retry_id in zip(ids, [*ids[1:], None], strict=True):
-        # Dagster finds a run's group by its root tag: the chain's runs carry it, as retries do.
-        chain_tags = {PARENT_RUN_TAG: runs[-1].run_id, ROOT_RUN_TAG: root} if runs else {}
-        chain = {"parent_run_id": runs[-1].run_id, "root_run_id": root} if runs else {}
-        ended = {
-            "status": dg.DagsterRunStatus.FAILURE,
-            "tags": {**chain_tags, WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: retry_id},
-        }
+        ended = {"status": dg.DagsterRunStatus.FAILURE, "tags": {WILL_RETRY_TAG: "true", AUTO_RETRY_RUN_TAG: retry_id}}
         if retry_id is None:
             ended = {"status": dg.DagsterRunStatus(status), "tags": tags}
-        runs.append(instance.add_run(dg.DagsterRun(job_name="report_job", run_id=run_id, **chain, **ended)))
+        run = (
+            re_execution(run_id, runs[-1].run_id, root, **ended)
+            if runs
+            else dg.DagsterRun("report_job", run_id, **ended)
+        )
+        runs.append(instance.add_run(run))
     assert len(instance.get_run_group("r")[1]) == len(ids)  # the whole chain is one group
     return runs
 
@@ -272,10 +284,7 @@ def test_a_retry_created_between_the_sweeps_two_reads_keeps_the_shards_it_reads(
         def daemon_acts_after_the_group_was_read(run_id):
             group = group_of(run_id)
             if not instance.has_run("r2"):
-                chain = {PARENT_RUN_TAG: "r1", ROOT_RUN_TAG: "r1"}
-                instance.add_run(
-                    dg.DagsterRun(job_name="report_job", run_id="r2", parent_run_id="r1", root_run_id="r1", tags=chain)
-                )
+                instance.add_run(re_execution("r2", "r1", "r1"))
                 instance.add_run_tags("r1", {AUTO_RETRY_RUN_TAG: "r2"})
             return group
 
@@ -319,15 +328,8 @@ def test_with_run_retries_the_sensor_removes_the_shards_once_the_chain_ends(load
             assert leftovers(loaded) == []
             return
 
-        chain = {PARENT_RUN_TAG: failed.run_id, ROOT_RUN_TAG: failed.run_id}
         retry = instance.add_run(  # as the retry daemon creates it, and tags the failed run with its id
-            dg.DagsterRun(
-                job_name=run.job_name,
-                run_id=str(uuid.uuid4()),
-                tags={**run.tags, **chain},
-                parent_run_id=failed.run_id,
-                root_run_id=failed.run_id,
-            )
+            re_execution(str(uuid.uuid4()), failed.run_id, failed.run_id, tags=run.tags, job_name=run.job_name)
         )
         instance.add_run_tags(failed.run_id, {AUTO_RETRY_RUN_TAG: retry.run_id})
         loaded.reports.shard_folder(retry.run_id).mkdir(parents=True)  # as its first step would

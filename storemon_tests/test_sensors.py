@@ -10,15 +10,13 @@ from storemon_assets.core.staleness import new_store_partitions
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.defs.report import hourly_report_schedule
-from storemon_assets.defs.stores import store_schedules, store_schedules_sensor
+from storemon_assets.defs.stores import store_schedules
 from storemon_tests.helpers import add_store_partitions, write_csv
 
 
-def tick(sensor, instance, home, cursor=None):
-    if sensor is store_schedules_sensor:  # its partition requests applied, as the daemon does
-        return add_store_partitions(home, instance, cursor)
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=home.resources)
-    return sensor(context)
+def tick(instance, home, cursor=None):
+    """One tick of store_schedules_sensor, its partition requests applied as the daemon applies them."""
+    return add_store_partitions(home, instance, cursor)
 
 
 def ingest(home, instance, *paths):
@@ -52,7 +50,7 @@ def covered(instance, result) -> set[str]:
 
 def test_changed_hours_request_only_the_changed_stores(home, instance, sample_files):
     ingest(home, instance, *sample_files)
-    first = tick(store_schedules_sensor, instance, home)
+    first = tick(instance, home)
     stores = list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME))
     assert sorted(first.dynamic_partitions_requests[0].partition_keys) == stores  # added in that tick, sorted
     assert len(stores) == 100 and covered(instance, first) == set(stores)  # all new: one contiguous range
@@ -60,7 +58,7 @@ def test_changed_hours_request_only_the_changed_stores(home, instance, sample_fi
     materialise_requested_partitions(home, instance, first)
     assert len(instance.get_materialized_partitions(dg.AssetKey("store_schedules"))) == len(stores)
 
-    settled = tick(store_schedules_sensor, instance, home, cursor=first.cursor)
+    settled = tick(instance, home, cursor=first.cursor)
     assert not getattr(settled, "run_requests", None)
 
     changed = [stores[3], stores[60]]
@@ -70,19 +68,19 @@ def test_changed_hours_request_only_the_changed_stores(home, instance, sample_fi
         "store_id,dayOfWeek,start_time_local,end_time_local\n" + "".join(f"{s},0,10:00,11:00\n" for s in changed),
     )
     ingest(home, instance, hours)
-    after = tick(store_schedules_sensor, instance, home, cursor=settled.cursor)
+    after = tick(instance, home, cursor=settled.cursor)
     assert covered(instance, after) == set(changed)
     # The same stale state asks again with the same run keys, so no duplicate run is launched.
-    again = tick(store_schedules_sensor, instance, home, cursor=after.cursor)
+    again = tick(instance, home, cursor=after.cursor)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in after.run_requests]
 
 
 def test_unchanged_feeds_skip_without_computing(home, instance, sample_files):
     ingest(home, instance, *sample_files)
-    first = tick(store_schedules_sensor, instance, home)
+    first = tick(instance, home)
     materialise_requested_partitions(home, instance, first)
-    settled = tick(store_schedules_sensor, instance, home, cursor=first.cursor)
-    skipped = tick(store_schedules_sensor, instance, home, cursor=settled.cursor)
+    settled = tick(instance, home, cursor=first.cursor)
+    skipped = tick(instance, home, cursor=settled.cursor)
     assert isinstance(skipped, dg.SkipReason) and "no feed changed" in skipped.skip_message
 
 
@@ -91,12 +89,12 @@ def test_unchanged_feeds_skip_without_computing(home, instance, sample_files):
 
 def test_the_stores_a_run_loaded_get_their_partitions_once(home, instance):
     ingest(home, instance, write_csv(home.root, "p1.csv", POLLS_HEADER + "7,active,2023-01-22 12:00:00 UTC\n"))
-    first = tick(store_schedules_sensor, instance, home)
+    first = tick(instance, home)
     [partitions] = first.dynamic_partitions_requests
     assert list(partitions.partition_keys) == ["7"]
     assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["7"]
     assert covered(instance, first) == {"7"}  # and its schedule, in the same tick
-    again = tick(store_schedules_sensor, instance, home, cursor=first.cursor)  # its run still pending
+    again = tick(instance, home, cursor=first.cursor)  # its run still pending
     assert not getattr(again, "dynamic_partitions_requests", None)  # asked once
 
 
@@ -107,7 +105,7 @@ def test_stores_loaded_by_storemon_ingest_get_their_partitions_too(home, instanc
 
     engine = home.database.engine()
     load_feed(engine, read_feed_file(write_csv(tmp_path, "tz.csv", "store_id,timezone_str\ncli-store,UTC\n")))
-    tick(store_schedules_sensor, instance, home)
+    tick(instance, home)
     assert list(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["cli-store"]
 
 
@@ -121,7 +119,7 @@ def test_past_the_partition_limit_new_stores_get_no_partition_but_are_reported(h
     dg.materialize(
         [ingest_landing_files, uptime_report], resources=home.resources, instance=instance, run_config=config
     )
-    tick(store_schedules_sensor, instance, home)
+    tick(instance, home)
     assert sorted(instance.get_dynamic_partitions(STORE_PARTITIONS_NAME)) == ["a", "b"]
     report = pl.read_csv(home.reports.folder / "combined_report.csv")
     assert report.get_column("store_id").to_list() == ["a", "b", "c"]

@@ -30,9 +30,8 @@ from storemon_assets.service import report_time_us
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[RAW_STORE_STATUS, RAW_BUSINESS_HOURS, RAW_STORE_TIMEZONES],
     description=f"{STORE_DAILY_UPTIME.description} Exact across DST changes (SPEC §8). One partition per date, all "
-    "stores; a "
-    "backfill of any range is one run. Rows that already hold for T are kept, the rest computed and stored (packed, "
-    f"table {STORE_DAILY_PACKED.name}).",
+    "stores; a backfill of any range is one run. Rows that already hold for T are kept, the rest computed and "
+    f"stored (packed, table {STORE_DAILY_PACKED.name}).",
 )
 def store_daily_uptime(context: dg.AssetExecutionContext, database: StoremonDatabase) -> dg.MaterializeResult:
     keys = context.partition_keys
