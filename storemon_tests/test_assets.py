@@ -8,6 +8,7 @@ import pytest
 
 from storemon_assets.core.tables import (
     REJECTED_ROWS,
+    SPECIAL_HOURS,
     STORE_INCIDENTS,
     STORE_SCHEDULES,
     STORE_STATUS_INTERVALS,
@@ -71,6 +72,20 @@ def test_definitions_load_with_every_asset_job_sensor_and_schedule():
     } <= checks
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"raw", "stores", "report", "history"}
+
+
+def test_an_assets_column_schema_and_description_are_its_tables_declaration():
+    """What the UI's asset page shows of a table comes from core/tables.py alone: each column's
+    name, polars type and description, in order, and the table's description."""
+    spec = defs.resolve_asset_graph().get(dg.AssetKey("raw_special_hours"))
+    columns = spec.metadata["dagster/column_schema"].columns
+    assert [(c.name, c.type, c.description) for c in columns] == [
+        (c.name, str(c.dtype), c.description) for c in SPECIAL_HOURS.columns
+    ]
+    assert [c.type for c in columns] == ["String", "Date", "Int64", "Int64", "String"]
+    assert columns[1].constraints.nullable is False  # local_date: no special row without its date
+    assert spec.description.startswith(SPECIAL_HOURS.description)
+    assert spec.metadata["table"] == SPECIAL_HOURS.name
 
 
 def test_materialising_the_graph_writes_the_report_and_its_run_copy(sample_run):

@@ -31,8 +31,8 @@ LANDING_FOLDER = dg.AssetKey("landing_folder")
 LOADED_FILE = "loaded_file"  # metadata of the observation logged for each file a run loaded
 BATCH_TAG = "storemon/ingest_batch"  # on each ingest run: its batch's run key
 MAX_STEP_RETRIES = 4  # retries of a transient database error: five attempts over ~7.5 min at 30 s
-MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (instance run retries)
-MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this
+MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (run_retries in dagster.yaml)
+MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this (a worker died unnoticed)
 MAX_FILES_PER_RUN = 100
 MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
@@ -40,16 +40,12 @@ RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
 RAW_SPECIAL_HOURS = dg.AssetKey("raw_special_hours")
 
+# Each feed's asset and the table it is (the table's description is the asset's).
 RAW_ASSETS = {
-    POLLS: (RAW_STORE_STATUS, STORE_STATUS_POLLS, "Status polls (UTC): is the store online? About hourly per store."),
-    HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS, "Business hours per weekday, in each store's local time."),
-    TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES, "Each store's IANA timezone."),
-    SPECIAL: (
-        RAW_SPECIAL_HOURS,
-        SPECIAL_HOURS,
-        "Special hours: dates whose hours differ from the store's week (holidays, closures, short days), "
-        "in local time; they replace the weekly hours of those dates.",
-    ),
+    POLLS: (RAW_STORE_STATUS, STORE_STATUS_POLLS),
+    HOURS: (RAW_BUSINESS_HOURS, BUSINESS_HOURS),
+    TIMEZONES: (RAW_STORE_TIMEZONES, STORE_TIMEZONES),
+    SPECIAL: (RAW_SPECIAL_HOURS, SPECIAL_HOURS),
 }
 
 
@@ -79,13 +75,13 @@ NO_STORE_LOST_WEEKDAYS = "no_store_lost_weekdays"
     specs=[
         dg.AssetSpec(
             key,
-            description=f"{description} Table `{spec.name}`. Loaded from CSV files recognised by their header.",
+            description=f"{spec.description} Table `{spec.name}`, loaded from CSV files recognised by their header.",
             group_name="raw",
             kinds={"csv", "sql"},
             deps=[LANDING_FOLDER],
             metadata=table_metadata(spec),
         )
-        for key, spec, description in RAW_ASSETS.values()
+        for key, spec in RAW_ASSETS.values()
     ],
     check_specs=[
         dg.AssetCheckSpec(
@@ -131,12 +127,12 @@ def ingest_landing_files(
             context.log.info(file.describe())
             context.log_event(dg.AssetObservation(asset_key=LANDING_FOLDER, metadata={LOADED_FILE: path.name}))
 
-    counts = queries.table_counts(engine, [spec for _, spec, _ in RAW_ASSETS.values()])
+    counts = queries.table_counts(engine, [spec for _, spec in RAW_ASSETS.values()])
     versions = queries.feed_versions(engine)
     # Each raw asset is its table: every run records all four as they now are. The data
     # version only changes when files of that feed were loaded, so an unchanged feed does not
     # make its downstream assets look stale (and the report step is never skipped).
-    for kind, (key, spec, _) in RAW_ASSETS.items():
+    for kind, (key, spec) in RAW_ASSETS.items():
         if key in context.selected_asset_keys:
             table = {"dagster/row_count": counts[spec.name], "database": database.display_url}
             metadata = ui_metadata(run_feed_figures(done, kind)) | table
@@ -216,11 +212,9 @@ def _batch_request(key: str, files: list[LandingFile]) -> dg.RunRequest:
         tags={
             BATCH_TAG: key,
             "storemon/files": ", ".join(f.name for f in files)[:200],
-            # A run whose worker was lost is re-run by the instance (run_retries in dagster.yaml);
-            # a step's own failure is not: the step already retried what was worth retrying.
+            # Not on a step's own failure: the step already retried what was worth retrying.
             "dagster/max_retries": str(MAX_RUN_RETRIES),
             "dagster/retry_on_asset_or_op_failure": "false",
-            # Run monitoring fails a run whose worker died unnoticed once it has run this long.
             "dagster/max_runtime": str(MAX_RUN_SECONDS),
         },
     )

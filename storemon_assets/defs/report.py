@@ -48,7 +48,7 @@ from storemon_assets.service import (
 )
 
 REPORT_SCHEMA = table_schema(UPTIME_REPORT)
-RAW_FEEDS = [key for key, _, _ in RAW_ASSETS.values()]
+RAW_FEEDS = [key for key, _ in RAW_ASSETS.values()]
 
 
 class ReportShardsConfig(dg.Config):

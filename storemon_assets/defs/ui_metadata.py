@@ -13,23 +13,14 @@ from storemon_assets.core.quality import Finding
 from storemon_assets.core.summaries import Markdown, markdown_table
 from storemon_assets.core.tables import Table
 
-_TYPE_NAMES = {
-    pl.String: "text",
-    pl.Int64: "int64",
-    pl.Int32: "int32",
-    pl.Int8: "int8",
-    pl.Float64: "float64",
-    pl.Boolean: "bool",
-}
-
 
 def table_schema(spec: Table) -> dg.TableSchema:
-    """The UI's column schema, from the one declaration in schema.py."""
+    """The UI's column schema, from the one declaration in core/tables.py (polars' type names)."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=c.name,
-                type=_TYPE_NAMES.get(type(c.dtype), str(c.dtype)),
+                type=str(c.dtype),
                 description=c.description,
                 constraints=dg.TableColumnConstraints(nullable=c.nullable and not c.primary_key),
             )
