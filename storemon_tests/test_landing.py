@@ -24,7 +24,8 @@ import storemon_assets.defs.raw as raw
 import storemon_assets.run_retries as run_retries
 import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
-from storemon_assets.db.queries import read_polls, store_keys
+from storemon_assets.core.tables import BUSINESS_HOURS
+from storemon_assets.db.queries import read_polls, read_table, store_keys
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
 from storemon_assets.defs.raw import MAX_FILES_PER_RUN, ingest_landing_files, landing_files_sensor
 from storemon_assets.defs.resources import LandingFolder
@@ -707,3 +708,40 @@ def test_a_batch_state_comes_from_its_newest_run_by_the_one_retry_rule(status, t
     from storemon_assets.landing import BatchState
 
     assert BatchState.of_last_run(status, tags, retries_enabled=True, ended_at=time.time()) is BatchState[state]
+
+
+def test_a_run_over_the_whole_folder_leaves_newer_hours_current_until_the_older_file_is_delivered_again(
+    home, instance, tmp_path
+):
+    """SPEC §1: authoritative files apply in delivery order. `make run` and the UI's materialise
+    run the ingest job over every CSV in the landing folder; that re-applied an hours file a
+    newer delivery had replaced (the trial found the sample's menu_hours.csv undoing hours
+    loaded by `storemon ingest` at each `make run`). A file in the folder is delivered again
+    only when it changes (here: touched), as the sensor has it."""
+    header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
+    older = settled(write_csv(home.landing.folder, "hours_v1.csv", header + "s1,0,09:00,17:00\n"))
+    newer = write_csv(tmp_path, "hours_v2.csv", header + "s1,0,10:00,18:00\n")  # delivered by `storemon ingest`
+    engine = home.database.engine()
+
+    def opening_hour() -> int:  # s1's Monday opening, in hours after local midnight
+        [start_us] = read_table(engine, BUSINESS_HOURS).get_column("start_time_us").to_list()
+        return start_us // 3_600_000_000
+
+    def run_over_the_folder() -> dg.ExecuteInProcessResult:
+        return dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+
+    assert run_over_the_folder().success and opening_hour() == 9
+    assert service.ingest_file(engine, newer).loaded().describe() == "hours_v2.csv: loaded, hours, 1 rows, 0 rejected"
+    assert opening_hour() == 10
+    run = run_over_the_folder()  # as `make run` does at each start
+    assert opening_hour() == 10  # was 9: the older file, untouched, applied again
+    [hours] = [
+        m for m in run.asset_materializations_for_node("ingest_landing_files") if m.asset_key == raw.RAW_BUSINESS_HOURS
+    ]
+    assert hours.metadata["files_loaded"].value == "none (unchanged)"
+    # The sensor of a new instance (no cursor) hands the file to a run: it loads nothing either.
+    run_requested(home, instance, tick(home, instance))
+    assert opening_hour() == 10
+    settled(older, 5)  # delivered again: a touch changes its status-change time
+    run_over_the_folder()
+    assert opening_hour() == 9

@@ -63,7 +63,7 @@ class IngestConfig(dg.Config):
     files: list[str] = Field(
         default_factory=list,
         description="CSV files directly inside the landing folder (a name alone means one there); any other path "
-        "fails the run unread. Empty: every CSV in the landing folder (files already loaded are skipped).",
+        "fails the run unread. Empty: every CSV in the landing folder (one unchanged since it was loaded is skipped).",
     )
 
 
