@@ -52,9 +52,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         as_of_us = parse_as_of(args.as_of)
         if all(files):
-            result, rejected = _report_from_files(args, as_of_us, progress)
+            result, rejected, stale = _report_from_files(args, as_of_us, progress)
         else:
-            result, rejected = _report_from_database(as_of_us, progress)
+            result, rejected, stale = _report_from_database(as_of_us, progress)
     except (FeedFileError, ValueError) as exc:
         return _fail(str(exc))
     out = Path(args.out)
@@ -70,6 +70,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{result.stores_without_observations} without observations, {rejected} rejected rows",
         file=sys.stderr,
     )
+    if stale:
+        print(f"WARNING: {stale}", file=sys.stderr)
     return 0
 
 
@@ -77,7 +79,7 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
     from storemon_assets.core.parsing import FeedFileError, read_feed_file
     from storemon_assets.db.engine import open_database
     from storemon_assets.db.loading import load_feed
-    from storemon_assets.service import build_report
+    from storemon_assets.service import build_report, stale_data_warning
     from storemon_assets.settings import sqlite_url
 
     feeds = []
@@ -100,16 +102,18 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
                 outcomes.append(load_feed(engine, feed, on_rows=phase.advance))
                 phase.detail = f"{outcomes[-1].rows_loaded:,} rows"
         result = build_report(engine, as_of_us, progress=progress)
+        stale = stale_data_warning(engine, result)
         engine.dispose()
-    return result, sum(o.rows_rejected for o in outcomes)
+    return result, sum(o.rows_rejected for o in outcomes), stale
 
 
 def _report_from_database(as_of_us: int | None, progress: Progress):
-    from storemon_assets.service import build_report
+    from storemon_assets.service import build_report, stale_data_warning
 
     with _configured_database(progress) as engine:
         result = build_report(engine, as_of_us, progress=progress)
-    return result, sum(result.rejected_rows_by_kind.values())
+        stale = stale_data_warning(engine, result)
+    return result, sum(result.rejected_rows_by_kind.values()), stale
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -172,8 +176,8 @@ def cmd_daily(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot write {args.out}: {exc.strerror or exc}")
     print(
-        f"wrote {args.out}: {history.values.height} store-days as of {format_instant(history.as_of_us) or '(no polls)'} "
-        f"({history.stored_rows} stored, {history.computed_rows} computed)",
+        f"wrote {args.out}: {history.values.height:,} store-days as of {format_instant(history.as_of_us) or '(no polls)'} "
+        f"({history.stored_rows:,} stored, {history.computed_rows:,} computed)",
         file=sys.stderr,
     )
     return 0
@@ -444,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
-        help="write the report CSV: from the configured database, or from three CSV files without Dagster",
+        help="write the report CSV: from the configured database, or from three CSV files (and a fourth of special hours) without Dagster",
         description="Without --status/--hours/--timezones the report comes from the configured database "
         "(STOREMON_DATABASE_URL); with all three (and --special, optionally), from those files loaded into a "
         "fresh embedded database.",

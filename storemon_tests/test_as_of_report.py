@@ -4,6 +4,8 @@ run of `as_of_report_job`, kept only as `<run id>.csv`."""
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 import pytest
 
@@ -50,6 +52,24 @@ def test_an_as_of_run_keeps_its_report_under_its_id_and_leaves_the_published_rep
     output = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0]
     assert output.event_specific_data.metadata["as_of"].value == "2023-01-24T00:00:00.000000Z"
     assert output.event_specific_data.metadata["stores"].value == 100
+    assert "stale_data_warning" not in output.event_specific_data.metadata  # T is before the newest poll
+
+
+def test_an_as_of_report_now_on_old_data_warns_that_its_statuses_are_guesses(home, instance, sample_files):
+    """Issue 16 item 10 for as-of reports too (a new-user trial found only the current report
+    warned): the sample's newest poll is 2023-01-25 18:12:56 UTC, years before `now`."""
+    home.drop(*sample_files)
+    dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
+    result = as_of_run(home, instance, "now")
+    assert result.success
+    output = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"][0]
+    warning = output.event_specific_data.metadata["stale_data_warning"].value
+    assert (
+        warning.startswith("stale data: T (")
+        and "days after the newest poll loaded (2023-01-25T18:12:56.113981Z)" in warning
+    )
+    logged = [e.message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+    assert warning in logged
 
 
 def test_the_current_report_follows_storemon_as_of_and_an_old_one_only_warns(home, instance, sample_files, monkeypatch):

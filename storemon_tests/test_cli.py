@@ -230,6 +230,11 @@ def test_report_without_feed_files_comes_from_the_configured_database(small_feed
     assert from_files.returncode == 0, from_files.stderr
     assert (tmp_path / "db.csv").read_text() == (tmp_path / "files.csv").read_text()
     assert (tmp_path / "db.csv").read_text().count("\n") == 61  # header + 60 stores
+    assert "WARNING" not in from_database.stderr + from_files.stderr
+    # T years after the newest poll: the statuses at T are guesses, and the command says so.
+    now = storemon_on(database, "report", "--as-of", "now", "--quiet", "--out", str(tmp_path / "now.csv"))
+    assert now.returncode == 0, now.stderr
+    assert "\nWARNING: stale data: T (" in now.stderr and "days after the newest poll loaded" in now.stderr
 
 
 def test_report_from_files_takes_special_hours_as_an_optional_fourth_file(tmp_path):

@@ -278,7 +278,8 @@ def as_of_report(
 ) -> dg.Output:
     with user_errors():
         as_of_us = parse_as_of(as_of_instant(config.as_of))  # 'now' fixed once, an empty T refused
-    result, findings, compute_seconds = checked_report(database.engine(), as_of_us)
+    engine = database.engine()
+    result, findings, compute_seconds = checked_report(engine, as_of_us)
     failed = quality.blocking_failures(findings)
     if failed:
         raise dg.Failure(description=f"report not written, blocking checks failed: {failed}")
@@ -287,10 +288,11 @@ def as_of_report(
     if context.run.tags.get(AS_OF_TAG) != result.as_of_iso:  # e.g. launched from the UI's launchpad
         context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: result.as_of_iso})
     context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
-    return dg.Output(
-        None,
-        metadata=report_figures(result, compute_seconds) | {"report": dg.MetadataValue.path(str(path))},
-    )
+    stale = stale_data_warning(engine, result)
+    if stale:  # e.g. as_of "now" on old data, as for the current report
+        context.log.warning(stale)
+    figures = report_figures(result, compute_seconds) | ({"stale_data_warning": stale} if stale else {})
+    return dg.Output(None, metadata=figures | {"report": dg.MetadataValue.path(str(path))})
 
 
 @dg.job(
