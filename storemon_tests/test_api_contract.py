@@ -142,6 +142,15 @@ def test_bad_as_of_is_422_and_launches_no_run(client, dagster):
     assert dagster.launched == []
 
 
+def test_a_misspelt_field_is_422_and_launches_no_run(client, dagster):
+    # A new-user trial sent {"asof": ...}: it ran the current report instead, silently.
+    response = client.post("/trigger_report", json={"asof": "2023-01-24T00:00:00Z"})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "asof"] and error["msg"] == "Extra inputs are not permitted"
+    assert dagster.launched == []
+
+
 def test_two_identical_triggers_give_one_id_and_two_different_ones_two(client, dagster):
     # SPEC §10: while an identical report is queued or running, its id answers (test_access_api.py has more).
     ids = {client.post("/trigger_report").json()["report_id"] for _ in range(2)}

@@ -28,7 +28,7 @@ import polars as pl
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from storemon_assets import settings
 from storemon_assets.api.runs import (
@@ -53,6 +53,9 @@ CSV_EXAMPLE = "store_id,uptime_last_hour,uptime_last_day,uptime_last_week,downti
 
 
 class TriggerRequest(BaseModel):
+    # A misspelt field ("asof") is a 422, not a current report the caller did not ask for.
+    model_config = ConfigDict(extra="forbid")
+
     as_of: str | None = Field(
         default=None,
         description="Report time T: ISO-8601 (UTC unless an offset is given) or 'now'. Given, the report is an "
