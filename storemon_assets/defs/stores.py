@@ -77,7 +77,7 @@ def store_schedules_sensor(context: dg.SensorEvaluationContext, database: Storem
         )
     if refresh.runs:
         context.log.info(
-            f"{len(refresh.new_stores)} new and {refresh.stale_stores} stale store partitions in {len(refresh.runs)} run(s)"
+            f"{refresh.stale_stores} store partitions to refresh ({len(refresh.new_stores)} new) in {len(refresh.runs)} run(s)"
         )
     return dg.SensorResult(
         run_requests=[partition_range_request(key, first, last) for key, (first, last) in refresh.runs.items()],
