@@ -172,7 +172,7 @@ class LandingFolderRules:
         if not ends_with_newline and self._unchanged_for(info.st_mtime_ns) < self.last_line_settle_seconds:
             return None
         try:
-            return FeedFile(path, opener=self._open, size=info.st_size, changed_at_us=info.st_ctime_ns // 1000)
+            return FeedFile(path, opener=self._open, size=info.st_size)
         except FeedFileError as exc:
             if isinstance(exc.__cause__, FileNotFoundError):
                 return None  # gone since

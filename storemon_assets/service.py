@@ -199,6 +199,7 @@ def ingest_file(
     path: str | Path,
     read: Callable[[Path], FeedFile | None] = FeedFile,
     progress: Progress = QUIET,
+    delivered: bool = True,
 ) -> FileIngested:
     """Read, recognise and load one file in one transaction: the one ingestion path, for the
     landing sensor's runs, `storemon ingest` and the tests. Never raises for the file's sake.
@@ -207,11 +208,12 @@ def ingest_file(
     time as they are loaded), or gives None while it is incomplete (the landing folder's opener
     refuses what is not a regular file inside it, raising a FeedFileError). A polls file whose
     content the ledger holds is not parsed again; hours, timezones and special hours apply
-    again at every delivery (SPEC §1).
+    again at every delivery (SPEC §1). `delivered=False`: the file is only looked at again (a
+    run over the whole landing folder), not delivered, so no content the ledger holds is loaded.
     """
     path = Path(path)
     try:
-        feed = _read_new_feed(engine, path, read, progress)
+        feed = _read_new_feed(engine, path, read, progress, delivered)
     except FeedFileError as exc:
         return FileIngested(path.name, unreadable=str(exc))
     except sa.exc.SQLAlchemyError as exc:
@@ -230,9 +232,10 @@ def ingest_file(
 
 
 def _read_new_feed(
-    engine: sa.Engine, path: Path, read: Callable[[Path], FeedFile | None], progress: Progress
+    engine: sa.Engine, path: Path, read: Callable[[Path], FeedFile | None], progress: Progress, delivered: bool
 ) -> FeedFile | LoadOutcome | None:
-    """The file opened; or its outcome when the ledger holds its polls; None while incomplete."""
+    """The file opened; or its outcome when the ledger holds its polls (any content, when it is not
+    `delivered`); None while incomplete."""
     with progress.phase(f"read {path.name}") as phase:
         try:
             feed = read(path)
@@ -242,7 +245,7 @@ def _read_new_feed(
             phase.detail = "incomplete, left for later"
             return None
         kind = loaded_kind(engine, feed.sha256)
-        if kind is not None and kind not in AUTHORITATIVE_KINDS:
+        if kind is not None and (kind not in AUTHORITATIVE_KINDS or not delivered):
             phase.detail = "in the ledger"
             return LoadOutcome(path.name, kind, already_loaded=True)
         phase.detail = f"{feed.kind}, {feed.size:,} bytes"

@@ -710,14 +710,12 @@ def test_a_batch_state_comes_from_its_newest_run_by_the_one_retry_rule(status, t
     assert BatchState.of_last_run(status, tags, retries_enabled=True, ended_at=time.time()) is BatchState[state]
 
 
-def test_a_run_over_the_whole_folder_leaves_newer_hours_current_until_the_older_file_is_delivered_again(
-    home, instance, tmp_path
-):
+def test_a_run_over_the_whole_folder_never_undoes_a_newer_delivery_of_hours(home, instance, tmp_path):
     """SPEC §1: authoritative files apply in delivery order. `make run` and the UI's materialise
     run the ingest job over every CSV in the landing folder; that re-applied an hours file a
-    newer delivery had replaced (the trial found the sample's menu_hours.csv undoing hours
-    loaded by `storemon ingest` at each `make run`). A file in the folder is delivered again
-    only when it changes (here: touched), as the sensor has it."""
+    newer delivery had replaced (a new-user trial: the sample's menu_hours.csv undid hours
+    loaded by `storemon ingest` at each `make run`). Such a run only looks at the folder again;
+    the file is delivered again when it changes, and the sensor, which sees that, applies it."""
     header = "store_id,dayOfWeek,start_time_local,end_time_local\n"
     older = settled(write_csv(home.landing.folder, "hours_v1.csv", header + "s1,0,09:00,17:00\n"))
     newer = write_csv(tmp_path, "hours_v2.csv", header + "s1,0,10:00,18:00\n")  # delivered by `storemon ingest`
@@ -730,18 +728,21 @@ def test_a_run_over_the_whole_folder_leaves_newer_hours_current_until_the_older_
     def run_over_the_folder() -> dg.ExecuteInProcessResult:
         return dg.materialize([ingest_landing_files], resources=home.resources, instance=instance)
 
-    assert run_over_the_folder().success and opening_hour() == 9
+    first = tick(home, instance)
+    run_requested(home, instance, first)
+    seen = tick(home, instance, first.cursor)
+    assert opening_hour() == 9
     assert service.ingest_file(engine, newer).loaded().describe() == "hours_v2.csv: loaded, hours, 1 rows, 0 rejected"
     assert opening_hour() == 10
     run = run_over_the_folder()  # as `make run` does at each start
     assert opening_hour() == 10  # was 9: the older file, untouched, applied again
     [hours] = [
-        m for m in run.asset_materializations_for_node("ingest_landing_files") if m.asset_key == raw.RAW_BUSINESS_HOURS
+        m
+        for m in run.asset_materializations_for_node(raw.ingest_landing_files.op.name)
+        if m.asset_key == raw.RAW_BUSINESS_HOURS
     ]
     assert hours.metadata["files_loaded"].value == "none (unchanged)"
-    # The sensor of a new instance (no cursor) hands the file to a run: it loads nothing either.
-    run_requested(home, instance, tick(home, instance))
-    assert opening_hour() == 10
-    settled(older, 5)  # delivered again: a touch changes its status-change time
-    run_over_the_folder()
-    assert opening_hour() == 9
+    assert tick(home, instance, seen.cursor).run_requests == []  # nor does the sensor: nothing changed
+    settled(older, 30)  # delivered again: a touch
+    [again] = run_requested(home, instance, tick(home, instance, seen.cursor))
+    assert again.success and opening_hour() == 9  # current again, in delivery order

@@ -87,7 +87,6 @@ class ParsedFeed:
     rejected: pl.DataFrame  # the first MAX_REJECTED_KEPT rejected rows, with their text
     rows_read: int
     rejected_by_reason: pl.DataFrame  # reason, row_count: every rejected row, counted
-    changed_at_us: int | None = None  # see FeedFile
 
     @property
     def rows_rejected(self) -> int:
@@ -228,9 +227,6 @@ class FeedFile:
     `opener` opens the path (the landing folder passes one that refuses links and devices);
     `data`, when given, is the file's content instead of the path's; `size`, when given, is how
     many of its bytes to read (the landing folder's, as it found the file complete).
-    `changed_at_us`, for a file found in the landing folder, is when it last changed (its status
-    change time): content loaded before counts as delivered again only if it changed after that
-    load (db.loading); None, for a file a user names, makes every load a delivery (SPEC §1).
     """
 
     def __init__(
@@ -240,10 +236,8 @@ class FeedFile:
         ingested_at_us: int | None = None,
         data: bytes | None = None,
         size: int | None = None,
-        changed_at_us: int | None = None,
     ):
         self.path = Path(path)
-        self.changed_at_us = changed_at_us
         self._opener = opener
         self._data = data
         self.ingested_at_us = time.time_ns() // 1000 if ingested_at_us is None else ingested_at_us
@@ -308,7 +302,6 @@ class FeedFile:
             rejected=pl.concat([c.rejected for c in chunks]).sort("line_number").head(MAX_REJECTED_KEPT),
             rows_read=sum(c.rows_read for c in chunks),
             rejected_by_reason=sum_counts([c.rejected_by_reason for c in chunks]),
-            changed_at_us=self.changed_at_us,
         )
 
     def _typed(self, records: pl.DataFrame) -> pl.DataFrame:

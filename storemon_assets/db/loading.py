@@ -226,11 +226,10 @@ def _delete_stores(conn: sa.Connection, table: sa.Table, store_ids: Sequence[str
 def _enter_in_ledger(conn: sa.Connection, feed: Feed) -> bool | None:
     """Write the file's ledger row as the transaction's first statement: True when it is new;
     False when the ledger has it and there is nothing to do (a polls file; an authoritative file
-    that is still the latest delivery of its kind; one found in the landing folder unchanged
-    since it was loaded, as when the ingest job runs again over the folder: not delivered again);
-    None when the ledger has it, its kind is authoritative and a file of that kind was delivered
-    after it: delivered again, it applies again (SPEC §1), and the row takes this delivery's name
-    and time, which order the deliveries.
+    that is still the latest delivery of its kind, as when the ingest job runs again over the
+    landing folder); None when the ledger has it, its kind is authoritative and a file of that
+    kind was delivered after it: delivered again, it applies again (SPEC §1), and the row takes
+    this delivery's name and time, which order the deliveries.
 
     Another process loading the same content at the same moment holds the write lock (SQLite)
     or the row (PostgreSQL) until it commits, so this waits, then finds the row: the loser
@@ -251,16 +250,8 @@ def _enter_in_ledger(conn: sa.Connection, feed: Feed) -> bool | None:
         return True
     if feed.kind not in AUTHORITATIVE_KINDS:
         return False
-    loaded_at_us = conn.execute(
-        sa.select(ledger.c.ingested_at_us).where(ledger.c.file_sha256 == feed.sha256)
-    ).scalar_one()
-    if feed.changed_at_us is not None and feed.changed_at_us <= loaded_at_us:
-        return False  # in the landing folder, untouched since this content was loaded
-    newer = (
-        sa.select(ledger.c.file_sha256)
-        .where(ledger.c.kind == feed.kind, ledger.c.ingested_at_us > loaded_at_us)
-        .limit(1)
-    )
+    this = sa.select(ledger.c.ingested_at_us).where(ledger.c.file_sha256 == feed.sha256).scalar_subquery()
+    newer = sa.select(ledger.c.file_sha256).where(ledger.c.kind == feed.kind, ledger.c.ingested_at_us > this).limit(1)
     if conn.execute(newer).first() is None:
         return False  # still the latest delivery of its kind: its rows are current already
     conn.execute(
@@ -475,7 +466,6 @@ class Feed(Protocol):
     path: Path
     kind: str
     sha256: str
-    changed_at_us: int | None
 
     def chunks(self) -> Iterator[FeedChunk]: ...
 

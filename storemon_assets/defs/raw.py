@@ -63,7 +63,7 @@ class IngestConfig(dg.Config):
     files: list[str] = Field(
         default_factory=list,
         description="CSV files directly inside the landing folder (a name alone means one there); any other path "
-        "fails the run unread. Empty: every CSV in the landing folder (one unchanged since it was loaded is skipped).",
+        "fails the run unread. Empty: every CSV in the landing folder whose content was never loaded.",
     )
 
 
@@ -105,10 +105,13 @@ def ingest_landing_files(
     `landing_folder`, which tells the sensor what a failed run had done."""
     engine = database.engine()
     paths = [landing.folder / p for p in config.files] or landing.csv_files()
+    # Named files (the sensor's batches) are deliveries; the whole folder (make run, the UI's
+    # materialise) is only looked at again: hours it holds never undo a newer delivery (SPEC §1).
+    delivered = bool(config.files)
     done: list[FileIngested] = []
     failures: list[str] = []
     for path in paths:
-        file = ingest_file(engine, path, read=landing.open_complete)
+        file = ingest_file(engine, path, read=landing.open_complete, delivered=delivered)
         if file.database_error is not None:
             if not file.transient:
                 raise file.database_error
