@@ -149,6 +149,9 @@ def test_a_misspelt_field_is_422_and_launches_no_run(client, dagster):
     [error] = response.json()["detail"]
     assert error["loc"] == ["body", "asof"] and error["msg"] == "Extra inputs are not permitted"
     assert dagster.launched == []
+    # Many long unknown keys: the answer names ten, each cut short (no error echoes the request).
+    flood = client.post("/trigger_report", json={f"{i:04d}" + "k" * 1_000: 1 for i in range(12)})
+    assert flood.status_code == 422 and len(flood.json()["detail"]) == 10 and len(flood.content) < 3_000
 
 
 def test_two_identical_triggers_give_one_id_and_two_different_ones_two(client, dagster):

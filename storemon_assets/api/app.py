@@ -145,14 +145,22 @@ def bounded_validation_error(_request, exc: RequestValidationError) -> JSONRespo
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(bounded_errors(exc.errors()))})
 
 
+MAX_ERRORS_SHOWN = 10  # a body of a thousand unknown keys is a thousand errors
+
+
 def bounded_errors(errors) -> list[dict]:
-    """Validation errors with every echoed input cut to a short excerpt."""
+    """The first validation errors, every echoed input, and every key of the request named in
+    an error's location (an unknown field's name), cut to a short excerpt."""
     bounded = []
-    for error in errors:
+    for error in list(errors)[:MAX_ERRORS_SHOWN]:
         error = dict(error)
         if "input" in error and not isinstance(error["input"], int | float | bool | None):
-            text = error["input"] if isinstance(error["input"], str) else repr(error["input"])
-            error["input"] = text if len(text) <= EXCERPT_CHARS else excerpt(text)
+            error["input"] = _short(error["input"] if isinstance(error["input"], str) else repr(error["input"]))
+        error["loc"] = [_short(part) if isinstance(part, str) else part for part in error.get("loc", ())]
         error.pop("ctx", None)  # may hold the input again
         bounded.append(error)
     return bounded
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= EXCERPT_CHARS else excerpt(text)
