@@ -102,7 +102,7 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
                 outcomes.append(load_feed(engine, feed, on_rows=phase.advance))
                 phase.detail = f"{outcomes[-1].rows_loaded:,} rows"
         result = build_report(engine, as_of_us, progress=progress)
-        stale = stale_data_warning(engine, result)
+        stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
         engine.dispose()
     return result, sum(o.rows_rejected for o in outcomes), stale
 
@@ -112,7 +112,7 @@ def _report_from_database(as_of_us: int | None, progress: Progress):
 
     with _configured_database(progress) as engine:
         result = build_report(engine, as_of_us, progress=progress)
-        stale = stale_data_warning(engine, result)
+        stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
     return result, sum(result.rejected_rows_by_kind.values()), stale
 
 
