@@ -562,22 +562,30 @@ def interval_figures(result: ReportResult) -> dict[str, object]:
 def stale_data_warning(engine: sa.Engine, result: ReportResult) -> str | None:
     """A warning when the report's T is far after the newest poll (e.g. STOREMON_AS_OF=now on old
     data: every status at T is a guess, docs/monitor.md); None otherwise."""
+    return _stale_data_warning(result, newest_poll_us(engine))
+
+
+def _stale_data_warning(result: ReportResult, newest_us: int | None) -> str | None:
     from storemon_assets import settings
 
-    newest = newest_poll_us(engine)
-    return stale_warning(result.uptime.as_of_us, newest, settings.stale_after_minutes() * US_PER_MINUTE)
+    return stale_warning(result.uptime.as_of_us, newest_us, settings.stale_after_minutes() * US_PER_MINUTE)
 
 
-def check_report(engine: sa.Engine, result: ReportResult) -> dict[str, quality.Finding]:
-    """What the report's checks (core/quality.REPORT_CHECKS) find: the one place they are
-    computed, for the current report (Dagster) and as-of reports."""
+def check_report(engine: sa.Engine, result: ReportResult) -> tuple[dict[str, quality.Finding], str | None]:
+    """What the report's checks (core/quality.REPORT_CHECKS) find, and its stale-data warning
+    (stale_data_warning), from one look-up of the newest poll (a seek per store): the one place
+    they are computed, for the current report (Dagster) and as-of reports."""
     polled = polled_store_ids(engine, result.uptime.as_of_us)
-    return quality.report_findings(result.report, result.uptime, polled, newest_poll_us(engine))
+    newest_us = newest_poll_us(engine)
+    findings = quality.report_findings(result.report, result.uptime, polled, newest_us)
+    return findings, _stale_data_warning(result, newest_us)
 
 
-def checked_report(engine: sa.Engine, as_of_us: int | None) -> tuple[ReportResult, dict[str, quality.Finding], float]:
-    """The report as of T (None: the latest poll), what its checks found, and the seconds the
-    computation took."""
+def checked_report(
+    engine: sa.Engine, as_of_us: int | None
+) -> tuple[ReportResult, tuple[dict[str, quality.Finding], str | None], float]:
+    """The report as of T (None: the latest poll), what its checks found and its stale-data
+    warning (check_report), and the seconds the computation took."""
     started = time.perf_counter()
     result = build_report(engine, as_of_us)
     compute_seconds = time.perf_counter() - started

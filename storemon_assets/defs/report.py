@@ -43,7 +43,6 @@ from storemon_assets.service import (
     report_figures,
     report_incidents,
     report_time_us,
-    stale_data_warning,
     write_report_text,
 )
 
@@ -132,7 +131,7 @@ def publish_uptime_report(
         reads = [PollReads(**w["reads"]) for w in work]
         result = combine_report_shards(engine, as_of_us, exact_parts, interval_parts, reads)
         compute_seconds = sum(w["compute_seconds"] for w in work) + time.perf_counter() - started
-        findings = check_report(engine, result)
+        findings, stale = check_report(engine, result)
         for name, finding in findings.items():
             lists = {k: str(v) for k, v in finding.details.items() if isinstance(v, list) and v}
             yield check_result(finding, blocking=quality.REPORT_CHECKS[name][0], check_name=name, **lists)
@@ -156,7 +155,6 @@ def publish_uptime_report(
         )
         return
     context.log.info(f"report as of {result.as_of_iso}: {result.store_count} stores, written to {publication.combined}")
-    stale = stale_data_warning(engine, result)
     if stale:  # e.g. STOREMON_AS_OF=now on old data: every status at T is a guess (docs/monitor.md)
         context.log.warning(stale)
     # The figures are plotted across materialisations (the asset's Overview, Metadata and Plots).
@@ -278,8 +276,7 @@ def as_of_report(
 ) -> dg.Output:
     with user_errors():
         as_of_us = parse_as_of(as_of_instant(config.as_of))  # 'now' fixed once, an empty T refused
-    engine = database.engine()
-    result, findings, compute_seconds = checked_report(engine, as_of_us)
+    result, (findings, stale), compute_seconds = checked_report(database.engine(), as_of_us)
     failed = quality.blocking_failures(findings)
     if failed:
         raise dg.Failure(description=f"report not written, blocking checks failed: {failed}")
@@ -288,7 +285,6 @@ def as_of_report(
     if context.run.tags.get(AS_OF_TAG) != result.as_of_iso:  # e.g. launched from the UI's launchpad
         context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: result.as_of_iso})
     context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
-    stale = stale_data_warning(engine, result)
     if stale:  # e.g. as_of "now" on old data, as for the current report
         context.log.warning(stale)
     figures = report_figures(result, compute_seconds) | ({"stale_data_warning": stale} if stale else {})
