@@ -1,5 +1,5 @@
-"""The Celery side of STOREMON_EXECUTOR=celery: the settings the executor and the workers share,
-and the app a `storemon worker` runs (dagster-celery's step task, storemon's settings).
+"""The Celery side of STOREMON_EXECUTOR=celery: the executor, the settings it and the workers
+share, and the app a `storemon worker` runs (dagster-celery's step task, storemon's settings).
 
 `storemon worker` builds the app with `make_worker_app`; `celery -A storemon_assets.worker worker
 -Q dagster --prefetch-multiplier=1` uses the module-level `app` (default settings).
@@ -45,6 +45,17 @@ def celery_app_settings(visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT_SEC
             "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
         },
     }
+
+
+def celery_executor():
+    """dagster-celery's executor with storemon's settings (definitions.py, STOREMON_EXECUTOR=celery)."""
+    try:
+        from dagster_celery import celery_executor as dagster_celery_executor
+    except ImportError as exc:  # the `celery` extra is not installed
+        raise ImportError(
+            f"{settings.EXECUTOR.name}=celery needs dagster-celery: pip install 'storemon[celery]'"
+        ) from exc
+    return dagster_celery_executor.configured(celery_app_settings(), name="storemon_celery")
 
 
 def make_worker_app(visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT_SECONDS):

@@ -24,6 +24,7 @@ from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.defs.report import report_shards_sensor, uptime_report
 from storemon_assets.defs.resources import ReportsFolder
 from storemon_assets.names import AUTO_RETRY_RUN_TAG, WILL_RETRY_TAG
+from storemon_assets.publication import shard_folder
 from storemon_assets.run_retries import UNTAGGED_FAILURE_SECONDS
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_assets.settings import sqlite_url
@@ -185,7 +186,7 @@ def test_a_run_failing_before_it_publishes_removes_its_own_shards(loaded, instan
     assert sum(e.is_step_failure for e in shard_steps) == failing_shards
     assert sum(e.is_step_success for e in shard_steps) == 2 - failing_shards
     tick_shards_sensor(loaded, instance)
-    assert not loaded.reports.shard_folder(failed.run_id).exists()
+    assert not shard_folder(loaded.reports.folder, failed.run_id).exists()
     assert leftovers(loaded) == []
 
 
@@ -211,7 +212,7 @@ def test_the_shards_that_go_when_a_run_ends(tmp_path, status, tags, expected):
         reports = ReportsFolder(path=str(tmp_path / str(enabled)))
         with dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": enabled}}) as instance:
             for run in retried_chain(instance, status, tags):
-                reports.shard_folder(run.run_id).mkdir(parents=True)
+                shard_folder(reports.folder, run.run_id).mkdir(parents=True)
             assert sorted(reports.sweep_shards(instance)) == sorted(f".shards/{r}" for r in expected)
 
 
@@ -259,7 +260,7 @@ def test_a_failed_run_not_yet_tagged_keeps_its_shards_when_it_may_be_retried(
         monkeypatch.setattr(instance, "add_run_tags", lambda run_id, tags: None)  # the moment before the tag
         instance.report_run_failed(run)
         assert WILL_RETRY_TAG not in instance.get_run_by_id("r").tags
-        reports.shard_folder("r").mkdir(parents=True)
+        shard_folder(reports.folder, "r").mkdir(parents=True)
         assert reports.sweep_shards(instance) == [f".shards/{r}" for r in just_ended]
         later = time.time() + UNTAGGED_FAILURE_SECONDS
         monkeypatch.setattr(run_retries, "time", SimpleNamespace(time=lambda: later))
@@ -277,7 +278,7 @@ def test_a_retry_created_between_the_sweeps_two_reads_keeps_the_shards_it_reads(
                 job_name="report_job", run_id="r1", status=dg.DagsterRunStatus.FAILURE, tags={WILL_RETRY_TAG: "true"}
             )
         )
-        reports.shard_folder("r1").mkdir(parents=True)
+        shard_folder(reports.folder, "r1").mkdir(parents=True)
         assert reports.sweep_shards(instance) == []  # to be retried
         group_of = instance.get_run_group
 
@@ -290,7 +291,7 @@ def test_a_retry_created_between_the_sweeps_two_reads_keeps_the_shards_it_reads(
 
         instance.get_run_group = daemon_acts_after_the_group_was_read
         assert reports.sweep_shards(instance) == []
-        assert reports.shard_folder("r1").is_dir()
+        assert shard_folder(reports.folder, "r1").is_dir()
         instance.get_run_group = group_of
         instance.report_run_canceled(instance.get_run_by_id("r2"))  # the retry ends the chain
         assert reports.sweep_shards(instance) == [".shards/r1"]
@@ -319,7 +320,7 @@ def test_with_run_retries_the_sensor_removes_the_shards_once_the_chain_ends(load
         assert not failed.success
         run = instance.get_run_by_id(failed.run_id)
         assert run.tags[WILL_RETRY_TAG] == str(max_retries > 0).lower()
-        shards = loaded.reports.shard_folder(failed.run_id)
+        shards = shard_folder(loaded.reports.folder, failed.run_id)
         assert shards.is_dir()  # the steps left them: a retry may read them
 
         tick_shards_sensor(loaded, instance)
@@ -332,9 +333,9 @@ def test_with_run_retries_the_sensor_removes_the_shards_once_the_chain_ends(load
             re_execution(str(uuid.uuid4()), failed.run_id, failed.run_id, tags=run.tags, job_name=run.job_name)
         )
         instance.add_run_tags(failed.run_id, {AUTO_RETRY_RUN_TAG: retry.run_id})
-        loaded.reports.shard_folder(retry.run_id).mkdir(parents=True)  # as its first step would
+        shard_folder(loaded.reports.folder, retry.run_id).mkdir(parents=True)  # as its first step would
         tick_shards_sensor(loaded, instance)  # the retry has not ended: it reads the failed run's shards
-        assert shards.is_dir() and loaded.reports.shard_folder(retry.run_id).is_dir()
+        assert shards.is_dir() and shard_folder(loaded.reports.folder, retry.run_id).is_dir()
         instance.report_run_canceled(retry)
         tick_shards_sensor(loaded, instance)
         assert leftovers(loaded) == []

@@ -15,6 +15,7 @@ from storemon_assets.db.engine import open_database
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.raw import ingest_landing_files
 from storemon_assets.defs.report import uptime_report
+from storemon_assets.publication import shard_folder
 from storemon_assets.service import (
     COMBINED_REPORT_NAME,
     build_report,
@@ -128,4 +129,4 @@ def test_the_report_asset_fans_out_one_step_per_shard(home, tmp_path, instance):
     assert (home.reports.folder / COMBINED_REPORT_NAME).read_text() == expected
     materialization = result.asset_materializations_for_node("uptime_report")[0]
     assert materialization.metadata["shards"].value == 3
-    assert not home.reports.shard_folder(result.run_id).exists()  # intermediate files gone once published
+    assert not shard_folder(home.reports.folder, result.run_id).exists()  # intermediate files gone once published

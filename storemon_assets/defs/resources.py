@@ -4,8 +4,6 @@ Each one is configuration plus a few methods; swapping SQLite for PostgreSQL is 
 `url`. Defaults come from the STOREMON_* environment variables (see settings.py).
 """
 
-from __future__ import annotations
-
 import shutil
 from collections.abc import Mapping
 from functools import lru_cache
@@ -26,7 +24,7 @@ from storemon_assets.publication import (
     write_step_result,
 )
 from storemon_assets.run_retries import ended_for_good
-from storemon_assets.worker import celery_app_settings
+from storemon_assets.worker import celery_executor
 
 _engine_for = lru_cache(maxsize=8)(open_database)  # one engine per URL and process, upgraded once
 
@@ -65,12 +63,9 @@ class ReportsFolder(dg.ConfigurableResource):
     def report_path(self, report_id: str) -> Path:
         return self.folder / f"{report_id}.csv"
 
-    def shard_folder(self, run_id: str) -> Path:
-        return shard_folder(self.folder, run_id)
-
     def discard_shards(self, run_id: str) -> None:
         """Delete a run's intermediate files (its report was published, or failed for good)."""
-        shutil.rmtree(self.shard_folder(run_id), ignore_errors=True)
+        shutil.rmtree(shard_folder(self.folder, run_id), ignore_errors=True)
 
     def sweep(self, instance: dg.DagsterInstance, engine: sa.Engine) -> list[str]:
         """What runs killed or failed before left behind, swept at a report run's start (names;
@@ -152,15 +147,7 @@ REPORT_SHARDS_IO_MANAGER = "report_shards_io_manager"
 def selected_executor() -> dg.ExecutorDefinition:
     """Where a run's steps execute: `STOREMON_EXECUTOR` (settings.py; docs/deployment.md)."""
     name = settings.executor_name()
-    if name == "multiprocess":
-        return dg.multiprocess_executor
     if name == "celery":
-        try:
-            from dagster_celery import celery_executor
-        except ImportError as exc:  # the `celery` extra is not installed
-            raise ImportError(
-                f"{settings.EXECUTOR.name}=celery needs dagster-celery: pip install 'storemon[celery]'"
-            ) from exc
-        return celery_executor.configured(celery_app_settings(), name="storemon_celery")
-    # Steps are short; a process per step would cost more than the work.
-    return dg.in_process_executor
+        return celery_executor()
+    # Steps are short; unless asked for, a process per step would cost more than the work.
+    return dg.multiprocess_executor if name == "multiprocess" else dg.in_process_executor
