@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from storemon_assets.core import quality
-from storemon_assets.defs.raw import RAW_CHECKS, ingest_landing_files
+from storemon_assets.defs.raw import ingest_landing_files, no_unreadable_files, raw_feed_checks
 from storemon_assets.defs.report import uptime_report
 from storemon_assets.service import COMBINED_REPORT_NAME
 from storemon_tests.helpers import example_report, write_csv
@@ -22,10 +22,12 @@ def run_checks(home, instance, *names):
     """Run the raw checks named `check@asset` (every one if none is named): only those."""
     keys = [dg.AssetCheckKey(dg.AssetKey(n.split("@")[1]), n.split("@")[0]) for n in names]
     result = dg.materialize(
-        [ingest_landing_files, *RAW_CHECKS],
+        [ingest_landing_files, raw_feed_checks, no_unreadable_files],
         resources=home.resources,
         instance=instance,
-        selection=dg.AssetSelection.checks(*keys) if keys else dg.AssetSelection.checks(*RAW_CHECKS),
+        selection=dg.AssetSelection.checks(*keys)
+        if keys
+        else dg.AssetSelection.checks(raw_feed_checks, no_unreadable_files),
         raise_on_error=False,
     )
     return {e.check_name + "@" + e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}

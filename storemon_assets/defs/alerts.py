@@ -1,8 +1,6 @@
 """Alerts in Dagster: the sensor that evaluates them after each refresh of the current report, and
 the warning check on their deliveries (SPEC §9; docs/monitor.md, "Where it runs")."""
 
-from __future__ import annotations
-
 import json
 
 import dagster as dg

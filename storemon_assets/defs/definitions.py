@@ -1,20 +1,17 @@
 """Everything Dagster loads: `dagster dev -w workspace.yaml` from the repository root. One module
-per part of the product, each holding its assets, checks, jobs, schedules and sensors."""
+per part of the product, each holding its assets, checks, jobs, schedules and sensors; Dagster
+finds the assets and checks in them (its module loaders), the rest is listed."""
 
 import dagster as dg
 
 from storemon_assets.defs import alerts, history, raw, report, stores
 from storemon_assets.defs.resources import default_resources, selected_executor
 
+MODULES = [raw, stores, report, history, alerts]
+
 defs = dg.Definitions(
-    assets=[
-        raw.landing_folder,
-        raw.ingest_landing_files,
-        stores.store_schedules,
-        report.uptime_report,
-        history.store_daily_uptime,
-    ],
-    asset_checks=[*raw.RAW_CHECKS, alerts.alerts_delivered],
+    assets=dg.load_assets_from_modules(MODULES, include_specs=True),
+    asset_checks=dg.load_asset_checks_from_modules(MODULES),
     jobs=[
         raw.ingest_job,
         report.ingest_and_report_job,

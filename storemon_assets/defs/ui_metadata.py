@@ -1,7 +1,5 @@
 """Turning storemon's own descriptions and figures into what the Dagster UI shows."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
