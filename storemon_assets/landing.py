@@ -41,6 +41,10 @@ from storemon_assets.core.quality import Finding
 from storemon_assets.core.summaries import markdown_list
 from storemon_assets.run_retries import ended_for_good
 
+# What one ingest run takes (core/ingest_batches.py): at most this many files, small ones up to
+# this many bytes in all; a larger file goes alone beside them.
+MAX_FILES_PER_RUN = 100
+MAX_RUN_BYTES = 256 * 2**20
 REFUSED = (
     "refused unread: not a regular file (a symbolic link, a folder or a device); only regular files "
     "directly inside the landing folder are read"
@@ -196,14 +200,17 @@ class LandingFolderRules:
             raise NotALandingFile(f"{path.name}: refused unread, not a regular file")
         return os.fdopen(fd, "rb")
 
-    def move_aside(self, path: Path, error: str) -> Path:
+    def move_aside(self, path: Path, error: str) -> Path | None:
         """Move a file that failed ingestion to failed/, with its error in `<name>.error.txt`.
-        A symbolic link is moved as a link: its target is neither read nor touched.
+        A symbolic link is moved as a link: its target is neither read nor touched. A path not
+        directly inside the landing folder was never delivered there: it stays where it is (None).
 
         Nothing in failed/ is ever overwritten (it may hold the only copy of a delivery): a name
         already taken there, by a file, a folder or an error text, gets the time it was moved
         aside, `d.20261206T071502Z.csv`, then a counter, `d.20261206T071502Z-2.csv`.
         """
+        if not self.holds(path):
+            return None
         self.failed_folder.mkdir(parents=True, exist_ok=True)
         target = self._free_failed_name(path.name)
         if os.path.lexists(path):
@@ -240,8 +247,6 @@ class LandingFolderRules:
         cursor: LandingCursor,
         states: dict[str, BatchState],
         failure_of: Callable[[str], tuple[set[str], str]],
-        max_bytes: int,
-        max_files: int,
     ) -> LandingTick:
         """One look at the folder, the landing sensor's tick: entries that are not regular files
         are refused; the cursor's batches are settled by `states` (settle_batches); of a batch
@@ -261,7 +266,7 @@ class LandingFolderRules:
         ready, unreadable = self.ready_files(files, cursor.handed)
         requests = {key: [present[n] for n in names] for key, names in settlement.without_run.items()}
         if not settlement.in_flight and not requests:
-            key, batch = cursor.hand_out(ready, max_bytes, max_files)
+            key, batch = cursor.hand_out(ready, MAX_RUN_BYTES, MAX_FILES_PER_RUN)
             if batch:
                 requests[key] = batch
         return LandingTick(moved + unreadable, requests)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from storemon_assets.core import quality
 from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
-from storemon_assets.core.feeds import AUTHORITATIVE_KINDS
+from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS
 from storemon_assets.core.incidents import (
     incidents_from_intervals,
     open_at,
@@ -40,7 +40,6 @@ from storemon_assets.core.staleness import (
 )
 from storemon_assets.core.summaries import (
     FleetWeek,
-    Markdown,
     fleet_week,
     markdown_list,
     markdown_table,
@@ -281,31 +280,23 @@ def run_feed_figures(done: Iterable[FileIngested], kind: str) -> dict[str, objec
     return {"files_loaded": files} | feed_load_figures(loaded)
 
 
-def stores_losing_weekdays(hours: Iterable[LoadOutcome]) -> dict[str, tuple[str, ...]]:
-    """Per hours file, the stores it took weekdays from (an accidental split of a store's rows
-    over two files looks like this)."""
-    return {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
-
-
-def lost_weekdays_finding(hours: Iterable[LoadOutcome]) -> quality.Finding:
-    """The `no_store_lost_weekdays` verdict on a run's hours files. `details`: "stores", every
-    store that lost a weekday, sorted; "files", stores_losing_weekdays()."""
-    losing = stores_losing_weekdays(hours)
-    stores = sorted({s for names in losing.values() for s in names})
-    summary = (
-        f"{len(stores):,} stores lost weekdays they had: is one store's hours split across files?"
-        if stores
-        else "no store lost a weekday"
-    )
-    return quality.Finding(not stores, summary, {"stores": stores, "files": losing})
-
-
-def lost_weekdays_listing(losing: dict[str, tuple[str, ...]]) -> Markdown:
-    """Per hours file, the stores it took weekdays from (the first 100 named)."""
-    return markdown_list(
+def lost_weekdays_finding(done: Iterable[FileIngested]) -> quality.Finding | None:
+    """The `no_store_lost_weekdays` verdict on the hours files a run loaded (None: it loaded none).
+    `details`: how many stores lost a weekday they had, and per file the stores it took weekdays
+    from (the first 100 named)."""
+    hours = loaded_of_kind(done, HOURS)
+    if not hours:
+        return None
+    losing = {o.file_name: o.stores_losing_weekdays for o in hours if o.stores_losing_weekdays}
+    stores = len({s for names in losing.values() for s in names})
+    summary = "no store lost a weekday"
+    if stores:
+        summary = f"{stores:,} stores lost weekdays they had: is one store's hours split across files?"
+    files = markdown_list(
         f"`{name}`: {len(ids):,} stores: " + ", ".join(f"`{s}`" for s in ids[:100]) + (" ..." if len(ids) > 100 else "")
         for name, ids in losing.items()
     )
+    return quality.Finding(not stores, summary, {"stores": stores, "files": files})
 
 
 def raw_feed_findings(engine: sa.Engine) -> dict[tuple[str, str], quality.Finding]:
@@ -515,10 +506,13 @@ def publish_report(
     return publish_report_files(engine, reports_dir, current, result.report, report_id)
 
 
-def report_figures(result: ReportResult, compute_seconds: float) -> dict[str, str | int | float]:
+def report_figures(
+    result: ReportResult, compute_seconds: float, stale: str | None = None
+) -> dict[str, str | int | float]:
     """A report's figures, as Dagster's pages plot them across runs: the fleet's weekly uptime %
     weighted by business time, the stores whose weekly uptime is under 95 % and under 80 %, what
-    the report read (the week before T and a margin, then older polls only for carry-ins)."""
+    the report read (the week before T and a margin, then older polls only for carry-ins), and the
+    stale-data warning when there is one."""
     fleet = result.fleet_week
     return {
         "as_of": result.as_of_iso or "(no polls loaded)",
@@ -531,6 +525,7 @@ def report_figures(result: ReportResult, compute_seconds: float) -> dict[str, st
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
         "compute_seconds": round(compute_seconds, 3),
+        **({"stale_data_warning": stale} if stale else {}),
     }
 
 
@@ -538,13 +533,12 @@ def published_figures(
     result: ReportResult, publication: Publication, compute_seconds: float, stale: str | None
 ) -> dict[str, object]:
     """The current report's figures (report_figures), its first rows and weekly-uptime
-    distribution, where it was written, and the stale-data warning when there is one."""
-    return report_figures(result, compute_seconds) | {
+    distribution, and where it was written."""
+    return report_figures(result, compute_seconds, stale) | {
         "preview": result.report,
         "weekly_uptime_distribution": weekly_uptime_distribution(result.report),
         "combined_report": publication.combined,
         "run_report": publication.run_copy,
-        **({"stale_data_warning": stale} if stale else {}),
     }
 
 

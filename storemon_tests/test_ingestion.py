@@ -794,18 +794,22 @@ def test_feed_load_figures_sum_a_runs_files_and_give_a_share_only_when_rows_were
 
 def test_the_lost_weekdays_finding_names_every_store_once_and_each_file():
     from storemon_assets.db.loading import LoadOutcome
-    from storemon_assets.service import lost_weekdays_finding
+    from storemon_assets.service import FileIngested, lost_weekdays_finding
 
-    whole = LoadOutcome("week.csv", "hours", False)
+    def loaded(name, kind="hours", **kw):
+        return FileIngested(name, outcome=LoadOutcome(name, kind, False, **kw))
+
+    whole = loaded("week.csv")
     split = [
-        LoadOutcome("mon.csv", "hours", False, stores_losing_weekdays=("b", "a")),
-        LoadOutcome("tue.csv", "hours", False, stores_losing_weekdays=("a",)),
+        loaded("mon.csv", stores_losing_weekdays=("b", "a")),
+        loaded("tue.csv", stores_losing_weekdays=("a",)),
     ]
+    assert lost_weekdays_finding([loaded("polls.csv", "polls")]) is None  # no hours loaded: no verdict
     assert lost_weekdays_finding([whole]).passed
     assert lost_weekdays_finding([whole]).summary == "no store lost a weekday"
     finding = lost_weekdays_finding([whole, *split])
     assert not finding.passed and finding.summary.startswith("2 stores lost weekdays")  # a and b, a once
-    assert finding.details == {"stores": ["a", "b"], "files": {"mon.csv": ("b", "a"), "tue.csv": ("a",)}}
+    assert finding.details == {"stores": 2, "files": "- `mon.csv`: 2 stores: `b`, `a`\n- `tue.csv`: 1 stores: `a`"}
 
 
 @settings(max_examples=examples(300), deadline=None)

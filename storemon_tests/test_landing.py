@@ -21,13 +21,14 @@ import dagster as dg
 import pytest
 
 import storemon_assets.defs.raw as raw
+import storemon_assets.landing as landing_rules
 import storemon_assets.run_retries as run_retries
 import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
 from storemon_assets.core.tables import BUSINESS_HOURS
 from storemon_assets.db.queries import read_polls, read_table, store_keys
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
-from storemon_assets.defs.raw import MAX_FILES_PER_RUN, ingest_landing_files, landing_files_sensor
+from storemon_assets.defs.raw import ingest_landing_files, landing_files_sensor
 from storemon_assets.defs.resources import LandingFolder
 from storemon_assets.names import WILL_RETRY_TAG
 from storemon_tests.conftest import shared_data
@@ -130,10 +131,10 @@ def test_an_unrecognised_file_is_moved_aside_at_once_and_reported(home, instance
 
 
 def test_a_long_history_is_loaded_in_batches_one_run_at_a_time(home, instance):
-    for n in range(MAX_FILES_PER_RUN + 30):
+    for n in range(landing_rules.MAX_FILES_PER_RUN + 30):
         polls_file(home, f"p{n:04d}.csv", [(f"s{n}", "2023-01-22 12:00:00 UTC")])
     first = tick(home, instance)
-    assert [len(f) for f in requested_files(first)] == [MAX_FILES_PER_RUN]
+    assert [len(f) for f in requested_files(first)] == [landing_rules.MAX_FILES_PER_RUN]
     # Its run not created yet: the same request again, and no second batch beside it.
     again = tick(home, instance, first.cursor)
     assert [r.run_key for r in again.run_requests] == [r.run_key for r in first.run_requests]
@@ -319,7 +320,7 @@ def test_a_failed_run_moves_aside_only_the_files_it_did_not_load(home, instance,
 
 
 def test_a_small_file_goes_into_the_next_run_beside_a_backlog_of_large_files(home, instance, monkeypatch):
-    monkeypatch.setattr(raw, "MAX_RUN_BYTES", 1_000)
+    monkeypatch.setattr(landing_rules, "MAX_RUN_BYTES", 1_000)
     many = [(f"s{n}", "2023-01-22 12:00:00 UTC") for n in range(60)]  # ~1,700 bytes: large
     for n, name in enumerate(["big1.csv", "big2.csv", "big3.csv"]):
         polls_file(home, name, many, age=300 - n)
@@ -385,7 +386,7 @@ def test_with_several_large_files_every_sensor_tick_reads_a_bounded_head_of_each
         cursor = result.cursor
     [batch] = requested_files(result)  # one run at a time, reading a bounded amount
     assert "small.csv" in batch
-    assert sum((home.landing.folder / name).stat().st_size for name in batch) <= raw.MAX_RUN_BYTES
+    assert sum((home.landing.folder / name).stat().st_size for name in batch) <= landing_rules.MAX_RUN_BYTES
 
 
 # --- row 3: only complete files are read --------------------------------------------------------
@@ -653,6 +654,17 @@ def test_the_failed_folder_finding_passes_while_it_is_empty_and_names_each_waiti
     assert finding.details["files"] == "- `bad.csv`: bad.csv: unknown header"  # shown in the UI as a list
 
 
+def test_a_file_outside_the_landing_folder_is_never_moved_aside(tmp_path):
+    """A run named a path outside the folder and could not read it: it was never delivered
+    there, so it stays where it is and failed/ gets nothing."""
+    landing = LandingFolder(path=str(tmp_path / "landing"))
+    (tmp_path / "elsewhere").mkdir()
+    outside = tmp_path / "elsewhere" / "bad.csv"
+    outside.write_text("what,is,this\n")
+    assert landing.move_aside(outside, "bad.csv: refused unread") is None
+    assert outside.exists() and not landing.failed_folder.exists()
+
+
 def test_handing_out_a_batch_records_its_files_under_its_run_key_and_hands_nothing_when_none_is_ready(tmp_path):
     """LandingCursor.hand_out without Dagster: the bounded batch, its key, and what the cursor keeps."""
     from storemon_assets.landing import LandingCursor, LandingFile, batch_key
@@ -680,16 +692,16 @@ def test_a_tick_moves_aside_what_a_failed_batch_did_not_load_and_hands_out_one_b
         asked.append(key)
         return {"a.csv"}, "not loaded by run r (FAILURE, 1 attempt(s)): boom"  # its run loaded a.csv
 
-    tick = home.landing.tick(cursor, {"k": BatchState.FAILED}, failure_of, max_bytes=10**6, max_files=10)
+    tick = home.landing.tick(cursor, {"k": BatchState.FAILED}, failure_of)
     assert asked == ["k"] and tick.moved == ["b.csv: not loaded by run r (FAILURE, 1 attempt(s)): boom"]
     assert sorted(p.name for p in home.landing.failed_folder.iterdir()) == ["b.csv", "b.csv.error.txt"]
     [(key, batch)] = tick.requests.items()  # the failed batch settled: c.csv is the next batch
     assert [f.name for f in batch] == ["c.csv"] and cursor.batches == {key: ["c.csv"]}
     # Its run not created yet: asked again, and no other batch beside it; Dagster is not asked why.
     polls_file(home, "d.csv", [("s1", "2023-01-22 12:00:00 UTC")])
-    again = home.landing.tick(cursor, {}, failure_of, max_bytes=10**6, max_files=10)
+    again = home.landing.tick(cursor, {}, failure_of)
     assert {k: [f.name for f in b] for k, b in again.requests.items()} == {key: ["c.csv"]} and asked == ["k"]
-    running = home.landing.tick(cursor, {key: BatchState.IN_FLIGHT}, failure_of, max_bytes=10**6, max_files=10)
+    running = home.landing.tick(cursor, {key: BatchState.IN_FLIGHT}, failure_of)
     assert running.requests == {} and running.moved == []
 
 

@@ -20,9 +20,7 @@ from storemon_assets.names import INGEST_AND_REPORT_JOB, INGEST_JOB
 from storemon_assets.service import (
     FileIngested,
     ingest_file,
-    loaded_of_kind,
     lost_weekdays_finding,
-    lost_weekdays_listing,
     raw_feed_findings,
     run_feed_figures,
 )
@@ -33,8 +31,6 @@ BATCH_TAG = "storemon/ingest_batch"  # on each ingest run: its batch's run key
 MAX_STEP_RETRIES = 4  # retries of a transient database error: five attempts over ~7.5 min at 30 s
 MAX_RUN_RETRIES = 2  # re-runs of a run whose worker was lost (run_retries in dagster.yaml)
 MAX_RUN_SECONDS = 3_600  # run monitoring fails an ingest run still going after this (a worker died unnoticed)
-MAX_FILES_PER_RUN = 100
-MAX_RUN_BYTES = 256 * 2**20  # small files per run; a larger file goes alone beside them
 RAW_STORE_STATUS = dg.AssetKey("raw_store_status")
 RAW_BUSINESS_HOURS = dg.AssetKey("raw_business_hours")
 RAW_STORE_TIMEZONES = dg.AssetKey("raw_store_timezones")
@@ -120,8 +116,7 @@ def ingest_landing_files(
             raise dg.RetryRequested(max_retries=MAX_STEP_RETRIES, seconds_to_wait=delay) from file.database_error
         if file.unreadable is not None:
             failures.append(file.unreadable)
-            if landing.holds(path):
-                landing.move_aside(path, file.unreadable)
+            landing.move_aside(path, file.unreadable)  # if it is in the landing folder
             context.log.error(file.unreadable)
         elif file.outcome is None:
             context.log.warning(f"{file.describe()}; the sensor will look again")
@@ -142,11 +137,9 @@ def ingest_landing_files(
             yield dg.MaterializeResult(
                 asset_key=key, data_version=dg.DataVersion(versions.get(kind, "empty")), metadata=metadata
             )
-    hours = loaded_of_kind(done, HOURS)
-    if hours:  # a warning naming the stores the run's hours files took weekdays from, per file
-        lost = lost_weekdays_finding(hours)
-        stores, files = len(lost.details["stores"]), lost_weekdays_listing(lost.details["files"])
-        yield check_result(lost, check_name=NO_STORE_LOST_WEEKDAYS, stores=stores, files=files)
+    lost = lost_weekdays_finding(done)  # a warning naming, per hours file, the stores it took weekdays from
+    if lost is not None:  # a run that loaded no hours leaves the last result standing
+        yield check_result(lost, check_name=NO_STORE_LOST_WEEKDAYS, **lost.details)
     if failures:
         raise dg.Failure(
             allow_retries=False,
@@ -179,9 +172,6 @@ def raw_feed_checks(context: dg.AssetCheckExecutionContext, database: StoremonDa
 def no_unreadable_files(landing: LandingFolder) -> dg.AssetCheckResult:
     finding = landing.failed_finding()
     return check_result(finding, **finding.details)
-
-
-RAW_CHECKS = [raw_feed_checks, no_unreadable_files]
 
 
 def _failure_of(instance: dg.DagsterInstance, records: list[dg.RunRecord]) -> tuple[set[str], str]:
@@ -236,9 +226,7 @@ def landing_files_sensor(context: dg.SensorEvaluationContext, landing: LandingFo
         for record in context.instance.get_run_records(dg.RunsFilter(tags={BATCH_TAG: list(cursor.batches)})):
             runs.setdefault(record.dagster_run.tags[BATCH_TAG], []).append(record)
     states = {key: BatchState.of_last_run(*run_ending(context.instance, r[0])) for key, r in runs.items()}
-    tick = landing.tick(
-        cursor, states, lambda key: _failure_of(context.instance, runs[key]), MAX_RUN_BYTES, MAX_FILES_PER_RUN
-    )
+    tick = landing.tick(cursor, states, lambda key: _failure_of(context.instance, runs[key]))
     for message in tick.moved:
         context.log.error(f"moved aside: {message}")
     for key, files in tick.requests.items():

@@ -16,18 +16,17 @@ from storemon_assets import settings
 from storemon_assets.core import quality
 from storemon_assets.core.instants import as_of_instant, format_instant, parse_as_of
 from storemon_assets.core.shards import StoreShard
-from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_INTERVALS, STORE_STATUS_NOW, UPTIME_REPORT
+from storemon_assets.core.tables import (
+    CURRENT_REPORT,
+    STORE_INCIDENTS,
+    STORE_STATUS_INTERVALS,
+    STORE_STATUS_NOW,
+    UPTIME_REPORT,
+)
 from storemon_assets.db.queries import store_shards
 from storemon_assets.defs.raw import RAW_ASSETS, ingest_landing_files
 from storemon_assets.defs.resources import REPORT_SHARDS_IO_MANAGER, ReportsFolder, StoremonDatabase
-from storemon_assets.defs.ui_metadata import (
-    check_result,
-    row_count,
-    table_metadata,
-    table_schema,
-    ui_metadata,
-    user_errors,
-)
+from storemon_assets.defs.ui_metadata import check_result, row_count, table_metadata, ui_metadata, user_errors
 from storemon_assets.names import AS_OF_REPORT_JOB, AS_OF_REPORT_OP, AS_OF_TAG, INGEST_AND_REPORT_JOB, REPORT_JOB
 from storemon_assets.progress import peak_rss_mib
 from storemon_assets.service import (
@@ -46,7 +45,6 @@ from storemon_assets.service import (
     write_report_text,
 )
 
-REPORT_SCHEMA = table_schema(UPTIME_REPORT)
 RAW_FEEDS = [key for key, _ in RAW_ASSETS.values()]
 
 
@@ -160,7 +158,7 @@ def publish_uptime_report(
     # The figures are plotted across materialisations (the asset's Overview, Metadata and Plots).
     page = {"timelines_page": dg.MetadataValue.url(settings.api_url() + "/")}
     figures = published_figures(result, publication, compute_seconds, stale)
-    run = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib(), "dagster/column_schema": REPORT_SCHEMA}
+    run = {"shards": len(exact_parts), "peak_rss_mib": peak_rss_mib()}
     yield dg.Output(None, "report", metadata=ui_metadata(figures) | page | run | row_count(result.report))
     yield dg.Output(
         None, "intervals", metadata=ui_metadata(interval_figures(result)) | page | row_count(result.uptime.intervals)
@@ -190,6 +188,7 @@ def _report_config(config: ReportShardsConfig) -> dict:
             "combines them. Derives each store's schedule with the same code as the store partitions, so it "
             "never reads a partition that lags behind the raw feeds. Nothing is published when a blocking "
             "check fails.",
+            metadata=table_metadata(UPTIME_REPORT, stored_in=CURRENT_REPORT),  # the current report's rows
         ),
         STORE_STATUS_INTERVALS.name: dg.AssetOut(
             kinds={"polars", "sql"},
@@ -234,13 +233,12 @@ report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(uptime_report),
     description="Refresh the uptime report and its incidents.",
 )
-# Load whatever waits in the landing folder, then refresh the report: the main job.
 ingest_and_report_job = dg.define_asset_job(
     INGEST_AND_REPORT_JOB,
     selection=dg.AssetSelection.assets(ingest_landing_files, uptime_report),
-    description="Load new files from the landing folder, then refresh the uptime report and its incidents.",
+    description="The main job (make run): load new files from the landing folder, then refresh the uptime "
+    "report and its incidents.",
 )
-# The hourly refresh of `combined_report.csv` (the seed system's hourly precomputation).
 hourly_report_schedule = dg.ScheduleDefinition(
     name="hourly_report_schedule",
     job=report_job,
@@ -287,8 +285,8 @@ def as_of_report(
     context.log.info(f"as-of report as of {result.as_of_iso}: {result.store_count} stores, written to {path}")
     if stale:  # e.g. as_of "now" on old data, as for the current report
         context.log.warning(stale)
-    figures = report_figures(result, compute_seconds) | ({"stale_data_warning": stale} if stale else {})
-    return dg.Output(None, metadata=figures | {"report": dg.MetadataValue.path(str(path))})
+    figures = report_figures(result, compute_seconds, stale) | {"report": dg.MetadataValue.path(str(path))}
+    return dg.Output(None, metadata=figures)
 
 
 @dg.job(
