@@ -183,8 +183,12 @@ class LandingFolderRules:
             raise
 
     def holds(self, path: Path) -> bool:
-        """Whether `path` names an entry directly inside the landing folder (not resolved)."""
-        return Path(os.path.abspath(path)).parent == Path(os.path.abspath(self.folder))
+        """Whether `path` names an entry directly inside the landing folder (not resolved). A `..`
+        beyond the folder never does: the system resolves it after any symbolic link on the way
+        (`sub/../x.csv`, with `sub` a link, can be a file anywhere)."""
+        path = Path(path)
+        beyond = path.relative_to(self.folder).parts if path.is_relative_to(self.folder) else path.parts
+        return ".." not in beyond and Path(os.path.abspath(path)).parent == Path(os.path.abspath(self.folder))
 
     def _open(self, path: Path):
         if not self.holds(path):

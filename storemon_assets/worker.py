@@ -15,8 +15,12 @@ under the run's id, but wasteful).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from storemon_assets import settings
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 CELERY_QUEUE = "dagster"  # the queue dagster-celery submits steps to by default
 DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600
@@ -47,8 +51,8 @@ def celery_app_settings(visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT_SEC
     }
 
 
-def celery_executor():
-    """dagster-celery's executor with storemon's settings (definitions.py, STOREMON_EXECUTOR=celery)."""
+def celery_executor() -> dg.ExecutorDefinition:
+    """dagster-celery's executor with storemon's settings (resources.selected_executor, STOREMON_EXECUTOR=celery)."""
     try:
         from dagster_celery import celery_executor as dagster_celery_executor
     except ImportError as exc:  # the `celery` extra is not installed

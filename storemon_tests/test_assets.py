@@ -11,12 +11,14 @@ import pytest
 
 import storemon_assets.defs as defs_package
 from storemon_assets.core.tables import (
+    CURRENT_REPORT,
     REJECTED_ROWS,
     SPECIAL_HOURS,
     STORE_INCIDENTS,
     STORE_SCHEDULES,
     STORE_STATUS_INTERVALS,
     STORE_STATUS_NOW,
+    UPTIME_REPORT,
 )
 from storemon_assets.core.uptime import REPORT_COLUMNS
 from storemon_assets.db.queries import current_report_info, current_report_rows, read_table
@@ -91,7 +93,9 @@ def test_definitions_list_everything_the_defs_modules_define():
         for name, value in vars(importlib.import_module(f"{defs_package.__name__}.{module.name}")).items():
             if isinstance(value, kinds):
                 found[f"{module.name}.{name}"] = value
-    assert len({id(value) for value in found.values()}) == 22  # a new one: add it to definitions.py, then here
+    assert (
+        len({id(value) for value in found.values()}) == 22
+    )  # a new job, schedule or sensor: list it in definitions.py; any new definition: count it here
 
     def identity(value) -> object:  # the module loaders hand Dagster copies: assets and checks go by key
         if isinstance(value, dg.AssetSpec):
@@ -117,6 +121,10 @@ def test_an_assets_column_schema_and_description_are_its_tables_declaration():
     assert columns[1].constraints.nullable is False  # local_date: no special row without its date
     assert spec.description.startswith(SPECIAL_HOURS.description)
     assert spec.metadata["table"] == SPECIAL_HOURS.name
+    # The report, a CSV file, is declared the same way; its current rows are table current_report.
+    report = defs.resolve_asset_graph().get(dg.AssetKey(UPTIME_REPORT.name))
+    assert [c.name for c in report.metadata["dagster/column_schema"].columns] == UPTIME_REPORT.column_names
+    assert report.metadata["table"] == CURRENT_REPORT.name
 
 
 def test_materialising_the_graph_writes_the_report_and_its_run_copy(sample_run):

@@ -25,6 +25,7 @@ import storemon_assets.landing as landing_rules
 import storemon_assets.run_retries as run_retries
 import storemon_assets.service as service
 from storemon_assets.core.ingest_batches import retry_delay_seconds
+from storemon_assets.core.parsing import FeedFileError
 from storemon_assets.core.tables import BUSINESS_HOURS
 from storemon_assets.db.queries import read_polls, read_table, store_keys
 from storemon_assets.defs.partitions import STORE_PARTITIONS_NAME
@@ -663,6 +664,23 @@ def test_a_file_outside_the_landing_folder_is_never_moved_aside(tmp_path):
     outside.write_text("what,is,this\n")
     assert landing.move_aside(outside, "bad.csv: refused unread") is None
     assert outside.exists() and not landing.failed_folder.exists()
+
+
+def test_a_dot_dot_past_a_link_inside_the_landing_folder_is_not_inside_it(tmp_path):
+    """`sub/../x.csv` looks like `x.csv` as text, but with `sub` a symbolic link the system finds
+    `x.csv` beside the link's target: a named file like that is neither read nor moved aside."""
+    landing = LandingFolder(path=str(tmp_path / "landing"))
+    landing.folder.mkdir()
+    (tmp_path / "elsewhere" / "deeper").mkdir(parents=True)
+    (landing.folder / "sub").symlink_to(tmp_path / "elsewhere" / "deeper")
+    outside = tmp_path / "elsewhere" / "x.csv"
+    outside.write_text("store_id,timezone_str\ns1,America/Chicago\n")
+    named = landing.folder / "sub/../x.csv"
+    assert named.read_text() == outside.read_text()  # what the system opens: the file outside
+    assert not landing.holds(named) and landing.holds(landing.folder / "x.csv")
+    with pytest.raises(FeedFileError, match="not directly inside the landing folder"):
+        landing.open_complete(named)
+    assert landing.move_aside(named, "x.csv: refused unread") is None and outside.exists()
 
 
 def test_handing_out_a_batch_records_its_files_under_its_run_key_and_hands_nothing_when_none_is_ready(tmp_path):

@@ -244,7 +244,7 @@ hourly_report_schedule = dg.ScheduleDefinition(
     job=report_job,
     cron_schedule="0 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Refreshes the uptime report at the top of every hour.",
+    description="Refreshes the uptime report at the top of every hour (the seed system's hourly precomputation).",
 )
 
 
