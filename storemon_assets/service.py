@@ -20,6 +20,7 @@ from storemon_assets.core.business_time import US_PER_DAY, US_PER_MINUTE
 from storemon_assets.core.feeds import AUTHORITATIVE_KINDS, HOURS
 from storemon_assets.core.incidents import (
     incidents_from_intervals,
+    no_data_warning,
     open_at,
     stale_warning,
     status_counts,
@@ -555,14 +556,19 @@ def interval_figures(result: ReportResult) -> dict[str, object]:
 
 def stale_data_warning(engine: sa.Engine, result: ReportResult) -> str | None:
     """A warning when the report's T is far after the newest poll (e.g. STOREMON_AS_OF=now on old
-    data: every status at T is a guess, docs/monitor.md); None otherwise."""
+    data: every status at T is a guess, docs/monitor.md), or before every poll (an empty report);
+    None otherwise."""
     return _stale_data_warning(result, newest_poll_us(engine))
 
 
 def _stale_data_warning(result: ReportResult, newest_us: int | None) -> str | None:
     from storemon_assets import settings
 
-    return stale_warning(result.uptime.as_of_us, newest_us, settings.stale_after_minutes() * US_PER_MINUTE)
+    as_of_us = result.uptime.as_of_us
+    stale_after_us = settings.stale_after_minutes() * US_PER_MINUTE
+    return stale_warning(as_of_us, newest_us, stale_after_us) or no_data_warning(
+        as_of_us, newest_us, result.store_count
+    )
 
 
 def check_report(engine: sa.Engine, result: ReportResult) -> tuple[dict[str, quality.Finding], str | None]:

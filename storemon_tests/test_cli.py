@@ -235,6 +235,11 @@ def test_report_without_feed_files_comes_from_the_configured_database(small_feed
     now = storemon_on(database, "report", "--as-of", "now", "--quiet", "--out", str(tmp_path / "now.csv"))
     assert now.returncode == 0, now.stderr
     assert "\nWARNING: stale data: T (" in now.stderr and "days after the newest poll loaded" in now.stderr
+    # T before every poll (a mistyped year): an empty report, and the command says why.
+    before = storemon_on(database, "report", "--as-of", "2022-01-24T06:00:00Z", "--out", str(tmp_path / "b.csv"))
+    assert before.returncode == 0, before.stderr
+    assert (tmp_path / "b.csv").read_text().count("\n") == 1  # the header alone
+    assert "\nWARNING: no data: no store was polled at or before T (2022-01-24T06:00:00" in before.stderr
 
 
 def test_report_from_files_takes_special_hours_as_an_optional_fourth_file(tmp_path):

@@ -17,6 +17,7 @@ from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.incidents import (
     incidents_csv,
     incidents_from_intervals,
+    no_data_warning,
     open_at,
     stale_warning,
     status_counts,
@@ -198,6 +199,17 @@ def test_stale_warning_when_t_is_far_after_the_newest_poll():
     assert warning is not None and warning.startswith("stale data: T (2026-12-06T07:00:00.000000Z) is ")
     assert "days after the newest poll loaded (2023-01-25T18:13:00.000000Z)" in warning
     assert stale_warning(None, None, STALE_AFTER_US) is None
+
+
+def test_no_data_warning_when_polls_are_loaded_but_no_store_was_polled_by_t():
+    newest = at("2023-01-25 18:13")
+    warning = no_data_warning(at("2022-01-25 18:13"), newest, stores=0)
+    assert warning == (
+        "no data: no store was polled at or before T (2022-01-25T18:13:00.000000Z), so the report is empty; "
+        "the newest poll loaded is at 2023-01-25T18:13:00.000000Z"
+    )
+    assert no_data_warning(at("2022-01-25 18:13"), newest, stores=3) is None  # a report with stores
+    assert no_data_warning(None, None, stores=0) is None  # no polls at all: nothing to point at
 
 
 def test_a_special_closed_day_makes_an_open_store_closed_at_t():

@@ -201,6 +201,17 @@ def stale_warning(as_of_us: int | None, newest_poll_us: int | None, stale_after_
     )
 
 
+def no_data_warning(as_of_us: int | None, newest_poll_us: int | None, stores: int) -> str | None:
+    """A warning when polls are loaded but the report as of T has no store (a T before the data,
+    a mistyped year, say): an empty report, not a fleet with nothing to report. None otherwise."""
+    if as_of_us is None or newest_poll_us is None or stores:
+        return None
+    return (
+        f"no data: no store was polled at or before T ({format_instant(as_of_us)}), so the report is "
+        f"empty; the newest poll loaded is at {format_instant(newest_poll_us)}"
+    )
+
+
 def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
     """STORE_STATUS_NOW rows as they are shown (the API's StoreStatus fields, the UI's lists)."""
     with_local = with_wall_clock(
