@@ -15,6 +15,7 @@ import polars as pl
 from storemon_assets.core.business_time import US_PER_MINUTE, weekly_schedule
 from storemon_assets.core.generate import generate_feeds
 from storemon_assets.core.incidents import (
+    incident_frame,
     incidents_csv,
     incidents_from_intervals,
     no_data_warning,
@@ -199,6 +200,31 @@ def test_stale_warning_when_t_is_far_after_the_newest_poll():
     assert warning is not None and warning.startswith("stale data: T (2026-12-06T07:00:00.000000Z) is ")
     assert "days after the newest poll loaded (2023-01-25T18:13:00.000000Z)" in warning
     assert stale_warning(None, None, STALE_AFTER_US) is None
+
+
+def test_incident_wall_clock_times_carry_their_offset_so_the_repeated_hour_is_unambiguous():
+    """Chicago's clocks went back at 02:00 CDT on 2024-11-03: 01:30 came twice, at 06:30Z
+    (CDT, -05:00) and at 07:30Z (CST, -06:00). The same wall-clock text without an offset
+    could be either; with it, each names its instant."""
+    wall_0130 = int(dt.datetime(2024, 11, 3, 1, 30).replace(tzinfo=dt.UTC).timestamp()) * 1_000_000
+    first, second = at("2024-11-03 06:30"), at("2024-11-03 07:30")
+    incidents = pl.DataFrame(
+        {
+            "store_id": ["a", "b"],
+            "started_half_us": [2 * first, 2 * second],
+            "ended_half_us": [2 * second, None],
+            "started_local_us": [wall_0130, wall_0130],
+            "ended_local_us": [wall_0130, None],
+            "downtime_half_us": [2 * 3_600_000_000, 0],
+            "open": [False, True],
+        }
+    )
+    shown = incident_frame(incidents)
+    assert shown.get_column("started_local").to_list() == [
+        "2024-11-03T01:30:00.000000-05:00",
+        "2024-11-03T01:30:00.000000-06:00",
+    ]
+    assert shown.get_column("ended_local").to_list() == ["2024-11-03T01:30:00.000000-06:00", None]  # open: none
 
 
 def test_no_data_warning_when_polls_are_loaded_but_no_store_was_polled_by_t():

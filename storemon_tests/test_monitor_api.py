@@ -71,7 +71,7 @@ def test_store_json_keeps_its_keys_and_adds_status_now_and_incidents(client):
             "store_id": "s",
             "started_utc": "2023-01-16T16:44:30.000000Z",  # 10:44:30 Chicago, the midpoint
             "ended_utc": None,
-            "started_local": "2023-01-16T10:44:30.000000",
+            "started_local": "2023-01-16T10:44:30.000000-06:00",
             "ended_local": None,
             "downtime_minutes": 75.5,  # 10:44:30 to 12:00
             "open": True,
@@ -81,7 +81,7 @@ def test_store_json_keeps_its_keys_and_adds_status_now_and_incidents(client):
     assert body["status_now"] == {
         "status": "closed",
         "since_utc": "2023-01-16T18:00:00.000000Z",
-        "since_local": "2023-01-16T12:00:00.000000",
+        "since_local": "2023-01-16T12:00:00.000000-06:00",
         "open_now": False,
         "newest_poll_utc": "2023-01-16T17:15:00.000000Z",
         "newest_poll_age_minutes": 45.0,
@@ -93,7 +93,7 @@ def test_a_browser_gets_the_store_page_and_a_client_keeps_the_json(client):
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
     page = client.get("/stores/s", headers={"Accept": browser})
     assert page.headers["content-type"].startswith("text/html") and page.headers["vary"] == "Accept"
-    assert "Closed since 2023-01-16T18:00:00.000000Z (2023-01-16T12:00:00.000000 local)" in page.text
+    assert "Closed since 2023-01-16T18:00:00.000000Z (2023-01-16T12:00:00.000000-06:00 local)" in page.text
     assert "2023-01-16T16:44:30.000000Z" in page.text and "still down" in page.text and "75.50" in page.text
     assert 'src="/stores/s/timeline.svg?report=report-1"' in page.text
     for accept in ("application/json", "*/*", None):

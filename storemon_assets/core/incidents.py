@@ -26,7 +26,7 @@ import polars as pl
 
 from storemon_assets.core.business_time import US_PER_MINUTE, store_zones, with_wall_clock
 from storemon_assets.core.feeds import DEFAULT_TIMEZONE
-from storemon_assets.core.instants import LOCAL_TEXT, UTC_TEXT, format_instant
+from storemon_assets.core.instants import UTC_TEXT, format_instant, wall_clock_text
 from storemon_assets.core.scalars import as_int
 from storemon_assets.core.tables import STORE_INCIDENTS, STORE_STATUS_NOW
 from storemon_assets.core.uptime import DOWN, NO_DATA, UP, business_intervals_covering, window_utc_days
@@ -221,7 +221,7 @@ def status_frame(status: pl.DataFrame, as_of_us: int) -> pl.DataFrame:
         "store_id",
         "status",
         half_us_text(pl.col("since_half_us")).alias("since_utc"),
-        pl.col("_since_local").dt.strftime(LOCAL_TEXT).alias("since_local"),
+        wall_clock_text(pl.col("_since_local").dt.epoch("us"), pl.col("_since_us")).alias("since_local"),
         "open_now",
         pl.from_epoch("newest_poll_us", time_unit="us").dt.strftime(UTC_TEXT).alias("newest_poll_utc"),
         ((as_of_us - pl.col("newest_poll_us")) / US_PER_MINUTE).round(2).alias("newest_poll_age_minutes"),
@@ -235,8 +235,8 @@ def incident_frame(incidents: pl.DataFrame) -> pl.DataFrame:
         "store_id",
         half_us_text(pl.col("started_half_us")).alias("started_utc"),
         half_us_text(pl.col("ended_half_us")).alias("ended_utc"),
-        pl.from_epoch("started_local_us", time_unit="us").dt.strftime(LOCAL_TEXT).alias("started_local"),
-        pl.from_epoch("ended_local_us", time_unit="us").dt.strftime(LOCAL_TEXT).alias("ended_local"),
+        wall_clock_text(pl.col("started_local_us"), pl.col("started_half_us") // 2).alias("started_local"),
+        wall_clock_text(pl.col("ended_local_us"), pl.col("ended_half_us") // 2).alias("ended_local"),
         minutes_2dp(pl.col("downtime_half_us")).alias("downtime_minutes"),
         "open",
     )

@@ -10,9 +10,21 @@ import polars as pl
 from storemon_assets.core.parsing import FUTURE_TOLERANCE_US, excerpt, parse_timestamp_utc, timestamp_problem
 
 # How instants are written (as SPEC §9 writes them): UTC with microseconds and Z; a store's wall
-# clock the same without the Z.
+# clock the same without the Z, then its UTC offset (wall_clock_text).
 UTC_TEXT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 LOCAL_TEXT = "%Y-%m-%dT%H:%M:%S%.6f"
+
+
+def wall_clock_text(local_us: pl.Expr, utc_us: pl.Expr) -> pl.Expr:
+    """An instant on a store's wall clock with its UTC offset, `2024-11-03T01:00:00.000000-06:00`,
+    from its wall-clock and UTC microseconds (offset = local - UTC): unambiguous in the hour a
+    clock goes back. Null where either is null."""
+    offset_minutes = (local_us - utc_us) // 60_000_000
+    sign = pl.when(offset_minutes < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
+    hh = (offset_minutes.abs() // 60).cast(pl.String).str.zfill(2)
+    mm = (offset_minutes.abs() % 60).cast(pl.String).str.zfill(2)
+    clock = pl.from_epoch(local_us, time_unit="us").dt.strftime(LOCAL_TEXT)
+    return pl.format("{}{}{}:{}", clock, sign, hh, mm)
 
 
 def now_us() -> int:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from storemon_assets.core.access import Caller
 from storemon_assets.core.business_time import US_PER_MINUTE, special_rows, weekly_rows
 from storemon_assets.core.incidents import half_us_text, stale_warning
-from storemon_assets.core.instants import LOCAL_TEXT, format_instant
+from storemon_assets.core.instants import format_instant, wall_clock_text
 from storemon_assets.core.summaries import WEEKDAYS, clock_text
 from storemon_assets.core.timelines import day_rows
 from storemon_assets.core.uptime import NO_DATA
@@ -181,23 +181,13 @@ def _report_row(engine: sa.Engine, store_id: str) -> dict:
     return rows.row(0, named=True)
 
 
-def _iso_local(local_us: pl.Expr, utc_us: pl.Expr) -> pl.Expr:
-    """Wall-clock microseconds -> '2024-11-03T01:00:00-06:00' (offset = local - UTC)."""
-    offset_minutes = (local_us - utc_us) // 60_000_000
-    sign = pl.when(offset_minutes < 0).then(pl.lit("-")).otherwise(pl.lit("+"))
-    hh = (offset_minutes.abs() // 60).cast(pl.String).str.zfill(2)
-    mm = (offset_minutes.abs() % 60).cast(pl.String).str.zfill(2)
-    clock = pl.from_epoch(local_us, time_unit="us").dt.strftime(LOCAL_TEXT)
-    return pl.format("{}{}{}:{}", clock, sign, hh, mm)
-
-
 def _spans(intervals: pl.DataFrame) -> pl.DataFrame:
     start_us, end_us = pl.col("start_half_us") // 2, pl.col("end_half_us") // 2
     return intervals.select(
         half_us_text(pl.col("start_half_us")).alias("start_utc"),
         half_us_text(pl.col("end_half_us")).alias("end_utc"),
-        _iso_local(pl.col("start_local_us"), start_us).alias("start_local"),
-        _iso_local(pl.col("end_local_us"), end_us).alias("end_local"),
+        wall_clock_text(pl.col("start_local_us"), start_us).alias("start_local"),
+        wall_clock_text(pl.col("end_local_us"), end_us).alias("end_local"),
         ((pl.col("end_half_us") - pl.col("start_half_us")) / 7_200_000_000).alias("hours"),
         "status",
     )

@@ -21,7 +21,7 @@ class StatusNow(BaseModel):
         description="At T: up or down (inside business time), closed (outside it) or no_data (no observation)."
     )
     since_utc: str | None = Field(description="Since when, ISO-8601 UTC; null: longer than the week (or no data).")
-    since_local: str | None = Field(description="The same instant on the store's wall clock.")
+    since_local: str | None = Field(description="The same instant on the store's wall clock, with its UTC offset.")
     open_now: bool = Field(description="Inside its business time at T.")
     newest_poll_utc: str | None = Field(description="Its newest poll at or before T, ISO-8601 UTC.")
     newest_poll_age_minutes: float | None = Field(description="T minus its newest poll, in minutes.")
@@ -38,8 +38,10 @@ class Incident(BaseModel):
     store_id: str
     started_utc: str = Field(description="First down instant, ISO-8601 UTC (the week's start if down then).")
     ended_utc: str | None = Field(description="First up instant after it; null while open.")
-    started_local: str
-    ended_local: str | None
+    started_local: str = Field(description="The start on the store's wall clock, with its UTC offset.")
+    ended_local: str | None = Field(
+        description="The end on the store's wall clock, with its UTC offset; null while open."
+    )
     downtime_minutes: float = Field(description="Its down business time in the week, minutes (2 decimals).")
     open: bool
 
