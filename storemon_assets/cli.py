@@ -104,6 +104,9 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
         result = build_report(engine, as_of_us, progress=progress)
         stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
         engine.dispose()
+    for outcome in outcomes:  # why, while the scratch database that knew it is gone
+        if outcome.rows_rejected:
+            print(f"{outcome.file_name}: {outcome.rejections()}", file=sys.stderr)
     return result, sum(o.rows_rejected for o in outcomes), stale
 
 

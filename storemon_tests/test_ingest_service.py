@@ -35,6 +35,23 @@ def test_a_file_that_cannot_be_read_is_named_once_in_the_one_wording(tmp_path, e
         ingest_files(engine, [tmp_path / "junk.csv"])
 
 
+def test_a_files_line_says_why_its_rows_were_rejected_commonest_first(tmp_path, engine):
+    """`storemon ingest`, the landing runs' log and `storemon report` from files say why, not
+    only how many: the commonest reasons, each with its count (ties by reason)."""
+    body = POLLS + "s2,asleep,2023-01-22 12:00:00 UTC\ns3,asleep,2023-01-22 12:00:00 UTC\ns4,active,yesterday\n"
+    outcome = ingest_file(engine, write_csv(tmp_path, "p.csv", body)).loaded()
+    assert outcome.rejected_by_reason == (
+        ("unknown status (expected active or inactive)", 2),  # s2 and s3
+        ("bad timestamp_utc (expected e.g. 2023-01-22 12:09:39.388884 UTC)", 1),  # s4
+    )
+    assert outcome.describe() == (
+        "p.csv: loaded, polls, 1 rows, 3 rejected: 2 unknown status (expected active or inactive); "
+        "1 bad timestamp_utc (expected e.g. 2023-01-22 12:09:39.388884 UTC)"
+    )
+    many = type(outcome)("q.csv", "polls", False, 1, 1, 5, rejected_by_reason=(("a", 2), ("b", 1), ("c", 1), ("d", 1)))
+    assert many.rejections() == "5 rejected: 2 a; 1 b; 1 c and 1 more reason(s)"
+
+
 def test_polls_in_the_ledger_are_not_parsed_again_but_hours_are_handed_to_the_loader(tmp_path, engine, monkeypatch):
     polls, hours = write_csv(tmp_path, "p.csv", POLLS), write_csv(tmp_path, "h.csv", HOURS)
     assert ingest_file(engine, polls).describe() == "p.csv: loaded, polls, 1 rows, 0 rejected"

@@ -64,15 +64,24 @@ class LoadOutcome:
     # Hours files: stores that had a weekday this file does not give them (an accidental split
     # of one store's rows over two files looks like this).
     stores_losing_weekdays: tuple[str, ...] = ()
+    # Why rows were rejected, commonest first: (reason, rows).
+    rejected_by_reason: tuple[tuple[str, int], ...] = ()
+
+    def rejections(self) -> str:
+        """'N rejected', and when any were, why (the SHOWN_REASONS commonest reasons)."""
+        text = f"{self.rows_rejected:,} rejected"
+        if not self.rejected_by_reason:
+            return text
+        shown = "; ".join(f"{rows:,} {reason}" for reason, rows in self.rejected_by_reason[:SHOWN_REASONS])
+        more = len(self.rejected_by_reason) - SHOWN_REASONS
+        return f"{text}: {shown}" + (f" and {more} more reason(s)" if more > 0 else "")
 
     def describe(self) -> str:
         """One line for a person: what happened to the file."""
         if self.already_loaded:
             return f"{self.file_name}: already loaded"
         again = " again (delivered before: its rows are current again)" if self.redelivered else ""
-        line = (
-            f"{self.file_name}: loaded{again}, {self.kind}, {self.rows_loaded:,} rows, {self.rows_rejected:,} rejected"
-        )
+        line = f"{self.file_name}: loaded{again}, {self.kind}, {self.rows_loaded:,} rows, {self.rejections()}"
         if self.stores_losing_weekdays:
             shown = ", ".join(self.stores_losing_weekdays[:SHOWN_STORES])
             more = len(self.stores_losing_weekdays) - SHOWN_STORES
@@ -83,6 +92,7 @@ class LoadOutcome:
 
 
 SHOWN_STORES = 10  # store ids a one-line message names
+SHOWN_REASONS = 3  # rejection reasons it names
 
 
 def _bulk_insert(
@@ -554,6 +564,12 @@ def load_feed(engine: sa.Engine, feed: Feed, on_rows: Callable[[int, int], None]
         rows_rejected=rows_rejected,
         redelivered=entered is None,
         stores_losing_weekdays=losing,
+        rejected_by_reason=tuple(
+            by_reason.filter(pl.col("row_count") > 0)
+            .sort(["row_count", "reason"], descending=[True, False])
+            .select("reason", "row_count")
+            .iter_rows()
+        ),
     )
 
 
