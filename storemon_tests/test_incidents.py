@@ -22,6 +22,7 @@ from storemon_assets.core.incidents import (
     open_at,
     stale_warning,
     status_counts,
+    status_frame,
     status_now,
 )
 from storemon_assets.core.parsing import parse_feed_bytes
@@ -225,6 +226,30 @@ def test_incident_wall_clock_times_carry_their_offset_so_the_repeated_hour_is_un
         "2024-11-03T01:30:00.000000-06:00",
     ]
     assert shown.get_column("ended_local").to_list() == ["2024-11-03T01:30:00.000000-06:00", None]  # open: none
+
+
+def test_status_rows_keep_their_order_across_timezones():
+    """/status hands status_frame its stores longest first; adding the wall clock zone by zone
+    once grouped them by zone instead (New York, New York, UTC): a new-user trial saw it."""
+    since = [at("2023-01-16 10:00"), at("2023-01-16 11:00"), at("2023-01-16 12:00")]
+    status = pl.DataFrame(
+        {
+            "store_id": ["a", "b", "c"],
+            "status": ["down"] * 3,
+            "since_half_us": [2 * s for s in since],
+            "open_now": [True] * 3,
+            "newest_poll_us": since,
+            "not_reporting": [False] * 3,
+            "timezone": ["America/New_York", "UTC", "America/New_York"],
+        }
+    )
+    shown = status_frame(status, at("2023-01-16 13:00"))
+    assert shown.get_column("store_id").to_list() == ["a", "b", "c"]
+    assert shown.get_column("since_local").to_list() == [
+        "2023-01-16T05:00:00.000000-05:00",  # 10:00 UTC in New York (EST)
+        "2023-01-16T11:00:00.000000+00:00",
+        "2023-01-16T07:00:00.000000-05:00",
+    ]
 
 
 def test_no_data_warning_when_polls_are_loaded_but_no_store_was_polled_by_t():

@@ -127,11 +127,14 @@ def test_incidents_lists_the_open_ones(client):
 def test_status_lists_stores_down_now_with_counts(client):
     body = client.get("/status", params={"status": "down"}).json()
     assert body["counts"] == {"up": 1, "down": 1, "closed": 2, "no_data": 0, "not_reporting": 0}
+    assert body["matching"] == 1
     [down] = body["stores"]
     assert down["store_id"] == HOSTILE and down["status"] == "down"
     # Its only poll is at 17:00 and it is open around the clock: down since the week's start.
     assert down["since_utc"] == "2023-01-09T18:00:00.000000Z" and down["newest_poll_age_minutes"] == 60.0
     assert client.get("/status", params={"not_reporting": "true"}).json()["stores"] == []
+    cut = client.get("/status", params={"limit": 2}).json()  # 4 stores in all: the list says it was cut
+    assert cut["matching"] == 4 and len(cut["stores"]) == 2
     assert client.get("/status", params={"status": "bogus"}).status_code == 422
 
 

@@ -104,9 +104,11 @@ def utc_to_local(instants_us: pl.DataFrame, timezone_col: str = "timezone") -> p
 
 def with_wall_clock(frame: pl.DataFrame, columns: dict[str, str], timezone_col: str = "timezone") -> pl.DataFrame:
     """Add naive local wall-clock datetimes: for each `source: target`, the UTC microseconds in
-    column `source` as the clock in each row's timezone showed them (one call per zone)."""
+    column `source` as the clock in each row's timezone showed them (one call per zone). The rows
+    keep their order (callers hand sorted lists: /status is longest first)."""
     parts = []
-    for (zone,), part in frame.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
+    indexed = frame.with_row_index("_row")
+    for (zone,), part in indexed.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
         parts.append(
             part.with_columns(
                 pl.from_epoch(pl.col(source), time_unit="us")
@@ -119,7 +121,7 @@ def with_wall_clock(frame: pl.DataFrame, columns: dict[str, str], timezone_col: 
         )
     if not parts:
         return frame.with_columns(pl.lit(None, pl.Datetime("us")).alias(target) for target in columns.values())
-    return pl.concat(parts)
+    return pl.concat(parts).sort("_row").drop("_row")
 
 
 def local_to_utc_us(frame: pl.DataFrame, local_col: str, timezone_col: str = "timezone") -> pl.Series:

@@ -62,9 +62,11 @@ def list_status(
     rows = own.filter(pl.col("status").is_in(status)) if status else own
     if not_reporting is not None:
         rows = rows.filter(pl.col("not_reporting") == not_reporting)
+    matching = rows.height
     rows = rows.sort(["since_half_us", "store_id"], nulls_last=False).head(limit)
     return StatusList(
         **heading(info),
         counts=status_counts(own),
+        matching=matching,
         stores=[StoreStatus(**row) for row in status_frame(rows, info["as_of_us"]).iter_rows(named=True)],
     )

@@ -52,6 +52,9 @@ class IncidentList(ReportHeading):
 
 class StatusList(ReportHeading):
     counts: dict[str, int] = Field(description="Stores per status now, and stores not reporting.")
+    matching: int = Field(
+        description="Stores that match the filters; more than `stores` holds when `limit` cut the list."
+    )
     stores: list[StoreStatus] = Field(description="The stores asked for: longest first (oldest since), then by id.")
 
 
