@@ -19,6 +19,9 @@ AS_OF_REPORT_OP = "as_of_report"  # the one op of AS_OF_REPORT_JOB; its config i
 REPORT_PRODUCING_JOBS = frozenset({REPORT_JOB, INGEST_AND_REPORT_JOB, AS_OF_REPORT_JOB})
 
 AS_OF_TAG = "storemon/as_of"  # an as-of report's T, ISO-8601 UTC (shown on the Runs page)
+# A report run's stale-data or no-data warning: the label of its metadata (output or
+# materialisation), which the API sends beside the CSV as X-Report-Warning.
+DATA_WARNING_LABEL = "stale_data_warning"
 API_TAG = "storemon/api"  # on runs the HTTP API launched: which endpoint did
 # SPEC §10: who asked for a run started through the API (a token's name, or `open:<client>`),
 # which trigger it answers (identical triggers share the key: coalescing) and the launch's own

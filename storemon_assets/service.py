@@ -91,6 +91,7 @@ from storemon_assets.db.queries import (
     rejected_counts,
     report_time_us,
 )
+from storemon_assets.names import DATA_WARNING_LABEL
 from storemon_assets.progress import QUIET, Progress
 from storemon_assets.publication import (  # noqa: F401 - the report's file names and writer, used through here
     COMBINED_REPORT_NAME,
@@ -526,7 +527,7 @@ def report_figures(
         "rejected_rows": sum(result.rejected_rows_by_kind.values()),
         **{f"rejected_{kind}_rows": n for kind, n in result.rejected_rows_by_kind.items()},
         "compute_seconds": round(compute_seconds, 3),
-        **({"stale_data_warning": stale} if stale else {}),
+        **({DATA_WARNING_LABEL: stale} if stale else {}),
     }
 
 

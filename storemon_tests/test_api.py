@@ -124,6 +124,12 @@ def test_an_as_of_report_is_kept_under_its_id_and_never_replaces_the_published_r
     older = poll_report(api, as_of["report_id"])
     assert older.status_code == 200 and older.headers["x-report-status"] == "Complete"
     assert older.text != expected_csv and older.text.splitlines()[0] == expected_csv.splitlines()[0]
+    assert "x-report-warning" not in older.headers
+    # T before every poll: an empty report, and the answer says why (read off the run's metadata).
+    before = httpx.post(f"{api}/trigger_report", json={"as_of": "2022-01-24T00:00:00Z"}, timeout=30).json()
+    empty = poll_report(api, before["report_id"])
+    assert empty.text == expected_csv.splitlines()[0] + "\n"
+    assert empty.headers["x-report-warning"].startswith("no data: no store was polled at or before T (2022-01-24")
     # The published report is still the current one (an hourly run may rewrite it, identically).
     assert published.read_text() == expected_csv
     instance = dg.DagsterInstance.from_config(str(api_home / "dagster_home"))

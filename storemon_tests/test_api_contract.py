@@ -27,12 +27,13 @@ from storemon_assets.api.runs import (
     DagsterRuns,
     DagsterUnavailable,
     RunInfo,
+    data_warning,
     failure_reason,
 )
 from storemon_assets.core.instants import parse_as_of
 from storemon_assets.db.engine import open_database
 from storemon_assets.local_servers import free_port
-from storemon_assets.names import AS_OF_REPORT_JOB, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
+from storemon_assets.names import AS_OF_REPORT_JOB, DATA_WARNING_LABEL, INGEST_JOB, REPORT_JOB, REPORT_PRODUCING_JOBS
 from storemon_assets.settings import sqlite_url
 from storemon_tests.helpers import examples
 
@@ -197,6 +198,17 @@ def test_a_finished_run_serves_its_csv_with_complete_header(client, dagster, rep
     assert response.headers["x-report-status"] == "Complete"
     assert response.headers["content-disposition"] == f'attachment; filename="storemon-report-{report_id}.csv"'
     assert response.text == CSV + "s1,60.0,24.0,168.0,0.0,0.0,0.0\n"
+    assert "x-report-warning" not in response.headers  # nothing to warn of
+
+
+def test_a_finished_report_with_a_data_warning_sends_it_beside_the_csv(client, dagster, reports):
+    report_id = dagster.add(AS_OF_REPORT_JOB, "SUCCESS")
+    warning = "no data: no store was polled at or before T (2022-01-01T00:00:00.000000Z), so the report is empty"
+    dagster.runs[report_id] = RunInfo(AS_OF_REPORT_JOB, "SUCCESS", None, warning)
+    (reports / f"{report_id}.csv").write_text(CSV)
+    response = get_report(client, report_id)
+    assert response.headers["x-report-status"] == "Complete" and response.headers["x-report-warning"] == warning
+    assert response.text == CSV
 
 
 def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file_not_its_server_path(client, dagster):
@@ -574,3 +586,18 @@ def test_the_real_client_answers_a_launch_dagster_did_not_confirm_with_the_run_i
     assert list(server.created) == [response.json()["report_id"]] and len(server.launched) == 1
     tags = server.created[response.json()["report_id"]]
     assert tags["storemon/requested_by"] == "open:testclient" and "storemon/trigger_id" in tags
+
+
+def test_the_data_warning_is_read_off_the_runs_event_metadata():
+    """An as-of report's step output or the current report's materialisation carries it (the
+    label service.report_figures writes); other metadata, and events without any, are passed by."""
+    events = [
+        {"__typename": "RunStartEvent"},
+        {"__typename": "ExecutionStepOutputEvent", "metadataEntries": [{"label": "stores"}]},
+        {
+            "__typename": "MaterializationEvent",
+            "metadataEntries": [{"label": "as_of", "text": "2026-12-07"}, {"label": DATA_WARNING_LABEL, "text": "w"}],
+        },
+    ]
+    assert data_warning(events) == "w"
+    assert data_warning(events[:2]) is None

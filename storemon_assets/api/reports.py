@@ -203,7 +203,8 @@ def trigger_report(
     responses={
         200: {
             "description": '`{"status": "Running"}` while queued or running; the CSV (header '
-            '`X-Report-Status: Complete`) when done; `{"status": "Failed", "error": ...}` if it failed.',
+            "`X-Report-Status: Complete`, and `X-Report-Warning` when its T is far after the newest poll "
+            'or before every poll) when done; `{"status": "Failed", "error": ...}` if it failed.',
             "content": {"text/csv": {"example": CSV_EXAMPLE}},
         },
         404: {"model": ErrorDetail},
@@ -258,6 +259,8 @@ async def get_report(
         headers={
             "X-Report-Status": "Complete",
             "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"',
+            # An empty report (T before every poll) or one of guesses (T long after): docs/monitor.md.
+            **({"X-Report-Warning": " ".join(run.warning.split())} if run.warning else {}),
         },
     )
 

@@ -28,6 +28,7 @@ from storemon_assets.names import (
     AS_OF_REPORT_JOB,
     AS_OF_REPORT_OP,
     AS_OF_TAG,
+    DATA_WARNING_LABEL,
     REPORT_JOB,
 )
 
@@ -82,6 +83,7 @@ query StoremonRun($runId: ID!) {
           ... on ExecutionStepFailureEvent { error { message cause { message cause { message } } } }
           ... on RunFailureEvent { message }
           ... on RunCanceledEvent { message }
+          ... on DisplayableEvent { metadataEntries { label ... on TextMetadataEntry { text } } }
         }
       }
     }
@@ -113,6 +115,7 @@ class RunInfo:
     job_name: str
     status: str
     error: str | None
+    warning: str | None = None  # the report's stale-data or no-data warning (data_warning)
 
 
 class ReportRuns(Protocol):
@@ -190,7 +193,8 @@ class DagsterRuns:
             return None
         if run["__typename"] != "Run":
             raise DagsterUnavailable(f"Dagster could not look up run {run_id}: {run.get('message', run['__typename'])}")
-        return RunInfo(run["jobName"], run["status"], failure_reason(run["eventConnection"]["events"]))
+        events = run["eventConnection"]["events"]
+        return RunInfo(run["jobName"], run["status"], failure_reason(events), data_warning(events))
 
     def find_run(self, tags: dict[str, str], statuses: Collection[str] | None) -> str | None:
         run_filter: dict = {"tags": [{"key": key, "value": value} for key, value in tags.items()]}
@@ -283,3 +287,13 @@ def failure_reason(events: list[dict]) -> str | None:
         e["message"] for e in events if e["__typename"] in ("RunFailureEvent", "RunCanceledEvent") and e.get("message")
     ]
     return run_messages[-1] if run_messages else None
+
+
+def data_warning(events: list[dict]) -> str | None:
+    """A report run's stale-data or no-data warning (names.DATA_WARNING_LABEL), from the metadata
+    of its GraphQL events: an as-of report's output, the current report's materialisation."""
+    for event in events:
+        for entry in event.get("metadataEntries") or ():
+            if entry.get("label") == DATA_WARNING_LABEL and entry.get("text"):
+                return entry["text"]
+    return None
