@@ -108,8 +108,9 @@ def _daily_section(store_id: str, daily: list[dict]) -> str:
     label = escape(f"Daily uptime of store {store_id}, {daily[0]['date']} to {daily[-1]['date']}")
     return (
         f'<div class="strip" role="img" aria-label="{label}">{bars}</div>'
-        '<p class="muted">One bar per local date, oldest first; hover for its minutes. Grey: closed or nothing '
-        "observed.</p>"
+        '<p class="muted">One bar per local date, oldest first; hover for its minutes. Grey: closed all day, or '
+        "no observation at all. A date without polls takes the status of the nearest poll, as every number here "
+        "does (even before the first poll).</p>"
     )
 
 
