@@ -59,9 +59,14 @@ def api_home(tmp_path_factory) -> Path:
     return prepared_home(tmp_path_factory.mktemp("home"))
 
 
+# Dagster hands a run's events 1,000 a page; 5 here, so that every look-up of a finished run
+# (its failure reason, its report's warning, written at the end) reads several pages.
+SMALL_EVENT_PAGES = {"DAGSTER_UI_EVENT_LOAD_CHUNK_SIZE": "5"}
+
+
 @pytest.fixture(scope="module")
 def api(api_home):
-    with dagster_dev(api_home) as dagster_url, storemon_api(api_home, dagster_url) as api_url:
+    with dagster_dev(api_home, SMALL_EVENT_PAGES) as dagster_url, storemon_api(api_home, dagster_url) as api_url:
         yield api_url
 
 
@@ -165,7 +170,7 @@ def test_failed_run_surfaces_its_reason_and_a_stopped_dagster_gives_503(tmp_path
     home = tmp_path
     broken = home / "broken.db"
     broken.write_bytes(b"this is not an SQLite database" * 100)
-    with dagster_dev(home, extra_env={"STOREMON_DATABASE_URL": sqlite_url(broken)}) as dagster_url:
+    with dagster_dev(home, extra_env={"STOREMON_DATABASE_URL": sqlite_url(broken), **SMALL_EVENT_PAGES}) as dagster_url:
         with storemon_api(home, dagster_url) as api_url:
             report_id = httpx.post(f"{api_url}/trigger_report", timeout=30).json()["report_id"]
             failed = poll_report(api_url, report_id)

@@ -209,6 +209,12 @@ def test_a_finished_report_with_a_data_warning_sends_it_beside_the_csv(client, d
     response = get_report(client, report_id)
     assert response.headers["x-report-status"] == "Complete" and response.headers["x-report-warning"] == warning
     assert response.text == CSV
+    # Whatever the metadata held, the header is one line of printable ASCII (never a 500).
+    odd = dagster.add(AS_OF_REPORT_JOB, "SUCCESS")
+    dagster.runs[odd] = RunInfo(AS_OF_REPORT_JOB, "SUCCESS", None, "stale:\n T\u00e9 \x00 " + "x" * 900)
+    (reports / f"{odd}.csv").write_text(CSV)
+    header = get_report(client, odd).headers["x-report-warning"]
+    assert header.startswith("stale: T? ? xxx") and len(header) == 500
 
 
 def test_a_finished_run_whose_file_is_missing_is_failed_naming_the_file_not_its_server_path(client, dagster):

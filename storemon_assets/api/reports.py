@@ -260,9 +260,17 @@ async def get_report(
             "X-Report-Status": "Complete",
             "Content-Disposition": f'attachment; filename="storemon-report-{report_id}.csv"',
             # An empty report (T before every poll) or one of guesses (T long after): docs/monitor.md.
-            **({"X-Report-Warning": " ".join(run.warning.split())} if run.warning else {}),
+            # Fleet-wide (it names the newest poll of any store), so not for a tenant's rows.
+            **({"X-Report-Warning": header_text(run.warning)} if run.warning and not caller.is_tenant else {}),
         },
     )
+
+
+def header_text(text: str) -> str:
+    """`text` as an HTTP header value: one line, printable ASCII, at most 500 characters (a
+    header that is not is a 500 for the whole answer)."""
+    line = "".join(c if " " <= c <= "~" else "?" for c in " ".join(text.split()))
+    return line[:500]
 
 
 def without_server_paths(text: str, reports: Path) -> str:

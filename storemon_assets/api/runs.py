@@ -32,6 +32,7 @@ from storemon_assets.names import (
     REPORT_JOB,
 )
 
+MAX_EVENT_PAGES = 50  # of a run's events read by one look-up: 50,000 at Dagster's default page
 RUNNING_STATES = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "MANAGED", "CANCELING"}
 FAILED_STATES = {"FAILURE", "CANCELED"}
 FINISHED_STATES = FAILED_STATES | {"SUCCESS"}
@@ -71,13 +72,15 @@ query StoremonRunsByTag($filter: RunsFilter!) {
 """
 
 RUN_QUERY = """
-query StoremonRun($runId: ID!) {
+query StoremonRun($runId: ID!, $afterCursor: String) {
   runOrError(runId: $runId) {
     __typename
     ... on Run {
       jobName
       status
-      eventConnection {
+      eventConnection(afterCursor: $afterCursor) {
+        cursor
+        hasMore
         events {
           __typename
           ... on ExecutionStepFailureEvent { error { message cause { message cause { message } } } }
@@ -188,12 +191,23 @@ class DagsterRuns:
         raise DagsterRefused(kind, result.get("message") or result.get("invalidStepKey") or result.get("stepKey", ""))
 
     def run_info(self, run_id: str) -> RunInfo | None:
-        run = self._graphql(RUN_QUERY, {"runId": run_id})["runOrError"]
-        if run["__typename"] == "RunNotFoundError":
-            return None
-        if run["__typename"] != "Run":
-            raise DagsterUnavailable(f"Dagster could not look up run {run_id}: {run.get('message', run['__typename'])}")
-        events = run["eventConnection"]["events"]
+        """The run's job, status and, once it ended, why it failed or what its report warns of:
+        read off all its events, a page at a time (Dagster hands 1,000 per page by default, and
+        a report writes its warning at the end)."""
+        events: list[dict] = []
+        cursor = None
+        for _ in range(MAX_EVENT_PAGES):
+            run = self._graphql(RUN_QUERY, {"runId": run_id, "afterCursor": cursor})["runOrError"]
+            if run["__typename"] == "RunNotFoundError":
+                return None
+            if run["__typename"] != "Run":
+                message = run.get("message", run["__typename"])
+                raise DagsterUnavailable(f"Dagster could not look up run {run_id}: {message}")
+            page = run["eventConnection"]
+            events += page["events"]
+            if run["status"] not in FINISHED_STATES or not page["hasMore"] or page["cursor"] == cursor:
+                break  # a run still going is only asked whether it ended
+            cursor = page["cursor"]
         return RunInfo(run["jobName"], run["status"], failure_reason(events), data_warning(events))
 
     def find_run(self, tags: dict[str, str], statuses: Collection[str] | None) -> str | None:

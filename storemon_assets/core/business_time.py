@@ -102,10 +102,13 @@ def utc_to_local(instants_us: pl.DataFrame, timezone_col: str = "timezone") -> p
     return with_wall_clock(instants_us, {"at_us": "local"}, timezone_col)
 
 
-def with_wall_clock(frame: pl.DataFrame, columns: dict[str, str], timezone_col: str = "timezone") -> pl.DataFrame:
+def with_wall_clock(
+    frame: pl.DataFrame, columns: dict[str, str], timezone_col: str = "timezone", keep_order: bool = True
+) -> pl.DataFrame:
     """Add naive local wall-clock datetimes: for each `source: target`, the UTC microseconds in
     column `source` as the clock in each row's timezone showed them (one call per zone). The rows
-    keep their order (callers hand sorted lists: /status is longest first)."""
+    keep their order (callers hand sorted lists: /status is longest first) unless `keep_order` is
+    False (a caller that sorts afterwards: the re-sort costs ~0.2 s at 5 M rows over 8 zones)."""
     parts = []
     indexed = frame.with_row_index("_row")
     for (zone,), part in indexed.partition_by(timezone_col, as_dict=True, maintain_order=True).items():
@@ -121,7 +124,8 @@ def with_wall_clock(frame: pl.DataFrame, columns: dict[str, str], timezone_col: 
         )
     if not parts:
         return frame.with_columns(pl.lit(None, pl.Datetime("us")).alias(target) for target in columns.values())
-    return pl.concat(parts).sort("_row").drop("_row")
+    joined = pl.concat(parts)
+    return (joined.sort("_row") if keep_order and len(parts) > 1 else joined).drop("_row")
 
 
 def local_to_utc_us(frame: pl.DataFrame, local_col: str, timezone_col: str = "timezone") -> pl.Series:

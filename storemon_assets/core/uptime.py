@@ -208,6 +208,7 @@ def with_local_bounds(intervals: pl.DataFrame, zones: pl.DataFrame) -> pl.DataFr
             (pl.col("end_half_us") // 2).alias("end_us"),
         ),
         {"start_us": "start_local", "end_us": "end_local"},
+        keep_order=False,  # sorted below
     )
     return (
         local.with_columns(
