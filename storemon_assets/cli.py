@@ -76,34 +76,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress: Progress):
-    from storemon_assets.core.parsing import FeedFileError, read_feed_file
+    """Ingest the named files into a scratch database, each by the one ingestion path
+    (service.ingest_file: parsed a block at a time as it is loaded), and report from it."""
+    from storemon_assets.core.parsing import FeedFile, FeedFileError
     from storemon_assets.db.engine import open_database
-    from storemon_assets.db.loading import load_feed
-    from storemon_assets.service import build_report, stale_data_warning
+    from storemon_assets.service import build_report, ingest_file, stale_data_warning
     from storemon_assets.settings import sqlite_url
 
-    feeds = []
-    named = [(POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones), (SPECIAL, args.special)]
-    for expected, path in [(kind, path) for kind, path in named if path]:
-        with progress.phase(f"parse {Path(path).name}") as phase:  # an error leaves no progress line
-            feed = read_feed_file(path)
+    def of_kind(expected: str):
+        def read(path: Path) -> FeedFile:
+            feed = FeedFile(path)
             if feed.kind != expected:
                 raise FeedFileError(
-                    f"{Path(path).name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
+                    f"{path.name}: expected a {_KIND_NAMES[expected]} file but its header is that of a "
                     f"{_KIND_NAMES[feed.kind]} file"
                 )
-            phase.detail = f"{feed.rows.height:,} rows, {feed.rows_rejected:,} rejected"
-        feeds.append(feed)
+            return feed
+
+        return read
+
+    named = [(POLLS, args.status), (HOURS, args.hours), (TIMEZONES, args.timezones), (SPECIAL, args.special)]
     with tempfile.TemporaryDirectory(prefix="storemon-") as scratch:
         engine = open_database(sqlite_url(Path(scratch) / "storemon.db"))
-        outcomes = []
-        for feed in feeds:
-            with progress.phase(f"load {feed.path.name}") as phase:
-                outcomes.append(load_feed(engine, feed, on_rows=phase.advance))
-                phase.detail = f"{outcomes[-1].rows_loaded:,} rows"
-        result = build_report(engine, as_of_us, progress=progress)
-        stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
-        engine.dispose()
+        try:
+            outcomes = [
+                ingest_file(engine, path, read=of_kind(kind), progress=progress).loaded()
+                for kind, path in named
+                if path
+            ]
+            result = build_report(engine, as_of_us, progress=progress)
+            stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
+        finally:
+            engine.dispose()
     for outcome in outcomes:  # why, while the scratch database that knew it is gone
         if outcome.rows_rejected:
             print(f"{outcome.file_name}: {outcome.rejections()}", file=sys.stderr)
