@@ -80,7 +80,7 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
     (service.ingest_file: parsed a block at a time as it is loaded), and report from it."""
     from storemon_assets.core.parsing import FeedFile, FeedFileError
     from storemon_assets.db.engine import open_database
-    from storemon_assets.service import build_report, ingest_file, stale_data_warning
+    from storemon_assets.service import ingest_file
     from storemon_assets.settings import sqlite_url
 
     def of_kind(expected: str):
@@ -104,8 +104,7 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
                 for kind, path in named
                 if path
             ]
-            result = build_report(engine, as_of_us, progress=progress)
-            stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
+            result, stale = _report_and_warning(engine, as_of_us, progress)
         finally:
             engine.dispose()
     for outcome in outcomes:  # why, while the scratch database that knew it is gone
@@ -115,12 +114,18 @@ def _report_from_files(args: argparse.Namespace, as_of_us: int | None, progress:
 
 
 def _report_from_database(as_of_us: int | None, progress: Progress):
+    with _configured_database(progress) as engine:
+        result, stale = _report_and_warning(engine, as_of_us, progress)
+    return result, sum(result.rejected_rows_by_kind.values()), stale
+
+
+def _report_and_warning(engine: sa.Engine, as_of_us: int | None, progress: Progress):
+    """The report as of T and its stale-data or no-data warning: only for a T given (without one,
+    T is the newest poll, so there is nothing to warn of)."""
     from storemon_assets.service import build_report, stale_data_warning
 
-    with _configured_database(progress) as engine:
-        result = build_report(engine, as_of_us, progress=progress)
-        stale = stale_data_warning(engine, result) if as_of_us is not None else None  # else T: the newest poll
-    return result, sum(result.rejected_rows_by_kind.values()), stale
+    result = build_report(engine, as_of_us, progress=progress)
+    return result, (stale_data_warning(engine, result) if as_of_us is not None else None)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
